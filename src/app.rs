@@ -1,0 +1,97 @@
+//! Bootstrap: configuration → snapshot → Pingora server with the proxy service.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use pingora::proxy::{http_proxy_service_with_name, HttpProxy};
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server};
+use pingora::services::listening::Service;
+
+use crate::config::{self, Compiled, ConfigErrors};
+use crate::proxy::Gateway;
+use crate::snapshot::{Snapshot, SnapshotHolder};
+
+/// Why the gateway could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("invalid configuration:\n{0}")]
+    Config(#[from] ConfigErrors),
+    #[error("cannot listen on {address} ({name}): {source}")]
+    Bind {
+        name: String,
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the server: {0}")]
+    Server(String),
+}
+
+/// Seconds a terminating gateway lets in-flight requests finish.
+const GRACEFUL_SHUTDOWN_SECONDS: u64 = 10;
+
+/// Pingora's server settings for portcullis.
+pub fn server_conf() -> ServerConf {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    ServerConf {
+        threads,
+        // No extra wait between the shutdown signal and closing listeners; in-flight requests
+        // still get the graceful shutdown timeout.
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(GRACEFUL_SHUTDOWN_SECONDS),
+        ..ServerConf::default()
+    }
+}
+
+/// The proxy service, listening on every listener of the current snapshot.
+pub fn proxy_service(
+    snapshots: Arc<SnapshotHolder>,
+    conf: &Arc<ServerConf>,
+) -> Service<HttpProxy<Gateway>> {
+    let snapshot = snapshots.current();
+    let mut service =
+        http_proxy_service_with_name(conf, Gateway::new(snapshots), "portcullis proxy");
+    for listener in &snapshot.listeners {
+        service.add_tcp(&listener.address.to_string());
+    }
+    service
+}
+
+/// Load and compile the configuration, logging its warnings.
+pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
+    let Compiled { snapshot, warnings } = config::load(path)?;
+    for w in &warnings {
+        tracing::warn!(config = %path.display(), "{w}");
+    }
+    Ok(snapshot)
+}
+
+/// Run the gateway until a shutdown signal (SIGTERM: graceful, SIGINT: fast).
+pub fn run(config_path: &Path) -> Result<(), RunError> {
+    let snapshot = load(config_path)?;
+    check_listeners_free(&snapshot)?;
+    for l in &snapshot.listeners {
+        tracing::info!(listener = %l.name, address = %l.address, "listening");
+    }
+    let snapshots = Arc::new(SnapshotHolder::new(snapshot));
+    let mut server = Server::new_with_opt_and_conf(None, server_conf());
+    server.bootstrap();
+    let service = proxy_service(snapshots, &server.configuration);
+    server.add_service(service);
+    server.run(RunArgs::default());
+    Ok(())
+}
+
+/// Pingora panics when a listener cannot bind; find out first and say which one.
+fn check_listeners_free(snapshot: &Snapshot) -> Result<(), RunError> {
+    for l in &snapshot.listeners {
+        std::net::TcpListener::bind(l.address).map_err(|source| RunError::Bind {
+            name: l.name.clone(),
+            address: l.address,
+            source,
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,373 @@
+//! JWT access-token verification: structure, header policy, key choice, signature, claims.
+//!
+//! The order matters for safety: the issuer is picked by exact `iss` among the route's issuers,
+//! the algorithm must be in that issuer's allow-list (never taken on trust from the token, RFC 8725
+//! §3.1), the key is chosen by `kid` and must fit the algorithm, and the signature is verified
+//! before any other claim is believed. Embedded keys (`jwk`, `jku`, `x5u`, `x5c`) are never used.
+//! Time is a parameter (`now`, seconds since the epoch) so every claim check is unit-tested.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::algorithm::Algorithm;
+use super::jwks::VerificationKey;
+use crate::error::TokenFault;
+use crate::snapshot::Issuer;
+
+/// How many keys a token without `kid` may be tried against, so such tokens cannot make the
+/// gateway run an unbounded number of signature checks.
+pub const MAX_KIDLESS_CANDIDATES: usize = 3;
+
+/// A token whose signature and claims have been verified.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    /// Index of the issuer (in the snapshot) that vouched for the token.
+    pub issuer: usize,
+    pub algorithm: Algorithm,
+    pub claims: Map<String, Value>,
+}
+
+/// The parts of the JOSE header portcullis reads. Everything else is ignored, in particular
+/// `jwk`, `jku`, `x5u` and `x5c`: keys are only ever taken from configuration.
+#[derive(Debug, Deserialize)]
+struct JoseHeader {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    crit: Option<Value>,
+}
+
+/// Verify `token` for a route that accepts the issuers `candidates` (snapshot index, issuer).
+pub fn verify<'a>(
+    token: &str,
+    candidates: impl IntoIterator<Item = (usize, &'a Issuer)>,
+    now: i64,
+) -> Result<VerifiedToken, TokenFault> {
+    let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenFault::Malformed)?;
+    let (header_b64, payload_b64) = signing_input.split_once('.').ok_or(TokenFault::Malformed)?;
+    if signature.is_empty() || payload_b64.contains('.') {
+        return Err(TokenFault::Malformed);
+    }
+    let header: JoseHeader = decode_json(header_b64)?;
+    let claims: Map<String, Value> = decode_json(payload_b64)?;
+
+    // RFC 7515 §4.1.11: a recipient must reject a token whose `crit` names an extension it does
+    // not understand; portcullis understands none.
+    if header.crit.is_some() {
+        return Err(TokenFault::UnsupportedCritical);
+    }
+    let algorithm: Algorithm = header
+        .alg
+        .parse()
+        .map_err(|()| TokenFault::AlgorithmNotAllowed)?;
+
+    let iss = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .ok_or(TokenFault::WrongIssuer)?;
+    let (issuer_idx, issuer) = candidates
+        .into_iter()
+        .find(|(_, issuer)| issuer.issuer == iss)
+        .ok_or(TokenFault::WrongIssuer)?;
+    if !issuer.algorithms.contains(&algorithm) {
+        return Err(TokenFault::AlgorithmNotAllowed);
+    }
+
+    verify_signature(
+        signing_input,
+        signature,
+        header.kid.as_deref(),
+        algorithm,
+        issuer,
+    )?;
+    check_type(header.typ.as_deref(), issuer.token_type.as_deref())?;
+    check_claims(&claims, issuer, now)?;
+    Ok(VerifiedToken {
+        issuer: issuer_idx,
+        algorithm,
+        claims,
+    })
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, TokenFault> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| TokenFault::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| TokenFault::Malformed)
+}
+
+fn verify_signature(
+    signing_input: &str,
+    signature: &str,
+    kid: Option<&str>,
+    algorithm: Algorithm,
+    issuer: &Issuer,
+) -> Result<(), TokenFault> {
+    match kid {
+        Some(kid) => {
+            let key = issuer.keys.by_kid(kid).ok_or(TokenFault::UnknownKid)?;
+            if !key.accepts(algorithm) {
+                return Err(TokenFault::KeyAlgorithmMismatch);
+            }
+            if signature_matches(signing_input, signature, key, algorithm) {
+                Ok(())
+            } else {
+                Err(TokenFault::BadSignature)
+            }
+        }
+        None => {
+            let mut tried = false;
+            for key in issuer
+                .keys
+                .accepting(algorithm)
+                .take(MAX_KIDLESS_CANDIDATES)
+            {
+                tried = true;
+                if signature_matches(signing_input, signature, key, algorithm) {
+                    return Ok(());
+                }
+            }
+            Err(if tried {
+                TokenFault::BadSignature
+            } else {
+                TokenFault::UnknownKid
+            })
+        }
+    }
+}
+
+fn signature_matches(
+    signing_input: &str,
+    signature: &str,
+    key: &VerificationKey,
+    alg: Algorithm,
+) -> bool {
+    matches!(
+        jsonwebtoken::crypto::verify(
+            signature,
+            signing_input.as_bytes(),
+            &key.key,
+            alg.to_jsonwebtoken()
+        ),
+        Ok(true)
+    )
+}
+
+/// RFC 9068 §4 / RFC 7515 §4.1.9: `typ` compares case-insensitively and may omit `application/`.
+pub fn check_type(typ: Option<&str>, required: Option<&str>) -> Result<(), TokenFault> {
+    let Some(required) = required else {
+        return Ok(());
+    };
+    let strip = |s: &str| -> String {
+        let lower = s.to_ascii_lowercase();
+        lower
+            .strip_prefix("application/")
+            .map(str::to_owned)
+            .unwrap_or(lower)
+    };
+    match typ {
+        Some(t) if strip(t) == strip(required) => Ok(()),
+        _ => Err(TokenFault::WrongType),
+    }
+}
+
+/// The registered-claim checks: `aud`, `exp`, `nbf`, `iat` (RFC 7519 §4.1), with the issuer's
+/// leeway. `iss` has been matched already, when the issuer was chosen.
+pub fn check_claims(
+    claims: &Map<String, Value>,
+    issuer: &Issuer,
+    now: i64,
+) -> Result<(), TokenFault> {
+    let leeway = i64::try_from(issuer.leeway.as_secs()).unwrap_or(i64::MAX);
+    let now = now as f64;
+    let leeway = leeway as f64;
+
+    match claims.get("exp") {
+        Some(Value::Number(exp)) => {
+            let exp = exp.as_f64().ok_or(TokenFault::MissingExpiry)?;
+            // RFC 7519 §4.1.4: the current time must be before `exp`.
+            if now >= exp + leeway {
+                return Err(TokenFault::Expired);
+            }
+        }
+        _ => return Err(TokenFault::MissingExpiry),
+    }
+    if let Some(nbf) = numeric(claims, "nbf")? {
+        if now + leeway < nbf {
+            return Err(TokenFault::NotYetValid);
+        }
+    }
+    if let Some(iat) = numeric(claims, "iat")? {
+        if iat > now + leeway {
+            return Err(TokenFault::IssuedInFuture);
+        }
+    }
+    let audience_ok = match claims.get("aud") {
+        Some(Value::String(aud)) => issuer.audiences.iter().any(|a| a == aud),
+        Some(Value::Array(auds)) => auds
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|aud| issuer.audiences.iter().any(|a| a == aud)),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(TokenFault::WrongAudience);
+    }
+    Ok(())
+}
+
+/// An optional NumericDate claim; present but not a number makes the token malformed.
+fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, TokenFault> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n.as_f64().map(Some).ok_or(TokenFault::Malformed),
+        Some(_) => Err(TokenFault::Malformed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::jwks::KeySet;
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn issuer() -> Issuer {
+        Issuer {
+            id: "corp".into(),
+            issuer: "https://idp.example.com".into(),
+            audiences: vec!["orders-api".into(), "billing-api".into()],
+            algorithms: vec![Algorithm::RS256],
+            leeway: Duration::from_secs(30),
+            scope_claims: vec!["scope".into(), "scp".into()],
+            token_type: None,
+            keys: std::sync::Arc::new(KeySet::default()),
+        }
+    }
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    const NOW: i64 = 1_800_000_000;
+
+    #[test]
+    fn accepts_valid_claims_with_string_or_array_audience() {
+        let i = issuer();
+        assert_eq!(
+            check_claims(
+                &claims(json!({"exp": NOW + 60, "aud": "orders-api"})),
+                &i,
+                NOW
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_claims(
+                &claims(json!({"exp": NOW + 60, "aud": ["x", "billing-api"]})),
+                &i,
+                NOW
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn expiry_is_required_and_honours_leeway() {
+        let i = issuer();
+        let aud = "orders-api";
+        assert_eq!(
+            check_claims(&claims(json!({"aud": aud})), &i, NOW),
+            Err(TokenFault::MissingExpiry)
+        );
+        assert_eq!(
+            check_claims(&claims(json!({"aud": aud, "exp": "soon"})), &i, NOW),
+            Err(TokenFault::MissingExpiry)
+        );
+        assert_eq!(
+            check_claims(&claims(json!({"aud": aud, "exp": NOW - 29})), &i, NOW),
+            Ok(())
+        );
+        assert_eq!(
+            check_claims(&claims(json!({"aud": aud, "exp": NOW - 30})), &i, NOW),
+            Err(TokenFault::Expired)
+        );
+    }
+
+    #[test]
+    fn not_before_and_issued_at_in_the_future_are_refused() {
+        let i = issuer();
+        let base = json!({"aud": "orders-api", "exp": NOW + 600});
+        let with = |k: &str, v: i64| {
+            let mut c = claims(base.clone());
+            c.insert(k.into(), json!(v));
+            c
+        };
+        assert_eq!(check_claims(&with("nbf", NOW + 30), &i, NOW), Ok(()));
+        assert_eq!(
+            check_claims(&with("nbf", NOW + 31), &i, NOW),
+            Err(TokenFault::NotYetValid)
+        );
+        assert_eq!(check_claims(&with("iat", NOW + 30), &i, NOW), Ok(()));
+        assert_eq!(
+            check_claims(&with("iat", NOW + 31), &i, NOW),
+            Err(TokenFault::IssuedInFuture)
+        );
+    }
+
+    #[test]
+    fn audience_must_match_one_configured() {
+        let i = issuer();
+        for aud in [json!("other-api"), json!([]), json!(["other"]), json!(7)] {
+            assert_eq!(
+                check_claims(&claims(json!({"exp": NOW + 60, "aud": aud})), &i, NOW),
+                Err(TokenFault::WrongAudience)
+            );
+        }
+        assert_eq!(
+            check_claims(&claims(json!({"exp": NOW + 60})), &i, NOW),
+            Err(TokenFault::WrongAudience)
+        );
+    }
+
+    #[test]
+    fn token_type_check_follows_rfc_9068() {
+        assert_eq!(check_type(None, None), Ok(()));
+        assert_eq!(check_type(Some("JWT"), None), Ok(()));
+        assert_eq!(check_type(Some("at+jwt"), Some("at+jwt")), Ok(()));
+        assert_eq!(
+            check_type(Some("application/AT+JWT"), Some("at+jwt")),
+            Ok(())
+        );
+        assert_eq!(
+            check_type(Some("JWT"), Some("at+jwt")),
+            Err(TokenFault::WrongType)
+        );
+        assert_eq!(check_type(None, Some("at+jwt")), Err(TokenFault::WrongType));
+    }
+
+    #[test]
+    fn structural_garbage_is_malformed() {
+        let i = issuer();
+        for token in [
+            "",
+            "abc",
+            "a.b",
+            "a.b.c.d",
+            "e30.e30.",
+            "!!.e30.c2ln",
+            "e30.bm90anNvbg.c2ln",
+        ] {
+            let got = verify(token, [(0, &i)], NOW).unwrap_err();
+            assert!(
+                matches!(got, TokenFault::Malformed | TokenFault::AlgorithmNotAllowed),
+                "{token}: {got:?}"
+            );
+        }
+    }
+}

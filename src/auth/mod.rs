@@ -1,0 +1,49 @@
+//! Authentication and authorisation of one request: [`authenticate`] is the whole decision.
+//!
+//! It is a plain function of the request headers, the matched route, the snapshot and `now`, so
+//! every rule is unit-tested without sockets; the proxy's `request_filter` only calls it.
+
+pub mod algorithm;
+pub mod bearer;
+pub mod jwks;
+pub mod jwt;
+pub mod principal;
+pub mod scope;
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+
+use crate::error::GatewayError;
+use crate::snapshot::{Route, RouteAuth, Snapshot};
+pub use principal::Principal;
+
+/// Decide whether a request may use `route`.
+///
+/// `Ok(None)` for a public route (any token is ignored), `Ok(Some(principal))` for a verified
+/// token that carries the route's scopes, otherwise the RFC 6750 rejection.
+pub fn authenticate(
+    headers: &HeaderMap,
+    route: &Route,
+    snapshot: &Snapshot,
+    now: i64,
+) -> Result<Option<Principal>, GatewayError> {
+    let (issuers, scopes) = match &route.auth {
+        RouteAuth::Public => return Ok(None),
+        RouteAuth::Protected { issuers, scopes } => (issuers, scopes),
+    };
+    let token = bearer::extract(headers, snapshot.limits.max_token_bytes)
+        .map_err(GatewayError::InvalidRequest)?
+        .ok_or(GatewayError::MissingToken)?;
+    let candidates = issuers.iter().map(|&i| (i, &*snapshot.issuers[i]));
+    let verified = jwt::verify(token, candidates, now).map_err(GatewayError::InvalidToken)?;
+    let issuer = &snapshot.issuers[verified.issuer];
+    let principal = Principal::new(verified, issuer);
+    // RFC 6750 §3.1: a valid token without the needed scope is 403 insufficient_scope.
+    if !scopes.requirement.is_satisfied_by(&principal.scopes) {
+        return Err(GatewayError::InsufficientScope {
+            required: Arc::clone(&scopes.challenge),
+        });
+    }
+    Ok(Some(principal))
+}

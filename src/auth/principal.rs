@@ -1,0 +1,38 @@
+//! The verified identity of a request, built only from a token whose signature and claims passed.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::jwt::VerifiedToken;
+use super::scope::ScopeSet;
+use crate::snapshot::Issuer;
+
+/// Who is calling, as vouched for by an issuer.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The configured id of the issuer (a bounded label, safe for metrics).
+    pub issuer_id: Arc<str>,
+    pub subject: Option<String>,
+    /// `client_id` (RFC 9068 §2.2), or `azp` when the issuer uses that instead.
+    pub client_id: Option<String>,
+    pub jti: Option<String>,
+    pub scopes: ScopeSet,
+    /// The full verified payload, for claim → header mapping.
+    pub claims: Map<String, Value>,
+}
+
+impl Principal {
+    pub fn new(token: VerifiedToken, issuer: &Issuer) -> Self {
+        let claims = token.claims;
+        let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+        Principal {
+            issuer_id: Arc::clone(&issuer.id),
+            subject: text("sub"),
+            client_id: text("client_id").or_else(|| text("azp")),
+            jti: text("jti"),
+            scopes: ScopeSet::from_claims(&claims, &issuer.scope_claims),
+            claims,
+        }
+    }
+}

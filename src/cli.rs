@@ -1,0 +1,50 @@
+//! The command line (clap derive only).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+/// portcullis: an OAuth 2.0 enforcing reverse proxy for HTTP APIs.
+///
+/// It validates bearer JWT access tokens (signature, iss, aud, exp, nbf, scopes) on every
+/// request, strips forged identity headers and forwards verified identity to the backend.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about, long_about)]
+pub struct Cli {
+    /// Log format: json for containers, text for terminals.
+    #[arg(long, value_enum, global = true, default_value = "json")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway with a configuration file until SIGTERM (graceful) or SIGINT.
+    Run {
+        /// The gateway configuration (YAML).
+        #[arg(short, long, default_value = "gateway.yaml")]
+        config: PathBuf,
+    },
+    /// Check a configuration file: exit 0 when valid, 64 with every error and its line otherwise.
+    Validate {
+        /// The gateway configuration (YAML).
+        #[arg(short, long, default_value = "gateway.yaml")]
+        config: PathBuf,
+    },
+    /// Run the gateway on the shipped configuration with a built-in echo backend, and print
+    /// curl commands with freshly minted demo tokens (signed with a DEMO-ONLY key).
+    Demo {
+        /// The gateway configuration (YAML).
+        #[arg(short, long, default_value = "gateway.yaml")]
+        config: PathBuf,
+        /// The demo RSA signing key (PEM), relative to the configuration's directory.
+        #[arg(long, default_value = "deploy/demo/demo-signing-key.pem")]
+        signing_key: PathBuf,
+        /// The `kid` of the demo key in the demo JWKS.
+        #[arg(long, default_value = "demo-rsa-1")]
+        kid: String,
+    },
+}

@@ -1,0 +1,902 @@
+//! Compiling the file model into a [`Snapshot`], collecting every error with its YAML location.
+//!
+//! The compiler never stops at the first problem: each section is checked, each error recorded
+//! with `line:column` and a path such as `routes[2].match.path_prefix`, and only a configuration
+//! without errors becomes a snapshot. Warnings (risky but valid settings) travel alongside.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use pingora::upstreams::peer::HttpPeer;
+use serde_saphyr::{Location, Spanned};
+
+use super::file::*;
+use super::{ConfigError, ConfigErrors};
+use crate::auth::algorithm::Algorithm;
+use crate::auth::jwks::KeySet;
+use crate::auth::scope::{is_valid_scope_token, ScopeRequirement};
+use crate::routes::{normalize_path, PathMatch, RouteMatch, RouteTable};
+use crate::snapshot::*;
+
+/// A compiled configuration and the warnings it raised.
+#[derive(Debug)]
+pub struct Compiled {
+    pub snapshot: Snapshot,
+    pub warnings: Vec<ConfigError>,
+}
+
+/// Identity headers used when `identity.headers` is not given.
+pub const DEFAULT_IDENTITY_HEADERS: [(&str, &str); 4] = [
+    ("x-auth-subject", "sub"),
+    ("x-auth-client-id", "client_id"),
+    ("x-auth-scopes", "scope"),
+    ("x-auth-issuer", "iss"),
+];
+const DEFAULT_STRIP_PREFIX: &str = "x-auth-";
+const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+const MAX_LEEWAY: Duration = Duration::from_secs(300);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Headers that may never be set from claims: they carry transport, framing or credentials.
+const FORBIDDEN_IDENTITY_HEADERS: [&str; 14] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "proxy-connection",
+    "x-request-id",
+];
+
+struct Ctx {
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+}
+
+impl Ctx {
+    fn error(&mut self, at: Location, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError::at(at, path, message));
+    }
+    fn warn(&mut self, at: Location, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(ConfigError::at(at, path, message));
+    }
+}
+
+/// Compile a parsed file. Relative file paths (`jwks_file`) resolve against `base_dir`, the
+/// directory of the configuration file.
+pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErrors> {
+    let mut cx = Ctx {
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+
+    let listeners = compile_listeners(&mut cx, &file.listeners);
+    let issuers = compile_issuers(&mut cx, &file.issuers, base_dir);
+    let issuer_ids: HashMap<&str, usize> = issuers
+        .iter()
+        .enumerate()
+        .map(|(i, is)| (&*is.id, i))
+        .collect();
+    let upstreams = compile_upstreams(&mut cx, &file.upstreams);
+    let upstream_ids: HashMap<&str, usize> = upstreams
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (&*u.id, i))
+        .collect();
+    let (identity, gateway_headers) = compile_identity(&mut cx, file.identity.as_ref());
+    let limits = compile_limits(&mut cx, file.limits.as_ref());
+
+    let mut routes = Vec::new();
+    let mut matches = Vec::new();
+    let mut strip_names = gateway_headers
+        .iter()
+        .map(|(n, _)| n.clone())
+        .collect::<Vec<_>>();
+    let mut seen_ids = HashSet::new();
+    let mut seen_matches: Vec<(String, RouteMatch)> = Vec::new();
+    if file.routes.value.is_empty() {
+        cx.error(
+            file.routes.referenced,
+            "routes",
+            "at least one route is required",
+        );
+    }
+    for (i, route) in file.routes.value.iter().enumerate() {
+        let path = format!("routes[{i}]");
+        let r = &route.value;
+        if !seen_ids.insert(r.id.value.as_str()) {
+            cx.error(
+                r.id.referenced,
+                format!("{path}.id"),
+                format!("duplicate route id \"{}\"", r.id.value),
+            );
+        }
+        let matcher = compile_match(&mut cx, &path, &r.matcher);
+        let upstream = match upstream_ids.get(r.upstream.value.as_str()) {
+            Some(&u) => Some(u),
+            None => {
+                cx.error(
+                    r.upstream.referenced,
+                    format!("{path}.upstream"),
+                    format!(
+                        "unknown upstream \"{}\" (known: {})",
+                        r.upstream.value,
+                        known(upstream_ids.keys())
+                    ),
+                );
+                None
+            }
+        };
+        let auth = compile_route_auth(
+            &mut cx,
+            &path,
+            route.referenced,
+            r.auth.as_ref(),
+            &issuer_ids,
+        );
+        let mut headers = gateway_headers.clone();
+        if let Some(extra) = &r.identity {
+            for (name, source) in
+                compile_header_map(&mut cx, &format!("{path}.identity.headers"), &extra.headers)
+            {
+                strip_names.push(name.clone());
+                headers.retain(|(n, _)| n != name);
+                headers.push((name, source));
+            }
+        }
+        if let Some(m) = &matcher {
+            if let Some((other, _)) = seen_matches.iter().find(|(_, seen)| same_match(seen, m)) {
+                cx.error(
+                    r.matcher.referenced,
+                    format!("{path}.match"),
+                    format!("same match as route \"{other}\": this route could never be chosen"),
+                );
+            }
+            seen_matches.push((r.id.value.clone(), m.clone()));
+        }
+        if let (Some(m), Some(upstream), Some(auth)) = (matcher, upstream, auth) {
+            matches.push(m);
+            routes.push(Route {
+                id: Arc::from(r.id.value.as_str()),
+                upstream,
+                auth,
+                identity_headers: headers,
+                forward_token: r.forward_token,
+            });
+        }
+    }
+    strip_names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    strip_names.dedup();
+
+    if !cx.errors.is_empty() {
+        return Err(ConfigErrors(cx.errors));
+    }
+    let route_table = RouteTable::new(matches);
+    let snapshot = Snapshot {
+        listeners,
+        issuers: issuers.into_iter().map(Arc::new).collect(),
+        upstreams,
+        routes,
+        route_table,
+        identity: IdentityPolicy {
+            strip_names,
+            ..identity
+        },
+        limits,
+    };
+    Ok(Compiled {
+        snapshot,
+        warnings: cx.warnings,
+    })
+}
+
+fn known<'a>(names: impl Iterator<Item = &'a &'a str>) -> String {
+    let mut v: Vec<&str> = names.copied().collect();
+    v.sort_unstable();
+    if v.is_empty() {
+        "none".to_owned()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn same_match(a: &RouteMatch, b: &RouteMatch) -> bool {
+    a.host == b.host && a.path == b.path && a.methods == b.methods
+}
+
+fn compile_listeners(
+    cx: &mut Ctx,
+    listeners: &Spanned<Vec<Spanned<ListenerFile>>>,
+) -> Vec<Listener> {
+    if listeners.value.is_empty() {
+        cx.error(
+            listeners.referenced,
+            "listeners",
+            "at least one listener is required",
+        );
+    }
+    let mut out = Vec::new();
+    let mut names = HashSet::new();
+    let mut addresses = HashSet::new();
+    for (i, l) in listeners.value.iter().enumerate() {
+        let path = format!("listeners[{i}]");
+        let l = &l.value;
+        if l.name.value.is_empty() || !names.insert(l.name.value.clone()) {
+            cx.error(
+                l.name.referenced,
+                format!("{path}.name"),
+                "listener names must be non-empty and unique",
+            );
+        }
+        match l.address.value.parse::<SocketAddr>() {
+            Ok(address) => {
+                if !addresses.insert(address) {
+                    cx.error(
+                        l.address.referenced,
+                        format!("{path}.address"),
+                        format!("address {address} is used by another listener"),
+                    );
+                }
+                if !address.ip().is_loopback() {
+                    cx.warn(
+                        l.address.referenced,
+                        format!("{path}.address"),
+                        "plain HTTP on a non-loopback address: tokens travel unencrypted",
+                    );
+                }
+                out.push(Listener {
+                    name: l.name.value.clone(),
+                    address,
+                });
+            }
+            Err(_) => cx.error(
+                l.address.referenced,
+                format!("{path}.address"),
+                format!(
+                    "\"{}\" is not an IP:port address (for example 0.0.0.0:8080 or [::]:8080)",
+                    l.address.value
+                ),
+            ),
+        }
+    }
+    out
+}
+
+fn compile_issuers(cx: &mut Ctx, issuers: &[Spanned<IssuerFile>], base_dir: &Path) -> Vec<Issuer> {
+    let mut out = Vec::new();
+    let mut ids = HashSet::new();
+    let mut iss_values = HashSet::new();
+    for (i, spanned) in issuers.iter().enumerate() {
+        let path = format!("issuers[{i}]");
+        let f = &spanned.value;
+        let mut ok = true;
+        if f.id.value.is_empty() || !ids.insert(f.id.value.clone()) {
+            cx.error(
+                f.id.referenced,
+                format!("{path}.id"),
+                "issuer ids must be non-empty and unique",
+            );
+            ok = false;
+        }
+        if f.issuer.value.is_empty() || !iss_values.insert(f.issuer.value.clone()) {
+            cx.error(
+                f.issuer.referenced,
+                format!("{path}.issuer"),
+                "issuer (the exact `iss` value) must be non-empty and unique",
+            );
+            ok = false;
+        }
+        let audiences: Vec<String> = match &f.audiences {
+            Some(a) if !a.value.is_empty() => {
+                for aud in a.value.iter().filter(|a| a.value.is_empty()) {
+                    cx.error(
+                        aud.referenced,
+                        format!("{path}.audiences"),
+                        "an audience must not be empty",
+                    );
+                    ok = false;
+                }
+                a.value.iter().map(|a| a.value.clone()).collect()
+            }
+            Some(a) => {
+                cx.error(
+                    a.referenced,
+                    format!("{path}.audiences"),
+                    "at least one audience is required: tokens for other APIs must not be accepted",
+                );
+                ok = false;
+                Vec::new()
+            }
+            None => {
+                cx.error(
+                    spanned.referenced,
+                    format!("{path}.audiences"),
+                    "audiences is required: tokens for other APIs must not be accepted",
+                );
+                ok = false;
+                Vec::new()
+            }
+        };
+        let algorithms =
+            compile_algorithms(cx, &path, f.algorithms.as_ref()).unwrap_or_else(|| {
+                ok = false;
+                Vec::new()
+            });
+        let leeway = match &f.leeway {
+            None => DEFAULT_LEEWAY,
+            Some(l) => match parse_duration(cx, l, &format!("{path}.leeway")) {
+                Some(d) if d > MAX_LEEWAY => {
+                    cx.error(
+                        l.referenced,
+                        format!("{path}.leeway"),
+                        "leeway above 5m defeats expiry checks",
+                    );
+                    ok = false;
+                    d
+                }
+                Some(d) => d,
+                None => {
+                    ok = false;
+                    DEFAULT_LEEWAY
+                }
+            },
+        };
+        let scope_claims = match &f.scope_claims {
+            None => vec!["scope".to_owned(), "scp".to_owned()],
+            Some(s) => s.value.iter().map(|c| c.value.clone()).collect(),
+        };
+        let token_type = f.token_type.as_ref().map(|t| t.value.clone());
+        let keys = match &f.jwks_file {
+            None => {
+                cx.error(
+                    spanned.referenced,
+                    format!("{path}.jwks_file"),
+                    "a key source is required: jwks_file",
+                );
+                ok = false;
+                KeySet::default()
+            }
+            Some(file) => {
+                load_jwks_file(cx, &path, file, base_dir, &algorithms).unwrap_or_else(|| {
+                    ok = false;
+                    KeySet::default()
+                })
+            }
+        };
+        if ok {
+            out.push(Issuer {
+                id: Arc::from(f.id.value.as_str()),
+                issuer: f.issuer.value.clone(),
+                audiences,
+                algorithms,
+                leeway,
+                scope_claims,
+                token_type,
+                keys: Arc::new(keys),
+            });
+        }
+    }
+    out
+}
+
+fn compile_algorithms(
+    cx: &mut Ctx,
+    path: &str,
+    algorithms: Option<&Spanned<Vec<Text>>>,
+) -> Option<Vec<Algorithm>> {
+    let Some(list) = algorithms else {
+        return Some(vec![Algorithm::RS256]);
+    };
+    if list.value.is_empty() {
+        cx.error(
+            list.referenced,
+            format!("{path}.algorithms"),
+            "at least one algorithm is required",
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for a in &list.value {
+        match a.value.parse::<Algorithm>() {
+            Ok(alg) => out.push(alg),
+            Err(()) => {
+                let why = if a.value.eq_ignore_ascii_case("none")
+                    || a.value.to_ascii_uppercase().starts_with("HS")
+                {
+                    "unsigned and symmetric algorithms are never accepted".to_owned()
+                } else {
+                    let supported: Vec<&str> = Algorithm::ALL.iter().map(|a| a.as_str()).collect();
+                    format!("supported: {}", supported.join(", "))
+                };
+                cx.error(
+                    a.referenced,
+                    format!("{path}.algorithms"),
+                    format!("unknown algorithm \"{}\": {why}", a.value),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+fn load_jwks_file(
+    cx: &mut Ctx,
+    path: &str,
+    file: &Text,
+    base_dir: &Path,
+    algorithms: &[Algorithm],
+) -> Option<KeySet> {
+    let at = file.referenced;
+    let field = format!("{path}.jwks_file");
+    let full = base_dir.join(&file.value);
+    let bytes = match std::fs::read(&full) {
+        Ok(b) => b,
+        Err(e) => {
+            cx.error(at, field, format!("cannot read {}: {e}", full.display()));
+            return None;
+        }
+    };
+    let (keys, key_errors) = match KeySet::from_jwks_json(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            cx.error(at, field, format!("{}: {e}", full.display()));
+            return None;
+        }
+    };
+    for e in key_errors {
+        cx.warn(
+            at,
+            field.clone(),
+            format!("{}: {e}; the other keys are used", full.display()),
+        );
+    }
+    if keys.is_empty() {
+        cx.error(
+            at,
+            field,
+            format!("{}: no usable signing key", full.display()),
+        );
+        return None;
+    }
+    for alg in algorithms {
+        if keys.accepting(*alg).next().is_none() {
+            cx.warn(
+                at,
+                field.clone(),
+                format!("no key in {} can verify {alg}", full.display()),
+            );
+        }
+    }
+    Some(keys)
+}
+
+fn compile_upstreams(
+    cx: &mut Ctx,
+    upstreams: &Spanned<Vec<Spanned<UpstreamFile>>>,
+) -> Vec<Upstream> {
+    if upstreams.value.is_empty() {
+        cx.error(
+            upstreams.referenced,
+            "upstreams",
+            "at least one upstream is required",
+        );
+    }
+    let mut out = Vec::new();
+    let mut ids = HashSet::new();
+    for (i, u) in upstreams.value.iter().enumerate() {
+        let path = format!("upstreams[{i}]");
+        let u = &u.value;
+        let mut ok = true;
+        if u.id.value.is_empty() || !ids.insert(u.id.value.clone()) {
+            cx.error(
+                u.id.referenced,
+                format!("{path}.id"),
+                "upstream ids must be non-empty and unique",
+            );
+            ok = false;
+        }
+        let mut timeout = |t: &Option<Text>, name: &str, default: Duration| match t {
+            None => Some(default),
+            Some(t) => parse_duration(cx, t, &format!("{path}.{name}")),
+        };
+        let connect = timeout(
+            &u.connect_timeout,
+            "connect_timeout",
+            DEFAULT_CONNECT_TIMEOUT,
+        );
+        let read = timeout(&u.read_timeout, "read_timeout", DEFAULT_READ_TIMEOUT);
+        let write = timeout(&u.write_timeout, "write_timeout", DEFAULT_WRITE_TIMEOUT);
+        let target = parse_upstream_url(&u.url.value);
+        let target = match target {
+            Ok(t) => Some(t),
+            Err(message) => {
+                cx.error(u.url.referenced, format!("{path}.url"), message);
+                None
+            }
+        };
+        if let (true, Some((addr, tls, host)), Some(connect), Some(read), Some(write)) =
+            (ok, target, connect, read, write)
+        {
+            let mut peer = HttpPeer::new(addr, tls, host);
+            peer.options.connection_timeout = Some(connect);
+            peer.options.read_timeout = Some(read);
+            peer.options.write_timeout = Some(write);
+            out.push(Upstream {
+                id: Arc::from(u.id.value.as_str()),
+                address: addr,
+                peer,
+            });
+        }
+    }
+    out
+}
+
+/// `http(s)://host[:port]` → (resolved address, tls, host for SNI).
+///
+/// The host is resolved once, here, so the request path never waits on DNS.
+fn parse_upstream_url(url: &str) -> Result<(SocketAddr, bool, String), String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("\"{url}\" is not a URL: {e}"))?;
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err(format!("\"{url}\": the scheme must be http or https")),
+    };
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("\"{url}\" has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(format!(
+            "\"{url}\": credentials in upstream URLs are not supported"
+        ));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(format!(
+            "\"{url}\": a path or query is not supported; requests keep their own path"
+        ));
+    }
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let addr = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve \"{host}\": {e}"))?
+        .next()
+        .ok_or_else(|| format!("\"{host}\" resolves to no address"))?;
+    Ok((addr, tls, host))
+}
+
+fn compile_identity(
+    cx: &mut Ctx,
+    identity: Option<&IdentityFile>,
+) -> (IdentityPolicy, Vec<(HeaderName, ClaimSource)>) {
+    let headers = match identity.and_then(|i| i.headers.as_ref()) {
+        Some(map) => compile_header_map(cx, "identity.headers", map),
+        None => DEFAULT_IDENTITY_HEADERS
+            .iter()
+            .map(|(h, c)| (HeaderName::from_static(h), claim_source(c)))
+            .collect(),
+    };
+    let strip_prefixes = match identity.and_then(|i| i.strip_prefixes.as_ref()) {
+        None => vec![DEFAULT_STRIP_PREFIX.to_owned()],
+        Some(list) => {
+            let mut out = Vec::new();
+            for p in &list.value {
+                let lower = p.value.to_ascii_lowercase();
+                if lower.is_empty() || HeaderName::from_bytes(lower.as_bytes()).is_err() {
+                    cx.error(
+                        p.referenced,
+                        "identity.strip_prefixes",
+                        format!("\"{}\" is not a header-name prefix", p.value),
+                    );
+                } else if FORBIDDEN_IDENTITY_HEADERS
+                    .iter()
+                    .any(|f| f.starts_with(&lower))
+                {
+                    cx.error(
+                        p.referenced,
+                        "identity.strip_prefixes",
+                        format!("\"{}\" would strip standard headers", p.value),
+                    );
+                } else {
+                    out.push(lower);
+                }
+            }
+            out
+        }
+    };
+    (
+        IdentityPolicy {
+            strip_prefixes,
+            strip_names: Vec::new(),
+        },
+        headers,
+    )
+}
+
+fn claim_source(claim: &str) -> ClaimSource {
+    match claim {
+        "scope" | "scp" => ClaimSource::Scopes,
+        other => ClaimSource::Claim(other.to_owned()),
+    }
+}
+
+fn compile_header_map(
+    cx: &mut Ctx,
+    path: &str,
+    map: &HeaderMapFile,
+) -> Vec<(HeaderName, ClaimSource)> {
+    let mut out = Vec::new();
+    for (name, claim) in &map.value {
+        let header = match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(h) => h,
+            Err(_) => {
+                cx.error(
+                    map.referenced,
+                    path,
+                    format!("\"{name}\" is not a valid header name"),
+                );
+                continue;
+            }
+        };
+        let lower = header.as_str();
+        if FORBIDDEN_IDENTITY_HEADERS.contains(&lower) || lower.starts_with("x-forwarded-") {
+            cx.error(
+                map.referenced,
+                path,
+                format!("\"{name}\" cannot carry identity: the gateway owns it"),
+            );
+            continue;
+        }
+        if claim.value.is_empty() {
+            cx.error(
+                claim.referenced,
+                format!("{path}.{name}"),
+                "the claim name must not be empty",
+            );
+            continue;
+        }
+        out.push((header, claim_source(&claim.value)));
+    }
+    out
+}
+
+fn compile_limits(cx: &mut Ctx, limits: Option<&LimitsFile>) -> Limits {
+    let mut out = Limits::default();
+    if let Some(max) = limits.and_then(|l| l.max_token_bytes.as_ref()) {
+        match usize::try_from(max.value) {
+            Ok(v) if (256..=64 * 1024).contains(&v) => out.max_token_bytes = v,
+            _ => cx.error(
+                max.referenced,
+                "limits.max_token_bytes",
+                "must be between 256 and 65536",
+            ),
+        }
+    }
+    out
+}
+
+fn compile_match(cx: &mut Ctx, path: &str, m: &Spanned<MatchFile>) -> Option<RouteMatch> {
+    let f = &m.value;
+    let mut ok = true;
+    let host = f.host.as_ref().and_then(|h| {
+        let lower = h.value.to_ascii_lowercase();
+        let valid = !lower.is_empty()
+            && lower
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !valid {
+            cx.error(
+                h.referenced,
+                format!("{path}.match.host"),
+                format!("\"{}\" is not a host name (no scheme, no port)", h.value),
+            );
+            ok = false;
+        }
+        valid.then_some(lower)
+    });
+    let path_match = match (&f.path, &f.path_prefix) {
+        (Some(p), None) => {
+            normalized_config_path(cx, &format!("{path}.match.path"), p).map(PathMatch::Exact)
+        }
+        (None, Some(p)) => {
+            normalized_config_path(cx, &format!("{path}.match.path_prefix"), p).map(|p| {
+                // `/orders/` and `/orders` mean the same prefix on segment boundaries.
+                let trimmed = p.trim_end_matches('/');
+                PathMatch::Prefix(if trimmed.is_empty() {
+                    "/".to_owned()
+                } else {
+                    trimmed.to_owned()
+                })
+            })
+        }
+        _ => {
+            cx.error(
+                m.referenced,
+                format!("{path}.match"),
+                "exactly one of `path` and `path_prefix` is required",
+            );
+            None
+        }
+    };
+    let methods = f.methods.as_ref().map(|list| {
+        let mut out = Vec::new();
+        for meth in list {
+            let valid =
+                !meth.value.is_empty() && meth.value.bytes().all(|b| b.is_ascii_uppercase());
+            match Method::from_bytes(meth.value.as_bytes()) {
+                Ok(m) if valid => out.push(m),
+                _ => {
+                    cx.error(
+                        meth.referenced,
+                        format!("{path}.match.methods"),
+                        format!("\"{}\" is not an upper-case HTTP method", meth.value),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        out
+    });
+    match (ok, path_match) {
+        (true, Some(path)) => Some(RouteMatch {
+            host,
+            path,
+            methods,
+        }),
+        _ => None,
+    }
+}
+
+fn normalized_config_path(cx: &mut Ctx, path: &str, p: &Text) -> Option<String> {
+    match normalize_path(&p.value) {
+        Ok(n) if n == p.value || n.trim_end_matches('/') == p.value.trim_end_matches('/') => {
+            Some(n)
+        }
+        Ok(n) => {
+            cx.error(
+                p.referenced,
+                path,
+                format!("\"{}\" is not normalised; write \"{n}\"", p.value),
+            );
+            None
+        }
+        Err(e) => {
+            cx.error(
+                p.referenced,
+                path,
+                format!("\"{}\" is not a valid path ({e:?})", p.value),
+            );
+            None
+        }
+    }
+}
+
+fn compile_route_auth(
+    cx: &mut Ctx,
+    path: &str,
+    route_at: Location,
+    auth: Option<&Spanned<AuthFile>>,
+    issuer_ids: &HashMap<&str, usize>,
+) -> Option<RouteAuth> {
+    let rules = match auth.map(|a| (&a.value, a.referenced)) {
+        Some((AuthFile::Keyword(k), _)) if k == "public" => return Some(RouteAuth::Public),
+        Some((AuthFile::Keyword(k), at)) => {
+            cx.error(
+                at,
+                format!("{path}.auth"),
+                format!(
+                    "\"{k}\" is not valid: write `public` or a mapping with `issuers`/`scopes`"
+                ),
+            );
+            return None;
+        }
+        Some((AuthFile::Rules(rules), _)) => Some(rules),
+        None => None,
+    };
+    let mut ok = true;
+    let issuers: Vec<usize> = match rules.and_then(|r| r.issuers.as_ref()) {
+        None => {
+            if issuer_ids.is_empty() {
+                cx.error(route_at, format!("{path}.auth"), "a protected route needs an issuer, and none is configured (use `auth: public` for an open route)");
+                ok = false;
+            }
+            let mut all: Vec<usize> = issuer_ids.values().copied().collect();
+            all.sort_unstable();
+            all
+        }
+        Some(list) => {
+            if list.value.is_empty() {
+                cx.error(
+                    list.referenced,
+                    format!("{path}.auth.issuers"),
+                    "an empty issuer list would refuse every token",
+                );
+                ok = false;
+            }
+            let mut out = Vec::new();
+            for id in &list.value {
+                match issuer_ids.get(id.value.as_str()) {
+                    Some(&i) => out.push(i),
+                    None => {
+                        cx.error(
+                            id.referenced,
+                            format!("{path}.auth.issuers"),
+                            format!(
+                                "unknown issuer \"{}\" (known: {})",
+                                id.value,
+                                known(issuer_ids.keys())
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            out
+        }
+    };
+    let mut requirement = ScopeRequirement::default();
+    if let Some(scopes) = rules.and_then(|r| r.scopes.as_ref()) {
+        for (list, name, target) in [
+            (&scopes.all_of, "all_of", &mut requirement.all_of),
+            (&scopes.any_of, "any_of", &mut requirement.any_of),
+        ] {
+            for s in list {
+                if is_valid_scope_token(&s.value) {
+                    target.push(s.value.clone());
+                } else {
+                    cx.error(
+                        s.referenced,
+                        format!("{path}.auth.scopes.{name}"),
+                        format!("\"{}\" is not a valid scope (RFC 6749 §3.3)", s.value),
+                    );
+                    ok = false;
+                }
+            }
+        }
+    }
+    let challenge = Arc::from(requirement.challenge().as_str());
+    ok.then_some(RouteAuth::Protected {
+        issuers,
+        scopes: RouteScopes {
+            requirement,
+            challenge,
+        },
+    })
+}
+
+fn parse_duration(cx: &mut Ctx, t: &Text, path: &str) -> Option<Duration> {
+    match humantime::parse_duration(&t.value) {
+        Ok(d) => Some(d),
+        Err(_) => {
+            cx.error(
+                t.referenced,
+                path,
+                format!(
+                    "\"{}\" is not a duration (for example 500ms, 30s, 2m)",
+                    t.value
+                ),
+            );
+            None
+        }
+    }
+}

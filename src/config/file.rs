@@ -1,0 +1,166 @@
+//! The YAML file model: serde structs that mirror `gateway.yaml` and reject unknown keys.
+//!
+//! Values that need checking beyond their YAML type are kept as `Spanned` strings, so the
+//! compiler can check them all and report every problem with its line and column at once.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_saphyr::Spanned;
+
+pub type Text = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayFile {
+    pub listeners: Spanned<Vec<Spanned<ListenerFile>>>,
+    #[serde(default)]
+    pub issuers: Vec<Spanned<IssuerFile>>,
+    pub upstreams: Spanned<Vec<Spanned<UpstreamFile>>>,
+    #[serde(default)]
+    pub identity: Option<IdentityFile>,
+    pub routes: Spanned<Vec<Spanned<RouteFile>>>,
+    #[serde(default)]
+    pub limits: Option<LimitsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerFile {
+    pub name: Text,
+    pub address: Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerFile {
+    pub id: Text,
+    pub issuer: Text,
+    #[serde(default)]
+    pub jwks_file: Option<Text>,
+    #[serde(default)]
+    pub audiences: Option<Spanned<Vec<Text>>>,
+    #[serde(default)]
+    pub algorithms: Option<Spanned<Vec<Text>>>,
+    #[serde(default)]
+    pub leeway: Option<Text>,
+    #[serde(default)]
+    pub scope_claims: Option<Spanned<Vec<Text>>>,
+    #[serde(default)]
+    pub token_type: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamFile {
+    pub id: Text,
+    pub url: Text,
+    #[serde(default)]
+    pub connect_timeout: Option<Text>,
+    #[serde(default)]
+    pub read_timeout: Option<Text>,
+    #[serde(default)]
+    pub write_timeout: Option<Text>,
+}
+
+/// Header name → claim name.
+pub type HeaderMapFile = Spanned<BTreeMap<String, Text>>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityFile {
+    #[serde(default)]
+    pub headers: Option<HeaderMapFile>,
+    #[serde(default)]
+    pub strip_prefixes: Option<Spanned<Vec<Text>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    pub id: Text,
+    #[serde(rename = "match")]
+    pub matcher: Spanned<MatchFile>,
+    pub upstream: Text,
+    #[serde(default)]
+    pub auth: Option<Spanned<AuthFile>>,
+    #[serde(default)]
+    pub identity: Option<RouteIdentityFile>,
+    #[serde(default)]
+    pub forward_token: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchFile {
+    #[serde(default)]
+    pub host: Option<Text>,
+    #[serde(default)]
+    pub path: Option<Text>,
+    #[serde(default)]
+    pub path_prefix: Option<Text>,
+    #[serde(default)]
+    pub methods: Option<Vec<Text>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteIdentityFile {
+    pub headers: HeaderMapFile,
+}
+
+/// `auth: public`, or a mapping of rules. Written by hand so that the mapping form keeps the
+/// precise errors (and locations) of its fields, which an untagged enum would lose.
+#[derive(Debug)]
+pub enum AuthFile {
+    /// The scalar form; the compiler checks it says `public`.
+    Keyword(String),
+    Rules(AuthRulesFile),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthRulesFile {
+    #[serde(default)]
+    pub issuers: Option<Spanned<Vec<Text>>>,
+    #[serde(default)]
+    pub scopes: Option<ScopesFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopesFile {
+    #[serde(default)]
+    pub all_of: Vec<Text>,
+    #[serde(default)]
+    pub any_of: Vec<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    #[serde(default)]
+    pub max_token_bytes: Option<Spanned<u64>>,
+}
+
+impl<'de> Deserialize<'de> for AuthFile {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AuthVisitor;
+        impl<'de> Visitor<'de> for AuthVisitor {
+            type Value = AuthFile;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("`public` or a mapping with `issuers` and/or `scopes`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<AuthFile, E> {
+                Ok(AuthFile::Keyword(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<AuthFile, A::Error> {
+                AuthRulesFile::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(AuthFile::Rules)
+            }
+        }
+        deserializer.deserialize_any(AuthVisitor)
+    }
+}

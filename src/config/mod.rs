@@ -1,0 +1,93 @@
+//! Configuration: `gateway.yaml` → file model ([`file`]) → [`Snapshot`](crate::snapshot::Snapshot)
+//! ([`compile`]), with every error located.
+
+pub mod compile;
+pub mod file;
+
+use std::fmt;
+use std::path::Path;
+
+use serde_saphyr::Location;
+
+pub use compile::Compiled;
+
+/// One configuration problem, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// 1-based line and column in the YAML file; `None` when unknown (unreadable file).
+    pub line: Option<u64>,
+    pub column: Option<u64>,
+    /// Dotted path of the offending value (`routes[2].upstream`); empty for syntax errors.
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn at(at: Location, path: impl Into<String>, message: impl Into<String>) -> Self {
+        let known = at.line() > 0;
+        ConfigError {
+            line: known.then(|| at.line()),
+            column: known.then(|| at.column()),
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let (Some(line), Some(column)) = (self.line, self.column) {
+            write!(f, "line {line}, column {column}: ")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Every problem found in one configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Parse YAML text into the file model. Syntax errors, wrong types and unknown keys end parsing
+/// (YAML cannot be read past them); everything else is checked by [`compile::compile`].
+pub fn parse(text: &str) -> Result<file::GatewayFile, ConfigErrors> {
+    serde_saphyr::from_str(text).map_err(|e| {
+        let location = e.location().unwrap_or(Location::UNKNOWN);
+        ConfigErrors(vec![ConfigError::at(location, "", e.to_string())])
+    })
+}
+
+/// Read, parse and compile a configuration file.
+pub fn load(path: &Path) -> Result<Compiled, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            line: None,
+            column: None,
+            path: String::new(),
+            message: format!("cannot read {}: {e}", path.display()),
+        }])
+    })?;
+    let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
+    load_str(&text, base_dir)
+}
+
+/// Parse and compile configuration text; relative paths resolve against `base_dir`.
+pub fn load_str(text: &str, base_dir: &Path) -> Result<Compiled, ConfigErrors> {
+    compile::compile(parse(text)?, base_dir)
+}

@@ -1,0 +1,271 @@
+//! The request path's one error type, [`GatewayError`], and its one renderer, [`render`].
+//!
+//! Every rejection the gateway produces (no route, malformed request, missing or invalid token,
+//! insufficient scope, upstream failure) is a `GatewayError`. [`render`] turns it into the status,
+//! the RFC 6750 §3 `WWW-Authenticate` challenge and a small JSON body. The client only ever sees a
+//! generic description; the precise reason ([`GatewayError::reason`]) goes to logs and metrics.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+/// The realm announced in every Bearer challenge.
+pub const REALM: &str = "portcullis";
+
+/// Why a request was malformed at the HTTP level (RFC 6750 §3.1 `invalid_request`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestFault {
+    /// More than one `Authorization` header.
+    DuplicateAuthorization,
+    /// An `Authorization: Bearer` header that is not `Bearer <token68>`.
+    MalformedAuthorization,
+    /// A bearer token over the configured size limit.
+    TokenTooLarge,
+}
+
+/// Why a request path was refused before routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathFault {
+    /// The path does not start with `/`.
+    NotAbsolute,
+    /// An encoded `/` (`%2F`) or `\` (`%5C`), or a literal `\`.
+    EncodedSeparator,
+    /// A NUL byte, literal or encoded.
+    Nul,
+    /// A `%` not followed by two hex digits.
+    BadPercentEncoding,
+    /// A `..` segment that would climb above `/`.
+    ClimbsAboveRoot,
+    /// A dot segment carrying path parameters (`..;x`), which some servlet containers resolve.
+    DotSegmentParameters,
+    /// The request target is not valid UTF-8.
+    NotUtf8,
+}
+
+/// Why a bearer token was refused (RFC 6750 §3.1 `invalid_token`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFault {
+    /// Not three base64url parts with JSON header and payload.
+    Malformed,
+    /// `alg` is not in the issuer's allow-list (this includes `none` and every HMAC algorithm).
+    AlgorithmNotAllowed,
+    /// The header names a `crit` extension this gateway does not understand (RFC 7515 §4.1.11).
+    UnsupportedCritical,
+    /// No key of the issuer has this `kid`, or no key fits a token without `kid`.
+    UnknownKid,
+    /// The key chosen by `kid` cannot verify this algorithm (for example an RSA key for `ES256`).
+    KeyAlgorithmMismatch,
+    /// The signature does not verify.
+    BadSignature,
+    /// `iss` is missing or is not one of the route's issuers.
+    WrongIssuer,
+    /// `aud` is missing or names none of the issuer's audiences.
+    WrongAudience,
+    /// `exp` is missing or not a number.
+    MissingExpiry,
+    /// `exp` is in the past (beyond leeway).
+    Expired,
+    /// `nbf` is in the future (beyond leeway).
+    NotYetValid,
+    /// `iat` is in the future (beyond leeway).
+    IssuedInFuture,
+    /// `typ` differs from the issuer's required `token_type`.
+    WrongType,
+}
+
+/// Every way the request path can refuse or fail a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayError {
+    /// No route matches host, path and method.
+    NoRoute,
+    /// The request path cannot be normalised safely.
+    BadPath(PathFault),
+    /// The request's credentials are malformed.
+    InvalidRequest(RequestFault),
+    /// A protected route was called without a bearer token.
+    MissingToken,
+    /// The bearer token was refused.
+    InvalidToken(TokenFault),
+    /// The token is valid but lacks the route's scopes; the challenge lists them.
+    InsufficientScope { required: Arc<str> },
+    /// The upstream could not be reached or failed mid-request.
+    UpstreamUnavailable,
+    /// The upstream did not answer in time.
+    UpstreamTimeout,
+}
+
+impl GatewayError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            GatewayError::NoRoute => 404,
+            GatewayError::BadPath(_) | GatewayError::InvalidRequest(_) => 400,
+            GatewayError::MissingToken | GatewayError::InvalidToken(_) => 401,
+            GatewayError::InsufficientScope { .. } => 403,
+            GatewayError::UpstreamUnavailable => 502,
+            GatewayError::UpstreamTimeout => 504,
+        }
+    }
+
+    /// A stable, bounded label for logs and metrics: never derived from request data.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            GatewayError::NoRoute => "no_route",
+            GatewayError::BadPath(fault) => match fault {
+                PathFault::NotAbsolute => "path_not_absolute",
+                PathFault::EncodedSeparator => "path_encoded_separator",
+                PathFault::Nul => "path_nul",
+                PathFault::BadPercentEncoding => "path_bad_percent_encoding",
+                PathFault::ClimbsAboveRoot => "path_climbs_above_root",
+                PathFault::DotSegmentParameters => "path_dot_segment_parameters",
+                PathFault::NotUtf8 => "path_not_utf8",
+            },
+            GatewayError::InvalidRequest(fault) => match fault {
+                RequestFault::DuplicateAuthorization => "duplicate_authorization",
+                RequestFault::MalformedAuthorization => "malformed",
+                RequestFault::TokenTooLarge => "token_too_large",
+            },
+            GatewayError::MissingToken => "missing",
+            GatewayError::InvalidToken(fault) => match fault {
+                TokenFault::Malformed => "malformed_token",
+                TokenFault::AlgorithmNotAllowed => "algorithm_not_allowed",
+                TokenFault::UnsupportedCritical => "unsupported_crit",
+                TokenFault::UnknownKid => "unknown_kid",
+                TokenFault::KeyAlgorithmMismatch => "key_algorithm_mismatch",
+                TokenFault::BadSignature => "bad_signature",
+                TokenFault::WrongIssuer => "wrong_issuer",
+                TokenFault::WrongAudience => "wrong_audience",
+                TokenFault::MissingExpiry => "missing_exp",
+                TokenFault::Expired => "expired",
+                TokenFault::NotYetValid => "not_yet_valid",
+                TokenFault::IssuedInFuture => "issued_in_future",
+                TokenFault::WrongType => "wrong_type",
+            },
+            GatewayError::InsufficientScope { .. } => "insufficient_scope",
+            GatewayError::UpstreamUnavailable => "upstream_unavailable",
+            GatewayError::UpstreamTimeout => "upstream_timeout",
+        }
+    }
+
+    /// The `error` code of the JSON body (and, for auth errors, of the challenge).
+    fn code(&self) -> &'static str {
+        match self {
+            GatewayError::NoRoute => "not_found",
+            GatewayError::BadPath(_) | GatewayError::InvalidRequest(_) => "invalid_request",
+            // RFC 6750 §3.1: a request without credentials carries no error code in the
+            // challenge; the body still needs one.
+            GatewayError::MissingToken => "unauthorized",
+            GatewayError::InvalidToken(_) => "invalid_token",
+            GatewayError::InsufficientScope { .. } => "insufficient_scope",
+            GatewayError::UpstreamUnavailable => "bad_gateway",
+            GatewayError::UpstreamTimeout => "gateway_timeout",
+        }
+    }
+
+    /// The generic description shown to clients; it never says which check failed.
+    fn description(&self) -> &'static str {
+        match self {
+            GatewayError::NoRoute => "No route matches this request.",
+            GatewayError::BadPath(_) => "The request path is malformed.",
+            GatewayError::InvalidRequest(_) => "The request's credentials are malformed.",
+            GatewayError::MissingToken => "A bearer access token is required.",
+            GatewayError::InvalidToken(_) => "The access token is invalid or expired.",
+            GatewayError::InsufficientScope { .. } => {
+                "The access token does not grant the scope this request needs."
+            }
+            GatewayError::UpstreamUnavailable => "The upstream service is unavailable.",
+            GatewayError::UpstreamTimeout => "The upstream service did not answer in time.",
+        }
+    }
+
+    /// The RFC 6750 §3 `WWW-Authenticate` value, for errors that carry a challenge.
+    pub fn www_authenticate(&self) -> Option<String> {
+        match self {
+            GatewayError::MissingToken => Some(format!("Bearer realm=\"{REALM}\"")),
+            // A malformed credentials header is an auth failure (RFC 6750 §3.1 invalid_request),
+            // a malformed path is not.
+            GatewayError::InvalidRequest(_) => Some(format!(
+                "Bearer realm=\"{REALM}\", error=\"invalid_request\""
+            )),
+            GatewayError::InvalidToken(_) => {
+                Some(format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""))
+            }
+            GatewayError::InsufficientScope { required } => Some(format!(
+                "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{required}\""
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.reason(), self.status())
+    }
+}
+
+impl std::error::Error for GatewayError {}
+
+/// A rejection ready to be written: status, optional challenge and JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub status: u16,
+    pub www_authenticate: Option<String>,
+    pub body: Bytes,
+}
+
+/// The one renderer for every rejection the gateway writes.
+pub fn render(error: &GatewayError) -> Rendered {
+    let body = serde_json::json!({
+        "error": error.code(),
+        "error_description": error.description(),
+    });
+    Rendered {
+        status: error.status(),
+        www_authenticate: error.www_authenticate(),
+        body: Bytes::from(body.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_token_challenge_has_no_error_code() {
+        let r = render(&GatewayError::MissingToken);
+        assert_eq!(r.status, 401);
+        assert_eq!(
+            r.www_authenticate.as_deref(),
+            Some("Bearer realm=\"portcullis\"")
+        );
+    }
+
+    #[test]
+    fn insufficient_scope_names_required_scopes() {
+        let r = render(&GatewayError::InsufficientScope {
+            required: Arc::from("read:orders write:orders"),
+        });
+        assert_eq!(r.status, 403);
+        assert_eq!(
+            r.www_authenticate.as_deref(),
+            Some("Bearer realm=\"portcullis\", error=\"insufficient_scope\", scope=\"read:orders write:orders\"")
+        );
+    }
+
+    #[test]
+    fn body_is_generic_json_and_never_the_precise_reason() {
+        let r = render(&GatewayError::InvalidToken(TokenFault::WrongAudience));
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["error"], "invalid_token");
+        assert!(!r.body.windows(8).any(|w| w == b"audience"));
+    }
+
+    #[test]
+    fn path_errors_are_400_without_challenge() {
+        let r = render(&GatewayError::BadPath(PathFault::ClimbsAboveRoot));
+        assert_eq!(r.status, 400);
+        assert_eq!(r.www_authenticate, None);
+    }
+}

@@ -1,0 +1,26 @@
+//! portcullis: an OAuth 2.0 enforcing reverse-proxy API gateway on Pingora.
+//!
+//! A request's way through the code:
+//! [`proxy`] (Pingora phases) → [`proxy::decision::decide`] → [`routes`] (normalise, match) →
+//! [`auth::authenticate`] (bearer → JWT → scopes) → [`identity`] (strip, then set headers) →
+//! upstream. Configuration is compiled by [`config`] into an immutable [`snapshot::Snapshot`];
+//! every rejection is an [`error::GatewayError`] rendered by [`error::render`].
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod identity;
+pub mod proxy;
+pub mod routes;
+pub mod snapshot;
+pub mod telemetry;
+
+/// Install the process-wide rustls crypto provider. Pingora's rustls brings `ring` while
+/// other crates may bring `aws-lc-rs`; with two in the tree rustls needs one chosen explicitly.
+pub fn install_crypto_provider() {
+    // Err only means one is installed already, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,81 @@
+//! The `portcullis` binary: parse the command line, start logging, run, map errors to exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use portcullis::app::{self, RunError};
+use portcullis::cli::{Cli, Command};
+use portcullis::{config, demo, telemetry};
+
+/// sysexits.h EX_CONFIG-like code for "the configuration is invalid" (EX_USAGE, 64).
+const EXIT_BAD_CONFIG: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    portcullis::install_crypto_provider();
+    match cli.command {
+        Command::Validate { config } => validate(&config),
+        Command::Run { config } => {
+            telemetry::init(cli.log_format);
+            exit_code(app::run(&config))
+        }
+        Command::Demo {
+            config,
+            signing_key,
+            kid,
+        } => {
+            telemetry::init(cli.log_format);
+            exit_code(run_demo(&config, &signing_key, &kid))
+        }
+    }
+}
+
+fn validate(path: &std::path::Path) -> ExitCode {
+    match config::load(path) {
+        Ok(compiled) => {
+            for w in &compiled.warnings {
+                eprintln!("{}: warning: {w}", path.display());
+            }
+            println!("{}: valid", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{}: error: {e}", path.display());
+            }
+            eprintln!("{}: {} error(s)", path.display(), errors.0.len());
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+    }
+}
+
+fn run_demo(
+    config_path: &std::path::Path,
+    key: &std::path::Path,
+    kid: &str,
+) -> Result<(), RunError> {
+    let snapshot = app::load(config_path)?;
+    let base = config_path
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."));
+    let demo_failed = |e: demo::DemoError| RunError::Server(e.to_string());
+    let tokens =
+        demo::mint(&snapshot, &base.join(key), kid, demo::unix_now()).map_err(demo_failed)?;
+    demo::start_backends(&snapshot).map_err(demo_failed)?;
+    println!("{}", demo::instructions(&snapshot, &tokens));
+    app::run(config_path)
+}
+
+fn exit_code(result: Result<(), RunError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ RunError::Config(_)) => {
+            eprintln!("portcullis: {e}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

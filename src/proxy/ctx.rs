@@ -1,0 +1,39 @@
+//! Per-request state carried between Pingora phases.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::auth::Principal;
+use crate::error::GatewayError;
+use crate::snapshot::{Route, Snapshot};
+
+/// What one request knows as it moves through the phases.
+pub struct RequestCtx {
+    /// The configuration version this request sees from start to end.
+    pub snapshot: Arc<Snapshot>,
+    pub started: Instant,
+    /// Set once the request is admitted.
+    pub route: Option<usize>,
+    /// The normalised path forwarded upstream.
+    pub path: String,
+    pub principal: Option<Principal>,
+    /// Why the gateway refused or failed the request, for the access log.
+    pub error: Option<GatewayError>,
+}
+
+impl RequestCtx {
+    pub fn new(snapshot: Arc<Snapshot>) -> Self {
+        RequestCtx {
+            snapshot,
+            started: Instant::now(),
+            route: None,
+            path: String::new(),
+            principal: None,
+            error: None,
+        }
+    }
+
+    pub fn route(&self) -> Option<&Route> {
+        self.route.map(|i| &self.snapshot.routes[i])
+    }
+}

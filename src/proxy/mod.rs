@@ -1,0 +1,220 @@
+//! The Pingora proxy: each phase is short and delegates to plain functions.
+//!
+//! - `request_filter`: [`decision::decide`] (route + authenticate), or reject via [`respond`];
+//! - `upstream_peer`: the route's prebuilt peer;
+//! - `upstream_request_filter`: normalised path, strip-then-set identity headers, forwarding headers;
+//! - `fail_to_proxy`: upstream failures as 502/504 through the same renderer;
+//! - `logging`: one access-log line.
+
+pub mod ctx;
+pub mod decision;
+pub mod respond;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use http::header::{AUTHORIZATION, HOST};
+use http::HeaderValue;
+use pingora::http::RequestHeader;
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType};
+
+pub use ctx::RequestCtx;
+
+use crate::error::GatewayError;
+use crate::identity;
+use crate::snapshot::SnapshotHolder;
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+const X_FORWARDED_HOST: &str = "x-forwarded-host";
+
+/// The gateway's `ProxyHttp` implementation.
+pub struct Gateway {
+    snapshots: Arc<SnapshotHolder>,
+}
+
+impl Gateway {
+    pub fn new(snapshots: Arc<SnapshotHolder>) -> Self {
+        Gateway { snapshots }
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new(self.snapshots.current())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        match decision::decide(session.req_header(), &ctx.snapshot, unix_now()) {
+            Ok(admitted) => {
+                ctx.route = Some(admitted.route);
+                ctx.path = admitted.path;
+                ctx.principal = admitted.principal;
+                Ok(false)
+            }
+            Err(error) => {
+                respond::reject(session, &error).await?;
+                ctx.error = Some(error);
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let route = ctx.route().ok_or_else(|| {
+            Error::explain(ErrorType::InternalError, "upstream_peer without a route")
+        })?;
+        Ok(Box::new(
+            ctx.snapshot.upstreams[route.upstream].peer.clone(),
+        ))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let route = ctx.route().ok_or_else(|| {
+            Error::explain(ErrorType::InternalError, "upstream request without a route")
+        })?;
+
+        // Forward the normalised path: the upstream sees exactly what was routed and authorised.
+        let target = match upstream_request.uri.query() {
+            Some(q) => format!("{}?{q}", ctx.path),
+            None => ctx.path.clone(),
+        };
+        let uri = target.parse::<http::Uri>().map_err(|e| {
+            Error::because(ErrorType::InternalError, "normalised path is not a URI", e)
+        })?;
+        upstream_request.set_uri(uri);
+
+        identity::strip(upstream_request, &ctx.snapshot.identity);
+        if let Some(principal) = &ctx.principal {
+            identity::set(upstream_request, route, principal);
+        }
+        if !route.forward_token {
+            upstream_request.remove_header(&AUTHORIZATION);
+        }
+        set_forwarding_headers(session, upstream_request)?;
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let error = match (e.esource(), e.etype()) {
+            (
+                ErrorSource::Upstream,
+                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
+            ) => Some(GatewayError::UpstreamTimeout),
+            (ErrorSource::Upstream, _) => Some(GatewayError::UpstreamUnavailable),
+            // The client went away: nobody to answer.
+            (
+                ErrorSource::Downstream,
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+            ) => None,
+            _ => None,
+        };
+        let code = match &error {
+            Some(err) => {
+                if let Err(write_err) = respond::reject(session, err).await {
+                    tracing::debug!(error = %write_err, "could not write the error response");
+                }
+                err.status()
+            }
+            None => match e.esource() {
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                _ => 500,
+            },
+        };
+        if error.is_none() && code > 0 {
+            let _ = session.respond_error(code).await;
+        }
+        ctx.error = error;
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
+        let req = session.req_header();
+        let principal = ctx.principal.as_ref();
+        // Never log a token, Authorization, Cookie or the raw query: only bounded, verified fields.
+        tracing::info!(
+            target: "portcullis::access",
+            route = ctx.route().map(|r| &*r.id).unwrap_or("-"),
+            method = %req.method,
+            path = %if ctx.path.is_empty() { "-" } else { ctx.path.as_str() },
+            status,
+            reason = ctx.error.as_ref().map(GatewayError::reason).unwrap_or("ok"),
+            latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+            issuer = principal.map(|p| &*p.issuer_id).unwrap_or("-"),
+            client_id = principal.and_then(|p| p.client_id.as_deref()).unwrap_or("-"),
+            sub = principal.and_then(|p| p.subject.as_deref()).unwrap_or("-"),
+            jti = principal.and_then(|p| p.jti.as_deref()).unwrap_or("-"),
+            proxy_error = e.map(|e| e.etype().as_str()).unwrap_or("-"),
+            "request"
+        );
+    }
+}
+
+/// `X-Forwarded-For` gets the client address appended; `-Proto` and `-Host` are replaced.
+fn set_forwarding_headers(session: &Session, req: &mut RequestHeader) -> Result<()> {
+    if let Some(ip) = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+    {
+        let chain = match req
+            .headers
+            .get(X_FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(existing) if !existing.trim().is_empty() => format!("{existing}, {ip}"),
+            _ => ip.to_string(),
+        };
+        req.insert_header(X_FORWARDED_FOR, chain)?;
+    }
+    req.insert_header(X_FORWARDED_PROTO, "http")?;
+    let host = match req.uri.authority() {
+        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+        None => req.headers.get(HOST).cloned(),
+    };
+    match host {
+        Some(h) => req.insert_header(X_FORWARDED_HOST, h)?,
+        None => {
+            req.remove_header(X_FORWARDED_HOST);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! The compiled configuration: an immutable, fully typed [`Snapshot`] and its atomic holder.
+//!
+//! Everything the request path needs is parsed here once (header names, scopes, algorithms,
+//! durations, upstream peers), so nothing on the request path re-reads configuration. A request
+//! takes one snapshot at its start and sees that one version to its end.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::HeaderName;
+use pingora::upstreams::peer::HttpPeer;
+
+use crate::auth::algorithm::Algorithm;
+use crate::auth::jwks::KeySet;
+use crate::auth::scope::ScopeRequirement;
+use crate::routes::RouteTable;
+
+/// One complete, validated configuration.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub listeners: Vec<Listener>,
+    pub issuers: Vec<Arc<Issuer>>,
+    pub upstreams: Vec<Upstream>,
+    pub routes: Vec<Route>,
+    pub route_table: RouteTable,
+    pub identity: IdentityPolicy,
+    pub limits: Limits,
+}
+
+/// A plain-HTTP listener (TLS listeners come with the TLS work).
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub name: String,
+    pub address: SocketAddr,
+}
+
+/// A trusted token issuer and its verification policy.
+#[derive(Debug)]
+pub struct Issuer {
+    /// Configuration id, used in logs and metrics.
+    pub id: Arc<str>,
+    /// The exact `iss` value.
+    pub issuer: String,
+    /// `aud` must contain at least one of these.
+    pub audiences: Vec<String>,
+    /// The allow-list; the token's `alg` must be one of these.
+    pub algorithms: Vec<Algorithm>,
+    pub leeway: Duration,
+    /// Claims that carry scopes (`scope`, `scp`).
+    pub scope_claims: Vec<String>,
+    /// Required `typ`, if any (RFC 9068: `at+jwt`).
+    pub token_type: Option<String>,
+    pub keys: Arc<KeySet>,
+}
+
+/// A backend the gateway forwards to.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub id: Arc<str>,
+    /// The address the upstream's host resolved to when the configuration was compiled.
+    pub address: SocketAddr,
+    /// The pingora peer, with timeouts and TLS settings applied; cloned per request.
+    pub peer: HttpPeer,
+}
+
+/// A compiled route. Its match criteria live in the snapshot's [`RouteTable`].
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub id: Arc<str>,
+    /// Index into [`Snapshot::upstreams`].
+    pub upstream: usize,
+    pub auth: RouteAuth,
+    /// Headers set from verified claims, gateway-wide mapping plus this route's additions.
+    pub identity_headers: Vec<(HeaderName, ClaimSource)>,
+    /// Send the client's `Authorization` header upstream.
+    pub forward_token: bool,
+}
+
+/// What a route demands of the caller.
+#[derive(Debug, Clone)]
+pub enum RouteAuth {
+    /// Explicitly `auth: public`: no token needed, none used.
+    Public,
+    /// A valid token from one of `issuers` (snapshot indices) with `scopes`.
+    Protected {
+        issuers: Vec<usize>,
+        scopes: RouteScopes,
+    },
+}
+
+/// A scope requirement and its precomputed RFC 6750 challenge.
+#[derive(Debug, Clone)]
+pub struct RouteScopes {
+    pub requirement: ScopeRequirement,
+    pub challenge: Arc<str>,
+}
+
+/// Where an identity header's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimSource {
+    /// The normalised scope set, space-delimited (mapping a header to `scope` or `scp`).
+    Scopes,
+    /// The named claim of the verified payload.
+    Claim(String),
+}
+
+/// Which client-sent headers are removed before anything is set from claims.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityPolicy {
+    /// Lower-case name prefixes (`x-auth-`).
+    pub strip_prefixes: Vec<String>,
+    /// Every configured identity header name, gateway-wide and per route.
+    pub strip_names: Vec<HeaderName>,
+}
+
+/// Request limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_token_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_token_bytes: 8 * 1024,
+        }
+    }
+}
+
+/// The current snapshot, swapped whole on reload.
+#[derive(Debug)]
+pub struct SnapshotHolder(ArcSwap<Snapshot>);
+
+impl SnapshotHolder {
+    pub fn new(snapshot: Snapshot) -> Self {
+        SnapshotHolder(ArcSwap::from_pointee(snapshot))
+    }
+
+    /// The snapshot a request works with from start to end.
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.0.load_full()
+    }
+
+    /// Replace the snapshot; requests already running keep the one they took.
+    pub fn replace(&self, snapshot: Snapshot) {
+        self.0.store(Arc::new(snapshot));
+    }
+}
