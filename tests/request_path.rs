@@ -1,0 +1,162 @@
+//! The authenticated request path end to end: real gateway, real upstream, real tokens.
+
+mod support;
+
+use support::*;
+
+#[tokio::test]
+async fn valid_rsa_token_reaches_upstream_with_exactly_the_identity_headers() {
+    let gw = standard_gateway().await;
+    let token = Issuer::rsa(&claims("read:orders profile"));
+    let resp = client()
+        .get(gw.url("/orders/7?x=1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let echoed = echoed(resp).await;
+    let identity: Vec<String> = echoed
+        .header_names()
+        .into_iter()
+        .filter(|n| n.starts_with("x-auth-") || n == "x-legacy-user")
+        .collect();
+    assert_eq!(
+        identity,
+        [
+            "x-auth-client-id",
+            "x-auth-issuer",
+            "x-auth-scopes",
+            "x-auth-subject",
+            "x-legacy-user"
+        ]
+    );
+    assert_eq!(echoed.header("x-auth-subject").unwrap(), ["alice"]);
+    assert_eq!(echoed.header("x-auth-client-id").unwrap(), ["orders-ui"]);
+    assert_eq!(
+        echoed.header("x-auth-scopes").unwrap(),
+        ["profile read:orders"]
+    );
+    assert_eq!(echoed.header("x-auth-issuer").unwrap(), [ISSUER]);
+    assert_eq!(echoed.header("x-legacy-user").unwrap(), ["alice"]);
+    assert_eq!(
+        echoed.header("authorization"),
+        None,
+        "the token is not forwarded by default"
+    );
+    assert_eq!(echoed.target(), "/orders/7?x=1");
+}
+
+#[tokio::test]
+async fn valid_ec_token_is_accepted() {
+    let gw = standard_gateway().await;
+    let token = Issuer::ec(&claims("read:orders"));
+    let resp = client()
+        .get(gw.url("/orders"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        echoed(resp).await.header("x-auth-subject").unwrap(),
+        ["alice"]
+    );
+}
+
+#[tokio::test]
+async fn forwarding_headers_are_set() {
+    let gw = standard_gateway().await;
+    let resp = client()
+        .get(gw.url("/public/x"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    let echoed = echoed(resp).await;
+    assert_eq!(
+        echoed.header("x-forwarded-for").unwrap(),
+        ["203.0.113.9, 127.0.0.1"]
+    );
+    assert_eq!(echoed.header("x-forwarded-proto").unwrap(), ["http"]);
+    assert_eq!(
+        echoed.header("x-forwarded-host").unwrap(),
+        [gw.addr.to_string()]
+    );
+}
+
+#[tokio::test]
+async fn forward_token_sends_authorization_upstream() {
+    let gw = standard_gateway().await;
+    let token = Issuer::rsa(&claims(""));
+    let resp = client()
+        .get(gw.url("/forward"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        echoed(resp).await.header("authorization").unwrap(),
+        [format!("Bearer {token}")]
+    );
+}
+
+#[tokio::test]
+async fn any_of_and_all_of_scopes_are_both_enforced() {
+    let gw = standard_gateway().await;
+    let get = |scope: &'static str| {
+        let token = Issuer::rsa(&claims(scope));
+        client()
+            .get(gw.url("/orders/1"))
+            .header("host", "admin.example.com")
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(get("admin tenant:b").await.unwrap().status(), 200);
+    let denied = get("admin").await.unwrap();
+    assert_eq!(denied.status(), 403);
+    assert_eq!(
+        denied.headers()["www-authenticate"],
+        "Bearer realm=\"portcullis\", error=\"insufficient_scope\", scope=\"admin tenant:a tenant:b\""
+    );
+    assert_eq!(get("tenant:a").await.unwrap().status(), 403);
+}
+
+#[tokio::test]
+async fn unknown_route_is_404_json() {
+    let gw = standard_gateway().await;
+    let resp = client().get(gw.url("/nowhere")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "not_found");
+}
+
+#[tokio::test]
+async fn method_outside_the_route_is_not_routed() {
+    let gw = standard_gateway().await;
+    let token = Issuer::rsa(&claims("read:orders"));
+    let resp = client()
+        .delete(gw.url("/orders/1"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn unreachable_upstream_is_502() {
+    let gw = standard_gateway().await;
+    let resp = client().get(gw.url("/down")).send().await.unwrap();
+    assert_eq!(resp.status(), 502);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "bad_gateway");
+}
+
+#[tokio::test]
+async fn silent_upstream_is_504() {
+    let gw = standard_gateway().await;
+    let resp = client().get(gw.url("/slow")).send().await.unwrap();
+    assert_eq!(resp.status(), 504);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "gateway_timeout");
+}
