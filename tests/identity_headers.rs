@@ -1,5 +1,7 @@
 //! Client-sent identity headers never reach the upstream, on protected and public routes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use support::*;

@@ -1,5 +1,7 @@
 //! A client can never reach a protected path through a spelling that matches a public route.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use support::*;

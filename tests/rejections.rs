@@ -1,5 +1,7 @@
 //! Every RFC 6750 rejection, with its status and WWW-Authenticate value, on the real gateway.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use serde_json::json;

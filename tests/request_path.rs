@@ -1,5 +1,7 @@
 //! The authenticated request path end to end: real gateway, real upstream, real tokens.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use support::*;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::algorithm::Algorithm;
-use super::jwks::VerificationKey;
+use super::jwks::{KeySet, VerificationKey};
 use crate::error::TokenFault;
 use crate::snapshot::Issuer;
 
@@ -83,7 +83,7 @@ pub fn verify<'a>(
         signature,
         header.kid.as_deref(),
         algorithm,
-        issuer,
+        &issuer.keys,
     )?;
     check_type(header.typ.as_deref(), issuer.token_type.as_deref())?;
     check_claims(&claims, issuer, now)?;
@@ -101,16 +101,18 @@ fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, TokenFau
     serde_json::from_slice(&bytes).map_err(|_| TokenFault::Malformed)
 }
 
-fn verify_signature(
+/// Verify a JWS signature over `signing_input` (`header.payload`) with a key of `keys`: the key
+/// named by `kid`, or for a token without `kid` the first few keys that fit `algorithm`.
+pub fn verify_signature(
     signing_input: &str,
     signature: &str,
     kid: Option<&str>,
     algorithm: Algorithm,
-    issuer: &Issuer,
+    keys: &KeySet,
 ) -> Result<(), TokenFault> {
     match kid {
         Some(kid) => {
-            let key = issuer.keys.by_kid(kid).ok_or(TokenFault::UnknownKid)?;
+            let key = keys.by_kid(kid).ok_or(TokenFault::UnknownKid)?;
             if !key.accepts(algorithm) {
                 return Err(TokenFault::KeyAlgorithmMismatch);
             }
@@ -122,11 +124,7 @@ fn verify_signature(
         }
         None => {
             let mut tried = false;
-            for key in issuer
-                .keys
-                .accepting(algorithm)
-                .take(MAX_KIDLESS_CANDIDATES)
-            {
+            for key in keys.accepting(algorithm).take(MAX_KIDLESS_CANDIDATES) {
                 tried = true;
                 if signature_matches(signing_input, signature, key, algorithm) {
                     return Ok(());
@@ -233,7 +231,6 @@ fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, Token
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::jwks::KeySet;
     use serde_json::json;
     use std::time::Duration;
 

@@ -84,17 +84,22 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
     };
 
     let listeners = compile_listeners(&mut cx, &file.listeners);
+    // Ids resolve by position in the file even when their entry has errors, so a broken issuer
+    // is reported once, where it is, and not again as "unknown" by every route naming it.
     let issuers = compile_issuers(&mut cx, &file.issuers, base_dir);
-    let issuer_ids: HashMap<&str, usize> = issuers
+    let issuer_ids: HashMap<&str, usize> = file
+        .issuers
         .iter()
         .enumerate()
-        .map(|(i, is)| (&*is.id, i))
+        .map(|(i, f)| (f.value.id.value.as_str(), i))
         .collect();
     let upstreams = compile_upstreams(&mut cx, &file.upstreams);
-    let upstream_ids: HashMap<&str, usize> = upstreams
+    let upstream_ids: HashMap<&str, usize> = file
+        .upstreams
+        .value
         .iter()
         .enumerate()
-        .map(|(i, u)| (&*u.id, i))
+        .map(|(i, f)| (f.value.id.value.as_str(), i))
         .collect();
     let (identity, gateway_headers) = compile_identity(&mut cx, file.identity.as_ref());
     let limits = compile_limits(&mut cx, file.limits.as_ref());
@@ -187,8 +192,9 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
     let route_table = RouteTable::new(matches);
     let snapshot = Snapshot {
         listeners,
-        issuers: issuers.into_iter().map(Arc::new).collect(),
-        upstreams,
+        // Without errors every entry compiled, so positions still match the ids above.
+        issuers: issuers.into_iter().flatten().map(Arc::new).collect(),
+        upstreams: upstreams.into_iter().flatten().collect(),
         routes,
         route_table,
         identity: IdentityPolicy {
@@ -275,7 +281,11 @@ fn compile_listeners(
     out
 }
 
-fn compile_issuers(cx: &mut Ctx, issuers: &[Spanned<IssuerFile>], base_dir: &Path) -> Vec<Issuer> {
+fn compile_issuers(
+    cx: &mut Ctx,
+    issuers: &[Spanned<IssuerFile>],
+    base_dir: &Path,
+) -> Vec<Option<Issuer>> {
     let mut out = Vec::new();
     let mut ids = HashSet::new();
     let mut iss_values = HashSet::new();
@@ -376,18 +386,16 @@ fn compile_issuers(cx: &mut Ctx, issuers: &[Spanned<IssuerFile>], base_dir: &Pat
                 })
             }
         };
-        if ok {
-            out.push(Issuer {
-                id: Arc::from(f.id.value.as_str()),
-                issuer: f.issuer.value.clone(),
-                audiences,
-                algorithms,
-                leeway,
-                scope_claims,
-                token_type,
-                keys: Arc::new(keys),
-            });
-        }
+        out.push(ok.then(|| Issuer {
+            id: Arc::from(f.id.value.as_str()),
+            issuer: f.issuer.value.clone(),
+            audiences,
+            algorithms,
+            leeway,
+            scope_claims,
+            token_type,
+            keys: Arc::new(keys),
+        }));
     }
     out
 }
@@ -488,7 +496,7 @@ fn load_jwks_file(
 fn compile_upstreams(
     cx: &mut Ctx,
     upstreams: &Spanned<Vec<Spanned<UpstreamFile>>>,
-) -> Vec<Upstream> {
+) -> Vec<Option<Upstream>> {
     if upstreams.value.is_empty() {
         cx.error(
             upstreams.referenced,
@@ -529,19 +537,21 @@ fn compile_upstreams(
                 None
             }
         };
-        if let (true, Some((addr, tls, host)), Some(connect), Some(read), Some(write)) =
-            (ok, target, connect, read, write)
-        {
-            let mut peer = HttpPeer::new(addr, tls, host);
-            peer.options.connection_timeout = Some(connect);
-            peer.options.read_timeout = Some(read);
-            peer.options.write_timeout = Some(write);
-            out.push(Upstream {
-                id: Arc::from(u.id.value.as_str()),
-                address: addr,
-                peer,
-            });
-        }
+        let compiled = match (ok, target, connect, read, write) {
+            (true, Some((addr, tls, host)), Some(connect), Some(read), Some(write)) => {
+                let mut peer = HttpPeer::new(addr, tls, host);
+                peer.options.connection_timeout = Some(connect);
+                peer.options.read_timeout = Some(read);
+                peer.options.write_timeout = Some(write);
+                Some(Upstream {
+                    id: Arc::from(u.id.value.as_str()),
+                    address: addr,
+                    peer,
+                })
+            }
+            _ => None,
+        };
+        out.push(compiled);
     }
     out
 }

@@ -1,0 +1,43 @@
+# portcullis: the two commands of the quick start, and their helpers.
+#   make demo   build, then run the gateway on gateway.yaml with a demo backend and demo tokens
+#   make test   every check: format, lints, unit and integration tests, shipped config validation
+# Both install what is missing on Debian/Ubuntu (cmake for Pingora, redis-server for tests).
+
+CARGO ?= cargo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export DEBIAN_FRONTEND := noninteractive
+
+.PHONY: demo test build deps test-deps lint bench validate
+
+# Install a Debian package when its command is missing.
+define need
+	@command -v $(1) >/dev/null 2>&1 || { \
+	  echo "installing $(2) (needed for $(3))"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(2) >/dev/null; }
+endef
+
+deps:
+	$(call need,cmake,cmake,building Pingora)
+
+test-deps: deps
+	$(call need,redis-server,redis-server,the revocation-store tests)
+
+build: deps
+	$(CARGO) build --release --locked
+
+demo: build
+	./target/release/portcullis --log-format text demo -c gateway.yaml
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+validate:
+	$(CARGO) run --quiet --locked -- validate -c gateway.yaml
+
+test: test-deps lint
+	$(CARGO) test --locked
+	$(MAKE) --no-print-directory validate
+
+bench: deps
+	$(CARGO) bench --locked --bench request_path

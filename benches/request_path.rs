@@ -1,0 +1,98 @@
+//! The request-path decision (normalise + route lookup + token validation + scope check) for an
+//! RS256 and an ES256 token, plus its parts. Figures and machine: benches/README.md.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use pingora::http::RequestHeader;
+use portcullis::proxy::decision::decide;
+use portcullis::routes::normalize_path;
+use serde_json::json;
+
+const CONFIG: &str = r#"
+listeners: [{ name: bench, address: "127.0.0.1:8080" }]
+issuers:
+  - id: corp
+    issuer: "https://idp.bench"
+    jwks_file: jwks.json
+    audiences: [orders-api]
+    algorithms: [RS256, ES256]
+upstreams: [{ id: echo, url: "http://127.0.0.1:9000" }]
+routes:
+  - { id: health, match: { path: /healthz }, upstream: echo, auth: public }
+  - { id: users, match: { path_prefix: /users }, upstream: echo, auth: { scopes: { all_of: [read:users] } } }
+  - { id: billing, match: { host: billing.example.com, path_prefix: /invoices }, upstream: echo }
+  - id: orders
+    match: { path_prefix: /orders, methods: [GET, HEAD] }
+    upstream: echo
+    auth: { scopes: { all_of: ["read:orders"] } }
+"#;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn token(alg: Algorithm, kid: &str, pem: &str) -> String {
+    let bytes = std::fs::read(fixtures().join(pem)).unwrap();
+    let key = match alg {
+        Algorithm::ES256 => EncodingKey::from_ec_pem(&bytes).unwrap(),
+        _ => EncodingKey::from_rsa_pem(&bytes).unwrap(),
+    };
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.into());
+    let claims = json!({
+        "iss": "https://idp.bench", "aud": "orders-api", "sub": "alice", "client_id": "ui",
+        "scope": "read:orders write:orders profile", "iat": 1_900_000_000i64, "exp": 1_900_000_600i64,
+        "jti": "8f14e45f-ceea-467f-a8f2-3f0f1c1d2e3f",
+    });
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+fn request(token: &str) -> RequestHeader {
+    let mut req = RequestHeader::build("GET", b"/orders/42/items?limit=10", None).unwrap();
+    req.insert_header("host", "api.example.com").unwrap();
+    req.insert_header("authorization", format!("Bearer {token}"))
+        .unwrap();
+    req
+}
+
+fn bench(c: &mut Criterion) {
+    portcullis::install_crypto_provider();
+    let snapshot = portcullis::config::load_str(CONFIG, &fixtures())
+        .unwrap()
+        .snapshot;
+    let now = 1_900_000_100;
+    let mut group = c.benchmark_group("decide");
+    for (name, alg, kid, pem) in [
+        ("rs256", Algorithm::RS256, "test-rsa-1", "rsa-private.pem"),
+        ("es256", Algorithm::ES256, "test-ec-1", "ec-private.pem"),
+    ] {
+        let req = request(&token(alg, kid, pem));
+        assert!(decide(&req, &snapshot, now).is_ok());
+        group.bench_function(name, |b| {
+            b.iter(|| decide(black_box(&req), black_box(&snapshot), now))
+        });
+    }
+    group.finish();
+
+    c.bench_function("normalize_path", |b| {
+        b.iter(|| normalize_path(black_box("/public/../orders//42/./items")))
+    });
+    c.bench_function("route_lookup", |b| {
+        let method = http::Method::GET;
+        b.iter(|| {
+            snapshot.route_table.lookup(
+                black_box(Some("api.example.com")),
+                black_box("/orders/42/items"),
+                &method,
+            )
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,94 @@
+//! The binary's command-line contract: validate, exit codes, help.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use assert_cmd::Command;
+
+fn portcullis() -> Command {
+    Command::cargo_bin("portcullis").unwrap()
+}
+
+#[test]
+fn validate_accepts_the_shipped_gateway_yaml() {
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.yaml");
+    portcullis()
+        .args(["validate", "-c"])
+        .arg(shipped)
+        .assert()
+        .success();
+}
+
+#[test]
+fn validate_reports_several_errors_with_line_numbers_and_exits_64() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &path,
+        r#"listeners:
+  - name: http
+    address: "127.0.0.1:8080"
+upstreams:
+  - id: orders
+    url: "http://127.0.0.1:9000"
+    read_timeout: forever
+routes:
+  - id: orders
+    match: { path_prefix: /orders }
+    upstream: missing
+    auth: public
+"#,
+    )
+    .unwrap();
+    let out = portcullis()
+        .args(["validate", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("line 7, column 19: upstreams[0].read_timeout"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 11, column 15: routes[0].upstream: unknown upstream \"missing\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 error(s)"), "{stderr}");
+}
+
+#[test]
+fn validate_reports_a_missing_file_and_exits_64() {
+    let out = portcullis()
+        .args(["validate", "-c", "/nonexistent/gateway.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("cannot read"));
+}
+
+#[test]
+fn run_with_an_invalid_config_exits_64() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(&path, "listeners: []\n").unwrap();
+    let out = portcullis()
+        .args(["run", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn help_explains_each_command() {
+    let out = portcullis().arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for command in ["run", "validate", "demo"] {
+        assert!(help.contains(command), "{help}");
+    }
+}

@@ -1,0 +1,207 @@
+//! Configuration compiling: every error at once, each with its YAML location.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use portcullis::config::load_str;
+use portcullis::snapshot::{ClaimSource, RouteAuth};
+
+const GOOD: &str = r#"
+listeners:
+  - name: http
+    address: "127.0.0.1:8080"
+issuers:
+  - id: corp
+    issuer: "https://idp.test"
+    jwks_file: jwks.json
+    audiences: [orders-api]
+upstreams:
+  - id: orders
+    url: "http://127.0.0.1:9000"
+routes:
+  - id: orders
+    match: { path_prefix: /orders/ }
+    upstream: orders
+  - id: health
+    match: { path: /healthz }
+    upstream: orders
+    auth: public
+"#;
+
+#[test]
+fn a_minimal_config_compiles_with_safe_defaults() {
+    let compiled = load_str(GOOD, &support::fixtures()).unwrap();
+    let s = &compiled.snapshot;
+    assert_eq!(
+        s.issuers[0].algorithms,
+        [portcullis::auth::algorithm::Algorithm::RS256]
+    );
+    assert_eq!(s.issuers[0].leeway.as_secs(), 30);
+    assert_eq!(s.issuers[0].scope_claims, ["scope", "scp"]);
+    assert_eq!(s.limits.max_token_bytes, 8192);
+    // A route without `auth` is protected by every issuer.
+    assert!(matches!(&s.routes[0].auth, RouteAuth::Protected { issuers, .. } if issuers == &[0]));
+    assert!(matches!(s.routes[1].auth, RouteAuth::Public));
+    let headers: Vec<(&str, &ClaimSource)> = s.routes[0]
+        .identity_headers
+        .iter()
+        .map(|(n, c)| (n.as_str(), c))
+        .collect();
+    assert_eq!(headers.len(), 4);
+    assert!(headers.contains(&("x-auth-scopes", &ClaimSource::Scopes)));
+    assert_eq!(s.identity.strip_prefixes, ["x-auth-"]);
+}
+
+#[test]
+fn every_semantic_error_is_reported_with_its_line() {
+    let bad = r#"
+listeners:
+  - name: http
+    address: "localhost"
+issuers:
+  - id: corp
+    issuer: "https://idp.test"
+    jwks_file: jwks.json
+    audiences: []
+    algorithms: [RS256, HS256, none]
+    leeway: soon
+upstreams:
+  - id: orders
+    url: "ftp://127.0.0.1:9000"
+routes:
+  - id: orders
+    match: { path_prefix: /orders/../admin }
+    upstream: ordrs
+    auth:
+      issuers: [corp, nobody]
+      scopes: { all_of: ["read orders"] }
+  - id: orders
+    match: { path: /x, path_prefix: /y }
+    upstream: orders
+    auth: open
+"#;
+    let errors = load_str(bad, &support::fixtures()).unwrap_err().0;
+    let found: Vec<(u64, &str)> = errors
+        .iter()
+        .map(|e| (e.line.unwrap(), e.path.as_str()))
+        .collect();
+    let expect = [
+        (4, "listeners[0].address"),
+        (9, "issuers[0].audiences"),
+        (10, "issuers[0].algorithms"),
+        (10, "issuers[0].algorithms"),
+        (11, "issuers[0].leeway"),
+        (14, "upstreams[0].url"),
+        (17, "routes[0].match.path_prefix"),
+        (18, "routes[0].upstream"),
+        (20, "routes[0].auth.issuers"),
+        (21, "routes[0].auth.scopes.all_of"),
+        (22, "routes[1].id"),
+        (23, "routes[1].match"),
+        (25, "routes[1].auth"),
+    ];
+    for e in &expect {
+        assert!(found.contains(e), "missing {e:?} in {errors:#?}");
+    }
+    assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+    let text = errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        text.contains("unknown upstream \"ordrs\" (known: orders)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("unsigned and symmetric algorithms are never accepted"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_location() {
+    let typo = GOOD.replace(
+        "    audiences: [orders-api]",
+        "    audiences: [orders-api]\n    audience: [x]",
+    );
+    let errors = load_str(&typo, &support::fixtures()).unwrap_err().0;
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].line, Some(10));
+    assert!(errors[0].message.contains("audience"), "{}", errors[0]);
+}
+
+#[test]
+fn missing_audiences_and_key_source_are_errors() {
+    let no_aud = GOOD
+        .replace("    audiences: [orders-api]\n", "")
+        .replace("    jwks_file: jwks.json\n", "");
+    let errors = load_str(&no_aud, &support::fixtures()).unwrap_err().0;
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["issuers[0].audiences", "issuers[0].jwks_file"]);
+}
+
+#[test]
+fn unreadable_or_empty_key_files_are_located_errors() {
+    let missing = GOOD.replace("jwks_file: jwks.json", "jwks_file: nope.json");
+    let errors = load_str(&missing, &support::fixtures()).unwrap_err().0;
+    assert_eq!(
+        (errors[0].line, errors[0].path.as_str()),
+        (Some(8), "issuers[0].jwks_file")
+    );
+    let not_jwks = GOOD.replace("jwks_file: jwks.json", "jwks_file: rsa-public.pem");
+    assert!(load_str(&not_jwks, &support::fixtures()).is_err());
+}
+
+#[test]
+fn a_protected_route_without_any_issuer_is_an_error() {
+    let yaml = r#"
+listeners: [{ name: http, address: "127.0.0.1:8080" }]
+upstreams: [{ id: u, url: "http://127.0.0.1:9000" }]
+routes:
+  - id: r
+    match: { path_prefix: / }
+    upstream: u
+"#;
+    let errors = load_str(yaml, &support::fixtures()).unwrap_err().0;
+    assert!(
+        errors[0].message.contains("needs an issuer"),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn identity_headers_may_not_take_over_transport_headers() {
+    let yaml = GOOD.replace(
+        "routes:",
+        "identity:\n  headers: { Authorization: sub, X-Forwarded-For: sub }\nroutes:",
+    );
+    let errors = load_str(&yaml, &support::fixtures()).unwrap_err().0;
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+}
+
+#[test]
+fn duplicate_matches_are_refused() {
+    let yaml = GOOD.replace(
+        "match: { path: /healthz }",
+        "match: { path_prefix: /orders }",
+    );
+    let errors = load_str(&yaml, &support::fixtures()).unwrap_err().0;
+    assert!(
+        errors[0].message.contains("same match as route \"orders\""),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn non_loopback_plain_http_is_a_warning() {
+    let yaml = GOOD.replace("127.0.0.1:8080", "0.0.0.0:8080");
+    let compiled = load_str(&yaml, &support::fixtures()).unwrap();
+    assert!(compiled
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("plain HTTP")));
+}
