@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use pingora::proxy::{http_proxy_service_with_name, HttpProxy};
 use pingora::server::configuration::ServerConf;
+use pingora::server::ShutdownWatch;
 use pingora::server::{RunArgs, Server};
+use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
 use crate::config::{self, Compiled, ConfigErrors};
@@ -59,6 +61,30 @@ pub fn proxy_service(
     service
 }
 
+/// Start the key refresher of every remote issuer of `snapshot`; they stop when `shutdown` flips.
+pub fn spawn_key_refreshers(snapshot: &Snapshot, shutdown: &tokio::sync::watch::Receiver<bool>) {
+    for issuer in &snapshot.issuers {
+        if let Some(source) = &issuer.key_source {
+            tokio::spawn(
+                Arc::clone(&issuer.keys).run_refresher(Arc::clone(source), shutdown.clone()),
+            );
+        }
+    }
+}
+
+/// Runs the key refreshers inside the Pingora server, so they stop with it.
+struct KeyRefreshService {
+    snapshots: Arc<SnapshotHolder>,
+}
+
+#[async_trait::async_trait]
+impl BackgroundService for KeyRefreshService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        spawn_key_refreshers(&self.snapshots.current(), &shutdown);
+        let _ = shutdown.changed().await;
+    }
+}
+
 /// Load and compile the configuration, logging its warnings.
 pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
     let Compiled { snapshot, warnings } = config::load(path)?;
@@ -78,8 +104,12 @@ pub fn run(config_path: &Path) -> Result<(), RunError> {
     let snapshots = Arc::new(SnapshotHolder::new(snapshot));
     let mut server = Server::new_with_opt_and_conf(None, server_conf());
     server.bootstrap();
-    let service = proxy_service(snapshots, &server.configuration);
+    let service = proxy_service(Arc::clone(&snapshots), &server.configuration);
     server.add_service(service);
+    server.add_service(background_service(
+        "key refresh",
+        KeyRefreshService { snapshots },
+    ));
     server.run(RunArgs::default());
     Ok(())
 }

@@ -10,6 +10,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+/// `Retry-After` for a request refused because issuer keys are not loaded yet.
+pub const KEYS_RETRY_AFTER_SECONDS: u32 = 5;
+
 /// The realm announced in every Bearer challenge.
 pub const REALM: &str = "portcullis";
 
@@ -72,6 +75,9 @@ pub enum TokenFault {
     IssuedInFuture,
     /// `typ` differs from the issuer's required `token_type`.
     WrongType,
+    /// The issuer's keys have not loaded yet (or went past their maximum staleness): the token
+    /// cannot be checked, which is the gateway's problem, not the client's.
+    KeysNotLoaded,
 }
 
 /// Every way the request path can refuse or fail a request.
@@ -89,6 +95,8 @@ pub enum GatewayError {
     InvalidToken(TokenFault),
     /// The token is valid but lacks the route's scopes; the challenge lists them.
     InsufficientScope { required: Arc<str> },
+    /// The token's issuer has no usable keys yet; retry shortly (503, not 401).
+    KeysUnavailable,
     /// The upstream could not be reached or failed mid-request.
     UpstreamUnavailable,
     /// The upstream did not answer in time.
@@ -103,6 +111,7 @@ impl GatewayError {
             GatewayError::BadPath(_) | GatewayError::InvalidRequest(_) => 400,
             GatewayError::MissingToken | GatewayError::InvalidToken(_) => 401,
             GatewayError::InsufficientScope { .. } => 403,
+            GatewayError::KeysUnavailable => 503,
             GatewayError::UpstreamUnavailable => 502,
             GatewayError::UpstreamTimeout => 504,
         }
@@ -141,8 +150,10 @@ impl GatewayError {
                 TokenFault::NotYetValid => "not_yet_valid",
                 TokenFault::IssuedInFuture => "issued_in_future",
                 TokenFault::WrongType => "wrong_type",
+                TokenFault::KeysNotLoaded => "keys_not_loaded",
             },
             GatewayError::InsufficientScope { .. } => "insufficient_scope",
+            GatewayError::KeysUnavailable => "keys_not_loaded",
             GatewayError::UpstreamUnavailable => "upstream_unavailable",
             GatewayError::UpstreamTimeout => "upstream_timeout",
         }
@@ -158,6 +169,7 @@ impl GatewayError {
             GatewayError::MissingToken => "unauthorized",
             GatewayError::InvalidToken(_) => "invalid_token",
             GatewayError::InsufficientScope { .. } => "insufficient_scope",
+            GatewayError::KeysUnavailable => "temporarily_unavailable",
             GatewayError::UpstreamUnavailable => "bad_gateway",
             GatewayError::UpstreamTimeout => "gateway_timeout",
         }
@@ -174,6 +186,7 @@ impl GatewayError {
             GatewayError::InsufficientScope { .. } => {
                 "The access token does not grant the scope this request needs."
             }
+            GatewayError::KeysUnavailable => "The gateway cannot check tokens yet; retry shortly.",
             GatewayError::UpstreamUnavailable => "The upstream service is unavailable.",
             GatewayError::UpstreamTimeout => "The upstream service did not answer in time.",
         }
@@ -212,6 +225,8 @@ impl std::error::Error for GatewayError {}
 pub struct Rendered {
     pub status: u16,
     pub www_authenticate: Option<String>,
+    /// `Retry-After` seconds, for temporary refusals.
+    pub retry_after: Option<u32>,
     pub body: Bytes,
 }
 
@@ -224,6 +239,8 @@ pub fn render(error: &GatewayError) -> Rendered {
     Rendered {
         status: error.status(),
         www_authenticate: error.www_authenticate(),
+        retry_after: matches!(error, GatewayError::KeysUnavailable)
+            .then_some(KEYS_RETRY_AFTER_SECONDS),
         body: Bytes::from(body.to_string()),
     }
 }
@@ -260,6 +277,15 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(body["error"], "invalid_token");
         assert!(!r.body.windows(8).any(|w| w == b"audience"));
+    }
+
+    #[test]
+    fn keys_not_loaded_is_503_with_retry_after() {
+        let r = render(&GatewayError::KeysUnavailable);
+        assert_eq!(
+            (r.status, r.retry_after, r.www_authenticate),
+            (503, Some(5), None)
+        );
     }
 
     #[test]

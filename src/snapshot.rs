@@ -13,7 +13,8 @@ use http::HeaderName;
 use pingora::upstreams::peer::HttpPeer;
 
 use crate::auth::algorithm::Algorithm;
-use crate::auth::jwks::KeySet;
+use crate::auth::fetch::KeySource;
+use crate::auth::keys::IssuerKeys;
 use crate::auth::scope::ScopeRequirement;
 use crate::routes::RouteTable;
 
@@ -52,7 +53,17 @@ pub struct Issuer {
     pub scope_claims: Vec<String>,
     /// Required `typ`, if any (RFC 9068: `at+jwt`).
     pub token_type: Option<String>,
-    pub keys: Arc<KeySet>,
+    /// The issuer's current keys.
+    pub keys: Arc<IssuerKeys>,
+    /// Where remote keys are fetched from; `None` for a `jwks_file`.
+    pub key_source: Option<Arc<dyn KeySource>>,
+}
+
+impl Snapshot {
+    /// True when every issuer's keys have loaded at least once.
+    pub fn keys_ready(&self) -> bool {
+        self.issuers.iter().all(|i| i.keys.is_loaded())
+    }
 }
 
 /// A backend the gateway forwards to.

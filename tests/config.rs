@@ -139,7 +139,12 @@ fn missing_audiences_and_key_source_are_errors() {
         .replace("    jwks_file: jwks.json\n", "");
     let errors = load_str(&no_aud, &support::fixtures()).unwrap_err().0;
     let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
-    assert_eq!(paths, ["issuers[0].audiences", "issuers[0].jwks_file"]);
+    assert_eq!(paths, ["issuers[0].audiences", "issuers[0]"]);
+    assert!(
+        errors[1].message.contains("exactly one key source"),
+        "{}",
+        errors[1]
+    );
 }
 
 #[test]

@@ -151,7 +151,11 @@ fn vector_payloads_are_not_access_tokens() {
             leeway: std::time::Duration::from_secs(30),
             scope_claims: vec!["scope".into()],
             token_type: None,
-            keys: std::sync::Arc::new(v.keys),
+            keys: std::sync::Arc::new(portcullis::auth::keys::IssuerKeys::fixed(
+                "rfc".into(),
+                v.keys,
+            )),
+            key_source: None,
         };
         // Text payloads are malformed; JSON ones lack iss/aud or are expired.
         let got = verify(&v.compact, [(0, &issuer)], support::now());

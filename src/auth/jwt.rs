@@ -78,12 +78,13 @@ pub fn verify<'a>(
         return Err(TokenFault::AlgorithmNotAllowed);
     }
 
+    let keys = issuer.keys.current().ok_or(TokenFault::KeysNotLoaded)?;
     verify_signature(
         signing_input,
         signature,
         header.kid.as_deref(),
         algorithm,
-        &issuer.keys,
+        &keys,
     )?;
     check_type(header.typ.as_deref(), issuer.token_type.as_deref())?;
     check_claims(&claims, issuer, now)?;
@@ -92,6 +93,20 @@ pub fn verify<'a>(
         algorithm,
         claims,
     })
+}
+
+/// For a token refused with an unknown `kid`: the snapshot index of the issuer its `iss` names
+/// (among `candidates`) and its `kid`. Only called on that rare path, so it parses again.
+pub fn unknown_kid_context<'a>(
+    token: &str,
+    candidates: impl IntoIterator<Item = (usize, &'a Issuer)>,
+) -> Option<(usize, Option<String>)> {
+    let mut parts = token.split('.');
+    let header: JoseHeader = decode_json(parts.next()?).ok()?;
+    let claims: Map<String, Value> = decode_json(parts.next()?).ok()?;
+    let iss = claims.get("iss").and_then(Value::as_str)?;
+    let (idx, _) = candidates.into_iter().find(|(_, i)| i.issuer == iss)?;
+    Some((idx, header.kid))
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, TokenFault> {
@@ -243,7 +258,11 @@ mod tests {
             leeway: Duration::from_secs(30),
             scope_claims: vec!["scope".into(), "scp".into()],
             token_type: None,
-            keys: std::sync::Arc::new(KeySet::default()),
+            keys: std::sync::Arc::new(crate::auth::keys::IssuerKeys::fixed(
+                "corp".into(),
+                KeySet::default(),
+            )),
+            key_source: None,
         }
     }
 

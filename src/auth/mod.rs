@@ -5,8 +5,10 @@
 
 pub mod algorithm;
 pub mod bearer;
+pub mod fetch;
 pub mod jwks;
 pub mod jwt;
+pub mod keys;
 pub mod principal;
 pub mod scope;
 
@@ -14,7 +16,7 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 
-use crate::error::GatewayError;
+use crate::error::{GatewayError, TokenFault};
 use crate::snapshot::{Route, RouteAuth, Snapshot};
 pub use principal::Principal;
 
@@ -36,7 +38,10 @@ pub fn authenticate(
         .map_err(GatewayError::InvalidRequest)?
         .ok_or(GatewayError::MissingToken)?;
     let candidates = issuers.iter().map(|&i| (i, &*snapshot.issuers[i]));
-    let verified = jwt::verify(token, candidates, now).map_err(GatewayError::InvalidToken)?;
+    let verified = jwt::verify(token, candidates, now).map_err(|fault| match fault {
+        TokenFault::KeysNotLoaded => GatewayError::KeysUnavailable,
+        fault => GatewayError::InvalidToken(fault),
+    })?;
     let issuer = &snapshot.issuers[verified.issuer];
     let principal = Principal::new(verified, issuer);
     // RFC 6750 §3.1: a valid token without the needed scope is 403 insufficient_scope.

@@ -17,7 +17,9 @@ use serde_saphyr::{Location, Spanned};
 use super::file::*;
 use super::{ConfigError, ConfigErrors};
 use crate::auth::algorithm::Algorithm;
+use crate::auth::fetch::{check_key_url, HttpKeySource, KeySource, Remote};
 use crate::auth::jwks::KeySet;
+use crate::auth::keys::{IssuerKeys, RefreshPolicy};
 use crate::auth::scope::{is_valid_scope_token, ScopeRequirement};
 use crate::routes::{normalize_path, PathMatch, RouteMatch, RouteTable};
 use crate::snapshot::*;
@@ -369,25 +371,15 @@ fn compile_issuers(
             Some(s) => s.value.iter().map(|c| c.value.clone()).collect(),
         };
         let token_type = f.token_type.as_ref().map(|t| t.value.clone());
-        let keys = match &f.jwks_file {
-            None => {
-                cx.error(
-                    spanned.referenced,
-                    format!("{path}.jwks_file"),
-                    "a key source is required: jwks_file",
-                );
-                ok = false;
-                KeySet::default()
-            }
-            Some(file) => {
-                load_jwks_file(cx, &path, file, base_dir, &algorithms).unwrap_or_else(|| {
+        let id: Arc<str> = Arc::from(f.id.value.as_str());
+        let (keys, key_source) =
+            compile_key_source(cx, &path, spanned.referenced, f, base_dir, &algorithms, &id)
+                .unwrap_or_else(|| {
                     ok = false;
-                    KeySet::default()
-                })
-            }
-        };
+                    (IssuerKeys::fixed(Arc::clone(&id), KeySet::default()), None)
+                });
         out.push(ok.then(|| Issuer {
-            id: Arc::from(f.id.value.as_str()),
+            id,
             issuer: f.issuer.value.clone(),
             audiences,
             algorithms,
@@ -395,9 +387,136 @@ fn compile_issuers(
             scope_claims,
             token_type,
             keys: Arc::new(keys),
+            key_source,
         }));
     }
     out
+}
+
+/// Exactly one of `jwks_file`, `jwks_uri`, `discovery: true`.
+fn compile_key_source(
+    cx: &mut Ctx,
+    path: &str,
+    issuer_at: Location,
+    f: &IssuerFile,
+    base_dir: &Path,
+    algorithms: &[Algorithm],
+    id: &Arc<str>,
+) -> Option<(IssuerKeys, Option<Arc<dyn KeySource>>)> {
+    let discovery = f.discovery.as_ref().filter(|d| d.value);
+    let chosen = usize::from(f.jwks_file.is_some())
+        + usize::from(f.jwks_uri.is_some())
+        + usize::from(discovery.is_some());
+    if chosen != 1 {
+        cx.error(
+            issuer_at,
+            path.to_owned(),
+            "exactly one key source is required: jwks_file, jwks_uri, or discovery: true",
+        );
+        return None;
+    }
+    if let Some(file) = &f.jwks_file {
+        if f.jwks_refresh.is_some() {
+            cx.warn(
+                issuer_at,
+                format!("{path}.jwks_refresh"),
+                "ignored: a jwks_file is read once",
+            );
+        }
+        let keys = load_jwks_file(cx, path, file, base_dir, algorithms)?;
+        return Some((IssuerKeys::fixed(Arc::clone(id), keys), None));
+    }
+    let remote = match (&f.jwks_uri, discovery) {
+        (Some(uri), _) => match check_key_url(&uri.value) {
+            Ok(()) => Remote::Jwks(uri.value.clone()),
+            Err(e) => {
+                cx.error(uri.referenced, format!("{path}.jwks_uri"), e);
+                return None;
+            }
+        },
+        (None, Some(d)) => match check_key_url(&f.issuer.value) {
+            Ok(()) => Remote::Discovery {
+                issuer: f.issuer.value.clone(),
+            },
+            Err(e) => {
+                cx.error(
+                    d.referenced,
+                    format!("{path}.discovery"),
+                    format!("discovery needs an https issuer: {e}"),
+                );
+                return None;
+            }
+        },
+        (None, None) => return None,
+    };
+    let (policy, timeout, max_bytes) = compile_refresh(cx, path, f.jwks_refresh.as_ref())?;
+    let source = HttpKeySource::new(remote, timeout, max_bytes)
+        .map_err(|e| cx.error(issuer_at, path.to_owned(), e))
+        .ok()?;
+    Some((
+        IssuerKeys::remote(Arc::clone(id), policy),
+        Some(Arc::new(source)),
+    ))
+}
+
+const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_MAX_JWKS_BYTES: usize = 1024 * 1024;
+
+fn compile_refresh(
+    cx: &mut Ctx,
+    path: &str,
+    r: Option<&JwksRefreshFile>,
+) -> Option<(RefreshPolicy, Duration, usize)> {
+    let mut policy = RefreshPolicy::default();
+    let mut timeout = DEFAULT_FETCH_TIMEOUT;
+    let mut max_bytes = DEFAULT_MAX_JWKS_BYTES;
+    let Some(r) = r else {
+        return Some((policy, timeout, max_bytes));
+    };
+    let errors_before = cx.errors.len();
+    let base = format!("{path}.jwks_refresh");
+    let mut set = |value: &Option<Text>, name: &str, target: &mut Duration| {
+        if let Some(v) = value {
+            if let Some(d) = parse_duration(cx, v, &format!("{base}.{name}")) {
+                *target = d;
+            }
+        }
+    };
+    set(&r.interval, "interval", &mut policy.interval);
+    set(&r.min_interval, "min_interval", &mut policy.min_interval);
+    set(&r.max_interval, "max_interval", &mut policy.max_interval);
+    set(
+        &r.unknown_kid_cooldown,
+        "unknown_kid_cooldown",
+        &mut policy.unknown_kid_cooldown,
+    );
+    set(&r.max_staleness, "max_staleness", &mut policy.max_staleness);
+    set(&r.timeout, "timeout", &mut timeout);
+    if let Some(m) = &r.max_response_bytes {
+        match usize::try_from(m.value) {
+            Ok(v) if (1024..=16 * 1024 * 1024).contains(&v) => max_bytes = v,
+            _ => cx.error(
+                m.referenced,
+                format!("{base}.max_response_bytes"),
+                "must be between 1024 and 16777216",
+            ),
+        }
+    }
+    if policy.min_interval > policy.max_interval {
+        cx.error(
+            Location::UNKNOWN,
+            base.clone(),
+            "min_interval must not exceed max_interval",
+        );
+    }
+    if timeout.is_zero() || policy.min_interval.is_zero() {
+        cx.error(
+            Location::UNKNOWN,
+            base,
+            "timeout and min_interval must be positive",
+        );
+    }
+    (cx.errors.len() == errors_before).then_some((policy, timeout, max_bytes))
 }
 
 fn compile_algorithms(

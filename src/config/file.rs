@@ -41,6 +41,12 @@ pub struct IssuerFile {
     #[serde(default)]
     pub jwks_file: Option<Text>,
     #[serde(default)]
+    pub jwks_uri: Option<Text>,
+    #[serde(default)]
+    pub discovery: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub jwks_refresh: Option<JwksRefreshFile>,
+    #[serde(default)]
     pub audiences: Option<Spanned<Vec<Text>>>,
     #[serde(default)]
     pub algorithms: Option<Spanned<Vec<Text>>>,
@@ -50,6 +56,26 @@ pub struct IssuerFile {
     pub scope_claims: Option<Spanned<Vec<Text>>>,
     #[serde(default)]
     pub token_type: Option<Text>,
+}
+
+/// Tunables of remote key fetching; every field has a safe default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwksRefreshFile {
+    #[serde(default)]
+    pub interval: Option<Text>,
+    #[serde(default)]
+    pub min_interval: Option<Text>,
+    #[serde(default)]
+    pub max_interval: Option<Text>,
+    #[serde(default)]
+    pub unknown_kid_cooldown: Option<Text>,
+    #[serde(default)]
+    pub timeout: Option<Text>,
+    #[serde(default)]
+    pub max_response_bytes: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub max_staleness: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,8 +3,9 @@
 
 use pingora::http::RequestHeader;
 
+use crate::auth::jwt::unknown_kid_context;
 use crate::auth::{authenticate, Principal};
-use crate::error::{GatewayError, PathFault};
+use crate::error::{GatewayError, PathFault, TokenFault};
 use crate::routes::{host_without_port, normalize_path};
 use crate::snapshot::Snapshot;
 
@@ -52,4 +53,34 @@ pub fn request_host(req: &RequestHeader) -> Option<&str> {
             .and_then(|h| h.to_str().ok()),
     };
     authority.map(host_without_port)
+}
+
+/// [`decide`], and when the token names a `kid` its issuer's keys lack, one refresh of those keys
+/// (shared with every other request that needs it, bounded in time) and one more decision. This is
+/// how a key rotation is picked up on the first request that uses the new key.
+pub async fn decide_with_key_refresh(
+    req: &RequestHeader,
+    snapshot: &Snapshot,
+    now: impl Fn() -> i64,
+) -> Result<Admitted, GatewayError> {
+    let first = decide(req, snapshot, now());
+    let Err(GatewayError::InvalidToken(TokenFault::UnknownKid)) = &first else {
+        return first;
+    };
+    let token = crate::auth::bearer::extract(&req.headers, snapshot.limits.max_token_bytes)
+        .ok()
+        .flatten();
+    let context = token
+        .and_then(|t| unknown_kid_context(t, snapshot.issuers.iter().map(|i| &**i).enumerate()));
+    match context {
+        Some((issuer, kid))
+            if snapshot.issuers[issuer]
+                .keys
+                .refresh_for_unknown_kid(kid.as_deref())
+                .await =>
+        {
+            decide(req, snapshot, now())
+        }
+        _ => first,
+    }
 }

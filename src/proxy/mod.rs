@@ -59,7 +59,8 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        match decision::decide(session.req_header(), &ctx.snapshot, unix_now()) {
+        match decision::decide_with_key_refresh(session.req_header(), &ctx.snapshot, unix_now).await
+        {
             Ok(admitted) => {
                 ctx.route = Some(admitted.route);
                 ctx.path = admitted.path;

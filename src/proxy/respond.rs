@@ -1,6 +1,6 @@
 //! Writing a rendered [`GatewayError`] to the client.
 
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
@@ -13,6 +13,9 @@ pub async fn reject(session: &mut Session, error: &GatewayError) -> pingora::Res
     resp.insert_header(CONTENT_TYPE, "application/json")?;
     resp.insert_header(CONTENT_LENGTH, rendered.body.len())?;
     resp.insert_header(CACHE_CONTROL, "no-store")?;
+    if let Some(seconds) = rendered.retry_after {
+        resp.insert_header(RETRY_AFTER, seconds.to_string())?;
+    }
     if let Some(challenge) = rendered.www_authenticate {
         resp.insert_header(WWW_AUTHENTICATE, challenge)?;
     }

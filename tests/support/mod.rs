@@ -164,13 +164,17 @@ impl TestGateway {
         fds.add(addr.to_string(), listener.into_raw_fd());
         let fds = Arc::new(parking_lot::Mutex::new(fds));
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let refresh_snapshot = snapshots.current();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()
                 .unwrap();
-            rt.block_on(service.start_service(Some(fds), shutdown_rx, 1));
+            rt.block_on(async move {
+                portcullis::app::spawn_key_refreshers(&refresh_snapshot, &shutdown_rx);
+                service.start_service(Some(fds), shutdown_rx, 1).await;
+            });
         });
         TestGateway {
             addr,
