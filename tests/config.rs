@@ -210,3 +210,52 @@ fn non_loopback_plain_http_is_a_warning() {
         .iter()
         .any(|w| w.message.contains("plain HTTP")));
 }
+
+#[test]
+fn remote_key_sources_must_be_https_and_exactly_one() {
+    let plain = GOOD.replace(
+        "jwks_file: jwks.json",
+        "jwks_uri: \"http://idp.example.com/keys\"",
+    );
+    let errors = load_str(&plain, &support::fixtures()).unwrap_err().0;
+    assert_eq!(
+        (errors[0].line, errors[0].path.as_str()),
+        (Some(8), "issuers[0].jwks_uri")
+    );
+    assert!(errors[0].message.contains("https"), "{}", errors[0]);
+
+    let two = GOOD.replace(
+        "jwks_file: jwks.json",
+        "jwks_file: jwks.json\n    discovery: true",
+    );
+    let errors = load_str(&two, &support::fixtures()).unwrap_err().0;
+    assert!(
+        errors[0].message.contains("exactly one key source"),
+        "{}",
+        errors[0]
+    );
+
+    let remote = GOOD.replace(
+        "jwks_file: jwks.json",
+        "jwks_uri: \"https://idp.test/keys\"\n    jwks_refresh: { interval: 10m, timeout: 0s, max_response_bytes: 12 }",
+    );
+    let errors = load_str(&remote, &support::fixtures()).unwrap_err().0;
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "issuers[0].jwks_refresh.max_response_bytes",
+            "issuers[0].jwks_refresh"
+        ]
+    );
+}
+
+#[test]
+fn a_remote_issuer_starts_without_keys() {
+    let remote = GOOD
+        .replace("jwks_file: jwks.json", "discovery: true")
+        .replace("https://idp.test", "https://idp.test/realms/a");
+    let compiled = load_str(&remote, &support::fixtures()).unwrap();
+    assert!(compiled.snapshot.issuers[0].key_source.is_some());
+    assert!(!compiled.snapshot.keys_ready());
+}

@@ -2,6 +2,8 @@
 //! upstream, and a token issuer with the fixture keys (RSA and EC).
 #![allow(dead_code)]
 
+pub mod keyserver;
+
 use std::net::SocketAddr;
 use std::os::fd::IntoRawFd;
 use std::path::PathBuf;
