@@ -1,16 +1,19 @@
-//! Bootstrap: configuration → snapshot → Pingora server with the proxy service.
+//! Bootstrap: configuration → snapshot → Pingora server with the proxy, admin and key-refresh
+//! services.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use pingora::proxy::{http_proxy_service_with_name, HttpProxy};
 use pingora::server::configuration::ServerConf;
-use pingora::server::ShutdownWatch;
-use pingora::server::{RunArgs, Server};
+use pingora::server::{RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
+use crate::admin::AdminApp;
 use crate::config::{self, Compiled, ConfigErrors};
+use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::snapshot::{Snapshot, SnapshotHolder};
 
@@ -22,7 +25,7 @@ pub enum RunError {
     #[error("cannot listen on {address} ({name}): {source}")]
     Bind {
         name: String,
-        address: std::net::SocketAddr,
+        address: SocketAddr,
         source: std::io::Error,
     },
     #[error("cannot start the server: {0}")]
@@ -50,24 +53,43 @@ pub fn server_conf() -> ServerConf {
 /// The proxy service, listening on every listener of the current snapshot.
 pub fn proxy_service(
     snapshots: Arc<SnapshotHolder>,
+    metrics: Metrics,
     conf: &Arc<ServerConf>,
 ) -> Service<HttpProxy<Gateway>> {
     let snapshot = snapshots.current();
     let mut service =
-        http_proxy_service_with_name(conf, Gateway::new(snapshots), "portcullis proxy");
+        http_proxy_service_with_name(conf, Gateway::new(snapshots, metrics), "portcullis proxy");
     for listener in &snapshot.listeners {
         service.add_tcp(&listener.address.to_string());
     }
     service
 }
 
+/// The admin service (`/metrics`, `/healthz`, `/readyz`) on the snapshot's admin address.
+pub fn admin_service(snapshots: Arc<SnapshotHolder>, metrics: Metrics) -> Service<AdminApp> {
+    let address = snapshots.current().admin_address;
+    let mut service = Service::new(
+        "portcullis admin".to_owned(),
+        AdminApp::new(snapshots, metrics),
+    );
+    service.add_tcp(&address.to_string());
+    service
+}
+
 /// Start the key refresher of every remote issuer of `snapshot`; they stop when `shutdown` flips.
-pub fn spawn_key_refreshers(snapshot: &Snapshot, shutdown: &tokio::sync::watch::Receiver<bool>) {
+pub fn spawn_key_refreshers(
+    snapshot: &Snapshot,
+    metrics: &Metrics,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+) {
     for issuer in &snapshot.issuers {
         if let Some(source) = &issuer.key_source {
-            tokio::spawn(
-                Arc::clone(&issuer.keys).run_refresher(Arc::clone(source), shutdown.clone()),
-            );
+            let keys = Arc::clone(&issuer.keys);
+            tokio::spawn(keys.run_refresher(
+                Arc::clone(source),
+                Some(metrics.clone()),
+                shutdown.clone(),
+            ));
         }
     }
 }
@@ -75,12 +97,13 @@ pub fn spawn_key_refreshers(snapshot: &Snapshot, shutdown: &tokio::sync::watch::
 /// Runs the key refreshers inside the Pingora server, so they stop with it.
 struct KeyRefreshService {
     snapshots: Arc<SnapshotHolder>,
+    metrics: Metrics,
 }
 
 #[async_trait::async_trait]
 impl BackgroundService for KeyRefreshService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        spawn_key_refreshers(&self.snapshots.current(), &shutdown);
+        spawn_key_refreshers(&self.snapshots.current(), &self.metrics, &shutdown);
         let _ = shutdown.changed().await;
     }
 }
@@ -101,14 +124,21 @@ pub fn run(config_path: &Path) -> Result<(), RunError> {
     for l in &snapshot.listeners {
         tracing::info!(listener = %l.name, address = %l.address, "listening");
     }
+    tracing::info!(address = %snapshot.admin_address, "admin endpoints: /metrics /healthz /readyz");
+    let metrics = Metrics::new().map_err(|e| RunError::Server(format!("metrics: {e}")))?;
     let snapshots = Arc::new(SnapshotHolder::new(snapshot));
     let mut server = Server::new_with_opt_and_conf(None, server_conf());
     server.bootstrap();
-    let service = proxy_service(Arc::clone(&snapshots), &server.configuration);
-    server.add_service(service);
+    let proxy = proxy_service(
+        Arc::clone(&snapshots),
+        metrics.clone(),
+        &server.configuration,
+    );
+    server.add_service(proxy);
+    server.add_service(admin_service(Arc::clone(&snapshots), metrics.clone()));
     server.add_service(background_service(
         "key refresh",
-        KeyRefreshService { snapshots },
+        KeyRefreshService { snapshots, metrics },
     ));
     server.run(RunArgs::default());
     Ok(())
@@ -116,10 +146,16 @@ pub fn run(config_path: &Path) -> Result<(), RunError> {
 
 /// Pingora panics when a listener cannot bind; find out first and say which one.
 fn check_listeners_free(snapshot: &Snapshot) -> Result<(), RunError> {
-    for l in &snapshot.listeners {
-        std::net::TcpListener::bind(l.address).map_err(|source| RunError::Bind {
-            name: l.name.clone(),
-            address: l.address,
+    let admin = ("admin".to_owned(), snapshot.admin_address);
+    let all = snapshot
+        .listeners
+        .iter()
+        .map(|l| (l.name.clone(), l.address))
+        .chain(std::iter::once(admin));
+    for (name, address) in all {
+        std::net::TcpListener::bind(address).map_err(|source| RunError::Bind {
+            name,
+            address,
             source,
         })?;
     }

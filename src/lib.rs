@@ -6,6 +6,7 @@
 //! upstream. Configuration is compiled by [`config`] into an immutable [`snapshot::Snapshot`];
 //! every rejection is an [`error::GatewayError`] rendered by [`error::render`].
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod identity;
+pub mod metrics;
 pub mod proxy;
 pub mod routes;
 pub mod snapshot;

@@ -28,6 +28,8 @@ pub struct Snapshot {
     pub route_table: RouteTable,
     pub identity: IdentityPolicy,
     pub limits: Limits,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub admin_address: SocketAddr,
 }
 
 /// A plain-HTTP listener (TLS listeners come with the TLS work).

@@ -1,8 +1,19 @@
 //! Logging set-up: tracing-subscriber, JSON or text, level from `RUST_LOG` (default `info`).
 //! Pingora's own `log` output is bridged into the same subscriber.
+//!
+//! Secrets never reach the logs: the gateway's own lines carry only verified, bounded fields, and
+//! the libraries that dump whole request headers or targets (Authorization, Cookie, query
+//! strings with `access_token`) at DEBUG and TRACE level are held at INFO whatever `RUST_LOG`
+//! asks for. Found by `tests/logging.rs`: pingora logs the full request header at TRACE and the
+//! upstream request (query included) at DEBUG.
 
 use clap::ValueEnum;
-use tracing_subscriber::EnvFilter;
+use tracing::{Level, Metadata};
+use tracing_subscriber::filter::FilterFn;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// The log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -13,15 +24,41 @@ pub enum LogFormat {
     Text,
 }
 
-/// Install the global subscriber. Safe to call once; later calls are ignored.
+/// Crates whose DEBUG/TRACE output includes request headers or targets.
+const HEADER_DUMPING_TARGETS: [&str; 5] = ["pingora", "h2", "hyper", "reqwest", "rustls"];
+
+/// False for events that could carry credentials: DEBUG and TRACE from header-dumping crates.
+pub fn is_safe_to_log(meta: &Metadata<'_>) -> bool {
+    matches!(*meta.level(), Level::ERROR | Level::WARN | Level::INFO)
+        || !HEADER_DUMPING_TARGETS
+            .iter()
+            .any(|t| meta.target().starts_with(t))
+}
+
+/// Install the global subscriber writing to stderr. Later calls are ignored.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // try_init also installs the `log` → tracing bridge for pingora's messages.
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    init_with_writer(format, &directives, std::io::stderr);
+}
+
+/// Install the global subscriber with `directives` (`RUST_LOG` syntax) and `writer`; returns
+/// false when a subscriber was installed already.
+pub fn init_with_writer<W>(format: LogFormat, directives: &str, writer: W) -> bool
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
+    let fmt = match format {
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+        LogFormat::Text => fmt.boxed(),
     };
+    // try_init also installs the `log` → tracing bridge for pingora's messages.
+    tracing_subscriber::registry()
+        .with(
+            fmt.with_filter(filter)
+                .with_filter(FilterFn::new(is_safe_to_log)),
+        )
+        .try_init()
+        .is_ok()
 }

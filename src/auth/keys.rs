@@ -135,6 +135,13 @@ impl IssuerKeys {
         self.remote.is_some()
     }
 
+    /// How long ago remote keys were last fetched successfully; `None` for fixed keys or before
+    /// the first success.
+    pub fn age(&self) -> Option<Duration> {
+        let last = self.remote.as_ref()?.status.borrow().last_success?;
+        Some(Instant::now().duration_since(last))
+    }
+
     /// Follow the refresher's progress (tests, readiness, metrics).
     pub fn status(&self) -> Option<watch::Receiver<FetchStatus>> {
         self.remote.as_ref().map(|r| r.status.subscribe())
@@ -200,6 +207,7 @@ impl IssuerKeys {
     pub async fn run_refresher(
         self: Arc<Self>,
         source: Arc<dyn KeySource>,
+        metrics: Option<crate::metrics::Metrics>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let Some(remote) = &self.remote else {
@@ -211,6 +219,9 @@ impl IssuerKeys {
             remote.fetching.store(true, Ordering::Release);
             let result = source.fetch().await;
             remote.fetching.store(false, Ordering::Release);
+            if let Some(m) = &metrics {
+                m.record_key_fetch(&self.issuer_id, result.is_ok());
+            }
             let now = Instant::now();
             let next = match result {
                 Ok(fetched) => {
@@ -326,7 +337,7 @@ mod tests {
     fn start(source: Arc<Scripted>) -> (Arc<IssuerKeys>, watch::Sender<bool>) {
         let keys = Arc::new(IssuerKeys::remote(Arc::from("corp"), policy()));
         let (tx, rx) = watch::channel(false);
-        tokio::spawn(Arc::clone(&keys).run_refresher(source, rx));
+        tokio::spawn(Arc::clone(&keys).run_refresher(source, None, rx));
         (keys, tx)
     }
 
@@ -365,9 +376,17 @@ mod tests {
             keys.current().unwrap().by_kid("k1").is_some(),
             "stale keys still serve"
         );
-        // Past the maximum staleness (1 h after the last success) the keys are dropped.
-        tokio::time::sleep(Duration::from_secs(3700)).await;
-        assert!(!keys.is_loaded());
+        // The keys are dropped by the first failed retry past the maximum staleness (1 h after the
+        // last success, at t0), and not before.
+        let mut status = keys.status().unwrap();
+        status.wait_for(|_| !keys.is_loaded()).await.unwrap();
+        let since_success = Instant::now().duration_since(t0);
+        let staleness = Duration::from_secs(3600);
+        let longest_retry = Duration::from_secs(600).mul_f64(1.2);
+        assert!(
+            since_success > staleness && since_success <= staleness + longest_retry,
+            "{since_success:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

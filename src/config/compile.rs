@@ -105,6 +105,7 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
         .collect();
     let (identity, gateway_headers) = compile_identity(&mut cx, file.identity.as_ref());
     let limits = compile_limits(&mut cx, file.limits.as_ref());
+    let admin_address = compile_admin(&mut cx, file.admin.as_ref(), &listeners);
 
     let mut routes = Vec::new();
     let mut matches = Vec::new();
@@ -203,6 +204,7 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
             strip_names,
             ..identity
         },
+        admin_address,
         limits,
     };
     Ok(Compiled {
@@ -807,6 +809,42 @@ fn compile_header_map(
         out.push((header, claim_source(&claim.value)));
     }
     out
+}
+
+/// The admin listener: default `127.0.0.1:9901`, never the address of a public listener.
+fn compile_admin(cx: &mut Ctx, admin: Option<&AdminFile>, listeners: &[Listener]) -> SocketAddr {
+    let default = SocketAddr::from(([127, 0, 0, 1], 9901));
+    let Some(admin) = admin else {
+        return default;
+    };
+    match admin.address.value.parse::<SocketAddr>() {
+        Ok(address) if listeners.iter().any(|l| l.address == address) => {
+            cx.error(
+                admin.address.referenced,
+                "admin.address",
+                "the admin listener must not share a public listener's address",
+            );
+            default
+        }
+        Ok(address) => {
+            if !address.ip().is_loopback() {
+                cx.warn(
+                    admin.address.referenced,
+                    "admin.address",
+                    "metrics and readiness are exposed beyond this host",
+                );
+            }
+            address
+        }
+        Err(_) => {
+            cx.error(
+                admin.address.referenced,
+                "admin.address",
+                format!("\"{}\" is not an IP:port address", admin.address.value),
+            );
+            default
+        }
+    }
 }
 
 fn compile_limits(cx: &mut Ctx, limits: Option<&LimitsFile>) -> Limits {

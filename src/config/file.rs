@@ -24,6 +24,14 @@ pub struct GatewayFile {
     pub routes: Spanned<Vec<Spanned<RouteFile>>>,
     #[serde(default)]
     pub limits: Option<LimitsFile>,
+    #[serde(default)]
+    pub admin: Option<AdminFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    pub address: Text,
 }
 
 #[derive(Debug, Deserialize)]

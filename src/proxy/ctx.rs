@@ -19,6 +19,9 @@ pub struct RequestCtx {
     pub principal: Option<Principal>,
     /// Why the gateway refused or failed the request, for the access log.
     pub error: Option<GatewayError>,
+    /// When the request was sent upstream, and how long the upstream took to answer.
+    pub upstream_started: Option<Instant>,
+    pub upstream_elapsed: Option<std::time::Duration>,
 }
 
 impl RequestCtx {
@@ -30,6 +33,8 @@ impl RequestCtx {
             path: String::new(),
             principal: None,
             error: None,
+            upstream_started: None,
+            upstream_elapsed: None,
         }
     }
 

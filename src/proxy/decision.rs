@@ -20,12 +20,15 @@ pub struct Admitted {
     pub principal: Option<Principal>,
 }
 
-/// Route and authenticate `req` against `snapshot` at time `now` (seconds since the epoch).
-pub fn decide(
-    req: &RequestHeader,
-    snapshot: &Snapshot,
-    now: i64,
-) -> Result<Admitted, GatewayError> {
+/// Where a request goes: its route and the normalised path the upstream will receive.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    pub route: usize,
+    pub path: String,
+}
+
+/// Normalise the path and find the route (no authentication yet).
+pub fn route(req: &RequestHeader, snapshot: &Snapshot) -> Result<Routed, GatewayError> {
     if !req.raw_path_is_utf8() {
         return Err(GatewayError::BadPath(PathFault::NotUtf8));
     }
@@ -34,6 +37,16 @@ pub fn decide(
         .route_table
         .lookup(request_host(req), &path, &req.method)
         .ok_or(GatewayError::NoRoute)?;
+    Ok(Routed { route, path })
+}
+
+/// Route and authenticate `req` against `snapshot` at time `now` (seconds since the epoch).
+pub fn decide(
+    req: &RequestHeader,
+    snapshot: &Snapshot,
+    now: i64,
+) -> Result<Admitted, GatewayError> {
+    let Routed { route, path } = route(req, snapshot)?;
     let principal = authenticate(&req.headers, &snapshot.routes[route], snapshot, now)?;
     Ok(Admitted {
         route,
@@ -55,32 +68,33 @@ pub fn request_host(req: &RequestHeader) -> Option<&str> {
     authority.map(host_without_port)
 }
 
-/// [`decide`], and when the token names a `kid` its issuer's keys lack, one refresh of those keys
-/// (shared with every other request that needs it, bounded in time) and one more decision. This is
-/// how a key rotation is picked up on the first request that uses the new key.
-pub async fn decide_with_key_refresh(
+/// [`authenticate`] for an already routed request, and when the token names a `kid` its issuer's
+/// keys lack, one refresh of those keys (shared with every other request that needs it, bounded
+/// in time) and one more attempt. This is how a key rotation is picked up on the first request
+/// that uses the new key. `on_refresh` is told which issuer refreshed.
+pub async fn authenticate_with_key_refresh(
     req: &RequestHeader,
     snapshot: &Snapshot,
+    route: usize,
     now: impl Fn() -> i64,
-) -> Result<Admitted, GatewayError> {
-    let first = decide(req, snapshot, now());
+    on_refresh: impl Fn(&str),
+) -> Result<Option<Principal>, GatewayError> {
+    let route = &snapshot.routes[route];
+    let first = authenticate(&req.headers, route, snapshot, now());
     let Err(GatewayError::InvalidToken(TokenFault::UnknownKid)) = &first else {
         return first;
     };
     let token = crate::auth::bearer::extract(&req.headers, snapshot.limits.max_token_bytes)
         .ok()
         .flatten();
-    let context = token
-        .and_then(|t| unknown_kid_context(t, snapshot.issuers.iter().map(|i| &**i).enumerate()));
-    match context {
-        Some((issuer, kid))
-            if snapshot.issuers[issuer]
-                .keys
-                .refresh_for_unknown_kid(kid.as_deref())
-                .await =>
-        {
-            decide(req, snapshot, now())
-        }
-        _ => first,
+    let issuers = snapshot.issuers.iter().map(|i| &**i).enumerate();
+    let Some((issuer, kid)) = token.and_then(|t| unknown_kid_context(t, issuers)) else {
+        return first;
+    };
+    let keys = &snapshot.issuers[issuer].keys;
+    if keys.refresh_for_unknown_kid(kid.as_deref()).await {
+        on_refresh(&snapshot.issuers[issuer].id);
+        return authenticate(&req.headers, route, snapshot, now());
     }
+    first
 }

@@ -26,6 +26,7 @@ pub use ctx::RequestCtx;
 
 use crate::error::GatewayError;
 use crate::identity;
+use crate::metrics::{Metrics, RequestRecord};
 use crate::snapshot::SnapshotHolder;
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
@@ -35,11 +36,12 @@ const X_FORWARDED_HOST: &str = "x-forwarded-host";
 /// The gateway's `ProxyHttp` implementation.
 pub struct Gateway {
     snapshots: Arc<SnapshotHolder>,
+    metrics: Metrics,
 }
 
 impl Gateway {
-    pub fn new(snapshots: Arc<SnapshotHolder>) -> Self {
-        Gateway { snapshots }
+    pub fn new(snapshots: Arc<SnapshotHolder>, metrics: Metrics) -> Self {
+        Gateway { snapshots, metrics }
     }
 }
 
@@ -59,14 +61,26 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        match decision::decide_with_key_refresh(session.req_header(), &ctx.snapshot, unix_now).await
-        {
-            Ok(admitted) => {
-                ctx.route = Some(admitted.route);
-                ctx.path = admitted.path;
-                ctx.principal = admitted.principal;
-                Ok(false)
+        let outcome = match decision::route(session.req_header(), &ctx.snapshot) {
+            Ok(routed) => {
+                ctx.route = Some(routed.route);
+                ctx.path = routed.path;
+                let on_refresh = |issuer: &str| self.metrics.record_unknown_kid_refresh(issuer);
+                let req = session.req_header();
+                decision::authenticate_with_key_refresh(
+                    req,
+                    &ctx.snapshot,
+                    routed.route,
+                    unix_now,
+                    on_refresh,
+                )
+                .await
+                .map(|principal| ctx.principal = principal)
             }
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(()) => Ok(false),
             Err(error) => {
                 respond::reject(session, &error).await?;
                 ctx.error = Some(error);
@@ -116,6 +130,17 @@ impl ProxyHttp for Gateway {
             upstream_request.remove_header(&AUTHORIZATION);
         }
         set_forwarding_headers(session, upstream_request)?;
+        ctx.upstream_started = Some(std::time::Instant::now());
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut pingora::http::ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
         Ok(())
     }
 
@@ -169,6 +194,14 @@ impl ProxyHttp for Gateway {
             .map(|r| r.status.as_u16())
             .unwrap_or(0);
         let req = session.req_header();
+        self.metrics.record_request(&RequestRecord {
+            route: ctx.route().map(|r| &*r.id).unwrap_or("-"),
+            method: &req.method,
+            status,
+            rejection: ctx.error.as_ref().map(GatewayError::reason),
+            duration: ctx.started.elapsed(),
+            upstream_duration: ctx.upstream_elapsed,
+        });
         let principal = ctx.principal.as_ref();
         // Never log a token, Authorization, Cookie or the raw query: only bounded, verified fields.
         tracing::info!(

@@ -136,6 +136,8 @@ pub fn closed_port() -> SocketAddr {
 /// A gateway running in-process: the real Pingora proxy service on a pre-bound listener.
 pub struct TestGateway {
     pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub metrics: portcullis::metrics::Metrics,
     pub snapshots: Arc<SnapshotHolder>,
     shutdown: watch::Sender<bool>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -150,23 +152,30 @@ impl TestGateway {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        // Pingora wraps the fd in a tokio listener, which requires non-blocking mode.
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let yaml = yaml.replace("{listen}", &addr.to_string());
+        let (listener, addr) = bind_free();
+        let (admin_listener, admin) = bind_free();
+        let mut yaml = yaml.replace("{listen}", &addr.to_string());
+        if !yaml.contains("\nadmin:") {
+            yaml.push_str(&format!("\nadmin: {{ address: \"{admin}\" }}\n"));
+        }
         let compiled = portcullis::config::load_str(&yaml, &fixtures())
             .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
         let snapshots = Arc::new(SnapshotHolder::new(compiled.snapshot));
+        let metrics = portcullis::metrics::Metrics::new().unwrap();
         let conf = Arc::new(portcullis::app::server_conf());
-        let mut service = portcullis::app::proxy_service(Arc::clone(&snapshots), &conf);
+        let mut proxy =
+            portcullis::app::proxy_service(Arc::clone(&snapshots), metrics.clone(), &conf);
+        let mut admin_service =
+            portcullis::app::admin_service(Arc::clone(&snapshots), metrics.clone());
 
-        // Hand the bound socket to Pingora the way a graceful upgrade does: by fd, keyed by address.
+        // Hand the bound sockets to Pingora the way a graceful upgrade does: by fd, keyed by address.
         let mut fds = Fds::new();
         fds.add(addr.to_string(), listener.into_raw_fd());
+        fds.add(admin.to_string(), admin_listener.into_raw_fd());
         let fds = Arc::new(parking_lot::Mutex::new(fds));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let refresh_snapshot = snapshots.current();
+        let refresh_metrics = metrics.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -174,16 +183,33 @@ impl TestGateway {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                portcullis::app::spawn_key_refreshers(&refresh_snapshot, &shutdown_rx);
-                service.start_service(Some(fds), shutdown_rx, 1).await;
+                portcullis::app::spawn_key_refreshers(
+                    &refresh_snapshot,
+                    &refresh_metrics,
+                    &shutdown_rx,
+                );
+                let admin_fds = Arc::clone(&fds);
+                let admin_shutdown = shutdown_rx.clone();
+                tokio::spawn(async move {
+                    admin_service
+                        .start_service(Some(admin_fds), admin_shutdown, 1)
+                        .await
+                });
+                proxy.start_service(Some(fds), shutdown_rx, 1).await;
             });
         });
         TestGateway {
             addr,
+            admin,
+            metrics,
             snapshots,
             shutdown,
             thread: Mutex::new(Some(thread)),
         }
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -265,6 +291,14 @@ routes:
     auth: public
 "#
     )
+}
+
+/// A non-blocking listener on a free loopback port (Pingora's tokio listener needs non-blocking).
+fn bind_free() -> (std::net::TcpListener, SocketAddr) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    (listener, addr)
 }
 
 /// A gateway with the standard configuration and its upstreams.

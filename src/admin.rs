@@ -1,0 +1,93 @@
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`. It listens on `admin.address`, never on
+//! a public listener.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use serde_json::{json, Map, Value};
+
+use crate::metrics::Metrics;
+use crate::snapshot::{Snapshot, SnapshotHolder};
+
+/// Serves the admin endpoints from the current snapshot and the metrics registry.
+pub struct AdminApp {
+    snapshots: Arc<SnapshotHolder>,
+    metrics: Metrics,
+}
+
+impl AdminApp {
+    pub fn new(snapshots: Arc<SnapshotHolder>, metrics: Metrics) -> Self {
+        AdminApp { snapshots, metrics }
+    }
+}
+
+/// Readiness: every check by name, and whether all pass. The configuration is loaded by
+/// construction (a snapshot exists); listeners were bound before the server started.
+pub fn readiness(snapshot: &Snapshot) -> (bool, Value) {
+    let mut checks = Map::new();
+    checks.insert("config".into(), json!("ok"));
+    let mut ready = true;
+    for issuer in &snapshot.issuers {
+        let state = if issuer.keys.is_loaded() {
+            "ok"
+        } else {
+            ready = false;
+            "keys not loaded"
+        };
+        checks.insert(format!("issuer_keys:{}", issuer.id), json!(state));
+    }
+    (ready, json!({ "ready": ready, "checks": checks }))
+}
+
+fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        if req.method != http::Method::GET && req.method != http::Method::HEAD {
+            return respond(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                b"GET only\n".to_vec(),
+            );
+        }
+        let snapshot = self.snapshots.current();
+        match req.uri.path() {
+            "/metrics" => respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics.render(&snapshot).into_bytes(),
+            ),
+            "/healthz" => respond(
+                StatusCode::OK,
+                "application/json",
+                b"{\"alive\":true}".to_vec(),
+            ),
+            "/readyz" => {
+                let (ready, body) = readiness(&snapshot);
+                let status = if ready {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                respond(status, "application/json", body.to_string().into_bytes())
+            }
+            _ => respond(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Prometheus metrics, on an explicit [`Registry`] (no global statics).
+//!
+//! Labels come only from configuration ids and closed enums (route id, issuer id, method,
+//! status class, reason), never from `sub`, tokens or raw paths, so cardinality stays bounded.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::snapshot::Snapshot;
+
+/// Every metric the gateway exports. Cloning shares the same metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    rejections: IntCounterVec,
+    request_duration: HistogramVec,
+    upstream_duration: HistogramVec,
+    key_fetches: IntCounterVec,
+    unknown_kid_refreshes: IntCounterVec,
+    keys_loaded: IntGaugeVec,
+    key_set_age: GaugeVec,
+}
+
+/// Latency buckets in seconds: 0.5 ms to 30 s.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0,
+];
+
+/// Methods outside this list are counted as `OTHER`, so clients cannot mint label values.
+const KNOWN_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+];
+
+/// One finished request, as metrics see it.
+pub struct RequestRecord<'a> {
+    /// Route id, or `-` when no route matched.
+    pub route: &'a str,
+    pub method: &'a http::Method,
+    /// The status sent (0 when the client went away first).
+    pub status: u16,
+    /// The gateway's reason when it refused or failed the request.
+    pub rejection: Option<&'static str>,
+    pub duration: Duration,
+    pub upstream_duration: Option<Duration>,
+}
+
+impl Metrics {
+    /// Create and register every metric. Fails only on a programming error (bad metric name).
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new_custom(Some("portcullis".into()), None)?;
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| -> prometheus::Result<IntCounterVec> {
+                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let histogram = |name: &str, help: &str| -> prometheus::Result<HistogramVec> {
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+                &["route"],
+            )?;
+            registry.register(Box::new(h.clone()))?;
+            Ok(h)
+        };
+        let requests = counter(
+            "requests_total",
+            "Requests by route, method and status class.",
+            &["route", "method", "status_class"],
+        )?;
+        let rejections = counter(
+            "rejections_total",
+            "Requests refused or failed by the gateway, by route and reason.",
+            &["route", "reason"],
+        )?;
+        let key_fetches = counter(
+            "jwks_fetches_total",
+            "Remote key-set fetches by issuer and result (success, error).",
+            &["issuer", "result"],
+        )?;
+        let unknown_kid_refreshes = counter(
+            "jwks_unknown_kid_refreshes_total",
+            "Key refreshes requested because a token named a kid the issuer's keys lack.",
+            &["issuer"],
+        )?;
+        let request_duration = histogram(
+            "request_duration_seconds",
+            "Time from request start to the end of the response, by route.",
+        )?;
+        let upstream_duration = histogram(
+            "upstream_duration_seconds",
+            "Time from the upstream request to its response header, by route.",
+        )?;
+        let keys_loaded = IntGaugeVec::new(
+            Opts::new(
+                "jwks_keys_loaded",
+                "Signing keys loaded, by issuer (0: the issuer's tokens get 503).",
+            ),
+            &["issuer"],
+        )?;
+        registry.register(Box::new(keys_loaded.clone()))?;
+        let key_set_age = GaugeVec::new(
+            Opts::new(
+                "jwks_key_set_age_seconds",
+                "Seconds since the issuer's remote keys were last fetched successfully.",
+            ),
+            &["issuer"],
+        )?;
+        registry.register(Box::new(key_set_age.clone()))?;
+        let build_info = Gauge::with_opts(
+            Opts::new(
+                "build_info",
+                "Always 1; the version label names the running build.",
+            )
+            .const_label("version", env!("CARGO_PKG_VERSION")),
+        )?;
+        build_info.set(1.0);
+        registry.register(Box::new(build_info))?;
+        Ok(Metrics {
+            registry,
+            requests,
+            rejections,
+            request_duration,
+            upstream_duration,
+            key_fetches,
+            unknown_kid_refreshes,
+            keys_loaded,
+            key_set_age,
+        })
+    }
+
+    /// Count one finished request.
+    pub fn record_request(&self, r: &RequestRecord<'_>) {
+        let method = KNOWN_METHODS
+            .iter()
+            .copied()
+            .find(|m| *m == r.method.as_str())
+            .unwrap_or("OTHER");
+        self.requests
+            .with_label_values(&[r.route, method, status_class(r.status)])
+            .inc();
+        if let Some(reason) = r.rejection {
+            self.rejections.with_label_values(&[r.route, reason]).inc();
+        }
+        self.request_duration
+            .with_label_values(&[r.route])
+            .observe(r.duration.as_secs_f64());
+        if let Some(d) = r.upstream_duration {
+            self.upstream_duration
+                .with_label_values(&[r.route])
+                .observe(d.as_secs_f64());
+        }
+    }
+
+    /// Count one remote key fetch.
+    pub fn record_key_fetch(&self, issuer: &str, success: bool) {
+        let result = if success { "success" } else { "error" };
+        self.key_fetches.with_label_values(&[issuer, result]).inc();
+    }
+
+    pub fn record_unknown_kid_refresh(&self, issuer: &str) {
+        self.unknown_kid_refreshes
+            .with_label_values(&[issuer])
+            .inc();
+    }
+
+    /// The Prometheus text exposition, with key-set gauges read from `snapshot` at this moment.
+    pub fn render(&self, snapshot: &Snapshot) -> String {
+        for issuer in &snapshot.issuers {
+            let loaded = issuer.keys.current().map(|k| k.len()).unwrap_or(0);
+            self.keys_loaded
+                .with_label_values(&[&issuer.id])
+                .set(i64::try_from(loaded).unwrap_or(i64::MAX));
+            if let Some(age) = issuer.keys.age() {
+                self.key_set_age
+                    .with_label_values(&[&issuer.id])
+                    .set(age.as_secs_f64());
+            }
+        }
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "metrics encoding failed");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "none",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_do_not_become_labels() {
+        let m = Metrics::new().unwrap();
+        let method = http::Method::from_bytes(b"BREW").unwrap();
+        m.record_request(&RequestRecord {
+            route: "r",
+            method: &method,
+            status: 418,
+            rejection: None,
+            duration: Duration::from_millis(1),
+            upstream_duration: None,
+        });
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&m.registry.gather(), &mut out)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(
+                "portcullis_requests_total{method=\"OTHER\",route=\"r\",status_class=\"4xx\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("BREW"));
+    }
+}

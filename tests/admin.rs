@@ -1,0 +1,207 @@
+//! The admin listener: Prometheus metrics that move with traffic, health and readiness.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::json;
+use support::keyserver::{fixture_jwks, KeyServer, Mode};
+use support::*;
+
+/// A strict reading of the Prometheus text format: `# HELP`/`# TYPE` comments and
+/// `name{label="value",...} number` samples. Returns the samples.
+fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(comment) = line.strip_prefix("# ") {
+            assert!(
+                comment.starts_with("HELP ") || comment.starts_with("TYPE "),
+                "bad comment: {line}"
+            );
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name: {line}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "unterminated labels: {line}");
+        }
+        samples.push((series.to_owned(), value));
+    }
+    samples
+}
+
+async fn metrics(gw: &TestGateway) -> Vec<(String, f64)> {
+    let resp = client().get(gw.admin_url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    parse_prometheus(&resp.text().await.unwrap())
+}
+
+fn value(samples: &[(String, f64)], series: &str) -> f64 {
+    samples
+        .iter()
+        .find(|(s, _)| s == series)
+        .map(|(_, v)| *v)
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_parse_and_counters_move_with_requests_and_rejections() {
+    let gw = standard_gateway().await;
+    let before = metrics(&gw).await;
+    let ok = r#"portcullis_requests_total{method="GET",route="orders-read",status_class="2xx"}"#;
+    let missing = r#"portcullis_rejections_total{reason="missing",route="orders-read"}"#;
+    let expired = r#"portcullis_rejections_total{reason="expired",route="orders-read"}"#;
+    let scope = r#"portcullis_rejections_total{reason="insufficient_scope",route="orders-read"}"#;
+    let no_route = r#"portcullis_rejections_total{reason="no_route",route="-"}"#;
+    assert_eq!(value(&before, ok), 0.0);
+
+    let c = client();
+    let valid = Issuer::rsa(&claims("read:orders"));
+    for _ in 0..2 {
+        assert_eq!(
+            c.get(gw.url("/orders/1"))
+                .bearer_auth(&valid)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    assert_eq!(
+        c.get(gw.url("/orders/1")).send().await.unwrap().status(),
+        401
+    );
+    let mut old = claims("read:orders");
+    old["exp"] = json!(now() - 3600);
+    assert_eq!(
+        c.get(gw.url("/orders/1"))
+            .bearer_auth(Issuer::rsa(&old))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let narrow = Issuer::rsa(&claims("profile"));
+    assert_eq!(
+        c.get(gw.url("/orders/1"))
+            .bearer_auth(narrow)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        c.get(gw.url("/nowhere")).send().await.unwrap().status(),
+        404
+    );
+
+    let after = metrics(&gw).await;
+    assert_eq!(value(&after, ok), 2.0);
+    assert_eq!(value(&after, missing), 1.0);
+    assert_eq!(value(&after, expired), 1.0);
+    assert_eq!(value(&after, scope), 1.0);
+    assert_eq!(value(&after, no_route), 1.0);
+    assert_eq!(
+        value(
+            &after,
+            r#"portcullis_request_duration_seconds_count{route="orders-read"}"#
+        ),
+        5.0
+    );
+    assert_eq!(
+        value(
+            &after,
+            r#"portcullis_upstream_duration_seconds_count{route="orders-read"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(&after, r#"portcullis_build_info{version="0.1.0"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(&after, r#"portcullis_jwks_keys_loaded{issuer="corp"}"#),
+        2.0
+    );
+    // Labels never carry request data.
+    let text: String = after.iter().map(|(s, _)| s.as_str()).collect();
+    assert!(!text.contains("alice") && !text.contains("/orders/1"));
+}
+
+#[tokio::test]
+async fn healthz_is_alive() {
+    let gw = standard_gateway().await;
+    let resp = client().get(gw.admin_url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn the_admin_endpoints_are_not_on_the_public_listener() {
+    let gw = standard_gateway().await;
+    let resp = client().get(gw.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn readyz_flips_when_issuer_keys_load_and_key_fetches_are_counted() {
+    let server = KeyServer::start(fixture_jwks()).await;
+    server.set_mode(Mode::Fail);
+    let echo = echo_upstream().await;
+    let yaml = format!(
+        "listeners: [{{ name: t, address: \"{{listen}}\" }}]\nissuers:\n  - {{ id: idp, issuer: \"{}\", discovery: true, audiences: [a] }}\nupstreams: [{{ id: e, url: \"http://{echo}\" }}]\nroutes: [{{ id: r, match: {{ path_prefix: / }}, upstream: e }}]\n",
+        server.issuer()
+    );
+    let gw = TestGateway::start(&yaml);
+    let mut status = gw.snapshots.current().issuers[0].keys.status().unwrap();
+    status.wait_for(|s| s.attempts >= 1).await.unwrap();
+
+    let resp = client().get(gw.admin_url("/readyz")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["checks"]["issuer_keys:idp"], "keys not loaded");
+
+    server.set_mode(Mode::Serve);
+    status.wait_for(|s| s.successes >= 1).await.unwrap();
+    let resp = client().get(gw.admin_url("/readyz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let samples = metrics(&gw).await;
+    assert!(
+        value(
+            &samples,
+            r#"portcullis_jwks_fetches_total{issuer="idp",result="error"}"#
+        ) >= 1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            r#"portcullis_jwks_fetches_total{issuer="idp",result="success"}"#
+        ),
+        1.0
+    );
+    assert!(
+        value(
+            &samples,
+            r#"portcullis_jwks_key_set_age_seconds{issuer="idp"}"#
+        ) >= 0.0
+    );
+}

@@ -1,0 +1,85 @@
+//! Logs never contain a token, Authorization, Cookie or access_token value. This file is its own
+//! test binary so that its global log subscriber captures everything the gateway writes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use portcullis::telemetry::LogFormat;
+use serde_json::json;
+use support::*;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn tokens_cookies_and_query_tokens_never_reach_the_logs() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    // The gateway's own subscriber set-up, at the most verbose level anyone could ask for.
+    let installed =
+        portcullis::telemetry::init_with_writer(LogFormat::Json, "trace", move || writer.clone());
+    assert!(installed);
+
+    let gw = standard_gateway().await;
+    let c = client();
+    let valid = Issuer::rsa(&claims("read:orders"));
+    let mut expired_claims = claims("read:orders");
+    expired_claims["exp"] = json!(now() - 3600);
+    let expired = Issuer::rsa(&expired_claims);
+    let forged = Issuer::rsa_untrusted("test-rsa-1", &claims("read:orders"));
+    for token in [&valid, &expired, &forged] {
+        c.get(gw.url("/orders/1"))
+            .bearer_auth(token)
+            .header("cookie", "session=cookie-secret-value")
+            .header("proxy-authorization", "Basic cHJveHktc2VjcmV0")
+            .send()
+            .await
+            .unwrap();
+    }
+    c.get(gw.url(&format!("/public/x?access_token={valid}")))
+        .send()
+        .await
+        .unwrap();
+    c.get(gw.url("/orders/1"))
+        .header("authorization", "Bearer not-a-jwt-secret")
+        .send()
+        .await
+        .unwrap();
+    drop(gw); // stop the gateway so every log line is written
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("portcullis::access"),
+        "the access log was captured"
+    );
+    for secret in [
+        valid.as_str(),
+        valid.split('.').nth(2).unwrap(), // any part of a token, e.g. its signature
+        expired.split('.').nth(1).unwrap(),
+        forged.split('.').nth(2).unwrap(),
+        "cookie-secret-value",
+        "cHJveHktc2VjcmV0",
+        "not-a-jwt-secret",
+    ] {
+        let line = logs.lines().find(|l| l.contains(secret));
+        assert!(
+            line.is_none(),
+            "a secret reached the logs: {}",
+            line.unwrap_or_default()
+        );
+    }
+}
