@@ -162,3 +162,42 @@ async fn silent_upstream_is_504() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "gateway_timeout");
 }
+
+#[tokio::test]
+async fn a_well_formed_request_id_is_kept_upstream_and_returned() {
+    let gw = standard_gateway().await;
+    let token = Issuer::rsa(&claims("read:orders"));
+    let resp = client()
+        .get(gw.url("/orders/1"))
+        .bearer_auth(token)
+        .header("x-request-id", "req-7f3a.b2:c1_d")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "req-7f3a.b2:c1_d");
+    assert_eq!(
+        echoed(resp).await.header("x-request-id").unwrap(),
+        ["req-7f3a.b2:c1_d"]
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_or_missing_request_id_is_replaced_and_rejections_carry_one() {
+    let gw = standard_gateway().await;
+    let resp = client()
+        .get(gw.url("/public/x"))
+        .header("x-request-id", "evil\tvalue with spaces")
+        .send()
+        .await
+        .unwrap();
+    let returned = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(returned.len(), 32);
+    assert_eq!(
+        echoed(resp).await.header("x-request-id").unwrap(),
+        [returned]
+    );
+
+    let rejected = client().get(gw.url("/orders/1")).send().await.unwrap();
+    assert_eq!(rejected.status(), 401);
+    assert_eq!(rejected.headers()["x-request-id"].len(), 32);
+}

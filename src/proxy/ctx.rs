@@ -9,6 +9,8 @@ use crate::snapshot::{Route, Snapshot};
 
 /// What one request knows as it moves through the phases.
 pub struct RequestCtx {
+    /// `X-Request-Id`: the client's when well-formed, else generated; sent upstream and back.
+    pub request_id: String,
     /// The configuration version this request sees from start to end.
     pub snapshot: Arc<Snapshot>,
     pub started: Instant,
@@ -27,6 +29,7 @@ pub struct RequestCtx {
 impl RequestCtx {
     pub fn new(snapshot: Arc<Snapshot>) -> Self {
         RequestCtx {
+            request_id: String::new(),
             snapshot,
             started: Instant::now(),
             route: None,

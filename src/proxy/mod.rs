@@ -61,6 +61,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.request_id = crate::request_id::from_request(&session.req_header().headers);
         let outcome = match decision::route(session.req_header(), &ctx.snapshot) {
             Ok(routed) => {
                 ctx.route = Some(routed.route);
@@ -82,7 +83,7 @@ impl ProxyHttp for Gateway {
         match outcome {
             Ok(()) => Ok(false),
             Err(error) => {
-                respond::reject(session, &error).await?;
+                respond::reject(session, &error, &ctx.request_id).await?;
                 ctx.error = Some(error);
                 Ok(true)
             }
@@ -130,6 +131,7 @@ impl ProxyHttp for Gateway {
             upstream_request.remove_header(&AUTHORIZATION);
         }
         set_forwarding_headers(session, upstream_request)?;
+        upstream_request.insert_header(crate::request_id::HEADER, ctx.request_id.as_str())?;
         ctx.upstream_started = Some(std::time::Instant::now());
         Ok(())
     }
@@ -137,10 +139,12 @@ impl ProxyHttp for Gateway {
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
-        _upstream_response: &mut pingora::http::ResponseHeader,
+        upstream_response: &mut pingora::http::ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
+        // The client gets the id the gateway used, whatever the upstream answered.
+        upstream_response.insert_header(crate::request_id::HEADER, ctx.request_id.as_str())?;
         Ok(())
     }
 
@@ -165,7 +169,7 @@ impl ProxyHttp for Gateway {
         };
         let code = match &error {
             Some(err) => {
-                if let Err(write_err) = respond::reject(session, err).await {
+                if let Err(write_err) = respond::reject(session, err, &ctx.request_id).await {
                     tracing::debug!(error = %write_err, "could not write the error response");
                 }
                 err.status()
@@ -206,6 +210,7 @@ impl ProxyHttp for Gateway {
         // Never log a token, Authorization, Cookie or the raw query: only bounded, verified fields.
         tracing::info!(
             target: "portcullis::access",
+            request_id = %ctx.request_id,
             route = ctx.route().map(|r| &*r.id).unwrap_or("-"),
             method = %req.method,
             path = %if ctx.path.is_empty() { "-" } else { ctx.path.as_str() },

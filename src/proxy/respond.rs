@@ -7,12 +7,19 @@ use pingora::proxy::Session;
 use crate::error::{render, GatewayError};
 
 /// Answer the request with `error`, through the one renderer.
-pub async fn reject(session: &mut Session, error: &GatewayError) -> pingora::Result<()> {
+pub async fn reject(
+    session: &mut Session,
+    error: &GatewayError,
+    request_id: &str,
+) -> pingora::Result<()> {
     let rendered = render(error);
     let mut resp = ResponseHeader::build(rendered.status, Some(4))?;
     resp.insert_header(CONTENT_TYPE, "application/json")?;
     resp.insert_header(CONTENT_LENGTH, rendered.body.len())?;
     resp.insert_header(CACHE_CONTROL, "no-store")?;
+    if !request_id.is_empty() {
+        resp.insert_header(crate::request_id::HEADER, request_id)?;
+    }
     if let Some(seconds) = rendered.retry_after {
         resp.insert_header(RETRY_AFTER, seconds.to_string())?;
     }
