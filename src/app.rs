@@ -2,7 +2,7 @@
 //! services.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pingora::proxy::{http_proxy_service_with_name, HttpProxy};
@@ -15,6 +15,7 @@ use crate::admin::AdminApp;
 use crate::config::{self, Compiled, ConfigErrors};
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
+use crate::reload::{Refreshers, ReloadWatcher};
 use crate::snapshot::{Snapshot, SnapshotHolder};
 
 /// Why the gateway could not run.
@@ -76,35 +77,31 @@ pub fn admin_service(snapshots: Arc<SnapshotHolder>, metrics: Metrics) -> Servic
     service
 }
 
-/// Start the key refresher of every remote issuer of `snapshot`; they stop when `shutdown` flips.
-pub fn spawn_key_refreshers(
-    snapshot: &Snapshot,
-    metrics: &Metrics,
-    shutdown: &tokio::sync::watch::Receiver<bool>,
-) {
-    for issuer in &snapshot.issuers {
-        if let Some(source) = &issuer.key_source {
-            let keys = Arc::clone(&issuer.keys);
-            tokio::spawn(keys.run_refresher(
-                Arc::clone(source),
-                Some(metrics.clone()),
-                shutdown.clone(),
-            ));
-        }
-    }
-}
+/// How often the configuration file is checked for changes.
+const CONFIG_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Runs the key refreshers inside the Pingora server, so they stop with it.
-struct KeyRefreshService {
+/// Runs the reload watcher (SIGHUP, file changes) and through it the key refreshers, inside the
+/// Pingora server so they stop with it.
+struct ReloadService {
+    path: PathBuf,
+    loaded_hash: Option<u64>,
     snapshots: Arc<SnapshotHolder>,
     metrics: Metrics,
 }
 
 #[async_trait::async_trait]
-impl BackgroundService for KeyRefreshService {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        spawn_key_refreshers(&self.snapshots.current(), &self.metrics, &shutdown);
-        let _ = shutdown.changed().await;
+impl BackgroundService for ReloadService {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        let watcher = ReloadWatcher {
+            path: self.path.clone(),
+            snapshots: Arc::clone(&self.snapshots),
+            refreshers: Arc::new(Refreshers::default()),
+            metrics: self.metrics.clone(),
+            poll_interval: CONFIG_POLL_INTERVAL,
+            loaded_hash: self.loaded_hash,
+            outcomes: tokio::sync::watch::channel(None).0,
+        };
+        watcher.run(shutdown).await;
     }
 }
 
@@ -119,6 +116,7 @@ pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
 
 /// Run the gateway until a shutdown signal (SIGTERM: graceful, SIGINT: fast).
 pub fn run(config_path: &Path) -> Result<(), RunError> {
+    let loaded_hash = crate::reload::content_hash(config_path);
     let snapshot = load(config_path)?;
     check_listeners_free(&snapshot)?;
     for l in &snapshot.listeners {
@@ -136,10 +134,13 @@ pub fn run(config_path: &Path) -> Result<(), RunError> {
     );
     server.add_service(proxy);
     server.add_service(admin_service(Arc::clone(&snapshots), metrics.clone()));
-    server.add_service(background_service(
-        "key refresh",
-        KeyRefreshService { snapshots, metrics },
-    ));
+    let reload = ReloadService {
+        path: config_path.to_path_buf(),
+        loaded_hash,
+        snapshots,
+        metrics,
+    };
+    server.add_service(background_service("config reload and key refresh", reload));
     server.run(RunArgs::default());
     Ok(())
 }

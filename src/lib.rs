@@ -16,6 +16,7 @@ pub mod error;
 pub mod identity;
 pub mod metrics;
 pub mod proxy;
+pub mod reload;
 pub mod request_id;
 pub mod routes;
 pub mod snapshot;

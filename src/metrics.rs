@@ -24,6 +24,7 @@ pub struct Metrics {
     unknown_kid_refreshes: IntCounterVec,
     keys_loaded: IntGaugeVec,
     key_set_age: GaugeVec,
+    reloads: IntCounterVec,
 }
 
 /// Latency buckets in seconds: 0.5 ms to 30 s.
@@ -87,6 +88,11 @@ impl Metrics {
             "Key refreshes requested because a token named a kid the issuer's keys lack.",
             &["issuer"],
         )?;
+        let reloads = counter(
+            "config_reloads_total",
+            "Configuration reloads by result (applied, rejected).",
+            &["result"],
+        )?;
         let request_duration = histogram(
             "request_duration_seconds",
             "Time from request start to the end of the response, by route.",
@@ -130,6 +136,7 @@ impl Metrics {
             unknown_kid_refreshes,
             keys_loaded,
             key_set_age,
+            reloads,
         })
     }
 
@@ -154,6 +161,11 @@ impl Metrics {
                 .with_label_values(&[r.route])
                 .observe(d.as_secs_f64());
         }
+    }
+
+    /// Count one configuration reload attempt.
+    pub fn record_reload(&self, result: &str) {
+        self.reloads.with_label_values(&[result]).inc();
     }
 
     /// Count one remote key fetch.

@@ -59,6 +59,9 @@ pub struct Issuer {
     pub keys: Arc<IssuerKeys>,
     /// Where remote keys are fetched from; `None` for a `jwks_file`.
     pub key_source: Option<Arc<dyn KeySource>>,
+    /// Everything that defines the remote key source (URL, tunables); equal descriptions across
+    /// a reload mean the loaded keys and their refresher carry over.
+    pub key_source_description: Option<String>,
 }
 
 impl Snapshot {

@@ -263,6 +263,7 @@ mod tests {
                 KeySet::default(),
             )),
             key_source: None,
+            key_source_description: None,
         }
     }
 

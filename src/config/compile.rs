@@ -374,12 +374,20 @@ fn compile_issuers(
         };
         let token_type = f.token_type.as_ref().map(|t| t.value.clone());
         let id: Arc<str> = Arc::from(f.id.value.as_str());
-        let (keys, key_source) =
-            compile_key_source(cx, &path, spanned.referenced, f, base_dir, &algorithms, &id)
-                .unwrap_or_else(|| {
-                    ok = false;
-                    (IssuerKeys::fixed(Arc::clone(&id), KeySet::default()), None)
-                });
+        let compiled =
+            compile_key_source(cx, &path, spanned.referenced, f, base_dir, &algorithms, &id);
+        let CompiledKeys {
+            keys,
+            source: key_source,
+            description: key_source_description,
+        } = compiled.unwrap_or_else(|| {
+            ok = false;
+            CompiledKeys {
+                keys: IssuerKeys::fixed(Arc::clone(&id), KeySet::default()),
+                source: None,
+                description: None,
+            }
+        });
         out.push(ok.then(|| Issuer {
             id,
             issuer: f.issuer.value.clone(),
@@ -390,9 +398,18 @@ fn compile_issuers(
             token_type,
             keys: Arc::new(keys),
             key_source,
+            key_source_description,
         }));
     }
     out
+}
+
+/// An issuer's compiled key source.
+struct CompiledKeys {
+    keys: IssuerKeys,
+    source: Option<Arc<dyn KeySource>>,
+    /// For remote sources: what defines them, to carry keys over unchanged sources on reload.
+    description: Option<String>,
 }
 
 /// Exactly one of `jwks_file`, `jwks_uri`, `discovery: true`.
@@ -404,7 +421,7 @@ fn compile_key_source(
     base_dir: &Path,
     algorithms: &[Algorithm],
     id: &Arc<str>,
-) -> Option<(IssuerKeys, Option<Arc<dyn KeySource>>)> {
+) -> Option<CompiledKeys> {
     let discovery = f.discovery.as_ref().filter(|d| d.value);
     let chosen = usize::from(f.jwks_file.is_some())
         + usize::from(f.jwks_uri.is_some())
@@ -426,7 +443,11 @@ fn compile_key_source(
             );
         }
         let keys = load_jwks_file(cx, path, file, base_dir, algorithms)?;
-        return Some((IssuerKeys::fixed(Arc::clone(id), keys), None));
+        return Some(CompiledKeys {
+            keys: IssuerKeys::fixed(Arc::clone(id), keys),
+            source: None,
+            description: None,
+        });
     }
     let remote = match (&f.jwks_uri, discovery) {
         (Some(uri), _) => match check_key_url(&uri.value) {
@@ -452,13 +473,15 @@ fn compile_key_source(
         (None, None) => return None,
     };
     let (policy, timeout, max_bytes) = compile_refresh(cx, path, f.jwks_refresh.as_ref())?;
+    let description = format!("{remote:?} {policy:?} timeout={timeout:?} max_bytes={max_bytes}");
     let source = HttpKeySource::new(remote, timeout, max_bytes)
         .map_err(|e| cx.error(issuer_at, path.to_owned(), e))
         .ok()?;
-    Some((
-        IssuerKeys::remote(Arc::clone(id), policy),
-        Some(Arc::new(source)),
-    ))
+    Some(CompiledKeys {
+        keys: IssuerKeys::remote(Arc::clone(id), policy),
+        source: Some(Arc::new(source)),
+        description: Some(description),
+    })
 }
 
 const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);

@@ -133,12 +133,15 @@ pub fn closed_port() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
-/// A gateway running in-process: the real Pingora proxy service on a pre-bound listener.
+/// A gateway running in-process: the real Pingora proxy and admin services on pre-bound
+/// listeners, the key refreshers, and (when started from a file) the reload watcher.
 pub struct TestGateway {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub metrics: portcullis::metrics::Metrics,
     pub snapshots: Arc<SnapshotHolder>,
+    /// Reload outcomes, when started with [`TestGateway::start_reloading`].
+    pub reloads: watch::Receiver<Option<portcullis::reload::ReloadOutcome>>,
     shutdown: watch::Sender<bool>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -147,20 +150,49 @@ impl TestGateway {
     /// Start a gateway on `yaml`, where `{listen}` is replaced by the listener address.
     /// Relative paths resolve against `tests/fixtures`.
     pub fn start(yaml: &str) -> TestGateway {
+        let (listener, addr) = bind_free();
+        let (admin_listener, admin) = bind_free();
+        let yaml = with_addresses(yaml, addr, admin);
+        let compiled = portcullis::config::load_str(&yaml, &fixtures())
+            .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+        Self::run(
+            compiled.snapshot,
+            (listener, addr),
+            (admin_listener, admin),
+            None,
+        )
+    }
+
+    /// Start a gateway on the config file `path`, reloading it when its content changes.
+    /// `{listen}` and `{admin}` in the file are replaced (in place) by the listener addresses.
+    pub fn start_reloading(path: &std::path::Path) -> TestGateway {
+        let (listener, addr) = bind_free();
+        let (admin_listener, admin) = bind_free();
+        let yaml = with_addresses(&std::fs::read_to_string(path).unwrap(), addr, admin);
+        std::fs::write(path, yaml).unwrap();
+        let loaded_hash = portcullis::reload::content_hash(path);
+        let compiled =
+            portcullis::config::load(path).unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+        Self::run(
+            compiled.snapshot,
+            (listener, addr),
+            (admin_listener, admin),
+            Some((path.to_path_buf(), loaded_hash)),
+        )
+    }
+
+    fn run(
+        snapshot: portcullis::snapshot::Snapshot,
+        (listener, addr): (std::net::TcpListener, SocketAddr),
+        (admin_listener, admin): (std::net::TcpListener, SocketAddr),
+        reload_from: Option<(PathBuf, Option<u64>)>,
+    ) -> TestGateway {
         portcullis::install_crypto_provider();
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let (listener, addr) = bind_free();
-        let (admin_listener, admin) = bind_free();
-        let mut yaml = yaml.replace("{listen}", &addr.to_string());
-        if !yaml.contains("\nadmin:") {
-            yaml.push_str(&format!("\nadmin: {{ address: \"{admin}\" }}\n"));
-        }
-        let compiled = portcullis::config::load_str(&yaml, &fixtures())
-            .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
-        let snapshots = Arc::new(SnapshotHolder::new(compiled.snapshot));
+        let snapshots = Arc::new(SnapshotHolder::new(snapshot));
         let metrics = portcullis::metrics::Metrics::new().unwrap();
         let conf = Arc::new(portcullis::app::server_conf());
         let mut proxy =
@@ -174,8 +206,19 @@ impl TestGateway {
         fds.add(admin.to_string(), admin_listener.into_raw_fd());
         let fds = Arc::new(parking_lot::Mutex::new(fds));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let refresh_snapshot = snapshots.current();
-        let refresh_metrics = metrics.clone();
+        let (outcomes, reloads) = watch::channel(None);
+        let watcher = portcullis::reload::ReloadWatcher {
+            path: reload_from
+                .as_ref()
+                .map(|(p, _)| p.clone())
+                .unwrap_or_default(),
+            loaded_hash: reload_from.as_ref().and_then(|(_, h)| *h),
+            snapshots: Arc::clone(&snapshots),
+            refreshers: Arc::new(portcullis::reload::Refreshers::default()),
+            metrics: metrics.clone(),
+            poll_interval: std::time::Duration::from_millis(20),
+            outcomes,
+        };
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -183,11 +226,18 @@ impl TestGateway {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                portcullis::app::spawn_key_refreshers(
-                    &refresh_snapshot,
-                    &refresh_metrics,
-                    &shutdown_rx,
-                );
+                if reload_from.is_some() {
+                    tokio::spawn(watcher.run(shutdown_rx.clone()));
+                } else {
+                    // No file to watch: only the key refreshers, stopped with the gateway.
+                    let refreshers = Arc::clone(&watcher.refreshers);
+                    refreshers.sync(&watcher.snapshots.current(), &watcher.metrics);
+                    let mut stop = shutdown_rx.clone();
+                    tokio::spawn(async move {
+                        let _ = stop.changed().await;
+                        refreshers.stop_all();
+                    });
+                }
                 let admin_fds = Arc::clone(&fds);
                 let admin_shutdown = shutdown_rx.clone();
                 tokio::spawn(async move {
@@ -203,17 +253,18 @@ impl TestGateway {
             admin,
             metrics,
             snapshots,
+            reloads,
             shutdown,
             thread: Mutex::new(Some(thread)),
         }
     }
 
-    pub fn admin_url(&self, path: &str) -> String {
-        format!("http://{}{}", self.admin, path)
-    }
-
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
     }
 }
 
@@ -224,6 +275,17 @@ impl Drop for TestGateway {
             let _ = t.join();
         }
     }
+}
+
+/// `{listen}` and `{admin}` replaced; an `admin` section added when the YAML has none.
+fn with_addresses(yaml: &str, addr: SocketAddr, admin: SocketAddr) -> String {
+    let mut yaml = yaml
+        .replace("{listen}", &addr.to_string())
+        .replace("{admin}", &admin.to_string());
+    if !yaml.contains("\nadmin:") {
+        yaml.push_str(&format!("\nadmin: {{ address: \"{admin}\" }}\n"));
+    }
+    yaml
 }
 
 /// The standard test configuration around the given upstreams.
@@ -341,4 +403,48 @@ impl Echoed {
 pub async fn echoed(resp: reqwest::Response) -> Echoed {
     assert_eq!(resp.status(), 200, "expected the upstream's answer");
     Echoed(resp.json().await.unwrap())
+}
+
+/// An upstream that holds every request until released: `arrived` yields once per request that
+/// reached it, and sending `true` on `release` lets them all answer 200.
+pub struct GatedUpstream {
+    pub addr: SocketAddr,
+    pub arrived: tokio::sync::mpsc::UnboundedReceiver<()>,
+    pub release: watch::Sender<bool>,
+}
+
+pub async fn gated_upstream() -> GatedUpstream {
+    use hyper::service::service_fn;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (arrive_tx, arrived) = tokio::sync::mpsc::unbounded_channel();
+    let (release, released) = watch::channel(false);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let arrive_tx = arrive_tx.clone();
+            let released = released.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |_req| {
+                    let arrive_tx = arrive_tx.clone();
+                    let mut released = released.clone();
+                    async move {
+                        let _ = arrive_tx.send(());
+                        let _ = released.wait_for(|r| *r).await;
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from_static(b"released")),
+                        ))
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, svc)
+                    .await;
+            });
+        }
+    });
+    GatedUpstream {
+        addr,
+        arrived,
+        release,
+    }
 }

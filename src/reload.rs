@@ -1,0 +1,217 @@
+//! Configuration hot reload: on SIGHUP or when the file's content changes (Kubernetes swaps a
+//! ConfigMap's symlink; polling the content catches that), load, compile and swap the snapshot.
+//!
+//! A request keeps the snapshot it started with, so in-flight requests finish on their version.
+//! An invalid file is refused with its located errors logged and counted, and the old snapshot
+//! keeps serving. Remote issuers whose key source did not change keep their loaded keys and
+//! refresher, so a reload never makes the gateway unready. Listener and admin addresses cannot
+//! change live: such changes are reported as needing a restart, and the rest applies.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::auth::keys::IssuerKeys;
+use crate::config::{self, ConfigErrors};
+use crate::metrics::Metrics;
+use crate::snapshot::{Snapshot, SnapshotHolder};
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// The new snapshot serves; the listed changes need a restart to take effect.
+    Applied { restart_needed: Vec<String> },
+    /// The file is invalid; the old snapshot keeps serving.
+    Rejected(ConfigErrors),
+}
+
+impl ReloadOutcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            ReloadOutcome::Applied { .. } => "applied",
+            ReloadOutcome::Rejected(_) => "rejected",
+        }
+    }
+}
+
+/// The running key refreshers, one per remote issuer of the current snapshot.
+#[derive(Default)]
+pub struct Refreshers {
+    running: Mutex<Vec<(Arc<IssuerKeys>, watch::Sender<bool>)>>,
+}
+
+impl Refreshers {
+    /// Start refreshers for the snapshot's remote issuers that have none, and stop those whose
+    /// issuer left the snapshot. Must run inside a tokio runtime.
+    pub fn sync(&self, snapshot: &Snapshot, metrics: &Metrics) {
+        let mut running = self.running.lock();
+        running.retain(|(keys, stop)| {
+            let kept = snapshot.issuers.iter().any(|i| Arc::ptr_eq(&i.keys, keys));
+            if !kept {
+                let _ = stop.send(true);
+            }
+            kept
+        });
+        for issuer in &snapshot.issuers {
+            let Some(source) = &issuer.key_source else {
+                continue;
+            };
+            if running
+                .iter()
+                .any(|(keys, _)| Arc::ptr_eq(keys, &issuer.keys))
+            {
+                continue;
+            }
+            let (stop, stopped) = watch::channel(false);
+            let task = Arc::clone(&issuer.keys).run_refresher(
+                Arc::clone(source),
+                Some(metrics.clone()),
+                stopped,
+            );
+            tokio::spawn(task);
+            running.push((Arc::clone(&issuer.keys), stop));
+        }
+    }
+
+    /// Stop every refresher.
+    pub fn stop_all(&self) {
+        for (_, stop) in self.running.lock().drain(..) {
+            let _ = stop.send(true);
+        }
+    }
+}
+
+/// Reuse the old snapshot's keys for issuers whose key source is unchanged: no refetch, no 503s.
+fn carry_over_keys(old: &Snapshot, new: &mut Snapshot) {
+    for issuer in &mut new.issuers {
+        let Some(description) = &issuer.key_source_description else {
+            continue;
+        };
+        let same = old.issuers.iter().find(|o| {
+            o.id == issuer.id
+                && o.issuer == issuer.issuer
+                && o.key_source_description.as_ref() == Some(description)
+        });
+        if let (Some(previous), Some(fresh)) = (same, Arc::get_mut(issuer)) {
+            fresh.keys = Arc::clone(&previous.keys);
+            fresh.key_source = previous.key_source.clone();
+        }
+    }
+}
+
+/// Settings that only take effect at start-up.
+fn restart_needed(old: &Snapshot, new: &Snapshot) -> Vec<String> {
+    let mut changes = Vec::new();
+    let addresses = |s: &Snapshot| {
+        s.listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.address))
+            .collect::<Vec<_>>()
+    };
+    if addresses(old) != addresses(new) {
+        changes.push("listeners".to_owned());
+    }
+    if old.admin_address != new.admin_address {
+        changes.push("admin.address".to_owned());
+    }
+    changes
+}
+
+/// Load `path` and, if valid, make it the current snapshot.
+pub fn reload(
+    path: &Path,
+    snapshots: &SnapshotHolder,
+    refreshers: &Refreshers,
+    metrics: &Metrics,
+) -> ReloadOutcome {
+    let outcome = match config::load(path) {
+        Err(errors) => {
+            for e in &errors.0 {
+                tracing::error!(config = %path.display(), "reload refused: {e}");
+            }
+            ReloadOutcome::Rejected(errors)
+        }
+        Ok(compiled) => {
+            for w in &compiled.warnings {
+                tracing::warn!(config = %path.display(), "{w}");
+            }
+            let old = snapshots.current();
+            let mut new = compiled.snapshot;
+            carry_over_keys(&old, &mut new);
+            let restart_needed = restart_needed(&old, &new);
+            for change in &restart_needed {
+                tracing::warn!(config = %path.display(), setting = %change, "changed, but takes effect only after a restart");
+            }
+            refreshers.sync(&new, metrics);
+            snapshots.replace(new);
+            tracing::info!(config = %path.display(), "configuration reloaded");
+            ReloadOutcome::Applied { restart_needed }
+        }
+    };
+    metrics.record_reload(outcome.label());
+    outcome
+}
+
+/// A hash of the file's content. Take it *before* loading the file, and give it to the
+/// [`ReloadWatcher`]: a change in between then causes one reload, instead of going unnoticed.
+pub fn content_hash(path: &Path) -> Option<u64> {
+    let bytes = std::fs::read(path).ok()?;
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    Some(h.finish())
+}
+
+/// Watches for SIGHUP and file changes and reloads; the outcomes are published on a channel
+/// (tests wait on it instead of sleeping).
+pub struct ReloadWatcher {
+    pub path: PathBuf,
+    pub snapshots: Arc<SnapshotHolder>,
+    pub refreshers: Arc<Refreshers>,
+    pub metrics: Metrics,
+    /// How often the file's content is compared with the last loaded one.
+    pub poll_interval: Duration,
+    /// [`content_hash`] of the file as it was before the current snapshot was loaded from it.
+    pub loaded_hash: Option<u64>,
+    pub outcomes: watch::Sender<Option<ReloadOutcome>>,
+}
+
+impl ReloadWatcher {
+    /// Run until `shutdown` flips; then stop every key refresher too.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        self.refreshers
+            .sync(&self.snapshots.current(), &self.metrics);
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; reload on file change only");
+                None
+            }
+        };
+        let mut last = self.loaded_hash;
+        let mut tick = tokio::time::interval(self.poll_interval);
+        loop {
+            let forced = tokio::select! {
+                _ = tick.tick() => false,
+                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+                _ = shutdown.changed() => break,
+            };
+            let now = content_hash(&self.path);
+            if !forced && now == last {
+                continue;
+            }
+            last = now;
+            if forced {
+                tracing::info!("SIGHUP: reloading the configuration");
+            }
+            let outcome = reload(&self.path, &self.snapshots, &self.refreshers, &self.metrics);
+            self.outcomes.send_replace(Some(outcome));
+        }
+        self.refreshers.stop_all();
+    }
+}

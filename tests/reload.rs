@@ -1,0 +1,192 @@
+//! Configuration hot reload: a changed file applies without dropping in-flight requests; an
+//! invalid file is refused and the old configuration keeps serving.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use portcullis::reload::ReloadOutcome;
+use support::keyserver::{fixture_jwks, KeyServer};
+use support::*;
+
+fn config(echo: std::net::SocketAddr, gated: std::net::SocketAddr, extra_route: &str) -> String {
+    format!(
+        r#"listeners: [{{ name: t, address: "{{listen}}" }}]
+admin: {{ address: "{{admin}}" }}
+issuers:
+  - {{ id: corp, issuer: "{ISSUER}", jwks_file: "{jwks}", audiences: ["{AUDIENCE}"] }}
+upstreams:
+  - {{ id: echo, url: "http://{echo}" }}
+  - {{ id: gated, url: "http://{gated}" }}
+routes:
+  - {{ id: slow, match: {{ path_prefix: /slow }}, upstream: gated, auth: public }}
+  - {{ id: api, match: {{ path_prefix: /api }}, upstream: echo, auth: public }}
+{extra_route}"#,
+        jwks = fixtures().join("jwks.json").display()
+    )
+}
+
+/// Replace the config file's routes part, keeping the addresses the gateway was started with.
+fn rewrite(path: &std::path::Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from));
+    // Write a new file and rename it over the old one, as Kubernetes' symlink swap does atomically.
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, text.replace(from, to)).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+async fn next_reload(gw: &mut TestGateway) -> ReloadOutcome {
+    gw.reloads.changed().await.unwrap();
+    gw.reloads.borrow_and_update().clone().unwrap()
+}
+
+#[tokio::test]
+async fn a_new_route_applies_without_dropping_an_in_flight_request() {
+    let echo = echo_upstream().await;
+    let mut gated = gated_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(&path, config(echo, gated.addr, "")).unwrap();
+    let mut gw = TestGateway::start_reloading(&path);
+    let c = client();
+    assert_eq!(c.get(gw.url("/new")).send().await.unwrap().status(), 404);
+
+    // A slow request is in flight on the old configuration.
+    let slow = tokio::spawn(c.get(gw.url("/slow/report")).send());
+    gated.arrived.recv().await.unwrap();
+
+    rewrite(
+        &path,
+        "routes:\n",
+        "routes:\n  - { id: new, match: { path: /new }, upstream: echo, auth: public }\n",
+    );
+    assert_eq!(
+        next_reload(&mut gw).await,
+        ReloadOutcome::Applied {
+            restart_needed: vec![]
+        }
+    );
+    assert_eq!(c.get(gw.url("/new")).send().await.unwrap().status(), 200);
+    assert_eq!(c.get(gw.url("/api/x")).send().await.unwrap().status(), 200);
+
+    gated.release.send(true).unwrap();
+    let slow = slow.await.unwrap().unwrap();
+    assert_eq!(slow.status(), 200);
+    assert_eq!(slow.text().await.unwrap(), "released");
+}
+
+#[tokio::test]
+async fn an_invalid_reload_is_refused_and_the_old_config_keeps_serving() {
+    let echo = echo_upstream().await;
+    let gated = gated_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(&path, config(echo, gated.addr, "")).unwrap();
+    let mut gw = TestGateway::start_reloading(&path);
+
+    rewrite(
+        &path,
+        "upstream: echo, auth: public }",
+        "upstream: nowhere, auth: public }",
+    );
+    match next_reload(&mut gw).await {
+        ReloadOutcome::Rejected(errors) => {
+            assert!(
+                errors.to_string().contains("unknown upstream \"nowhere\""),
+                "{errors}"
+            );
+            assert!(errors.0[0].line.is_some());
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(
+        client()
+            .get(gw.url("/api/x"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let metrics = client()
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("portcullis_config_reloads_total{result=\"rejected\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn listener_changes_are_reported_as_needing_a_restart() {
+    let echo = echo_upstream().await;
+    let gated = gated_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(&path, config(echo, gated.addr, "")).unwrap();
+    let mut gw = TestGateway::start_reloading(&path);
+    let moved = closed_port();
+    rewrite(&path, &gw.addr.to_string(), &moved.to_string());
+    assert_eq!(
+        next_reload(&mut gw).await,
+        ReloadOutcome::Applied {
+            restart_needed: vec!["listeners".into()]
+        }
+    );
+    // Still serving where it listens.
+    assert_eq!(
+        client()
+            .get(gw.url("/api/x"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn remote_keys_carry_over_a_reload_without_refetching() {
+    let server = KeyServer::start(fixture_jwks()).await;
+    let echo = echo_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    let yaml = format!(
+        "listeners: [{{ name: t, address: \"{{listen}}\" }}]\nissuers:\n  - {{ id: idp, issuer: \"{}\", discovery: true, audiences: [\"{AUDIENCE}\"] }}\nupstreams: [{{ id: e, url: \"http://{echo}\" }}]\nroutes:\n  - {{ id: api, match: {{ path_prefix: /api }}, upstream: e }}\n",
+        server.issuer()
+    );
+    std::fs::write(&path, yaml).unwrap();
+    let mut gw = TestGateway::start_reloading(&path);
+    let mut status = gw.snapshots.current().issuers[0].keys.status().unwrap();
+    status.wait_for(|s| s.successes >= 1).await.unwrap();
+
+    rewrite(&path, "path_prefix: /api", "path_prefix: /v2");
+    assert!(matches!(
+        next_reload(&mut gw).await,
+        ReloadOutcome::Applied { .. }
+    ));
+    assert!(
+        gw.snapshots.current().keys_ready(),
+        "no 503 window after a reload"
+    );
+    let mut claims = claims("");
+    claims["iss"] = serde_json::json!(server.issuer());
+    let resp = client()
+        .get(gw.url("/v2/x"))
+        .bearer_auth(Issuer::rsa(&claims))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        server.discovery_fetches(),
+        1,
+        "unchanged key source: nothing refetched"
+    );
+}
