@@ -13,6 +13,7 @@ use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
 use crate::config::{self, Compiled, ConfigErrors};
+use crate::drain::{exit_when_drained, InFlight};
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::reload::{Refreshers, ReloadWatcher};
@@ -33,20 +34,19 @@ pub enum RunError {
     Server(String),
 }
 
-/// Seconds a terminating gateway lets in-flight requests finish.
-const GRACEFUL_SHUTDOWN_SECONDS: u64 = 10;
-
 /// Pingora's server settings for portcullis.
-pub fn server_conf() -> ServerConf {
+///
+/// On SIGTERM Pingora closes the listeners, waits `grace_period_seconds` for in-flight requests
+/// (the drain watcher exits earlier once none is left, see [`crate::drain`]), then stops its
+/// runtimes, dropping whatever still runs.
+pub fn server_conf(shutdown_grace: std::time::Duration) -> ServerConf {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     ServerConf {
         threads,
-        // No extra wait between the shutdown signal and closing listeners; in-flight requests
-        // still get the graceful shutdown timeout.
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(GRACEFUL_SHUTDOWN_SECONDS),
+        grace_period_seconds: Some(shutdown_grace.as_secs_f64().ceil() as u64),
+        graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     }
 }
@@ -55,11 +55,15 @@ pub fn server_conf() -> ServerConf {
 pub fn proxy_service(
     snapshots: Arc<SnapshotHolder>,
     metrics: Metrics,
+    in_flight: Arc<InFlight>,
     conf: &Arc<ServerConf>,
 ) -> Service<HttpProxy<Gateway>> {
     let snapshot = snapshots.current();
-    let mut service =
-        http_proxy_service_with_name(conf, Gateway::new(snapshots, metrics), "portcullis proxy");
+    let mut service = http_proxy_service_with_name(
+        conf,
+        Gateway::new(snapshots, metrics, in_flight),
+        "portcullis proxy",
+    );
     for listener in &snapshot.listeners {
         service.add_tcp(&listener.address.to_string());
     }
@@ -125,11 +129,15 @@ pub fn run(config_path: &Path) -> Result<(), RunError> {
     tracing::info!(address = %snapshot.admin_address, "admin endpoints: /metrics /healthz /readyz");
     let metrics = Metrics::new().map_err(|e| RunError::Server(format!("metrics: {e}")))?;
     let snapshots = Arc::new(SnapshotHolder::new(snapshot));
-    let mut server = Server::new_with_opt_and_conf(None, server_conf());
+    let in_flight = Arc::new(InFlight::default());
+    let mut server =
+        Server::new_with_opt_and_conf(None, server_conf(snapshots.current().shutdown_grace));
     server.bootstrap();
+    exit_when_drained(server.watch_execution_phase(), Arc::clone(&in_flight));
     let proxy = proxy_service(
         Arc::clone(&snapshots),
         metrics.clone(),
+        in_flight,
         &server.configuration,
     );
     server.add_service(proxy);

@@ -119,6 +119,9 @@ fn restart_needed(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     if old.admin_address != new.admin_address {
         changes.push("admin.address".to_owned());
     }
+    if old.shutdown_grace != new.shutdown_grace {
+        changes.push("shutdown.grace_period".to_owned());
+    }
     changes
 }
 

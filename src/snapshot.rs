@@ -30,6 +30,8 @@ pub struct Snapshot {
     pub limits: Limits,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub admin_address: SocketAddr,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
 }
 
 /// A plain-HTTP listener (TLS listeners come with the TLS work).

@@ -44,6 +44,7 @@ const MAX_LEEWAY: Duration = Duration::from_secs(300);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Headers that may never be set from claims: they carry transport, framing or credentials.
 const FORBIDDEN_IDENTITY_HEADERS: [&str; 14] = [
@@ -106,6 +107,11 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
     let (identity, gateway_headers) = compile_identity(&mut cx, file.identity.as_ref());
     let limits = compile_limits(&mut cx, file.limits.as_ref());
     let admin_address = compile_admin(&mut cx, file.admin.as_ref(), &listeners);
+    let shutdown_grace = match file.shutdown.as_ref() {
+        None => DEFAULT_SHUTDOWN_GRACE,
+        Some(s) => parse_duration(&mut cx, &s.grace_period, "shutdown.grace_period")
+            .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+    };
 
     let mut routes = Vec::new();
     let mut matches = Vec::new();
@@ -205,6 +211,7 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
             ..identity
         },
         admin_address,
+        shutdown_grace,
         limits,
     };
     Ok(Compiled {

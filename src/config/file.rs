@@ -26,6 +26,14 @@ pub struct GatewayFile {
     pub limits: Option<LimitsFile>,
     #[serde(default)]
     pub admin: Option<AdminFile>,
+    #[serde(default)]
+    pub shutdown: Option<ShutdownFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownFile {
+    pub grace_period: Text,
 }
 
 #[derive(Debug, Deserialize)]

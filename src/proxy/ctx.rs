@@ -9,6 +9,8 @@ use crate::snapshot::{Route, Snapshot};
 
 /// What one request knows as it moves through the phases.
 pub struct RequestCtx {
+    /// Counts this request as in flight until the context is dropped.
+    pub _in_flight: crate::drain::InFlightGuard,
     /// `X-Request-Id`: the client's when well-formed, else generated; sent upstream and back.
     pub request_id: String,
     /// The configuration version this request sees from start to end.
@@ -27,8 +29,9 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    pub fn new(snapshot: Arc<Snapshot>) -> Self {
+    pub fn new(snapshot: Arc<Snapshot>, in_flight: crate::drain::InFlightGuard) -> Self {
         RequestCtx {
+            _in_flight: in_flight,
             request_id: String::new(),
             snapshot,
             started: Instant::now(),

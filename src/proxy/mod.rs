@@ -37,11 +37,20 @@ const X_FORWARDED_HOST: &str = "x-forwarded-host";
 pub struct Gateway {
     snapshots: Arc<SnapshotHolder>,
     metrics: Metrics,
+    in_flight: Arc<crate::drain::InFlight>,
 }
 
 impl Gateway {
-    pub fn new(snapshots: Arc<SnapshotHolder>, metrics: Metrics) -> Self {
-        Gateway { snapshots, metrics }
+    pub fn new(
+        snapshots: Arc<SnapshotHolder>,
+        metrics: Metrics,
+        in_flight: Arc<crate::drain::InFlight>,
+    ) -> Self {
+        Gateway {
+            snapshots,
+            metrics,
+            in_flight,
+        }
     }
 }
 
@@ -57,7 +66,7 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new(self.snapshots.current())
+        RequestCtx::new(self.snapshots.current(), self.in_flight.enter())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {

@@ -194,9 +194,16 @@ impl TestGateway {
             .try_init();
         let snapshots = Arc::new(SnapshotHolder::new(snapshot));
         let metrics = portcullis::metrics::Metrics::new().unwrap();
-        let conf = Arc::new(portcullis::app::server_conf());
-        let mut proxy =
-            portcullis::app::proxy_service(Arc::clone(&snapshots), metrics.clone(), &conf);
+        let conf = Arc::new(portcullis::app::server_conf(
+            std::time::Duration::from_secs(1),
+        ));
+        let in_flight = Arc::new(portcullis::drain::InFlight::default());
+        let mut proxy = portcullis::app::proxy_service(
+            Arc::clone(&snapshots),
+            metrics.clone(),
+            in_flight,
+            &conf,
+        );
         let mut admin_service =
             portcullis::app::admin_service(Arc::clone(&snapshots), metrics.clone());
 
@@ -371,6 +378,7 @@ pub async fn standard_gateway() -> TestGateway {
 }
 
 pub fn client() -> reqwest::Client {
+    portcullis::install_crypto_provider();
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
