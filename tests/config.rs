@@ -259,3 +259,30 @@ fn a_remote_issuer_starts_without_keys() {
     assert!(compiled.snapshot.issuers[0].key_source.is_some());
     assert!(!compiled.snapshot.keys_ready());
 }
+
+#[test]
+fn risky_routing_is_warned_about() {
+    let yaml = r#"
+listeners: [{ name: http, address: "127.0.0.1:8080" }]
+issuers: [{ id: corp, issuer: "https://idp.test", jwks_file: jwks.json, audiences: [a] }]
+upstreams: [{ id: u, url: "http://127.0.0.1:9000" }]
+routes:
+  - { id: everything, match: { path_prefix: /api }, upstream: u }
+  - { id: reads, match: { path_prefix: /api, methods: [GET] }, upstream: u }
+  - { id: open, match: { path_prefix: /public }, upstream: u, auth: public }
+  - { id: secret, match: { path: /public/admin }, upstream: u }
+"#;
+    let compiled = load_str(yaml, &support::fixtures()).unwrap();
+    let warnings: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        warnings.iter().any(|w| w.contains("routes[1].match")
+            && w.contains("\"reads\" is never chosen: route \"everything\"")),
+        "{warnings:#?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("line 8")
+            && w.contains("\"open\" contains the protected route \"secret\"")),
+        "{warnings:#?}"
+    );
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+}

@@ -114,6 +114,7 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
     };
 
     let mut routes = Vec::new();
+    let mut route_locations = Vec::new();
     let mut matches = Vec::new();
     let mut strip_names = gateway_headers
         .iter()
@@ -183,6 +184,7 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
         }
         if let (Some(m), Some(upstream), Some(auth)) = (matcher, upstream, auth) {
             matches.push(m);
+            route_locations.push(r.matcher.referenced);
             routes.push(Route {
                 id: Arc::from(r.id.value.as_str()),
                 upstream,
@@ -199,6 +201,7 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
         return Err(ConfigErrors(cx.errors));
     }
     let route_table = RouteTable::new(matches);
+    warn_risky_routes(&mut cx, &route_table, &routes, &route_locations);
     let snapshot = Snapshot {
         listeners,
         // Without errors every entry compiled, so positions still match the ids above.
@@ -218,6 +221,66 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
         snapshot,
         warnings: cx.warnings,
     })
+}
+
+/// Warnings for valid but risky routing: a route that can never be chosen, and a public prefix
+/// over protected routes (they win by longest match, but one spelling slip opens them).
+fn warn_risky_routes(cx: &mut Ctx, table: &RouteTable, routes: &[Route], locations: &[Location]) {
+    let ordered: Vec<(&RouteMatch, usize)> = table.iter().collect();
+    for (pos, (m, idx)) in ordered.iter().enumerate() {
+        let path = format!("routes[{}]", idx);
+        if let Some((_, winner)) = ordered[..pos]
+            .iter()
+            .find(|(earlier, _)| covers(earlier, m))
+        {
+            cx.warn(
+                locations[*idx],
+                format!("{path}.match"),
+                format!(
+                    "route \"{}\" is never chosen: route \"{}\" takes every request it matches",
+                    routes[*idx].id, routes[*winner].id
+                ),
+            );
+        }
+        if !matches!(routes[*idx].auth, RouteAuth::Public) {
+            continue;
+        }
+        let PathMatch::Prefix(_) = &m.path else {
+            continue;
+        };
+        for (other, other_idx) in &ordered {
+            let protected = !matches!(routes[*other_idx].auth, RouteAuth::Public);
+            let same_host = m.host.is_none() || m.host == other.host;
+            if protected && *other_idx != *idx && same_host && other.path.is_within(&m.path) {
+                cx.warn(
+                    locations[*idx],
+                    format!("{path}.auth"),
+                    format!(
+                        "public prefix of route \"{}\" contains the protected route \"{}\" (which wins by longest match); check this is intended",
+                        routes[*idx].id, routes[*other_idx].id
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// True when every request `inner` matches is also matched by `outer`.
+fn covers(outer: &RouteMatch, inner: &RouteMatch) -> bool {
+    let host = outer.host.is_none() || outer.host == inner.host;
+    let methods = match (&outer.methods, &inner.methods) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(o), Some(i)) => i.iter().all(|m| o.contains(m)),
+    };
+    let path = match (&inner.path, &outer.path) {
+        (PathMatch::Exact(p), _) => PathMatch::Exact(p.clone()).is_within(&outer.path),
+        (PathMatch::Prefix(p), PathMatch::Prefix(q)) => {
+            q == "/" || p == q || p.starts_with(&format!("{q}/"))
+        }
+        (PathMatch::Prefix(_), PathMatch::Exact(_)) => false,
+    };
+    host && methods && path
 }
 
 fn known<'a>(names: impl Iterator<Item = &'a &'a str>) -> String {
