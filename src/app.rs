@@ -153,6 +153,54 @@ pub fn run(config_path: &Path) -> Result<(), RunError> {
     Ok(())
 }
 
+/// `portcullis explain`: the explanation of one request, as text.
+pub fn explain(
+    config_path: &Path,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+) -> Result<String, RunError> {
+    let snapshot = load(config_path)?;
+    let token = match token {
+        Some(t) => match t.strip_prefix('@') {
+            Some(file) => Some(
+                std::fs::read_to_string(file)
+                    .map_err(|e| {
+                        RunError::Server(format!("cannot read the token file {file}: {e}"))
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => Some(t.to_owned()),
+        },
+        None => None,
+    };
+    fetch_remote_keys_once(&snapshot)?;
+    let method = http::Method::from_bytes(method.as_bytes())
+        .map_err(|e| RunError::Server(format!("method: {e}")))?;
+    let req = crate::explain::request(&method, url, token.as_deref()).map_err(RunError::Server)?;
+    let explanation = crate::explain::explain(&req, &snapshot, crate::demo::unix_now());
+    Ok(crate::explain::to_text(&explanation))
+}
+
+/// Fetch every remote issuer's keys once (for one-off commands); a failure leaves that issuer
+/// without keys, which the explanation then reports.
+fn fetch_remote_keys_once(snapshot: &Snapshot) -> Result<(), RunError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Server(e.to_string()))?;
+    for issuer in &snapshot.issuers {
+        if let Some(source) = &issuer.key_source {
+            match runtime.block_on(source.fetch()) {
+                Ok(fetched) => issuer.keys.install(fetched.keys),
+                Err(e) => tracing::warn!(issuer = %issuer.id, error = %e, "cannot fetch keys"),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Pingora panics when a listener cannot bind; find out first and say which one.
 fn check_listeners_free(snapshot: &Snapshot) -> Result<(), RunError> {
     let admin = ("admin".to_owned(), snapshot.admin_address);

@@ -34,6 +34,23 @@ pub enum Command {
         #[arg(short, long, default_value = "gateway.yaml")]
         config: PathBuf,
     },
+    /// Explain how the gateway would answer one request: which route matches and why, each check
+    /// of the token (signature, iss, alg, exp, nbf, iat, aud, scopes, revocation) with the exact
+    /// reason, and the response. Remote issuer keys are fetched once.
+    Explain {
+        /// The gateway configuration (YAML).
+        #[arg(short, long, default_value = "gateway.yaml")]
+        config: PathBuf,
+        /// The request method.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The request URL, e.g. https://api.example.com/orders/7 (the host selects host routes).
+        #[arg(long)]
+        url: String,
+        /// The bearer token, or @FILE to read it from a file (keeps it out of shell history).
+        #[arg(long)]
+        token: Option<String>,
+    },
     /// Run the gateway on the shipped configuration with a built-in echo backend, and print
     /// curl commands with freshly minted demo tokens (signed with a DEMO-ONLY key).
     Demo {

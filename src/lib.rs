@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod drain;
 pub mod error;
+pub mod explain;
 pub mod identity;
 pub mod metrics;
 pub mod proxy;

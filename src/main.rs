@@ -19,6 +19,21 @@ fn main() -> ExitCode {
             telemetry::init(cli.log_format);
             exit_code(app::run(&config))
         }
+        Command::Explain {
+            config,
+            method,
+            url,
+            token,
+        } => {
+            telemetry::init(cli.log_format);
+            match app::explain(&config, &method, &url, token.as_deref()) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => exit_code(Err(e)),
+            }
+        }
         Command::Demo {
             config,
             signing_key,

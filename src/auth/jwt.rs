@@ -42,12 +42,21 @@ struct JoseHeader {
     crit: Option<Value>,
 }
 
-/// Verify `token` for a route that accepts the issuers `candidates` (snapshot index, issuer).
-pub fn verify<'a>(
-    token: &str,
-    candidates: impl IntoIterator<Item = (usize, &'a Issuer)>,
-    now: i64,
-) -> Result<VerifiedToken, TokenFault> {
+/// A token split and decoded, nothing verified yet.
+#[derive(Debug)]
+pub struct ParsedToken<'t> {
+    pub signing_input: &'t str,
+    pub signature: &'t str,
+    pub alg: String,
+    pub kid: Option<String>,
+    pub typ: Option<String>,
+    /// Whether the header has a `crit` member.
+    pub has_crit: bool,
+    pub claims: Map<String, Value>,
+}
+
+/// Split a compact JWS into its parts and decode its JSON header and payload.
+pub fn parse(token: &str) -> Result<ParsedToken<'_>, TokenFault> {
     let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenFault::Malformed)?;
     let (header_b64, payload_b64) = signing_input.split_once('.').ok_or(TokenFault::Malformed)?;
     if signature.is_empty() || payload_b64.contains('.') {
@@ -55,16 +64,39 @@ pub fn verify<'a>(
     }
     let header: JoseHeader = decode_json(header_b64)?;
     let claims: Map<String, Value> = decode_json(payload_b64)?;
+    Ok(ParsedToken {
+        signing_input,
+        signature,
+        alg: header.alg,
+        kid: header.kid,
+        typ: header.typ,
+        has_crit: header.crit.is_some(),
+        claims,
+    })
+}
+
+/// Verify `token` for a route that accepts the issuers `candidates` (snapshot index, issuer).
+pub fn verify<'a>(
+    token: &str,
+    candidates: impl IntoIterator<Item = (usize, &'a Issuer)>,
+    now: i64,
+) -> Result<VerifiedToken, TokenFault> {
+    let ParsedToken {
+        signing_input,
+        signature,
+        alg,
+        kid,
+        typ,
+        has_crit,
+        claims,
+    } = parse(token)?;
 
     // RFC 7515 §4.1.11: a recipient must reject a token whose `crit` names an extension it does
     // not understand; portcullis understands none.
-    if header.crit.is_some() {
+    if has_crit {
         return Err(TokenFault::UnsupportedCritical);
     }
-    let algorithm: Algorithm = header
-        .alg
-        .parse()
-        .map_err(|()| TokenFault::AlgorithmNotAllowed)?;
+    let algorithm: Algorithm = alg.parse().map_err(|()| TokenFault::AlgorithmNotAllowed)?;
 
     let iss = claims
         .get("iss")
@@ -79,14 +111,8 @@ pub fn verify<'a>(
     }
 
     let keys = issuer.keys.current().ok_or(TokenFault::KeysNotLoaded)?;
-    verify_signature(
-        signing_input,
-        signature,
-        header.kid.as_deref(),
-        algorithm,
-        &keys,
-    )?;
-    check_type(header.typ.as_deref(), issuer.token_type.as_deref())?;
+    verify_signature(signing_input, signature, kid.as_deref(), algorithm, &keys)?;
+    check_type(typ.as_deref(), issuer.token_type.as_deref())?;
     check_claims(&claims, issuer, now)?;
     Ok(VerifiedToken {
         issuer: issuer_idx,
@@ -189,38 +215,66 @@ pub fn check_type(typ: Option<&str>, required: Option<&str>) -> Result<(), Token
     }
 }
 
-/// The registered-claim checks: `aud`, `exp`, `nbf`, `iat` (RFC 7519 §4.1), with the issuer's
+/// The registered-claim checks: `exp`, `nbf`, `iat`, `aud` (RFC 7519 §4.1), with the issuer's
 /// leeway. `iss` has been matched already, when the issuer was chosen.
 pub fn check_claims(
     claims: &Map<String, Value>,
     issuer: &Issuer,
     now: i64,
 ) -> Result<(), TokenFault> {
-    let leeway = i64::try_from(issuer.leeway.as_secs()).unwrap_or(i64::MAX);
-    let now = now as f64;
-    let leeway = leeway as f64;
+    check_expiry(claims, issuer, now)?;
+    check_not_before(claims, issuer, now)?;
+    check_issued_at(claims, issuer, now)?;
+    check_audience(claims, issuer)
+}
 
-    match claims.get("exp") {
-        Some(Value::Number(exp)) => {
-            let exp = exp.as_f64().ok_or(TokenFault::MissingExpiry)?;
-            // RFC 7519 §4.1.4: the current time must be before `exp`.
-            if now >= exp + leeway {
-                return Err(TokenFault::Expired);
-            }
-        }
+fn leeway_secs(issuer: &Issuer) -> f64 {
+    issuer.leeway.as_secs_f64()
+}
+
+/// RFC 7519 §4.1.4: `exp` is required here, and the current time must be before it.
+pub fn check_expiry(
+    claims: &Map<String, Value>,
+    issuer: &Issuer,
+    now: i64,
+) -> Result<(), TokenFault> {
+    let exp = match claims.get("exp") {
+        Some(Value::Number(exp)) => exp.as_f64().ok_or(TokenFault::MissingExpiry)?,
         _ => return Err(TokenFault::MissingExpiry),
+    };
+    if now as f64 >= exp + leeway_secs(issuer) {
+        return Err(TokenFault::Expired);
     }
-    if let Some(nbf) = numeric(claims, "nbf")? {
-        if now + leeway < nbf {
-            return Err(TokenFault::NotYetValid);
-        }
+    Ok(())
+}
+
+/// RFC 7519 §4.1.5: not before `nbf`.
+pub fn check_not_before(
+    claims: &Map<String, Value>,
+    issuer: &Issuer,
+    now: i64,
+) -> Result<(), TokenFault> {
+    match numeric(claims, "nbf")? {
+        Some(nbf) if now as f64 + leeway_secs(issuer) < nbf => Err(TokenFault::NotYetValid),
+        _ => Ok(()),
     }
-    if let Some(iat) = numeric(claims, "iat")? {
-        if iat > now + leeway {
-            return Err(TokenFault::IssuedInFuture);
-        }
+}
+
+/// RFC 7519 §4.1.6: a token issued in the future is refused.
+pub fn check_issued_at(
+    claims: &Map<String, Value>,
+    issuer: &Issuer,
+    now: i64,
+) -> Result<(), TokenFault> {
+    match numeric(claims, "iat")? {
+        Some(iat) if iat > now as f64 + leeway_secs(issuer) => Err(TokenFault::IssuedInFuture),
+        _ => Ok(()),
     }
-    let audience_ok = match claims.get("aud") {
+}
+
+/// RFC 7519 §4.1.3: `aud` (string or array) must name one of the issuer's audiences.
+pub fn check_audience(claims: &Map<String, Value>, issuer: &Issuer) -> Result<(), TokenFault> {
+    let ok = match claims.get("aud") {
         Some(Value::String(aud)) => issuer.audiences.iter().any(|a| a == aud),
         Some(Value::Array(auds)) => auds
             .iter()
@@ -228,10 +282,11 @@ pub fn check_claims(
             .any(|aud| issuer.audiences.iter().any(|a| a == aud)),
         _ => false,
     };
-    if !audience_ok {
-        return Err(TokenFault::WrongAudience);
+    if ok {
+        Ok(())
+    } else {
+        Err(TokenFault::WrongAudience)
     }
-    Ok(())
 }
 
 /// An optional NumericDate claim; present but not a number makes the token malformed.

@@ -127,6 +127,11 @@ impl IssuerKeys {
         self.current.load_full()
     }
 
+    /// Use `keys` from now on (one-off tools such as `explain` fetch once instead of refreshing).
+    pub fn install(&self, keys: KeySet) {
+        self.current.store(Some(Arc::new(keys)));
+    }
+
     pub fn is_loaded(&self) -> bool {
         self.current.load().is_some()
     }
