@@ -119,10 +119,14 @@ pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
 }
 
 /// Run the gateway until a shutdown signal (SIGTERM: graceful, SIGINT: fast).
-pub fn run(config_path: &Path) -> Result<(), RunError> {
+/// With `upgrade`, the listening sockets are taken over from a running instance (Pingora's
+/// graceful upgrade: that instance then gets SIGQUIT and drains).
+pub fn run(config_path: &Path, upgrade: bool) -> Result<(), RunError> {
     let loaded_hash = crate::reload::content_hash(config_path);
     let snapshot = load(config_path)?;
-    check_listeners_free(&snapshot)?;
+    if !upgrade {
+        check_listeners_free(&snapshot)?;
+    }
     for l in &snapshot.listeners {
         tracing::info!(listener = %l.name, address = %l.address, "listening");
     }
@@ -130,8 +134,12 @@ pub fn run(config_path: &Path) -> Result<(), RunError> {
     let metrics = Metrics::new().map_err(|e| RunError::Server(format!("metrics: {e}")))?;
     let snapshots = Arc::new(SnapshotHolder::new(snapshot));
     let in_flight = Arc::new(InFlight::default());
+    let opt = pingora::server::configuration::Opt {
+        upgrade,
+        ..Default::default()
+    };
     let mut server =
-        Server::new_with_opt_and_conf(None, server_conf(snapshots.current().shutdown_grace));
+        Server::new_with_opt_and_conf(opt, server_conf(snapshots.current().shutdown_grace));
     server.bootstrap();
     exit_when_drained(server.watch_execution_phase(), Arc::clone(&in_flight));
     let proxy = proxy_service(

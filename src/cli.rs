@@ -13,9 +13,10 @@ use crate::telemetry::LogFormat;
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", version, about, long_about)]
 pub struct Cli {
-    /// Log format: json for containers, text for terminals.
-    #[arg(long, value_enum, global = true, default_value = "json")]
-    pub log_format: LogFormat,
+    /// Log format: json for containers, text for terminals [default: the config's
+    /// logging.format, else json].
+    #[arg(long, value_enum, global = true)]
+    pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -23,10 +24,15 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway with a configuration file until SIGTERM (graceful) or SIGINT.
+    /// SIGHUP reloads the configuration; SIGQUIT hands the listening sockets to a new process
+    /// started with --upgrade (zero-downtime binary upgrade).
     Run {
         /// The gateway configuration (YAML).
         #[arg(short, long, default_value = "gateway.yaml")]
         config: PathBuf,
+        /// Take over the listening sockets of a running portcullis (which then gets SIGQUIT).
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Check a configuration file: exit 0 when valid, 64 with every error and its line otherwise.
     Validate {

@@ -15,9 +15,9 @@ fn main() -> ExitCode {
     portcullis::install_crypto_provider();
     match cli.command {
         Command::Validate { config } => validate(&config),
-        Command::Run { config } => {
-            telemetry::init(cli.log_format);
-            exit_code(app::run(&config))
+        Command::Run { config, upgrade } => {
+            telemetry::init(cli.log_format, &config);
+            exit_code(app::run(&config, upgrade))
         }
         Command::Explain {
             config,
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             url,
             token,
         } => {
-            telemetry::init(cli.log_format);
+            telemetry::init(cli.log_format, &config);
             match app::explain(&config, &method, &url, token.as_deref()) {
                 Ok(text) => {
                     print!("{text}");
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
             signing_key,
             kid,
         } => {
-            telemetry::init(cli.log_format);
+            telemetry::init(cli.log_format, &config);
             exit_code(run_demo(&config, &signing_key, &kid))
         }
     }
@@ -78,7 +78,7 @@ fn run_demo(
         demo::mint(&snapshot, &base.join(key), kid, demo::unix_now()).map_err(demo_failed)?;
     demo::start_backends(&snapshot).map_err(demo_failed)?;
     println!("{}", demo::instructions(&snapshot, &tokens));
-    app::run(config_path)
+    app::run(config_path, false)
 }
 
 fn exit_code(result: Result<(), RunError>) -> ExitCode {

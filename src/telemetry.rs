@@ -35,9 +35,45 @@ pub fn is_safe_to_log(meta: &Metadata<'_>) -> bool {
             .any(|t| meta.target().starts_with(t))
 }
 
-/// Install the global subscriber writing to stderr. Later calls are ignored.
-pub fn init(format: LogFormat) {
-    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+/// `json` or `text`.
+pub fn parse_format(s: &str) -> Option<LogFormat> {
+    match s {
+        "json" => Some(LogFormat::Json),
+        "text" => Some(LogFormat::Text),
+        _ => None,
+    }
+}
+
+/// The log format and filter to use: `--log-format` over the config's `logging.format` over
+/// JSON; `RUST_LOG` over the config's `logging.level` over `info`. The config is only parsed
+/// here (an invalid one is reported by the command itself).
+pub fn settings(
+    cli_format: Option<LogFormat>,
+    config_path: &std::path::Path,
+) -> (LogFormat, String) {
+    let logging = std::fs::read_to_string(config_path)
+        .ok()
+        .and_then(|text| crate::config::parse(&text).ok())
+        .and_then(|file| file.logging);
+    let config_format = logging
+        .as_ref()
+        .and_then(|l| l.format.as_ref())
+        .and_then(|f| parse_format(&f.value));
+    let config_level = logging
+        .as_ref()
+        .and_then(|l| l.level.as_ref())
+        .map(|l| l.value.clone());
+    let format = cli_format.or(config_format).unwrap_or(LogFormat::Json);
+    let directives = std::env::var("RUST_LOG")
+        .ok()
+        .or(config_level)
+        .unwrap_or_else(|| "info".to_owned());
+    (format, directives)
+}
+
+/// Install the global subscriber writing to stderr, with [`settings`]. Later calls are ignored.
+pub fn init(cli_format: Option<LogFormat>, config_path: &std::path::Path) {
+    let (format, directives) = settings(cli_format, config_path);
     init_with_writer(format, &directives, std::io::stderr);
 }
 

@@ -286,3 +286,35 @@ routes:
     );
     assert_eq!(warnings.len(), 2, "{warnings:#?}");
 }
+
+#[test]
+fn logging_settings_are_checked_and_follow_their_precedence() {
+    use portcullis::telemetry::{settings, LogFormat};
+    let bad = format!("{GOOD}logging: {{ level: \"info,[\", format: xml }}\n");
+    let errors = load_str(&bad, &support::fixtures()).unwrap_err().0;
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["logging.level", "logging.format"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &path,
+        format!("{GOOD}logging: {{ level: \"warn,portcullis=debug\", format: text }}\n"),
+    )
+    .unwrap();
+    let expected_level =
+        std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,portcullis=debug".into());
+    assert_eq!(
+        settings(None, &path),
+        (LogFormat::Text, expected_level.clone())
+    );
+    assert_eq!(
+        settings(Some(LogFormat::Json), &path),
+        (LogFormat::Json, expected_level)
+    );
+    let default_level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    assert_eq!(
+        settings(None, &dir.path().join("missing.yaml")),
+        (LogFormat::Json, default_level)
+    );
+}

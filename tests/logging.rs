@@ -54,6 +54,13 @@ async fn tokens_cookies_and_query_tokens_never_reach_the_logs() {
         .send()
         .await
         .unwrap();
+    // A failing upstream makes Pingora log an error line describing the request.
+    let failed = c
+        .get(gw.url(&format!("/down?access_token={valid}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 502);
     c.get(gw.url("/orders/1"))
         .header("authorization", "Bearer not-a-jwt-secret")
         .send()

@@ -201,3 +201,17 @@ async fn a_malformed_or_missing_request_id_is_replaced_and_rejections_carry_one(
     assert_eq!(rejected.status(), 401);
     assert_eq!(rejected.headers()["x-request-id"].len(), 32);
 }
+
+#[tokio::test]
+async fn a_pooled_connection_survives_an_upstream_failure() {
+    let gw = standard_gateway().await;
+    let c = client();
+    let failed = c.get(gw.url("/down")).send().await.unwrap();
+    assert_eq!(failed.status(), 502);
+    assert_eq!(failed.headers()["connection"], "close");
+    // The client's next request must not land on the connection the gateway closed.
+    assert_eq!(
+        c.get(gw.url("/public/x")).send().await.unwrap().status(),
+        200
+    );
+}

@@ -107,6 +107,7 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
     let (identity, gateway_headers) = compile_identity(&mut cx, file.identity.as_ref());
     let limits = compile_limits(&mut cx, file.limits.as_ref());
     let admin_address = compile_admin(&mut cx, file.admin.as_ref(), &listeners);
+    check_logging(&mut cx, file.logging.as_ref());
     let shutdown_grace = match file.shutdown.as_ref() {
         None => DEFAULT_SHUTDOWN_GRACE,
         Some(s) => parse_duration(&mut cx, &s.grace_period, "shutdown.grace_period")
@@ -936,6 +937,33 @@ fn compile_admin(cx: &mut Ctx, admin: Option<&AdminFile>, listeners: &[Listener]
                 format!("\"{}\" is not an IP:port address", admin.address.value),
             );
             default
+        }
+    }
+}
+
+/// `logging.level` must be a valid filter (`info`, `warn,portcullis=debug`), `format` json or text.
+/// They are applied at start-up, before the configuration compiles; here they are only checked.
+fn check_logging(cx: &mut Ctx, logging: Option<&LoggingFile>) {
+    let Some(logging) = logging else { return };
+    if let Some(level) = &logging.level {
+        if tracing_subscriber::EnvFilter::try_new(&level.value).is_err() {
+            cx.error(
+                level.referenced,
+                "logging.level",
+                format!(
+                    "\"{}\" is not a log filter (for example info, or warn,portcullis=debug)",
+                    level.value
+                ),
+            );
+        }
+    }
+    if let Some(format) = &logging.format {
+        if crate::telemetry::parse_format(&format.value).is_none() {
+            cx.error(
+                format.referenced,
+                "logging.format",
+                format!("\"{}\" is not a log format: json or text", format.value),
+            );
         }
     }
 }

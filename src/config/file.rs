@@ -28,6 +28,18 @@ pub struct GatewayFile {
     pub admin: Option<AdminFile>,
     #[serde(default)]
     pub shutdown: Option<ShutdownFile>,
+    #[serde(default)]
+    pub logging: Option<LoggingFile>,
+}
+
+/// Log settings; `RUST_LOG` and `--log-format` override them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingFile {
+    #[serde(default)]
+    pub level: Option<Text>,
+    #[serde(default)]
+    pub format: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

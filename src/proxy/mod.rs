@@ -176,6 +176,9 @@ impl ProxyHttp for Gateway {
             ) => None,
             _ => None,
         };
+        // The connection is not reused after a proxy failure: say so (`Connection: close`), or a
+        // client reusing it would see its next request fail.
+        session.set_keepalive(None);
         let code = match &error {
             Some(err) => {
                 if let Err(write_err) = respond::reject(session, err, &ctx.request_id).await {
@@ -199,6 +202,21 @@ impl ProxyHttp for Gateway {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+
+    /// What Pingora prints in its own error lines. Its default includes the request URI with the
+    /// query string, which may carry an `access_token`: use the normalised path only.
+    fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
+        let path = if ctx.path.is_empty() {
+            "-"
+        } else {
+            ctx.path.as_str()
+        };
+        format!(
+            "{} {path} (request {})",
+            session.req_header().method,
+            ctx.request_id
+        )
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {

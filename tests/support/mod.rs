@@ -456,3 +456,34 @@ pub async fn gated_upstream() -> GatedUpstream {
         release,
     }
 }
+
+/// A port that was free a moment ago (for the binary, which binds it itself).
+pub fn free_port() -> SocketAddr {
+    closed_port()
+}
+
+/// Run the built binary on `config`, its output discarded.
+pub fn spawn_gateway_binary(config: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["--log-format", "text", "run", "-c"])
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait for a spawned binary to answer on its admin listener. It binds asynchronously, in
+/// another process, so this polls, with a bounded number of attempts.
+pub async fn wait_until_serving(admin: SocketAddr) {
+    let c = client();
+    for _ in 0..500 {
+        if let Ok(resp) = c.get(format!("http://{admin}/healthz")).send().await {
+            if resp.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the gateway did not start");
+}
