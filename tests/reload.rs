@@ -36,6 +36,23 @@ fn rewrite(path: &std::path::Path, from: &str, to: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
+/// A gateway reloading from a config file in a temporary directory (kept alive by the caller),
+/// with an echo and a gated upstream.
+async fn reloading_gateway() -> (
+    TestGateway,
+    GatedUpstream,
+    std::path::PathBuf,
+    tempfile::TempDir,
+) {
+    let echo = echo_upstream().await;
+    let gated = gated_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(&path, config(echo, gated.addr, "")).unwrap();
+    let gw = TestGateway::start_reloading(&path);
+    (gw, gated, path, dir)
+}
+
 async fn next_reload(gw: &mut TestGateway) -> ReloadOutcome {
     gw.reloads.changed().await.unwrap();
     gw.reloads.borrow_and_update().clone().unwrap()
@@ -43,12 +60,7 @@ async fn next_reload(gw: &mut TestGateway) -> ReloadOutcome {
 
 #[tokio::test]
 async fn a_new_route_applies_without_dropping_an_in_flight_request() {
-    let echo = echo_upstream().await;
-    let mut gated = gated_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("gateway.yaml");
-    std::fs::write(&path, config(echo, gated.addr, "")).unwrap();
-    let mut gw = TestGateway::start_reloading(&path);
+    let (mut gw, mut gated, path, _dir) = reloading_gateway().await;
     let c = client();
     assert_eq!(c.get(gw.url("/new")).send().await.unwrap().status(), 404);
 
@@ -78,12 +90,7 @@ async fn a_new_route_applies_without_dropping_an_in_flight_request() {
 
 #[tokio::test]
 async fn an_invalid_reload_is_refused_and_the_old_config_keeps_serving() {
-    let echo = echo_upstream().await;
-    let gated = gated_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("gateway.yaml");
-    std::fs::write(&path, config(echo, gated.addr, "")).unwrap();
-    let mut gw = TestGateway::start_reloading(&path);
+    let (mut gw, _gated, path, _dir) = reloading_gateway().await;
 
     rewrite(
         &path,
@@ -125,12 +132,7 @@ async fn an_invalid_reload_is_refused_and_the_old_config_keeps_serving() {
 
 #[tokio::test]
 async fn listener_changes_are_reported_as_needing_a_restart() {
-    let echo = echo_upstream().await;
-    let gated = gated_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("gateway.yaml");
-    std::fs::write(&path, config(echo, gated.addr, "")).unwrap();
-    let mut gw = TestGateway::start_reloading(&path);
+    let (mut gw, _gated, path, _dir) = reloading_gateway().await;
     let moved = closed_port();
     rewrite(&path, &gw.addr.to_string(), &moved.to_string());
     assert_eq!(

@@ -46,6 +46,15 @@ async fn get(gw: &TestGateway, token: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// A gateway with one issuer `iss` whose keys come from `server`'s JWKS URL, keys loaded once.
+async fn jwks_uri_gateway(server: &KeyServer, iss: &str) -> TestGateway {
+    let echo = echo_upstream().await;
+    let source = format!("jwks_uri: \"{}\"", server.jwks_url());
+    let gw = TestGateway::start(&gateway_config(echo, &[("idp", iss.into(), source)]));
+    fetched(&gw, 0, 1).await;
+    gw
+}
+
 async fn discovery_gateway(server: &KeyServer) -> TestGateway {
     let echo = echo_upstream().await;
     TestGateway::start(&gateway_config(
@@ -105,17 +114,8 @@ async fn readiness_is_false_until_keys_load_and_true_after() {
 #[tokio::test]
 async fn a_rotated_key_is_accepted_on_its_first_request() {
     let server = KeyServer::start(fixture_jwks()).await;
-    let echo = echo_upstream().await;
     let iss = "https://idp.rotating.test";
-    let gw = TestGateway::start(&gateway_config(
-        echo,
-        &[(
-            "idp",
-            iss.into(),
-            format!("jwks_uri: \"{}\"", server.jwks_url()),
-        )],
-    ));
-    fetched(&gw, 0, 1).await;
+    let gw = jwks_uri_gateway(&server, iss).await;
     assert_eq!(get(&gw, &Issuer::rsa(&claims_for(iss))).await.status(), 200);
 
     // The IdP rotates: it now publishes test-rsa-2 (and still test-rsa-1).
@@ -137,17 +137,8 @@ async fn a_rotated_key_is_accepted_on_its_first_request() {
 #[tokio::test]
 async fn a_burst_of_random_unknown_kids_causes_a_handful_of_fetches() {
     let server = KeyServer::start(fixture_jwks()).await;
-    let echo = echo_upstream().await;
     let iss = "https://idp.flooded.test";
-    let gw = TestGateway::start(&gateway_config(
-        echo,
-        &[(
-            "idp",
-            iss.into(),
-            format!("jwks_uri: \"{}\"", server.jwks_url()),
-        )],
-    ));
-    fetched(&gw, 0, 1).await;
+    let gw = jwks_uri_gateway(&server, iss).await;
     let client = client();
     let mut requests = tokio::task::JoinSet::new();
     for i in 0..200 {
@@ -168,17 +159,8 @@ async fn a_burst_of_random_unknown_kids_causes_a_handful_of_fetches() {
 #[tokio::test]
 async fn a_failing_or_garbage_key_server_keeps_valid_tokens_working() {
     let server = KeyServer::start(fixture_jwks()).await;
-    let echo = echo_upstream().await;
     let iss = "https://idp.flaky.test";
-    let gw = TestGateway::start(&gateway_config(
-        echo,
-        &[(
-            "idp",
-            iss.into(),
-            format!("jwks_uri: \"{}\"", server.jwks_url()),
-        )],
-    ));
-    fetched(&gw, 0, 1).await;
+    let gw = jwks_uri_gateway(&server, iss).await;
     let valid = Issuer::rsa(&claims_for(iss));
 
     for mode in [Mode::Fail, Mode::Garbage] {
@@ -214,17 +196,8 @@ async fn a_bad_key_in_the_jwks_does_not_stop_the_others() {
         .unwrap()
         .insert(0, json!({"kty": "RSA", "kid": "broken", "n": 7}));
     let server = KeyServer::start(jwks).await;
-    let echo = echo_upstream().await;
     let iss = "https://idp.partial.test";
-    let gw = TestGateway::start(&gateway_config(
-        echo,
-        &[(
-            "idp",
-            iss.into(),
-            format!("jwks_uri: \"{}\"", server.jwks_url()),
-        )],
-    ));
-    fetched(&gw, 0, 1).await;
+    let gw = jwks_uri_gateway(&server, iss).await;
     assert_eq!(get(&gw, &Issuer::rsa(&claims_for(iss))).await.status(), 200);
     assert_eq!(get(&gw, &Issuer::ec(&claims_for(iss))).await.status(), 200);
 }
@@ -302,17 +275,8 @@ async fn two_issuers_with_overlapping_kids_stay_isolated() {
 async fn redirects_to_another_host_are_not_followed() {
     let server = KeyServer::start(fixture_jwks()).await;
     server.set_mode(Mode::RedirectElsewhere);
-    let echo = echo_upstream().await;
     let iss = "https://idp.redirecting.test";
-    let gw = TestGateway::start(&gateway_config(
-        echo,
-        &[(
-            "idp",
-            iss.into(),
-            format!("jwks_uri: \"{}\"", server.jwks_url()),
-        )],
-    ));
-    fetched(&gw, 0, 1).await;
+    let gw = jwks_uri_gateway(&server, iss).await;
     assert_eq!(
         server.jwks_fetches(),
         0,
