@@ -42,6 +42,25 @@ pub fn readiness(snapshot: &Snapshot) -> (bool, Value) {
     (ready, json!({ "ready": ready, "checks": checks }))
 }
 
+/// Largest admin request body accepted.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, StatusCode> {
+    let mut body = Vec::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_ADMIN_BODY {
+                    return Err(StatusCode::PAYLOAD_TOO_LARGE);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(_) => return Err(StatusCode::BAD_REQUEST),
+        }
+    }
+}
+
 fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
@@ -58,16 +77,38 @@ fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Ve
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let req = session.req_header();
-        if req.method != http::Method::GET && req.method != http::Method::HEAD {
+        let snapshot = self.snapshots.current();
+        let path = session.req_header().uri.path().to_owned();
+        let method = session.req_header().method.clone();
+        if path == "/revocations" {
+            let body = match read_body(session).await {
+                Ok(b) => b,
+                Err(status) => {
+                    return respond(
+                        status,
+                        "application/json",
+                        b"{\"error\":\"body too large or unreadable\"}".to_vec(),
+                    )
+                }
+            };
+            let now = crate::demo::unix_now();
+            let (status, value) = crate::admin_api::handle(
+                &method,
+                &session.req_header().headers,
+                &body,
+                &snapshot,
+                now,
+            );
+            return respond(status, "application/json", value.to_string().into_bytes());
+        }
+        if method != http::Method::GET && method != http::Method::HEAD {
             return respond(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "text/plain",
                 b"GET only\n".to_vec(),
             );
         }
-        let snapshot = self.snapshots.current();
-        match req.uri.path() {
+        match path.as_str() {
             "/metrics" => respond(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",

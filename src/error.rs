@@ -75,6 +75,8 @@ pub enum TokenFault {
     IssuedInFuture,
     /// `typ` differs from the issuer's required `token_type`.
     WrongType,
+    /// The token is on the revocation list.
+    Revoked(crate::auth::revocation::RevokedBy),
     /// The issuer's keys have not loaded yet (or went past their maximum staleness): the token
     /// cannot be checked, which is the gateway's problem, not the client's.
     KeysNotLoaded,
@@ -151,6 +153,11 @@ impl GatewayError {
                 TokenFault::IssuedInFuture => "issued_in_future",
                 TokenFault::WrongType => "wrong_type",
                 TokenFault::KeysNotLoaded => "keys_not_loaded",
+                TokenFault::Revoked(by) => match by {
+                    crate::auth::revocation::RevokedBy::Jti => "revoked_jti",
+                    crate::auth::revocation::RevokedBy::Subject => "revoked_subject",
+                    crate::auth::revocation::RevokedBy::Client => "revoked_client",
+                },
             },
             GatewayError::InsufficientScope { .. } => "insufficient_scope",
             GatewayError::KeysUnavailable => "keys_not_loaded",

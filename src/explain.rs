@@ -332,11 +332,22 @@ fn explain_auth(
             Err(format!("insufficient_scope: {scope_detail}"))
         },
     );
-    check(
-        checks,
-        "revocation",
-        Ok("no revocation list configured".into()),
-    );
+    let text = |name: &str| claims.get(name).and_then(|v| v.as_str());
+    let facts = crate::auth::revocation::TokenFacts {
+        issuer: &issuer.id,
+        jti: text("jti"),
+        sub: text("sub"),
+        client_id: text("client_id").or_else(|| text("azp")),
+        iat: claims.get("iat").and_then(|v| v.as_f64()).map(|v| v as i64),
+    };
+    let revoked = match snapshot.revocations.check(&facts) {
+        None => Ok(format!(
+            "not revoked ({} entries in this process)",
+            snapshot.revocations.len()
+        )),
+        Some(by) => Err(format!("revoked by {} entry", by.as_str())),
+    };
+    check(checks, "revocation", revoked);
 }
 
 /// The explanation as text for a terminal.

@@ -131,6 +131,7 @@ mod tests {
             subject: Some("alice".into()),
             client_id: None,
             jti: None,
+            iat: None,
             scopes: ScopeSet::from_scopes(["b", "a"]),
             claims: json!({"sub": "alice", "groups": ["eng", "ops"], "tenant": {"id": 7}})
                 .as_object()

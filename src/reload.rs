@@ -146,6 +146,7 @@ pub fn reload(
             let old = snapshots.current();
             let mut new = compiled.snapshot;
             carry_over_keys(&old, &mut new);
+            new.revocations = Arc::clone(&old.revocations);
             let restart_needed = restart_needed(&old, &new);
             for change in &restart_needed {
                 tracing::warn!(config = %path.display(), setting = %change, "changed, but takes effect only after a restart");

@@ -30,8 +30,14 @@ pub struct Snapshot {
     pub limits: Limits,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub admin_address: SocketAddr,
+    /// The admin API's bearer token; `None` disables the API (revocations).
+    pub admin_token: Option<Secret>,
+    /// Expiry of revocation entries that do not carry their token's `exp`.
+    pub max_token_lifetime: Duration,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// The revocation list: runtime state, carried over from snapshot to snapshot on reload.
+    pub revocations: Arc<crate::auth::revocation::RevocationList>,
 }
 
 /// A plain-HTTP listener (TLS listeners come with the TLS work).
@@ -144,6 +150,32 @@ impl Default for Limits {
         Limits {
             max_token_bytes: 8 * 1024,
         }
+    }
+}
+
+/// A secret value that never appears in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    pub fn new(value: &str) -> Self {
+        Secret(Arc::from(value))
+    }
+
+    /// Compare with a presented value in time independent of where they differ.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        let expected = self.0.as_bytes();
+        let mut diff = expected.len() ^ presented.len();
+        for (i, b) in presented.iter().enumerate() {
+            diff |= usize::from(expected.get(i).copied().unwrap_or(0) ^ b);
+        }
+        diff == 0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
     }
 }
 

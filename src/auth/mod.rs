@@ -10,6 +10,7 @@ pub mod jwks;
 pub mod jwt;
 pub mod keys;
 pub mod principal;
+pub mod revocation;
 pub mod scope;
 
 use std::sync::Arc;
@@ -44,6 +45,16 @@ pub fn authenticate(
     })?;
     let issuer = &snapshot.issuers[verified.issuer];
     let principal = Principal::new(verified, issuer);
+    let facts = revocation::TokenFacts {
+        issuer: &issuer.id,
+        jti: principal.jti.as_deref(),
+        sub: principal.subject.as_deref(),
+        client_id: principal.client_id.as_deref(),
+        iat: principal.iat,
+    };
+    if let Some(by) = snapshot.revocations.check(&facts) {
+        return Err(GatewayError::InvalidToken(TokenFault::Revoked(by)));
+    }
     // RFC 6750 §3.1: a valid token without the needed scope is 403 insufficient_scope.
     if !scopes.requirement.is_satisfied_by(&principal.scopes) {
         return Err(GatewayError::InsufficientScope {

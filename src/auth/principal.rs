@@ -17,6 +17,8 @@ pub struct Principal {
     /// `client_id` (RFC 9068 §2.2), or `azp` when the issuer uses that instead.
     pub client_id: Option<String>,
     pub jti: Option<String>,
+    /// `iat`, whole seconds, when present.
+    pub iat: Option<i64>,
     pub scopes: ScopeSet,
     /// The full verified payload, for claim → header mapping.
     pub claims: Map<String, Value>,
@@ -31,6 +33,7 @@ impl Principal {
             subject: text("sub"),
             client_id: text("client_id").or_else(|| text("azp")),
             jti: text("jti"),
+            iat: claims.get("iat").and_then(Value::as_f64).map(|v| v as i64),
             scopes: ScopeSet::from_claims(&claims, &issuer.scope_claims),
             claims,
         }

@@ -45,6 +45,7 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// Headers that may never be set from claims: they carry transport, framing or credentials.
 const FORBIDDEN_IDENTITY_HEADERS: [&str; 14] = [
@@ -108,6 +109,16 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
     let limits = compile_limits(&mut cx, file.limits.as_ref());
     let admin_address = compile_admin(&mut cx, file.admin.as_ref(), &listeners);
     check_logging(&mut cx, file.logging.as_ref());
+    let admin_token = compile_admin_token(&mut cx, file.admin.as_ref(), base_dir);
+    let max_token_lifetime = match file
+        .revocation
+        .as_ref()
+        .and_then(|r| r.max_token_lifetime.as_ref())
+    {
+        None => DEFAULT_MAX_TOKEN_LIFETIME,
+        Some(t) => parse_duration(&mut cx, t, "revocation.max_token_lifetime")
+            .unwrap_or(DEFAULT_MAX_TOKEN_LIFETIME),
+    };
     let shutdown_grace = match file.shutdown.as_ref() {
         None => DEFAULT_SHUTDOWN_GRACE,
         Some(s) => parse_duration(&mut cx, &s.grace_period, "shutdown.grace_period")
@@ -215,7 +226,10 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
             ..identity
         },
         admin_address,
+        admin_token,
+        max_token_lifetime,
         shutdown_grace,
+        revocations: Arc::default(),
         limits,
     };
     Ok(Compiled {
@@ -908,37 +922,85 @@ fn compile_header_map(
 /// The admin listener: default `127.0.0.1:9901`, never the address of a public listener.
 fn compile_admin(cx: &mut Ctx, admin: Option<&AdminFile>, listeners: &[Listener]) -> SocketAddr {
     let default = SocketAddr::from(([127, 0, 0, 1], 9901));
-    let Some(admin) = admin else {
+    let Some(address) = admin.and_then(|a| a.address.as_ref()) else {
         return default;
     };
-    match admin.address.value.parse::<SocketAddr>() {
-        Ok(address) if listeners.iter().any(|l| l.address == address) => {
+    match address.value.parse::<SocketAddr>() {
+        Ok(a) if listeners.iter().any(|l| l.address == a) => {
             cx.error(
-                admin.address.referenced,
+                address.referenced,
                 "admin.address",
                 "the admin listener must not share a public listener's address",
             );
             default
         }
-        Ok(address) => {
-            if !address.ip().is_loopback() {
+        Ok(a) => {
+            if !a.ip().is_loopback() {
                 cx.warn(
-                    admin.address.referenced,
+                    address.referenced,
                     "admin.address",
-                    "metrics and readiness are exposed beyond this host",
+                    "metrics, readiness and the admin API are exposed beyond this host",
                 );
             }
-            address
+            a
         }
         Err(_) => {
             cx.error(
-                admin.address.referenced,
+                address.referenced,
                 "admin.address",
-                format!("\"{}\" is not an IP:port address", admin.address.value),
+                format!("\"{}\" is not an IP:port address", address.value),
             );
             default
         }
     }
+}
+
+/// The admin API token, from `token_file` (relative to the config) or `token_env`.
+fn compile_admin_token(cx: &mut Ctx, admin: Option<&AdminFile>, base_dir: &Path) -> Option<Secret> {
+    let admin = admin?;
+    let token = match (&admin.token_file, &admin.token_env) {
+        (Some(_), Some(env)) => {
+            cx.error(
+                env.referenced,
+                "admin.token_env",
+                "give token_file or token_env, not both",
+            );
+            return None;
+        }
+        (Some(file), None) => match std::fs::read_to_string(base_dir.join(&file.value)) {
+            Ok(t) => (t.trim().to_owned(), file, "admin.token_file"),
+            Err(e) => {
+                cx.error(
+                    file.referenced,
+                    "admin.token_file",
+                    format!("cannot read {}: {e}", file.value),
+                );
+                return None;
+            }
+        },
+        (None, Some(env)) => match std::env::var(&env.value) {
+            Ok(t) => (t.trim().to_owned(), env, "admin.token_env"),
+            Err(_) => {
+                cx.error(
+                    env.referenced,
+                    "admin.token_env",
+                    format!("the environment variable {} is not set", env.value),
+                );
+                return None;
+            }
+        },
+        (None, None) => return None,
+    };
+    let (value, at, path) = token;
+    if value.len() < 16 {
+        cx.error(
+            at.referenced,
+            path,
+            "the admin token must be at least 16 characters",
+        );
+        return None;
+    }
+    Some(Secret::new(&value))
 }
 
 /// `logging.level` must be a valid filter (`info`, `warn,portcullis=debug`), `format` json or text.

@@ -30,6 +30,17 @@ pub struct GatewayFile {
     pub shutdown: Option<ShutdownFile>,
     #[serde(default)]
     pub logging: Option<LoggingFile>,
+    #[serde(default)]
+    pub revocation: Option<RevocationFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationFile {
+    /// How long a token can live: the expiry of subject and client entries, and of `jti` entries
+    /// added without the token's `exp`.
+    #[serde(default)]
+    pub max_token_lifetime: Option<Text>,
 }
 
 /// Log settings; `RUST_LOG` and `--log-format` override them.
@@ -51,7 +62,14 @@ pub struct ShutdownFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminFile {
-    pub address: Text,
+    #[serde(default)]
+    pub address: Option<Text>,
+    /// A file holding the bearer token of the admin API (revocations).
+    #[serde(default)]
+    pub token_file: Option<Text>,
+    /// An environment variable holding that token.
+    #[serde(default)]
+    pub token_env: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,172 @@
+//! The admin API for revocations on the admin listener: `GET /revocations` lists,
+//! `POST /revocations` adds, `DELETE /revocations` removes. JSON in and out, every field checked,
+//! and every call needs `Authorization: Bearer <admin token>`.
+//!
+//! A plain function of (method, headers, body, snapshot, now), so it is tested without sockets.
+
+use http::{HeaderMap, Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::revocation::Revocation;
+use crate::snapshot::Snapshot;
+
+/// Longest identifier accepted (`jti`, `sub`, `client_id`).
+const MAX_ID_LEN: usize = 1024;
+
+/// What a client sends: like [`Revocation`], with the expiry and cutoff optional.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum RevocationRequest {
+    Jti {
+        jti: String,
+        #[serde(default)]
+        issuer: Option<String>,
+        /// The token's `exp`; without it the entry lives `max_token_lifetime`.
+        #[serde(default)]
+        exp: Option<i64>,
+    },
+    Subject {
+        issuer: String,
+        sub: String,
+        /// Default: now (every token issued so far).
+        #[serde(default)]
+        issued_before: Option<i64>,
+    },
+    Client {
+        issuer: String,
+        client_id: String,
+        #[serde(default)]
+        issued_before: Option<i64>,
+    },
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> (StatusCode, Value) {
+    (status, json!({ "error": message.into() }))
+}
+
+/// Handle one `/revocations` call.
+pub fn handle(
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+    snapshot: &Snapshot,
+    now: i64,
+) -> (StatusCode, Value) {
+    let Some(expected) = &snapshot.admin_token else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "the admin API is disabled: set admin.token_file or admin.token_env",
+        );
+    };
+    let presented = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().as_bytes());
+    if !presented.is_some_and(|p| expected.matches(p)) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "a valid admin bearer token is required",
+        );
+    }
+    let list = &snapshot.revocations;
+    match *method {
+        Method::GET => (StatusCode::OK, json!({ "revocations": list.entries() })),
+        Method::POST | Method::DELETE => {
+            let request: RevocationRequest = match serde_json::from_slice(body) {
+                Ok(r) => r,
+                Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
+            };
+            let entry = match validate(request, snapshot, now) {
+                Ok(e) => e,
+                Err(message) => return error(StatusCode::BAD_REQUEST, message),
+            };
+            if *method == Method::POST {
+                list.insert(&entry);
+                tracing::info!(revocation = ?entry, "revocation added");
+                (StatusCode::CREATED, json!(entry))
+            } else if list.remove(&entry) {
+                tracing::info!(revocation = ?entry, "revocation removed");
+                (StatusCode::OK, json!(entry))
+            } else {
+                error(StatusCode::NOT_FOUND, "no such revocation")
+            }
+        }
+        _ => error(StatusCode::METHOD_NOT_ALLOWED, "GET, POST or DELETE"),
+    }
+}
+
+fn validate(r: RevocationRequest, snapshot: &Snapshot, now: i64) -> Result<Revocation, String> {
+    let lifetime = i64::try_from(snapshot.max_token_lifetime.as_secs()).unwrap_or(i64::MAX);
+    let id = |name: &str, value: &str| -> Result<(), String> {
+        if value.is_empty() || value.len() > MAX_ID_LEN {
+            Err(format!("{name} must be 1 to {MAX_ID_LEN} characters"))
+        } else {
+            Ok(())
+        }
+    };
+    let issuer = |value: &str| -> Result<(), String> {
+        if snapshot.issuers.iter().any(|i| &*i.id == value) {
+            Ok(())
+        } else {
+            let known: Vec<&str> = snapshot.issuers.iter().map(|i| &*i.id).collect();
+            Err(format!(
+                "unknown issuer \"{value}\" (configured: {})",
+                known.join(", ")
+            ))
+        }
+    };
+    Ok(match r {
+        RevocationRequest::Jti {
+            jti,
+            issuer: scope,
+            exp,
+        } => {
+            id("jti", &jti)?;
+            if let Some(i) = &scope {
+                issuer(i)?;
+            }
+            let expires_at = exp.unwrap_or(now.saturating_add(lifetime));
+            if expires_at <= now {
+                return Err("exp is in the past: that token is already refused as expired".into());
+            }
+            Revocation::Jti {
+                jti,
+                issuer: scope,
+                expires_at,
+            }
+        }
+        RevocationRequest::Subject {
+            issuer: iss,
+            sub,
+            issued_before,
+        } => {
+            issuer(&iss)?;
+            id("sub", &sub)?;
+            let cutoff = issued_before.unwrap_or(now);
+            Revocation::Subject {
+                issuer: iss,
+                sub,
+                issued_before: cutoff,
+                expires_at: cutoff.saturating_add(lifetime),
+            }
+        }
+        RevocationRequest::Client {
+            issuer: iss,
+            client_id,
+            issued_before,
+        } => {
+            issuer(&iss)?;
+            id("client_id", &client_id)?;
+            let cutoff = issued_before.unwrap_or(now);
+            Revocation::Client {
+                issuer: iss,
+                client_id,
+                issued_before: cutoff,
+                expires_at: cutoff.saturating_add(lifetime),
+            }
+        }
+    })
+}

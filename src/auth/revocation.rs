@@ -1,0 +1,433 @@
+//! The revocation list: tokens by `jti`, subjects and clients by "issued before" cutoff.
+//!
+//! Lookups are lock-free reads of `DashMap`s keyed by the looked-up value itself (`jti`, `sub`,
+//! `client_id`), so a check borrows the token's strings and allocates nothing. Every entry carries
+//! an expiry after which it can no longer matter (the token it names has expired) and is purged.
+//! The list lives outside the configuration snapshot: reloads keep it.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+
+/// One revocation, as the admin API and files describe it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Revocation {
+    /// One token. `issuer` (an issuer id) limits it to that issuer's tokens.
+    Jti {
+        jti: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        issuer: Option<String>,
+        /// When the entry can be dropped (the token's `exp`), seconds since the epoch.
+        expires_at: i64,
+    },
+    /// Every token of `sub` from `issuer` issued before `issued_before` (`iat` < cutoff).
+    Subject {
+        issuer: String,
+        sub: String,
+        issued_before: i64,
+        expires_at: i64,
+    },
+    /// Every token of `client_id` (or `azp`) from `issuer` issued before `issued_before`.
+    Client {
+        issuer: String,
+        client_id: String,
+        issued_before: i64,
+        expires_at: i64,
+    },
+}
+
+impl Revocation {
+    pub fn expires_at(&self) -> i64 {
+        match self {
+            Revocation::Jti { expires_at, .. }
+            | Revocation::Subject { expires_at, .. }
+            | Revocation::Client { expires_at, .. } => *expires_at,
+        }
+    }
+}
+
+/// Why a token is revoked (a metrics label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokedBy {
+    Jti,
+    Subject,
+    Client,
+}
+
+impl RevokedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevokedBy::Jti => "jti",
+            RevokedBy::Subject => "subject",
+            RevokedBy::Client => "client",
+        }
+    }
+}
+
+/// A cutoff for one issuer: tokens issued before `issued_before` are revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cutoff {
+    issuer: Arc<str>,
+    issued_before: i64,
+    expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct JtiEntry {
+    issuer: Option<Arc<str>>,
+    expires_at: i64,
+}
+
+/// What a token offers to the revocation check.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenFacts<'a> {
+    /// The issuer id (configuration id).
+    pub issuer: &'a str,
+    pub jti: Option<&'a str>,
+    pub sub: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub iat: Option<i64>,
+}
+
+/// The in-memory revocation list.
+#[derive(Debug, Default)]
+pub struct RevocationList {
+    jtis: DashMap<String, Vec<JtiEntry>>,
+    subjects: DashMap<String, Vec<Cutoff>>,
+    clients: DashMap<String, Vec<Cutoff>>,
+}
+
+impl RevocationList {
+    /// Add (or replace) an entry.
+    pub fn insert(&self, r: &Revocation) {
+        match r {
+            Revocation::Jti {
+                jti,
+                issuer,
+                expires_at,
+            } => {
+                let entry = JtiEntry {
+                    issuer: issuer.as_deref().map(Arc::from),
+                    expires_at: *expires_at,
+                };
+                let mut list = self.jtis.entry(jti.clone()).or_default();
+                list.retain(|e| e.issuer != entry.issuer);
+                list.push(entry);
+            }
+            Revocation::Subject {
+                issuer,
+                sub,
+                issued_before,
+                expires_at,
+            } => upsert_cutoff(&self.subjects, sub, issuer, *issued_before, *expires_at),
+            Revocation::Client {
+                issuer,
+                client_id,
+                issued_before,
+                expires_at,
+            } => upsert_cutoff(
+                &self.clients,
+                client_id,
+                issuer,
+                *issued_before,
+                *expires_at,
+            ),
+        }
+    }
+
+    /// Remove an entry; `true` when it existed. Only the identifying fields of `r` matter.
+    pub fn remove(&self, r: &Revocation) -> bool {
+        match r {
+            Revocation::Jti { jti, issuer, .. } => remove_where(&self.jtis, jti, |e| {
+                e.issuer.as_deref() == issuer.as_deref()
+            }),
+            Revocation::Subject { issuer, sub, .. } => {
+                remove_where(&self.subjects, sub, |c| &*c.issuer == issuer)
+            }
+            Revocation::Client {
+                issuer, client_id, ..
+            } => remove_where(&self.clients, client_id, |c| &*c.issuer == issuer),
+        }
+    }
+
+    /// Is this token revoked? Lock-free reads, no allocation.
+    pub fn check(&self, t: &TokenFacts<'_>) -> Option<RevokedBy> {
+        if let Some(jti) = t.jti {
+            if let Some(list) = self.jtis.get(jti) {
+                if list
+                    .iter()
+                    .any(|e| e.issuer.as_deref().is_none_or(|i| i == t.issuer))
+                {
+                    return Some(RevokedBy::Jti);
+                }
+            }
+        }
+        // A cutoff applies to tokens issued before it; a token without `iat` cannot prove it was
+        // issued after, so it is revoked too (fail closed).
+        let cut = |map: &DashMap<String, Vec<Cutoff>>, key: Option<&str>| {
+            key.and_then(|k| map.get(k)).is_some_and(|list| {
+                list.iter().any(|c| {
+                    &*c.issuer == t.issuer && t.iat.is_none_or(|iat| iat < c.issued_before)
+                })
+            })
+        };
+        if cut(&self.subjects, t.sub) {
+            return Some(RevokedBy::Subject);
+        }
+        if cut(&self.clients, t.client_id) {
+            return Some(RevokedBy::Client);
+        }
+        None
+    }
+
+    /// Drop every entry that expired at `now`; returns how many.
+    pub fn purge_expired(&self, now: i64) -> usize {
+        let mut removed = 0;
+        let mut sweep_jti = |list: &mut Vec<JtiEntry>| {
+            let before = list.len();
+            list.retain(|e| e.expires_at > now);
+            removed += before - list.len();
+            !list.is_empty()
+        };
+        self.jtis.retain(|_, list| sweep_jti(list));
+        for map in [&self.subjects, &self.clients] {
+            map.retain(|_, list| {
+                let before = list.len();
+                list.retain(|c| c.expires_at > now);
+                removed += before - list.len();
+                !list.is_empty()
+            });
+        }
+        removed
+    }
+
+    /// Every entry (admin listing, persistence).
+    pub fn entries(&self) -> Vec<Revocation> {
+        let mut out = Vec::new();
+        for e in self.jtis.iter() {
+            for j in e.value() {
+                out.push(Revocation::Jti {
+                    jti: e.key().clone(),
+                    issuer: j.issuer.as_deref().map(str::to_owned),
+                    expires_at: j.expires_at,
+                });
+            }
+        }
+        for (map, subject) in [(&self.subjects, true), (&self.clients, false)] {
+            for e in map.iter() {
+                for c in e.value() {
+                    let (issuer, value) = (c.issuer.to_string(), e.key().clone());
+                    out.push(if subject {
+                        Revocation::Subject {
+                            issuer,
+                            sub: value,
+                            issued_before: c.issued_before,
+                            expires_at: c.expires_at,
+                        }
+                    } else {
+                        Revocation::Client {
+                            issuer,
+                            client_id: value,
+                            issued_before: c.issued_before,
+                            expires_at: c.expires_at,
+                        }
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        let count = |n: usize, len: usize| n + len;
+        let jtis = self.jtis.iter().map(|e| e.value().len()).fold(0, count);
+        let subjects = self.subjects.iter().map(|e| e.value().len()).fold(0, count);
+        let clients = self.clients.iter().map(|e| e.value().len()).fold(0, count);
+        jtis + subjects + clients
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn upsert_cutoff(
+    map: &DashMap<String, Vec<Cutoff>>,
+    key: &str,
+    issuer: &str,
+    issued_before: i64,
+    expires_at: i64,
+) {
+    let mut list = map.entry(key.to_owned()).or_default();
+    list.retain(|c| &*c.issuer != issuer);
+    list.push(Cutoff {
+        issuer: Arc::from(issuer),
+        issued_before,
+        expires_at,
+    });
+}
+
+fn remove_where<T>(map: &DashMap<String, Vec<T>>, key: &str, matches: impl Fn(&T) -> bool) -> bool {
+    let mut removed = false;
+    map.remove_if_mut(key, |_, list| {
+        let before = list.len();
+        list.retain(|e| !matches(e));
+        removed = list.len() != before;
+        list.is_empty()
+    });
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts<'a>(jti: &'a str, sub: &'a str, client: &'a str, iat: i64) -> TokenFacts<'a> {
+        TokenFacts {
+            issuer: "corp",
+            jti: Some(jti),
+            sub: Some(sub),
+            client_id: Some(client),
+            iat: Some(iat),
+        }
+    }
+
+    #[test]
+    fn jti_revocation_hits_only_that_token_and_respects_issuer_scope() {
+        let list = RevocationList::default();
+        list.insert(&Revocation::Jti {
+            jti: "t1".into(),
+            issuer: None,
+            expires_at: 100,
+        });
+        list.insert(&Revocation::Jti {
+            jti: "t2".into(),
+            issuer: Some("other".into()),
+            expires_at: 100,
+        });
+        assert_eq!(
+            list.check(&facts("t1", "alice", "ui", 10)),
+            Some(RevokedBy::Jti)
+        );
+        assert_eq!(
+            list.check(&facts("t2", "alice", "ui", 10)),
+            None,
+            "scoped to another issuer"
+        );
+        assert_eq!(list.check(&facts("t3", "alice", "ui", 10)), None);
+    }
+
+    #[test]
+    fn subject_and_client_cutoffs_revoke_only_older_tokens_of_that_issuer() {
+        let list = RevocationList::default();
+        list.insert(&Revocation::Subject {
+            issuer: "corp".into(),
+            sub: "alice".into(),
+            issued_before: 50,
+            expires_at: 500,
+        });
+        list.insert(&Revocation::Client {
+            issuer: "corp".into(),
+            client_id: "ui".into(),
+            issued_before: 20,
+            expires_at: 500,
+        });
+        assert_eq!(
+            list.check(&facts("a", "alice", "cli", 49)),
+            Some(RevokedBy::Subject)
+        );
+        assert_eq!(
+            list.check(&facts("a", "alice", "cli", 50)),
+            None,
+            "issued at the cutoff: new login"
+        );
+        assert_eq!(
+            list.check(&facts("a", "bob", "ui", 19)),
+            Some(RevokedBy::Client)
+        );
+        assert_eq!(list.check(&facts("a", "bob", "ui", 21)), None);
+        let other_issuer = TokenFacts {
+            issuer: "partner",
+            ..facts("a", "alice", "ui", 1)
+        };
+        assert_eq!(list.check(&other_issuer), None);
+        let no_iat = TokenFacts {
+            iat: None,
+            ..facts("a", "alice", "x", 0)
+        };
+        assert_eq!(
+            list.check(&no_iat),
+            Some(RevokedBy::Subject),
+            "no iat: fail closed"
+        );
+    }
+
+    #[test]
+    fn expired_entries_are_purged_and_removal_works() {
+        let list = RevocationList::default();
+        list.insert(&Revocation::Jti {
+            jti: "old".into(),
+            issuer: None,
+            expires_at: 10,
+        });
+        list.insert(&Revocation::Jti {
+            jti: "new".into(),
+            issuer: None,
+            expires_at: 1000,
+        });
+        list.insert(&Revocation::Subject {
+            issuer: "corp".into(),
+            sub: "alice".into(),
+            issued_before: 5,
+            expires_at: 10,
+        });
+        assert_eq!(list.purge_expired(10), 2);
+        assert_eq!(list.len(), 1);
+        assert!(list.remove(&Revocation::Jti {
+            jti: "new".into(),
+            issuer: None,
+            expires_at: 0
+        }));
+        assert!(!list.remove(&Revocation::Jti {
+            jti: "new".into(),
+            issuer: None,
+            expires_at: 0
+        }));
+        assert!(list.is_empty());
+    }
+
+    #[test]
+    fn entries_round_trip_through_json() {
+        let list = RevocationList::default();
+        let all = [
+            Revocation::Jti {
+                jti: "t".into(),
+                issuer: Some("corp".into()),
+                expires_at: 9,
+            },
+            Revocation::Subject {
+                issuer: "corp".into(),
+                sub: "alice".into(),
+                issued_before: 1,
+                expires_at: 9,
+            },
+            Revocation::Client {
+                issuer: "corp".into(),
+                client_id: "ui".into(),
+                issued_before: 1,
+                expires_at: 9,
+            },
+        ];
+        for r in &all {
+            list.insert(r);
+        }
+        let json = serde_json::to_string(&list.entries()).unwrap();
+        let back: Vec<Revocation> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.len(), 3);
+        for r in &all {
+            assert!(back.contains(r), "{r:?}");
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The revocation list through the admin API, enforced on the request path.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::{json, Value};
+use support::*;
+
+const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+struct Setup {
+    gw: TestGateway,
+    _dir: tempfile::TempDir,
+}
+
+async fn gateway() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin-token");
+    std::fs::write(&token_file, format!("{ADMIN_TOKEN}\n")).unwrap();
+    let echo = echo_upstream().await;
+    let yaml = format!(
+        "{}\nadmin: {{ address: \"{{admin}}\", token_file: \"{}\" }}\n",
+        config(echo, closed_port(), closed_port()),
+        token_file.display()
+    );
+    Setup {
+        gw: TestGateway::start(&yaml),
+        _dir: dir,
+    }
+}
+
+async fn admin(
+    gw: &TestGateway,
+    method: reqwest::Method,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = client().request(method, gw.admin_url("/revocations"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn revoke(gw: &TestGateway, body: Value) {
+    let (status, answer) = admin(gw, reqwest::Method::POST, Some(ADMIN_TOKEN), Some(body)).await;
+    assert_eq!(status, 201, "{answer}");
+}
+
+async fn status(gw: &TestGateway, token: &str) -> u16 {
+    client()
+        .get(gw.url("/orders/1"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn token(jti: &str, sub: &str, client_id: &str, iat: i64) -> String {
+    let mut c = claims("read:orders");
+    c["jti"] = json!(jti);
+    c["sub"] = json!(sub);
+    c["client_id"] = json!(client_id);
+    c["iat"] = json!(iat);
+    Issuer::rsa(&c)
+}
+
+#[tokio::test]
+async fn revoking_a_jti_refuses_that_token_only() {
+    let s = gateway().await;
+    let (stolen, other) = (
+        token("stolen", "alice", "ui", now()),
+        token("fine", "alice", "ui", now()),
+    );
+    assert_eq!(status(&s.gw, &stolen).await, 200);
+    revoke(
+        &s.gw,
+        json!({"type": "jti", "jti": "stolen", "exp": now() + 600}),
+    )
+    .await;
+    let resp = client()
+        .get(s.gw.url("/orders/1"))
+        .bearer_auth(&stolen)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        "Bearer realm=\"portcullis\", error=\"invalid_token\""
+    );
+    assert_eq!(status(&s.gw, &other).await, 200);
+    let metrics = client()
+        .get(s.gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "portcullis_rejections_total{reason=\"revoked_jti\",route=\"orders-read\"} 1"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn revoking_a_subject_refuses_its_older_tokens_only() {
+    let s = gateway().await;
+    let old = token("a", "alice", "ui", now() - 60);
+    let bob = token("b", "bob", "ui", now() - 60);
+    revoke(
+        &s.gw,
+        json!({"type": "subject", "issuer": "corp", "sub": "alice", "issued_before": now() - 30}),
+    )
+    .await;
+    assert_eq!(status(&s.gw, &old).await, 401);
+    assert_eq!(status(&s.gw, &bob).await, 200);
+    let after_new_login = token("c", "alice", "ui", now());
+    assert_eq!(status(&s.gw, &after_new_login).await, 200);
+}
+
+#[tokio::test]
+async fn revoking_a_client_refuses_its_tokens_only() {
+    let s = gateway().await;
+    let compromised = token("a", "alice", "leaky-app", now() - 5);
+    let other = token("b", "alice", "ui", now() - 5);
+    revoke(
+        &s.gw,
+        json!({"type": "client", "issuer": "corp", "client_id": "leaky-app"}),
+    )
+    .await;
+    assert_eq!(status(&s.gw, &compromised).await, 401);
+    assert_eq!(status(&s.gw, &other).await, 200);
+}
+
+#[tokio::test]
+async fn entries_can_be_listed_and_deleted() {
+    let s = gateway().await;
+    let t = token("x", "alice", "ui", now());
+    let entry = json!({"type": "jti", "jti": "x", "issuer": "corp"});
+    revoke(&s.gw, entry.clone()).await;
+    let (code, list) = admin(&s.gw, reqwest::Method::GET, Some(ADMIN_TOKEN), None).await;
+    assert_eq!(code, 200);
+    assert_eq!(list["revocations"][0]["jti"], "x");
+    assert_eq!(status(&s.gw, &t).await, 401);
+    let (code, _) = admin(
+        &s.gw,
+        reqwest::Method::DELETE,
+        Some(ADMIN_TOKEN),
+        Some(entry.clone()),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(status(&s.gw, &t).await, 200);
+    let (code, _) = admin(
+        &s.gw,
+        reqwest::Method::DELETE,
+        Some(ADMIN_TOKEN),
+        Some(entry),
+    )
+    .await;
+    assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn the_admin_api_refuses_missing_or_wrong_tokens() {
+    let s = gateway().await;
+    let body = json!({"type": "jti", "jti": "x"});
+    for token in [
+        None,
+        Some("wrong-token-wrong-token"),
+        Some(&ADMIN_TOKEN[..10]),
+    ] {
+        let (code, _) = admin(&s.gw, reqwest::Method::POST, token, Some(body.clone())).await;
+        assert_eq!(code, 401, "{token:?}");
+    }
+    let (code, list) = admin(&s.gw, reqwest::Method::GET, Some(ADMIN_TOKEN), None).await;
+    assert_eq!(
+        (code, list["revocations"].as_array().unwrap().len()),
+        (200, 0)
+    );
+}
+
+#[tokio::test]
+async fn the_admin_api_refuses_bad_bodies_with_a_reason() {
+    let s = gateway().await;
+    for (body, expect) in [
+        (json!({"type": "everything"}), "invalid body"),
+        (json!({"type": "jti"}), "invalid body"),
+        (
+            json!({"type": "jti", "jti": "x", "color": "red"}),
+            "invalid body",
+        ),
+        (json!({"type": "jti", "jti": ""}), "jti must be"),
+        (
+            json!({"type": "jti", "jti": "x", "exp": now() - 10}),
+            "exp is in the past",
+        ),
+        (
+            json!({"type": "subject", "issuer": "nobody", "sub": "alice"}),
+            "unknown issuer \"nobody\"",
+        ),
+        (
+            json!({"type": "client", "issuer": "corp", "client_id": "x".repeat(2000)}),
+            "client_id must be",
+        ),
+    ] {
+        let (code, answer) = admin(
+            &s.gw,
+            reqwest::Method::POST,
+            Some(ADMIN_TOKEN),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(code, 400, "{body}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(expect),
+            "{body}: {answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_an_admin_token_the_api_is_disabled() {
+    let gw = standard_gateway().await;
+    let (code, answer) = admin(&gw, reqwest::Method::GET, Some(ADMIN_TOKEN), None).await;
+    assert_eq!(code, 404);
+    assert!(answer["error"].as_str().unwrap().contains("disabled"));
+}
