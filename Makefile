@@ -40,4 +40,4 @@ test: test-deps lint
 	$(MAKE) --no-print-directory validate
 
 bench: deps
-	$(CARGO) bench --locked --bench request_path
+	$(CARGO) bench --locked --bench request_path --bench revocation

@@ -84,18 +84,34 @@ pub fn handle(
                 Err(message) => return error(StatusCode::BAD_REQUEST, message),
             };
             if *method == Method::POST {
-                list.insert(&entry);
-                tracing::info!(revocation = ?entry, "revocation added");
-                (StatusCode::CREATED, json!(entry))
-            } else if list.remove(&entry) {
-                tracing::info!(revocation = ?entry, "revocation removed");
-                (StatusCode::OK, json!(entry))
+                match list.add_durably(&entry) {
+                    Ok(()) => {
+                        tracing::info!(revocation = ?entry, "revocation added");
+                        (StatusCode::CREATED, json!(entry))
+                    }
+                    Err(e) => persist_failed(e),
+                }
             } else {
-                error(StatusCode::NOT_FOUND, "no such revocation")
+                match list.remove_durably(&entry) {
+                    Ok(true) => {
+                        tracing::info!(revocation = ?entry, "revocation removed");
+                        (StatusCode::OK, json!(entry))
+                    }
+                    Ok(false) => error(StatusCode::NOT_FOUND, "no such revocation"),
+                    Err(e) => persist_failed(e),
+                }
             }
         }
         _ => error(StatusCode::METHOD_NOT_ALLOWED, "GET, POST or DELETE"),
     }
+}
+
+fn persist_failed(e: std::io::Error) -> (StatusCode, Value) {
+    tracing::error!(error = %e, "cannot write the revocation journal; the change was not made");
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the revocation could not be stored; nothing changed",
+    )
 }
 
 fn validate(r: RevocationRequest, snapshot: &Snapshot, now: i64) -> Result<Revocation, String> {

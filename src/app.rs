@@ -124,6 +124,7 @@ pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
 pub fn run(config_path: &Path, upgrade: bool) -> Result<(), RunError> {
     let loaded_hash = crate::reload::content_hash(config_path);
     let snapshot = load(config_path)?;
+    open_revocation_journal(&snapshot)?;
     if !upgrade {
         check_listeners_free(&snapshot)?;
     }
@@ -158,6 +159,26 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), RunError> {
     };
     server.add_service(background_service("config reload and key refresh", reload));
     server.run(RunArgs::default());
+    Ok(())
+}
+
+/// Open the revocation journal, when configured: replay it into the snapshot's list and have
+/// the admin API write it from now on.
+pub fn open_revocation_journal(snapshot: &Snapshot) -> Result<(), RunError> {
+    let Some(path) = &snapshot.revocation_state_file else {
+        return Ok(());
+    };
+    let (journal, problems) = crate::auth::journal::Journal::open(
+        path,
+        &snapshot.revocations,
+        crate::demo::unix_now(),
+    )
+    .map_err(|e| RunError::Server(format!("revocation state file {}: {e}", path.display())))?;
+    for p in &problems {
+        tracing::warn!("{p}");
+    }
+    tracing::info!(entries = snapshot.revocations.len(), path = %path.display(), "revocations restored");
+    snapshot.revocations.attach_journal(journal);
     Ok(())
 }
 

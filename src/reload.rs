@@ -21,6 +21,9 @@ use crate::config::{self, ConfigErrors};
 use crate::metrics::Metrics;
 use crate::snapshot::{Snapshot, SnapshotHolder};
 
+/// How often expired revocation entries are dropped.
+const REVOCATION_PURGE_INTERVAL: Duration = Duration::from_secs(60);
+
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReloadOutcome {
@@ -119,6 +122,9 @@ fn restart_needed(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     if old.admin_address != new.admin_address {
         changes.push("admin.address".to_owned());
     }
+    if old.revocation_state_file != new.revocation_state_file {
+        changes.push("revocation.state_file".to_owned());
+    }
     if old.shutdown_grace != new.shutdown_grace {
         changes.push("shutdown.grace_period".to_owned());
     }
@@ -199,8 +205,16 @@ impl ReloadWatcher {
         };
         let mut last = self.loaded_hash;
         let mut tick = tokio::time::interval(self.poll_interval);
+        let mut purge = tokio::time::interval(REVOCATION_PURGE_INTERVAL);
         loop {
             let forced = tokio::select! {
+                _ = purge.tick() => {
+                    let removed = self.snapshots.current().revocations.purge_expired(crate::demo::unix_now());
+                    if removed > 0 {
+                        tracing::info!(removed, "expired revocations dropped");
+                    }
+                    continue;
+                }
                 _ = tick.tick() => false,
                 Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
                 _ = shutdown.changed() => break,

@@ -34,6 +34,8 @@ pub struct Snapshot {
     pub admin_token: Option<Secret>,
     /// Expiry of revocation entries that do not carry their token's `exp`.
     pub max_token_lifetime: Duration,
+    /// The revocation journal's path, opened at start-up.
+    pub revocation_state_file: Option<std::path::PathBuf>,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
     /// The revocation list: runtime state, carried over from snapshot to snapshot on reload.

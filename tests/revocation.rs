@@ -238,3 +238,41 @@ async fn without_an_admin_token_the_api_is_disabled() {
     assert_eq!(code, 404);
     assert!(answer["error"].as_str().unwrap().contains("disabled"));
 }
+
+#[tokio::test]
+async fn revocations_survive_a_restart_without_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin-token");
+    std::fs::write(&token_file, ADMIN_TOKEN).unwrap();
+    let state = dir.path().join("revocations.jsonl");
+    let echo = echo_upstream().await;
+    let yaml = format!(
+        "{}\nadmin: {{ address: \"{{admin}}\", token_file: \"{}\" }}\nrevocation: {{ state_file: \"{}\" }}\n",
+        config(echo, closed_port(), closed_port()),
+        token_file.display(),
+        state.display()
+    );
+    let stolen = token("stolen", "alice", "ui", now());
+    {
+        let gw = TestGateway::start(&yaml);
+        revoke(
+            &gw,
+            json!({"type": "jti", "jti": "stolen", "exp": now() + 600}),
+        )
+        .await;
+        revoke(
+            &gw,
+            json!({"type": "subject", "issuer": "corp", "sub": "mallory"}),
+        )
+        .await;
+        assert_eq!(status(&gw, &stolen).await, 401);
+    } // the gateway stops here
+    let gw = TestGateway::start(&yaml);
+    assert_eq!(
+        status(&gw, &stolen).await,
+        401,
+        "the revocation survived the restart"
+    );
+    let (_, list) = admin(&gw, reqwest::Method::GET, Some(ADMIN_TOKEN), None).await;
+    assert_eq!(list["revocations"].as_array().unwrap().len(), 2);
+}

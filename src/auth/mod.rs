@@ -6,6 +6,7 @@
 pub mod algorithm;
 pub mod bearer;
 pub mod fetch;
+pub mod journal;
 pub mod jwks;
 pub mod jwt;
 pub mod keys;

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
+use super::journal::Journal;
+
 /// One revocation, as the admin API and files describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -91,15 +93,47 @@ pub struct TokenFacts<'a> {
     pub iat: Option<i64>,
 }
 
-/// The in-memory revocation list.
+/// The in-memory revocation list, optionally backed by a [`Journal`].
 #[derive(Debug, Default)]
 pub struct RevocationList {
     jtis: DashMap<String, Vec<JtiEntry>>,
     subjects: DashMap<String, Vec<Cutoff>>,
     clients: DashMap<String, Vec<Cutoff>>,
+    journal: std::sync::OnceLock<Journal>,
 }
 
 impl RevocationList {
+    /// Make later [`Self::add_durably`] / [`Self::remove_durably`] calls write `journal` first.
+    /// Only the first call has an effect.
+    pub fn attach_journal(&self, journal: Journal) {
+        let _ = self.journal.set(journal);
+    }
+
+    /// Add an entry, recording it in the journal (if any) before it takes effect, so an answered
+    /// API call is never lost by a restart.
+    pub fn add_durably(&self, r: &Revocation) -> std::io::Result<()> {
+        if let Some(j) = self.journal.get() {
+            j.record_add(r)?;
+        }
+        self.insert(r);
+        Ok(())
+    }
+
+    /// Remove an entry, journaled; `Ok(false)` when there was none.
+    pub fn remove_durably(&self, r: &Revocation) -> std::io::Result<bool> {
+        if !self.remove(r) {
+            return Ok(false);
+        }
+        if let Some(j) = self.journal.get() {
+            if let Err(e) = j.record_remove(r) {
+                // Keep memory and journal in agreement: the removal did not happen.
+                self.insert(r);
+                return Err(e);
+            }
+        }
+        Ok(true)
+    }
+
     /// Add (or replace) an entry.
     pub fn insert(&self, r: &Revocation) {
         match r {

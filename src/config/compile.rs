@@ -228,6 +228,11 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
         admin_address,
         admin_token,
         max_token_lifetime,
+        revocation_state_file: file
+            .revocation
+            .as_ref()
+            .and_then(|r| r.state_file.as_ref())
+            .map(|f| base_dir.join(&f.value)),
         shutdown_grace,
         revocations: Arc::default(),
         limits,

@@ -41,6 +41,9 @@ pub struct RevocationFile {
     /// added without the token's `exp`.
     #[serde(default)]
     pub max_token_lifetime: Option<Text>,
+    /// Where admin-API revocations are journaled (single gateway without Redis).
+    #[serde(default)]
+    pub state_file: Option<Text>,
 }
 
 /// Log settings; `RUST_LOG` and `--log-format` override them.

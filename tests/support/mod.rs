@@ -188,6 +188,7 @@ impl TestGateway {
         reload_from: Option<(PathBuf, Option<u64>)>,
     ) -> TestGateway {
         portcullis::install_crypto_provider();
+        portcullis::app::open_revocation_journal(&snapshot).unwrap();
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
