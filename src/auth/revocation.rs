@@ -82,6 +82,67 @@ struct JtiEntry {
     expires_at: i64,
 }
 
+/// The entries of one `jti`: almost always exactly one, kept inline. A `Vec` per entry would
+/// cost an extra allocation each, which with a million entries is a large share of the memory.
+#[derive(Debug, Clone, Default)]
+enum JtiEntries {
+    #[default]
+    Empty,
+    One(JtiEntry),
+    Many(Vec<JtiEntry>),
+}
+
+impl JtiEntries {
+    fn as_slice(&self) -> &[JtiEntry] {
+        match self {
+            JtiEntries::Empty => &[],
+            JtiEntries::One(e) => std::slice::from_ref(e),
+            JtiEntries::Many(v) => v,
+        }
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, JtiEntry> {
+        self.as_slice().iter()
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn retain(&mut self, keep: impl Fn(&JtiEntry) -> bool) {
+        let kept: Vec<JtiEntry> = self.iter().filter(|e| keep(e)).cloned().collect();
+        *self = JtiEntries::from(kept);
+    }
+
+    fn push(&mut self, entry: JtiEntry) {
+        let mut all = self.as_slice().to_vec();
+        all.push(entry);
+        *self = JtiEntries::from(all);
+    }
+}
+
+impl From<Vec<JtiEntry>> for JtiEntries {
+    fn from(mut v: Vec<JtiEntry>) -> Self {
+        match v.len() {
+            0 => JtiEntries::Empty,
+            1 => v.pop().map(JtiEntries::One).unwrap_or_default(),
+            _ => JtiEntries::Many(v),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a JtiEntries {
+    type Item = &'a JtiEntry;
+    type IntoIter = std::slice::Iter<'a, JtiEntry>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
 /// What a token offers to the revocation check.
 #[derive(Debug, Clone, Copy)]
 pub struct TokenFacts<'a> {
@@ -96,7 +157,7 @@ pub struct TokenFacts<'a> {
 /// The in-memory revocation list, optionally backed by a [`Journal`].
 #[derive(Debug, Default)]
 pub struct RevocationList {
-    jtis: DashMap<String, Vec<JtiEntry>>,
+    jtis: DashMap<Box<str>, JtiEntries>,
     subjects: DashMap<String, Vec<Cutoff>>,
     clients: DashMap<String, Vec<Cutoff>>,
     journal: std::sync::OnceLock<Journal>,
@@ -146,7 +207,7 @@ impl RevocationList {
                     issuer: issuer.as_deref().map(Arc::from),
                     expires_at: *expires_at,
                 };
-                let mut list = self.jtis.entry(jti.clone()).or_default();
+                let mut list = self.jtis.entry(Box::from(jti.as_str())).or_default();
                 list.retain(|e| e.issuer != entry.issuer);
                 list.push(entry);
             }
@@ -174,9 +235,16 @@ impl RevocationList {
     /// Remove an entry; `true` when it existed. Only the identifying fields of `r` matter.
     pub fn remove(&self, r: &Revocation) -> bool {
         match r {
-            Revocation::Jti { jti, issuer, .. } => remove_where(&self.jtis, jti, |e| {
-                e.issuer.as_deref() == issuer.as_deref()
-            }),
+            Revocation::Jti { jti, issuer, .. } => {
+                let mut removed = false;
+                self.jtis.remove_if_mut(jti.as_str(), |_, list| {
+                    let before = list.len();
+                    list.retain(|e| e.issuer.as_deref() != issuer.as_deref());
+                    removed = list.len() != before;
+                    list.is_empty()
+                });
+                removed
+            }
             Revocation::Subject { issuer, sub, .. } => {
                 remove_where(&self.subjects, sub, |c| &*c.issuer == issuer)
             }
@@ -219,7 +287,7 @@ impl RevocationList {
     /// Drop every entry that expired at `now`; returns how many.
     pub fn purge_expired(&self, now: i64) -> usize {
         let mut removed = 0;
-        let mut sweep_jti = |list: &mut Vec<JtiEntry>| {
+        let mut sweep_jti = |list: &mut JtiEntries| {
             let before = list.len();
             list.retain(|e| e.expires_at > now);
             removed += before - list.len();
@@ -243,7 +311,7 @@ impl RevocationList {
         for e in self.jtis.iter() {
             for j in e.value() {
                 out.push(Revocation::Jti {
-                    jti: e.key().clone(),
+                    jti: e.key().to_string(),
                     issuer: j.issuer.as_deref().map(str::to_owned),
                     expires_at: j.expires_at,
                 });
