@@ -25,6 +25,7 @@ pub struct Metrics {
     keys_loaded: IntGaugeVec,
     key_set_age: GaugeVec,
     reloads: IntCounterVec,
+    revocations: IntGaugeVec,
 }
 
 /// Latency buckets in seconds: 0.5 ms to 30 s.
@@ -117,6 +118,14 @@ impl Metrics {
             &["issuer"],
         )?;
         registry.register(Box::new(key_set_age.clone()))?;
+        let revocations = IntGaugeVec::new(
+            Opts::new(
+                "revocations",
+                "Revocation entries in this process, by type (jti, subject, client).",
+            ),
+            &["type"],
+        )?;
+        registry.register(Box::new(revocations.clone()))?;
         let build_info = Gauge::with_opts(
             Opts::new(
                 "build_info",
@@ -137,6 +146,7 @@ impl Metrics {
             keys_loaded,
             key_set_age,
             reloads,
+            revocations,
         })
     }
 
@@ -192,6 +202,12 @@ impl Metrics {
                     .with_label_values(&[&issuer.id])
                     .set(age.as_secs_f64());
             }
+        }
+        let (jti, subject, client) = snapshot.revocations.counts();
+        for (kind, n) in [("jti", jti), ("subject", subject), ("client", client)] {
+            self.revocations
+                .with_label_values(&[kind])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {

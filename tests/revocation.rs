@@ -112,6 +112,10 @@ async fn revoking_a_jti_refuses_that_token_only() {
         ),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("portcullis_revocations{type=\"jti\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -353,6 +353,14 @@ impl RevocationList {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Entry counts by type: (jti, subject, client).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let jti = self.jtis.iter().map(|e| e.value().len()).sum();
+        let subject = self.subjects.iter().map(|e| e.value().len()).sum();
+        let client = self.clients.iter().map(|e| e.value().len()).sum();
+        (jti, subject, client)
+    }
 }
 
 fn upsert_cutoff(
