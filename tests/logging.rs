@@ -73,6 +73,31 @@ async fn tokens_cookies_and_query_tokens_never_reach_the_logs() {
         logs.contains("portcullis::access"),
         "the access log was captured"
     );
+    let served = logs
+        .lines()
+        .find(|l| {
+            l.contains("portcullis::access")
+                && l.contains("\"status\":200")
+                && l.contains("\"route\":\"orders-read\"")
+        })
+        .expect("an access line for the served request");
+    for field in [
+        "request_id",
+        "method",
+        "path",
+        "reason",
+        "latency_ms",
+        "upstream_ms",
+        "issuer",
+        "client_id",
+        "sub",
+        "jti",
+    ] {
+        assert!(
+            served.contains(&format!("\"{field}\"")),
+            "access line lacks {field}: {served}"
+        );
+    }
     for secret in [
         valid.as_str(),
         valid.split('.').nth(2).unwrap(), // any part of a token, e.g. its signature

@@ -244,6 +244,7 @@ impl ProxyHttp for Gateway {
             status,
             reason = ctx.error.as_ref().map(GatewayError::reason).unwrap_or("ok"),
             latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+            upstream_ms = ctx.upstream_elapsed.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(-1.0),
             issuer = principal.map(|p| &*p.issuer_id).unwrap_or("-"),
             client_id = principal.and_then(|p| p.client_id.as_deref()).unwrap_or("-"),
             sub = principal.and_then(|p| p.subject.as_deref()).unwrap_or("-"),
