@@ -114,6 +114,17 @@ fn persist_failed(e: std::io::Error) -> (StatusCode, Value) {
     )
 }
 
+/// Parse and check one revocation as the admin API and the revocation file write it.
+pub fn parse_revocation(
+    value: serde_json::Value,
+    snapshot: &Snapshot,
+    now: i64,
+) -> Result<Revocation, String> {
+    let request: RevocationRequest =
+        serde_json::from_value(value).map_err(|e| format!("invalid entry: {e}"))?;
+    validate(request, snapshot, now)
+}
+
 fn validate(r: RevocationRequest, snapshot: &Snapshot, now: i64) -> Result<Revocation, String> {
     let lifetime = i64::try_from(snapshot.max_token_lifetime.as_secs()).unwrap_or(i64::MAX);
     let id = |name: &str, value: &str| -> Result<(), String> {

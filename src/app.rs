@@ -12,6 +12,7 @@ use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
+use crate::auth::revocation_file::RevocationFile;
 use crate::config::{self, Compiled, ConfigErrors};
 use crate::drain::{exit_when_drained, InFlight};
 use crate::metrics::Metrics;
@@ -89,6 +90,7 @@ const CONFIG_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs
 struct ReloadService {
     path: PathBuf,
     loaded_hash: Option<u64>,
+    revocation_file: Option<(Arc<RevocationFile>, Option<u64>)>,
     snapshots: Arc<SnapshotHolder>,
     metrics: Metrics,
 }
@@ -103,6 +105,8 @@ impl BackgroundService for ReloadService {
             metrics: self.metrics.clone(),
             poll_interval: CONFIG_POLL_INTERVAL,
             loaded_hash: self.loaded_hash,
+            revocation_file: self.revocation_file.clone(),
+            revocation_loads: tokio::sync::watch::channel(None).0,
             outcomes: tokio::sync::watch::channel(None).0,
         };
         watcher.run(shutdown).await;
@@ -125,6 +129,7 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), RunError> {
     let loaded_hash = crate::reload::content_hash(config_path);
     let snapshot = load(config_path)?;
     open_revocation_journal(&snapshot)?;
+    let revocation_file = open_revocation_file(&snapshot);
     if !upgrade {
         check_listeners_free(&snapshot)?;
     }
@@ -154,6 +159,7 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), RunError> {
     let reload = ReloadService {
         path: config_path.to_path_buf(),
         loaded_hash,
+        revocation_file,
         snapshots,
         metrics,
     };
@@ -180,6 +186,17 @@ pub fn open_revocation_journal(snapshot: &Snapshot) -> Result<(), RunError> {
     tracing::info!(entries = snapshot.revocations.len(), path = %path.display(), "revocations restored");
     snapshot.revocations.attach_journal(journal);
     Ok(())
+}
+
+/// Load the revocation file, when configured; returns it with the hash of the content loaded,
+/// for the reload watcher to re-read it on change.
+pub fn open_revocation_file(snapshot: &Snapshot) -> Option<(Arc<RevocationFile>, Option<u64>)> {
+    let path = snapshot.revocation_file.as_ref()?;
+    let file = Arc::new(RevocationFile::new(path));
+    let hash = crate::reload::content_hash(path);
+    let result = file.load(snapshot, crate::demo::unix_now());
+    crate::reload::log_revocation_file_load(path, &result);
+    Some((file, hash))
 }
 
 /// `portcullis explain`: the explanation of one request, as text.

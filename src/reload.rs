@@ -17,9 +17,25 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::auth::keys::IssuerKeys;
+use crate::auth::revocation_file::{FileLoad, RevocationFile};
 use crate::config::{self, ConfigErrors};
 use crate::metrics::Metrics;
 use crate::snapshot::{Snapshot, SnapshotHolder};
+
+/// Log what a revocation-file load found.
+pub fn log_revocation_file_load(path: &Path, result: &Result<FileLoad, String>) {
+    match result {
+        Ok(load) => {
+            for p in &load.problems {
+                tracing::warn!("{p}; the other entries are used");
+            }
+            tracing::info!(path = %path.display(), entries = load.entries, "revocation file loaded");
+        }
+        Err(e) => {
+            tracing::error!(path = %path.display(), "revocation file not loaded, previous entries kept: {e}")
+        }
+    }
+}
 
 /// How often expired revocation entries are dropped.
 const REVOCATION_PURGE_INTERVAL: Duration = Duration::from_secs(60);
@@ -122,6 +138,9 @@ fn restart_needed(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     if old.admin_address != new.admin_address {
         changes.push("admin.address".to_owned());
     }
+    if old.revocation_file != new.revocation_file {
+        changes.push("revocation.file".to_owned());
+    }
     if old.revocation_state_file != new.revocation_state_file {
         changes.push("revocation.state_file".to_owned());
     }
@@ -188,11 +207,30 @@ pub struct ReloadWatcher {
     /// [`content_hash`] of the file as it was before the current snapshot was loaded from it.
     pub loaded_hash: Option<u64>,
     pub outcomes: watch::Sender<Option<ReloadOutcome>>,
+    /// The revocation file, when configured, with the hash of its content when last loaded.
+    pub revocation_file: Option<(Arc<RevocationFile>, Option<u64>)>,
+    /// Results of revocation-file loads (tests wait on it).
+    pub revocation_loads: watch::Sender<Option<Result<FileLoad, String>>>,
 }
 
 impl ReloadWatcher {
+    /// Re-read the revocation file when its content changed.
+    fn check_revocation_file(&mut self) {
+        let Some((file, last)) = &mut self.revocation_file else {
+            return;
+        };
+        let hash = content_hash(file.path());
+        if hash == *last {
+            return;
+        }
+        *last = hash;
+        let result = file.load(&self.snapshots.current(), crate::demo::unix_now());
+        log_revocation_file_load(file.path(), &result);
+        self.revocation_loads.send_replace(Some(result));
+    }
+
     /// Run until `shutdown` flips; then stop every key refresher too.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         self.refreshers
             .sync(&self.snapshots.current(), &self.metrics);
         let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -219,6 +257,7 @@ impl ReloadWatcher {
                 Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
                 _ = shutdown.changed() => break,
             };
+            self.check_revocation_file();
             let now = content_hash(&self.path);
             if !forced && now == last {
                 continue;

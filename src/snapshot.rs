@@ -36,6 +36,8 @@ pub struct Snapshot {
     pub max_token_lifetime: Duration,
     /// The revocation journal's path, opened at start-up.
     pub revocation_state_file: Option<std::path::PathBuf>,
+    /// The revocation file's path, loaded at start-up and re-read when it changes.
+    pub revocation_file: Option<std::path::PathBuf>,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
     /// The revocation list: runtime state, carried over from snapshot to snapshot on reload.

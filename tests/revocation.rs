@@ -280,3 +280,85 @@ async fn revocations_survive_a_restart_without_redis() {
     let (_, list) = admin(&gw, reqwest::Method::GET, Some(ADMIN_TOKEN), None).await;
     assert_eq!(list["revocations"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn a_revocation_file_loads_good_entries_and_reports_bad_lines() {
+    portcullis::install_crypto_provider();
+    let yaml =
+        config(closed_port(), closed_port(), closed_port()).replace("{listen}", "127.0.0.1:8080");
+    let snapshot = portcullis::config::load_str(&yaml, &fixtures())
+        .unwrap()
+        .snapshot;
+    let dir = tempfile::tempdir().unwrap();
+
+    let jsonl = dir.path().join("revoked.jsonl");
+    std::fs::write(
+        &jsonl,
+        "# stolen on 2026-11-20\n{\"type\":\"jti\",\"jti\":\"a\"}\n{\"type\":\"jti\"\nnot json\n{\"type\":\"subject\",\"issuer\":\"corp\",\"sub\":\"mallory\"}\n",
+    )
+    .unwrap();
+    let file = portcullis::auth::revocation_file::RevocationFile::new(&jsonl);
+    let load = file.load(&snapshot, now()).unwrap();
+    assert_eq!(load.entries, 2);
+    assert_eq!(load.problems.len(), 2, "{:?}", load.problems);
+    assert!(
+        load.problems[0].contains("revoked.jsonl:3:"),
+        "{:?}",
+        load.problems
+    );
+    assert!(
+        load.problems[1].contains("revoked.jsonl:4: not JSON"),
+        "{:?}",
+        load.problems
+    );
+    assert_eq!(snapshot.revocations.len(), 2);
+
+    let yaml_file = dir.path().join("revoked.yaml");
+    std::fs::write(&yaml_file, "- { type: client, issuer: corp, client_id: leaky }\n- { type: client, issuer: nobody, client_id: x }\n").unwrap();
+    let load = portcullis::auth::revocation_file::RevocationFile::new(&yaml_file)
+        .load(&snapshot, now())
+        .unwrap();
+    assert_eq!(load.entries, 1);
+    assert!(
+        load.problems[0].contains("revoked.yaml:2: unknown issuer \"nobody\""),
+        "{:?}",
+        load.problems
+    );
+}
+
+#[tokio::test]
+async fn the_revocation_file_hot_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let revoked = dir.path().join("revoked.jsonl");
+    std::fs::write(&revoked, "{\"type\":\"jti\",\"jti\":\"a\"}\n").unwrap();
+    let path = dir.path().join("gateway.yaml");
+    let echo = echo_upstream().await;
+    let yaml = format!(
+        "{}\nrevocation: {{ file: \"{}\" }}\n",
+        config(echo, closed_port(), closed_port()),
+        revoked.display()
+    )
+    .replace(
+        "jwks_file: jwks.json",
+        &format!("jwks_file: \"{}\"", fixtures().join("jwks.json").display()),
+    );
+    std::fs::write(&path, yaml).unwrap();
+    let mut gw = TestGateway::start_reloading(&path);
+    let (a, b) = (
+        token("a", "alice", "ui", now()),
+        token("b", "alice", "ui", now()),
+    );
+    assert_eq!(status(&gw, &a).await, 401);
+    assert_eq!(status(&gw, &b).await, 200);
+
+    let tmp = dir.path().join("revoked.new");
+    std::fs::write(&tmp, "{\"type\":\"jti\",\"jti\":\"b\"}\n").unwrap();
+    std::fs::rename(&tmp, &revoked).unwrap();
+    gw.revocation_file_loads.changed().await.unwrap();
+    assert_eq!(
+        status(&gw, &a).await,
+        200,
+        "left the file: no longer revoked"
+    );
+    assert_eq!(status(&gw, &b).await, 401);
+}

@@ -12,6 +12,7 @@ pub mod jwt;
 pub mod keys;
 pub mod principal;
 pub mod revocation;
+pub mod revocation_file;
 pub mod scope;
 
 use std::sync::Arc;

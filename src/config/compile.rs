@@ -233,6 +233,11 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
             .as_ref()
             .and_then(|r| r.state_file.as_ref())
             .map(|f| base_dir.join(&f.value)),
+        revocation_file: file
+            .revocation
+            .as_ref()
+            .and_then(|r| r.file.as_ref())
+            .map(|f| base_dir.join(&f.value)),
         shutdown_grace,
         revocations: Arc::default(),
         limits,

@@ -44,6 +44,9 @@ pub struct RevocationFile {
     /// Where admin-API revocations are journaled (single gateway without Redis).
     #[serde(default)]
     pub state_file: Option<Text>,
+    /// Revocations managed as a file (YAML list or JSON lines), re-read when it changes.
+    #[serde(default)]
+    pub file: Option<Text>,
 }
 
 /// Log settings; `RUST_LOG` and `--log-format` override them.

@@ -142,6 +142,9 @@ pub struct TestGateway {
     pub snapshots: Arc<SnapshotHolder>,
     /// Reload outcomes, when started with [`TestGateway::start_reloading`].
     pub reloads: watch::Receiver<Option<portcullis::reload::ReloadOutcome>>,
+    /// Revocation-file reloads (when started from a file with a revocation file).
+    pub revocation_file_loads:
+        watch::Receiver<Option<Result<portcullis::auth::revocation_file::FileLoad, String>>>,
     shutdown: watch::Sender<bool>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -215,6 +218,8 @@ impl TestGateway {
         let fds = Arc::new(parking_lot::Mutex::new(fds));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (outcomes, reloads) = watch::channel(None);
+        let (revocation_loads, revocation_file_loads) = watch::channel(None);
+        let revocation_file = portcullis::app::open_revocation_file(&snapshots.current());
         let watcher = portcullis::reload::ReloadWatcher {
             path: reload_from
                 .as_ref()
@@ -226,6 +231,8 @@ impl TestGateway {
             metrics: metrics.clone(),
             poll_interval: std::time::Duration::from_millis(20),
             outcomes,
+            revocation_file,
+            revocation_loads,
         };
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -262,6 +269,7 @@ impl TestGateway {
             metrics,
             snapshots,
             reloads,
+            revocation_file_loads,
             shutdown,
             thread: Mutex::new(Some(thread)),
         }

@@ -1,0 +1,99 @@
+//! The revocation file: revocations managed as a file (YAML list, or JSON lines), loaded at
+//! start and re-read when it changes. Each entry is checked like an admin-API body; a bad entry
+//! is reported with its line number and the others still load. The file's entries are a set:
+//! on change, entries that left the file are removed, new ones added; entries made through the
+//! admin API are not touched.
+
+use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
+use serde_json::Value;
+use serde_saphyr::Spanned;
+
+use super::revocation::Revocation;
+use crate::snapshot::Snapshot;
+
+/// The file and the entries it contributed last time.
+#[derive(Debug)]
+pub struct RevocationFile {
+    path: PathBuf,
+    loaded: Mutex<Vec<Revocation>>,
+}
+
+/// What one load found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FileLoad {
+    pub entries: usize,
+    /// `path:line: reason`, one per refused entry.
+    pub problems: Vec<String>,
+}
+
+impl RevocationFile {
+    pub fn new(path: &Path) -> Self {
+        RevocationFile {
+            path: path.to_path_buf(),
+            loaded: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Read the file and make the snapshot's list agree with it.
+    pub fn load(&self, snapshot: &Snapshot, now: i64) -> Result<FileLoad, String> {
+        let text = std::fs::read_to_string(&self.path)
+            .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
+        let mut result = FileLoad::default();
+        let mut entries = Vec::new();
+        for (line, value) in parse_entries(&self.path, &text)? {
+            let parsed = value.and_then(|v| crate::admin_api::parse_revocation(v, snapshot, now));
+            match parsed {
+                Ok(entry) => entries.push(entry),
+                Err(e) => result
+                    .problems
+                    .push(format!("{}:{line}: {e}", self.path.display())),
+            }
+        }
+        let list = &snapshot.revocations;
+        let mut loaded = self.loaded.lock();
+        for old in loaded.iter().filter(|old| !entries.contains(old)) {
+            list.remove(old);
+        }
+        for entry in &entries {
+            list.insert(entry);
+        }
+        result.entries = entries.len();
+        *loaded = entries;
+        Ok(result)
+    }
+}
+
+/// An entry with its 1-based line, or why that line is not an entry.
+type NumberedEntry = (u64, Result<Value, String>);
+
+/// `(line, entry)` pairs: a YAML sequence for `.yaml`/`.yml`, JSON lines otherwise.
+fn parse_entries(path: &Path, text: &str) -> Result<Vec<NumberedEntry>, String> {
+    let yaml = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    );
+    if yaml {
+        let items: Vec<Spanned<Value>> = serde_saphyr::from_str(text)
+            .map_err(|e| format!("{}: not a YAML list of revocations: {e}", path.display()))?;
+        return Ok(items
+            .into_iter()
+            .map(|s| (s.referenced.line(), Ok(s.value)))
+            .collect());
+    }
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let value = serde_json::from_str(trimmed).map_err(|e| format!("not JSON: {e}"));
+        out.push((n as u64 + 1, value));
+    }
+    Ok(out)
+}
