@@ -116,14 +116,7 @@ async fn an_invalid_reload_is_refused_and_the_old_config_keeps_serving() {
             .status(),
         200
     );
-    let metrics = client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics_text().await;
     assert!(
         metrics.contains("portcullis_config_reloads_total{result=\"rejected\"} 1"),
         "{metrics}"

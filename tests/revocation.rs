@@ -98,14 +98,7 @@ async fn revoking_a_jti_refuses_that_token_only() {
         "Bearer realm=\"portcullis\", error=\"invalid_token\""
     );
     assert_eq!(status(&s.gw, &other).await, 200);
-    let metrics = client()
-        .get(s.gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.gw.metrics_text().await;
     assert!(
         metrics.contains(
             "portcullis_rejections_total{reason=\"revoked_jti\",route=\"orders-read\"} 1"

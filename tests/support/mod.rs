@@ -282,6 +282,16 @@ impl TestGateway {
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{}", self.admin, path)
     }
+
+    /// The Prometheus text of the admin listener's `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        let resp = client()
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap();
+        resp.text().await.unwrap()
+    }
 }
 
 impl Drop for TestGateway {
