@@ -38,7 +38,7 @@ routes: [{{ id: slow, match: {{ path_prefix: / }}, upstream: gated, auth: public
 
     let terminated = Instant::now();
     let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
@@ -58,7 +58,7 @@ routes: [{{ id: slow, match: {{ path_prefix: / }}, upstream: gated, auth: public
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), "released");
 
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+    let status = tokio::task::spawn_blocking(move || child.0.wait().unwrap())
         .await
         .unwrap();
     assert!(status.success(), "exit status {status:?}");
@@ -85,7 +85,7 @@ routes: [{{ id: r, match: {{ path_prefix: / }}, upstream: e, auth: public }}]
         ),
     )
     .unwrap();
-    let mut child = spawn_gateway_binary(&path);
+    let child = spawn_gateway_binary(&path);
     wait_until_serving(admin).await;
     let applied = "portcullis_config_reloads_total{result=\"applied\"} 1";
     let metrics = || async {
@@ -102,7 +102,7 @@ routes: [{{ id: r, match: {{ path_prefix: / }}, upstream: e, auth: public }}]
 
     // The file is unchanged, so only the signal can cause this reload.
     assert!(Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
+        .args(["-HUP", &child.0.id().to_string()])
         .status()
         .unwrap()
         .success());
@@ -124,6 +124,5 @@ routes: [{{ id: r, match: {{ path_prefix: / }}, upstream: e, auth: public }}]
             .status(),
         200
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
 }

@@ -481,15 +481,26 @@ pub fn free_port() -> SocketAddr {
     closed_port()
 }
 
+/// A spawned gateway binary, killed when dropped (so a failing test leaves no process behind).
+pub struct GatewayProcess(pub std::process::Child);
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Run the built binary on `config`, its output discarded.
-pub fn spawn_gateway_binary(config: &std::path::Path) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+pub fn spawn_gateway_binary(config: &std::path::Path) -> GatewayProcess {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["--log-format", "text", "run", "-c"])
         .arg(config)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    GatewayProcess(child)
 }
 
 /// Wait for a spawned binary to answer on its admin listener. It binds asynchronously, in
