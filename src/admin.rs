@@ -91,7 +91,7 @@ impl ServeHttp for AdminApp {
                     )
                 }
             };
-            let now = crate::demo::unix_now();
+            let now = crate::clock::unix_now();
             let (status, value) = crate::admin_api::handle(
                 &method,
                 &session.req_header().headers,

@@ -8,8 +8,12 @@ use http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::auth::bearer;
 use crate::auth::revocation::Revocation;
 use crate::snapshot::Snapshot;
+
+/// Longest admin token accepted in a request.
+const MAX_ADMIN_TOKEN_LEN: usize = 4096;
 
 /// Longest identifier accepted (`jti`, `sub`, `client_id`).
 const MAX_ID_LEN: usize = 1024;
@@ -59,13 +63,9 @@ pub fn handle(
             "the admin API is disabled: set admin.token_file or admin.token_env",
         );
     };
-    let presented = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().as_bytes());
-    if !presented.is_some_and(|p| expected.matches(p)) {
+    // The same RFC 6750 parsing as the request path; a malformed header is simply not the token.
+    let presented = bearer::extract(headers, MAX_ADMIN_TOKEN_LEN).ok().flatten();
+    if !presented.is_some_and(|p| expected.matches(p.as_bytes())) {
         return error(
             StatusCode::UNAUTHORIZED,
             "a valid admin bearer token is required",

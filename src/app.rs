@@ -125,7 +125,7 @@ pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
 /// Run the gateway until a shutdown signal (SIGTERM: graceful, SIGINT: fast).
 /// With `upgrade`, the listening sockets are taken over from a running instance (Pingora's
 /// graceful upgrade: that instance then gets SIGQUIT and drains).
-pub fn run(config_path: &Path, upgrade: bool) -> Result<(), RunError> {
+pub fn run(config_path: &Path, upgrade: bool, upgrade_sock: Option<&Path>) -> Result<(), RunError> {
     let loaded_hash = crate::reload::content_hash(config_path);
     let snapshot = load(config_path)?;
     open_revocation_journal(&snapshot)?;
@@ -144,8 +144,11 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), RunError> {
         upgrade,
         ..Default::default()
     };
-    let mut server =
-        Server::new_with_opt_and_conf(opt, server_conf(snapshots.current().shutdown_grace));
+    let mut conf = server_conf(snapshots.current().shutdown_grace);
+    if let Some(sock) = upgrade_sock {
+        conf.upgrade_sock = sock.display().to_string();
+    }
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
     exit_when_drained(server.watch_execution_phase(), Arc::clone(&in_flight));
     let proxy = proxy_service(
@@ -174,12 +177,11 @@ pub fn open_revocation_journal(snapshot: &Snapshot) -> Result<(), RunError> {
     let Some(path) = &snapshot.revocation_state_file else {
         return Ok(());
     };
-    let (journal, problems) = crate::auth::journal::Journal::open(
-        path,
-        &snapshot.revocations,
-        crate::demo::unix_now(),
-    )
-    .map_err(|e| RunError::Server(format!("revocation state file {}: {e}", path.display())))?;
+    let (journal, problems) =
+        crate::auth::journal::Journal::open(path, &snapshot.revocations, crate::clock::unix_now())
+            .map_err(|e| {
+                RunError::Server(format!("revocation state file {}: {e}", path.display()))
+            })?;
     for p in &problems {
         tracing::warn!("{p}");
     }
@@ -194,7 +196,7 @@ pub fn open_revocation_file(snapshot: &Snapshot) -> Option<(Arc<RevocationFile>,
     let path = snapshot.revocation_file.as_ref()?;
     let file = Arc::new(RevocationFile::new(path));
     let hash = crate::reload::content_hash(path);
-    let result = file.load(snapshot, crate::demo::unix_now());
+    let result = file.load(snapshot, crate::clock::unix_now());
     crate::reload::log_revocation_file_load(path, &result);
     Some((file, hash))
 }
@@ -222,10 +224,20 @@ pub fn explain(
         None => None,
     };
     fetch_remote_keys_once(&snapshot)?;
+    // The revocations a running gateway would also have read from disk (read-only here).
+    if let Some(path) = &snapshot.revocation_state_file {
+        crate::auth::journal::Journal::replay(
+            path,
+            &snapshot.revocations,
+            crate::clock::unix_now(),
+        )
+        .map_err(|e| RunError::Server(format!("revocation state file {}: {e}", path.display())))?;
+    }
+    let _ = open_revocation_file(&snapshot);
     let method = http::Method::from_bytes(method.as_bytes())
         .map_err(|e| RunError::Server(format!("method: {e}")))?;
     let req = crate::explain::request(&method, url, token.as_deref()).map_err(RunError::Server)?;
-    let explanation = crate::explain::explain(&req, &snapshot, crate::demo::unix_now());
+    let explanation = crate::explain::explain(&req, &snapshot, crate::clock::unix_now());
     Ok(crate::explain::to_text(&explanation))
 }
 

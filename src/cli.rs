@@ -33,6 +33,10 @@ pub enum Command {
         /// Take over the listening sockets of a running portcullis (which then gets SIGQUIT).
         #[arg(long)]
         upgrade: bool,
+        /// The unix socket the listening sockets are handed over on [default: Pingora's
+        /// /tmp/pingora_upgrade.sock]; give each instance on a host its own.
+        #[arg(long)]
+        upgrade_sock: Option<PathBuf>,
     },
     /// Check a configuration file: exit 0 when valid, 64 with every error and its line otherwise.
     Validate {

@@ -342,7 +342,7 @@ fn explain_auth(
     };
     let revoked = match snapshot.revocations.check(&facts) {
         None => Ok(format!(
-            "not revoked ({} entries in this process)",
+            "not revoked ({} entries from the revocation file and state file)",
             snapshot.revocations.len()
         )),
         Some(by) => Err(format!("revoked by {} entry", by.as_str())),

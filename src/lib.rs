@@ -11,6 +11,7 @@ pub mod admin_api;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod drain;

@@ -15,9 +15,13 @@ fn main() -> ExitCode {
     portcullis::install_crypto_provider();
     match cli.command {
         Command::Validate { config } => validate(&config),
-        Command::Run { config, upgrade } => {
+        Command::Run {
+            config,
+            upgrade,
+            upgrade_sock,
+        } => {
             telemetry::init(cli.log_format, &config);
-            exit_code(app::run(&config, upgrade))
+            exit_code(app::run(&config, upgrade, upgrade_sock.as_deref()))
         }
         Command::Explain {
             config,
@@ -74,11 +78,16 @@ fn run_demo(
         .parent()
         .unwrap_or_else(|| std::path::Path::new("."));
     let demo_failed = |e: demo::DemoError| RunError::Server(e.to_string());
-    let tokens =
-        demo::mint(&snapshot, &base.join(key), kid, demo::unix_now()).map_err(demo_failed)?;
+    let tokens = demo::mint(
+        &snapshot,
+        &base.join(key),
+        kid,
+        portcullis::clock::unix_now(),
+    )
+    .map_err(demo_failed)?;
     demo::start_backends(&snapshot).map_err(demo_failed)?;
     println!("{}", demo::instructions(&snapshot, &tokens));
-    app::run(config_path, false)
+    app::run(config_path, false, None)
 }
 
 fn exit_code(result: Result<(), RunError>) -> ExitCode {

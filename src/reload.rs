@@ -224,7 +224,7 @@ impl ReloadWatcher {
             return;
         }
         *last = hash;
-        let result = file.load(&self.snapshots.current(), crate::demo::unix_now());
+        let result = file.load(&self.snapshots.current(), crate::clock::unix_now());
         log_revocation_file_load(file.path(), &result);
         self.revocation_loads.send_replace(Some(result));
     }
@@ -241,13 +241,14 @@ impl ReloadWatcher {
                 None
             }
         };
+        tracing::info!(config = %self.path.display(), "watching the configuration for changes; SIGHUP reloads");
         let mut last = self.loaded_hash;
         let mut tick = tokio::time::interval(self.poll_interval);
         let mut purge = tokio::time::interval(REVOCATION_PURGE_INTERVAL);
         loop {
             let forced = tokio::select! {
                 _ = purge.tick() => {
-                    let removed = self.snapshots.current().revocations.purge_expired(crate::demo::unix_now());
+                    let removed = self.snapshots.current().revocations.purge_expired(crate::clock::unix_now());
                     if removed > 0 {
                         tracing::info!(removed, "expired revocations dropped");
                     }

@@ -318,3 +318,18 @@ fn logging_settings_are_checked_and_follow_their_precedence() {
         (LogFormat::Json, default_level)
     );
 }
+
+#[test]
+fn absurd_durations_are_located_errors_not_overflows() {
+    let yaml = GOOD.replace(
+        "jwks_file: jwks.json",
+        "jwks_uri: \"https://idp.test/keys\"\n    jwks_refresh: { max_interval: 500000000y }",
+    );
+    let errors = load_str(&yaml, &support::fixtures()).unwrap_err().0;
+    assert_eq!(errors[0].path, "issuers[0].jwks_refresh.max_interval");
+    assert!(
+        errors[0].message.contains("at most 30 days"),
+        "{}",
+        errors[0]
+    );
+}

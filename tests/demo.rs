@@ -24,7 +24,7 @@ fn demo_tokens_get_the_promised_answers_on_the_shipped_config() {
     let snapshot = portcullis::config::load(&root.join("gateway.yaml"))
         .unwrap()
         .snapshot;
-    let now = portcullis::demo::unix_now();
+    let now = portcullis::clock::unix_now();
     let key = root.join("deploy/demo/demo-signing-key.pem");
     let tokens = portcullis::demo::mint(&snapshot, &key, "demo-rsa-1", now).unwrap();
 

@@ -125,3 +125,49 @@ fn the_cli_reads_the_token_from_a_file() {
     assert!(text.contains("FAIL  scopes"), "{text}");
     assert!(text.contains("response: 403"), "{text}");
 }
+
+#[test]
+fn explain_sees_revocations_from_the_revocation_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let revoked = dir.path().join("revoked.jsonl");
+    std::fs::write(
+        &revoked,
+        "{\"type\":\"subject\",\"issuer\":\"corp\",\"sub\":\"alice\"}\n",
+    )
+    .unwrap();
+    let config = dir.path().join("gateway.yaml");
+    let yaml = config_yaml_for_cli().replace("{revoked}", &revoked.display().to_string());
+    std::fs::write(&config, yaml).unwrap();
+    let token_file = dir.path().join("token");
+    let mut c = claims("read:orders");
+    c["iat"] = json!(now() - 60);
+    std::fs::write(&token_file, Issuer::rsa(&c)).unwrap();
+    let out = assert_cmd::Command::cargo_bin("portcullis")
+        .unwrap()
+        .args(["explain", "-c"])
+        .arg(&config)
+        .args(["--url", "http://api.example.com/orders/7", "--token"])
+        .arg(format!("@{}", token_file.display()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("FAIL  revocation revoked by subject entry"),
+        "{text}"
+    );
+    assert!(text.contains("response: 401"), "{text}");
+}
+
+/// A config with absolute fixture paths (the CLI reads it from a temporary directory).
+fn config_yaml_for_cli() -> String {
+    let yaml =
+        config(closed_port(), closed_port(), closed_port()).replace("{listen}", "127.0.0.1:8080");
+    let jwks = fixtures().join("jwks.json");
+    format!(
+        "{}\nrevocation: {{ file: \"{{revoked}}\" }}\n",
+        yaml.replace(
+            "jwks_file: jwks.json",
+            &format!("jwks_file: \"{}\"", jwks.display())
+        )
+    )
+}

@@ -189,3 +189,53 @@ async fn rejection_body_is_generic_json() {
     assert_eq!(body["error"], "invalid_token");
     assert!(!body["error_description"].as_str().unwrap().contains("aud"));
 }
+
+#[tokio::test]
+async fn a_token_with_an_unknown_crit_header_is_401() {
+    let header = json!({"alg": "RS256", "kid": "test-rsa-1", "crit": ["exp"], "exp": 1});
+    let token = Issuer::rsa_with_header(&header, &claims("read:orders"));
+    // The same construction without `crit` is accepted, so the refusal is the crit check's.
+    let plain = Issuer::rsa_with_header(
+        &json!({"alg": "RS256", "kid": "test-rsa-1"}),
+        &claims("read:orders"),
+    );
+    let gw = standard_gateway().await;
+    assert_eq!(
+        status_and_challenge(&gw, Some(&format!("Bearer {plain}")))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        status_and_challenge(&gw, Some(&format!("Bearer {token}"))).await,
+        (401, INVALID_TOKEN.into())
+    );
+}
+
+#[tokio::test]
+async fn a_token_without_kid_is_verified_against_the_keys_that_fit() {
+    let gw = standard_gateway().await;
+    let no_kid = Issuer::rsa_with_header(&json!({"alg": "RS256"}), &claims("read:orders"));
+    assert_eq!(
+        status_and_challenge(&gw, Some(&format!("Bearer {no_kid}")))
+            .await
+            .0,
+        200
+    );
+    let untrusted = {
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(
+            &std::fs::read(fixtures().join("rsa-other-private.pem")).unwrap(),
+        )
+        .unwrap();
+        Issuer::sign(
+            jsonwebtoken::Algorithm::RS256,
+            None,
+            &key,
+            &claims("read:orders"),
+        )
+    };
+    assert_eq!(
+        status_and_challenge(&gw, Some(&format!("Bearer {untrusted}"))).await,
+        (401, INVALID_TOKEN.into())
+    );
+}

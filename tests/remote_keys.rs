@@ -132,6 +132,10 @@ async fn a_rotated_key_is_accepted_on_its_first_request() {
         "no restart, no 401 window"
     );
     assert_eq!(server.jwks_fetches(), 2);
+    assert!(
+        !server.saw_credentials(),
+        "a client's token reached the key endpoint"
+    );
 }
 
 #[tokio::test]

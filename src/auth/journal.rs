@@ -28,13 +28,9 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Replay `path` into `list` (when it exists), compact it, and open it for appending.
-    /// Returns the journal and the problems found, one per bad line.
-    pub fn open(
-        path: &Path,
-        list: &RevocationList,
-        now: i64,
-    ) -> std::io::Result<(Journal, Vec<String>)> {
+    /// Replay `path` into `list` without touching the file (also for read-only tools such as
+    /// `explain`); returns one problem per bad line. Expired entries are dropped.
+    pub fn replay(path: &Path, list: &RevocationList, now: i64) -> std::io::Result<Vec<String>> {
         let mut problems = Vec::new();
         if path.exists() {
             let reader = BufReader::new(File::open(path)?);
@@ -55,6 +51,17 @@ impl Journal {
             }
         }
         list.purge_expired(now);
+        Ok(problems)
+    }
+
+    /// Replay `path` into `list` (when it exists), compact it, and open it for appending.
+    /// Returns the journal and the problems found, one per bad line.
+    pub fn open(
+        path: &Path,
+        list: &RevocationList,
+        now: i64,
+    ) -> std::io::Result<(Journal, Vec<String>)> {
+        let problems = Self::replay(path, list, now)?;
         // Rewrite compactly: one `add` per live entry, atomically (write, sync, rename).
         let tmp = path.with_extension("compacting");
         {

@@ -258,7 +258,7 @@ impl IssuerKeys {
                     tracing::warn!(issuer = %self.issuer_id, error = %e, retry_in = ?backoff, "issuer key fetch failed; keeping the last good keys");
                     remote.status.send_modify(|s| s.attempts += 1);
                     let delay = jittered(backoff);
-                    backoff = (backoff * 2).min(policy.max_interval);
+                    backoff = backoff.saturating_mul(2).min(policy.max_interval);
                     delay
                 }
             };

@@ -1002,6 +1002,14 @@ fn compile_admin_token(cx: &mut Ctx, admin: Option<&AdminFile>, base_dir: &Path)
         (None, None) => return None,
     };
     let (value, at, path) = token;
+    let token68 = value
+        .trim_end_matches('=')
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
+    if !token68 {
+        cx.error(at.referenced, path, "the admin token may only use A-Z a-z 0-9 - . _ ~ + / (and trailing =): it is sent as a bearer token");
+        return None;
+    }
     if value.len() < 16 {
         cx.error(
             at.referenced,
@@ -1244,8 +1252,20 @@ fn compile_route_auth(
     })
 }
 
+/// The longest duration any setting accepts: enough for every timeout, interval and lifetime here,
+/// and far from the overflow of time arithmetic.
+const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 fn parse_duration(cx: &mut Ctx, t: &Text, path: &str) -> Option<Duration> {
     match humantime::parse_duration(&t.value) {
+        Ok(d) if d > MAX_DURATION => {
+            cx.error(
+                t.referenced,
+                path,
+                format!("\"{}\" is too long: at most 30 days", t.value),
+            );
+            None
+        }
         Ok(d) => Some(d),
         Err(_) => {
             cx.error(

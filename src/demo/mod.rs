@@ -8,7 +8,6 @@ pub mod echo;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
@@ -191,14 +190,6 @@ pub fn instructions(snapshot: &Snapshot, tokens: &DemoTokens) -> String {
     }
     let _ = writeln!(out, "Stop with Ctrl-C.");
     out
-}
-
-/// Seconds since the epoch.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Start the echo backend on every loopback upstream of the snapshot, each on its own thread.

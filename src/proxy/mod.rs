@@ -11,7 +11,6 @@ pub mod decision;
 pub mod respond;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use http::header::{AUTHORIZATION, HOST};
@@ -54,13 +53,6 @@ impl Gateway {
     }
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
@@ -81,7 +73,7 @@ impl ProxyHttp for Gateway {
                     req,
                     &ctx.snapshot,
                     routed.route,
-                    unix_now,
+                    crate::clock::unix_now,
                     on_refresh,
                 )
                 .await
@@ -123,14 +115,17 @@ impl ProxyHttp for Gateway {
         })?;
 
         // Forward the normalised path: the upstream sees exactly what was routed and authorised.
-        let target = match upstream_request.uri.query() {
-            Some(q) => format!("{}?{q}", ctx.path),
-            None => ctx.path.clone(),
-        };
-        let uri = target.parse::<http::Uri>().map_err(|e| {
-            Error::because(ErrorType::InternalError, "normalised path is not a URI", e)
-        })?;
-        upstream_request.set_uri(uri);
+        // Most paths are already normal; only a changed one costs a new URI.
+        if upstream_request.uri.path() != ctx.path {
+            let target = match upstream_request.uri.query() {
+                Some(q) => format!("{}?{q}", ctx.path),
+                None => ctx.path.clone(),
+            };
+            let uri = target.parse::<http::Uri>().map_err(|e| {
+                Error::because(ErrorType::InternalError, "normalised path is not a URI", e)
+            })?;
+            upstream_request.set_uri(uri);
+        }
 
         identity::strip(upstream_request, &ctx.snapshot.identity);
         if let Some(principal) = &ctx.principal {

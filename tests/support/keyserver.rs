@@ -34,6 +34,8 @@ struct State {
     claimed_issuer: Mutex<Option<String>>,
     jwks_fetches: AtomicU64,
     discovery_fetches: AtomicU64,
+    /// Any request that carried Authorization or Cookie.
+    saw_credentials: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -52,6 +54,7 @@ impl KeyServer {
             claimed_issuer: Mutex::new(None),
             jwks_fetches: AtomicU64::new(0),
             discovery_fetches: AtomicU64::new(0),
+            saw_credentials: std::sync::atomic::AtomicBool::new(false),
         });
         let server = KeyServer { addr, state };
         let handle = server.clone();
@@ -101,7 +104,17 @@ impl KeyServer {
         self.state.discovery_fetches.load(Ordering::SeqCst)
     }
 
+    /// Whether any request to this server carried `Authorization` or `Cookie`.
+    pub fn saw_credentials(&self) -> bool {
+        self.state.saw_credentials.load(Ordering::SeqCst)
+    }
+
     fn answer(&self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+        if req.headers().contains_key(http::header::AUTHORIZATION)
+            || req.headers().contains_key(http::header::COOKIE)
+        {
+            self.state.saw_credentials.store(true, Ordering::SeqCst);
+        }
         let (status, body) = match (req.uri().path(), *self.state.mode.lock()) {
             (_, Mode::Fail) => (500, "down".to_owned()),
             ("/jwks", Mode::RedirectElsewhere) => {

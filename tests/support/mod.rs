@@ -96,6 +96,21 @@ impl Issuer {
         Self::sign(Algorithm::HS256, Some("test-rsa-1"), &key, claims)
     }
 
+    /// RS256 with the trusted key, but with `header` (raw JSON) as the JOSE header.
+    pub fn rsa_with_header(header: &Value, claims: &Value) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let key = EncodingKey::from_rsa_pem(&Self::pem("rsa-private.pem")).unwrap();
+        let signature =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::RS256).unwrap();
+        format!("{input}.{signature}")
+    }
+
     /// An unsigned token (`alg: none`) with an empty signature part.
     pub fn unsigned(claims: &Value) -> String {
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -476,44 +491,98 @@ pub async fn gated_upstream() -> GatedUpstream {
     }
 }
 
-/// A port that was free a moment ago (for the binary, which binds it itself).
-pub fn free_port() -> SocketAddr {
-    closed_port()
+/// The built binary, running on sockets this test bound on `127.0.0.1:0` and handed over the
+/// way a graceful upgrade does (`run --upgrade`), so there is no port to guess and no start-up to
+/// wait for: connections queue in the backlog until the binary accepts them. Its JSON log lines
+/// arrive on a channel, so tests wait for events it logs. Killed when dropped.
+pub struct GatewayProcess {
+    pub child: std::process::Child,
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    logs: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
-/// A spawned gateway binary, killed when dropped (so a failing test leaves no process behind).
-pub struct GatewayProcess(pub std::process::Child);
+impl GatewayProcess {
+    /// Start the binary on `yaml` (with `{listen}` and `{admin}` placeholders), written to `dir`.
+    pub async fn start(yaml: &str, dir: &std::path::Path) -> GatewayProcess {
+        use std::io::BufRead;
+        use std::os::fd::AsRawFd;
+        let (listener, listen) = bind_free();
+        let (admin_listener, admin) = bind_free();
+        let path = dir.join("gateway.yaml");
+        std::fs::write(
+            &path,
+            yaml.replace("{listen}", &listen.to_string())
+                .replace("{admin}", &admin.to_string()),
+        )
+        .unwrap();
+        let sock = dir.join("upgrade.sock");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["--log-format", "json", "run", "--upgrade", "--upgrade-sock"])
+            .arg(&sock)
+            .arg("-c")
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, logs) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let mut fds = Fds::new();
+        fds.add(listen.to_string(), listener.as_raw_fd());
+        fds.add(admin.to_string(), admin_listener.as_raw_fd());
+        // Pingora's upgrade protocol: retried until the binary listens on the socket.
+        let sock = sock.display().to_string();
+        tokio::task::spawn_blocking(move || fds.send_to_sock(sock.as_str()).map(|_| ()))
+            .await
+            .unwrap()
+            .unwrap();
+        // The binary has its own copies now; closing ours lets the sockets close when it exits.
+        drop((listener, admin_listener));
+        GatewayProcess {
+            child,
+            listen,
+            admin,
+            logs,
+        }
+    }
+
+    /// Wait until the binary logs a line containing `needle`, and return it.
+    pub async fn wait_for_log(&mut self, needle: &str) -> String {
+        let wait = async {
+            while let Some(line) = self.logs.recv().await {
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+            panic!("the gateway exited without logging {needle:?}");
+        };
+        // A bound on a broken test, not a synchronisation delay.
+        tokio::time::timeout(std::time::Duration::from_secs(60), wait)
+            .await
+            .unwrap_or_else(|_| panic!("no log line {needle:?} within 60 s"))
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
 
 impl Drop for GatewayProcess {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
-}
-
-/// Run the built binary on `config`, its output discarded.
-pub fn spawn_gateway_binary(config: &std::path::Path) -> GatewayProcess {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["--log-format", "text", "run", "-c"])
-        .arg(config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    GatewayProcess(child)
-}
-
-/// Wait for a spawned binary to answer on its admin listener. It binds asynchronously, in
-/// another process, so this polls, with a bounded number of attempts.
-pub async fn wait_until_serving(admin: SocketAddr) {
-    let c = client();
-    for _ in 0..500 {
-        if let Ok(resp) = c.get(format!("http://{admin}/healthz")).send().await {
-            if resp.status() == 200 {
-                return;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("the gateway did not start");
 }
