@@ -39,6 +39,22 @@ pub fn readiness(snapshot: &Snapshot) -> (bool, Value) {
         };
         checks.insert(format!("issuer_keys:{}", issuer.id), json!(state));
     }
+    if let Some(mirror) = &snapshot.revocation_mirror {
+        let status = mirror.status();
+        let state = if !status.synced_once {
+            "not synchronised with Redis yet".to_owned()
+        } else if status.connected {
+            "ok".to_owned()
+        } else {
+            format!(
+                "disconnected from Redis for {}s (max_staleness {}s)",
+                status.staleness.as_secs(),
+                status.max_staleness.as_secs()
+            )
+        };
+        ready &= status.ready();
+        checks.insert("revocation_mirror".into(), json!(state));
+    }
     (ready, json!({ "ready": ready, "checks": checks }))
 }
 
@@ -98,7 +114,8 @@ impl ServeHttp for AdminApp {
                 &body,
                 &snapshot,
                 now,
-            );
+            )
+            .await;
             return respond(status, "application/json", value.to_string().into_bytes());
         }
         if method != http::Method::GET && method != http::Method::HEAD {

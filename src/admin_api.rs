@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::auth::bearer;
 use crate::auth::revocation::Revocation;
+use crate::auth::revocation_redis::{RedisMirror, RedisWriteError};
 use crate::snapshot::Snapshot;
 
 /// Longest admin token accepted in a request.
@@ -50,7 +51,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> (StatusCode, Value) 
 }
 
 /// Handle one `/revocations` call.
-pub fn handle(
+pub async fn handle(
     method: &Method,
     headers: &HeaderMap,
     body: &[u8],
@@ -83,6 +84,9 @@ pub fn handle(
                 Ok(e) => e,
                 Err(message) => return error(StatusCode::BAD_REQUEST, message),
             };
+            if let Some(redis) = &snapshot.revocation_mirror {
+                return write_redis(method, redis, &entry).await;
+            }
             if *method == Method::POST {
                 match list.add_durably(&entry) {
                     Ok(()) => {
@@ -103,6 +107,39 @@ pub fn handle(
             }
         }
         _ => error(StatusCode::METHOD_NOT_ALLOWED, "GET, POST or DELETE"),
+    }
+}
+
+/// With Redis, Redis is the store: a change is answered 2xx only once Redis has it.
+async fn write_redis(
+    method: &Method,
+    redis: &RedisMirror,
+    entry: &Revocation,
+) -> (StatusCode, Value) {
+    let unavailable = |e: RedisWriteError| {
+        tracing::error!(error = %e, "cannot write the revocation to Redis; the change was not made");
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Redis is unreachable: the revocation was not stored; nothing changed",
+        )
+    };
+    if *method == Method::POST {
+        match redis.add(entry).await {
+            Ok(()) => {
+                tracing::info!(revocation = ?entry, "revocation added (Redis)");
+                (StatusCode::CREATED, json!(entry))
+            }
+            Err(e) => unavailable(e),
+        }
+    } else {
+        match redis.remove(entry).await {
+            Ok(true) => {
+                tracing::info!(revocation = ?entry, "revocation removed (Redis)");
+                (StatusCode::OK, json!(entry))
+            }
+            Ok(false) => error(StatusCode::NOT_FOUND, "no such revocation"),
+            Err(e) => unavailable(e),
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
 use crate::auth::revocation_file::RevocationFile;
+use crate::auth::revocation_redis::RedisMirror;
 use crate::config::{self, Compiled, ConfigErrors};
 use crate::drain::{exit_when_drained, InFlight};
 use crate::metrics::Metrics;
@@ -127,8 +128,9 @@ pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
 /// graceful upgrade: that instance then gets SIGQUIT and drains).
 pub fn run(config_path: &Path, upgrade: bool, upgrade_sock: Option<&Path>) -> Result<(), RunError> {
     let loaded_hash = crate::reload::content_hash(config_path);
-    let snapshot = load(config_path)?;
+    let mut snapshot = load(config_path)?;
     open_revocation_journal(&snapshot)?;
+    let mirror = attach_revocation_mirror(&mut snapshot);
     let revocation_file = open_revocation_file(&snapshot);
     if !upgrade {
         check_listeners_free(&snapshot)?;
@@ -167,6 +169,12 @@ pub fn run(config_path: &Path, upgrade: bool, upgrade_sock: Option<&Path>) -> Re
         metrics,
     };
     server.add_service(background_service("config reload and key refresh", reload));
+    if let Some(mirror) = mirror {
+        server.add_service(background_service(
+            "revocation mirror",
+            MirrorService(mirror),
+        ));
+    }
     server.run(RunArgs::default());
     Ok(())
 }
@@ -188,6 +196,26 @@ pub fn open_revocation_journal(snapshot: &Snapshot) -> Result<(), RunError> {
     tracing::info!(entries = snapshot.revocations.len(), path = %path.display(), "revocations restored");
     snapshot.revocations.attach_journal(journal);
     Ok(())
+}
+
+/// With `revocation.redis`, create the Redis mirror of the snapshot's revocation list (the admin
+/// API then writes Redis); run it with [`RedisMirror::run`].
+pub fn attach_revocation_mirror(snapshot: &mut Snapshot) -> Option<Arc<RedisMirror>> {
+    let settings = snapshot.revocation_redis.clone()?;
+    tracing::info!(redis = %settings.description, prefix = %settings.key_prefix, "revocations shared through Redis");
+    let mirror = RedisMirror::new(settings, Arc::clone(&snapshot.revocations));
+    snapshot.revocation_mirror = Some(Arc::clone(&mirror));
+    Some(mirror)
+}
+
+/// Runs the Redis revocation mirror inside the Pingora server, so it stops with it.
+struct MirrorService(Arc<RedisMirror>);
+
+#[async_trait::async_trait]
+impl BackgroundService for MirrorService {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        Arc::clone(&self.0).run(shutdown).await;
+    }
 }
 
 /// Load the revocation file, when configured; returns it with the hash of the content loaded,
@@ -223,7 +251,7 @@ pub fn explain(
         },
         None => None,
     };
-    fetch_remote_keys_once(&snapshot)?;
+    fetch_remote_state_once(&snapshot)?;
     // The revocations a running gateway would also have read from disk (read-only here).
     if let Some(path) = &snapshot.revocation_state_file {
         crate::auth::journal::Journal::replay(
@@ -241,13 +269,19 @@ pub fn explain(
     Ok(crate::explain::to_text(&explanation))
 }
 
-/// Fetch every remote issuer's keys once (for one-off commands); a failure leaves that issuer
-/// without keys, which the explanation then reports.
-fn fetch_remote_keys_once(snapshot: &Snapshot) -> Result<(), RunError> {
+/// Fetch every remote issuer's keys once, and read the Redis revocations once (for one-off
+/// commands); a failure leaves that issuer without keys, which the explanation then reports.
+fn fetch_remote_state_once(snapshot: &Snapshot) -> Result<(), RunError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| RunError::Server(e.to_string()))?;
+    if let Some(settings) = &snapshot.revocation_redis {
+        let mirror = RedisMirror::new(settings.clone(), Arc::clone(&snapshot.revocations));
+        if let Err(e) = runtime.block_on(mirror.resync()) {
+            tracing::warn!(error = %e, "cannot read the revocations from Redis");
+        }
+    }
     for issuer in &snapshot.issuers {
         if let Some(source) = &issuer.key_source {
             match runtime.block_on(source.fetch()) {

@@ -26,6 +26,8 @@ pub struct Metrics {
     key_set_age: GaugeVec,
     reloads: IntCounterVec,
     revocations: IntGaugeVec,
+    mirror_staleness: GaugeVec,
+    mirror_connected: IntGaugeVec,
 }
 
 /// Latency buckets in seconds: 0.5 ms to 30 s.
@@ -126,6 +128,22 @@ impl Metrics {
             &["type"],
         )?;
         registry.register(Box::new(revocations.clone()))?;
+        let mirror_staleness = GaugeVec::new(
+            Opts::new(
+                "revocation_mirror_staleness_seconds",
+                "How long the local revocation mirror may have missed changes: 0 while connected to the store, else the time since it was last complete.",
+            ),
+            &["store"],
+        )?;
+        registry.register(Box::new(mirror_staleness.clone()))?;
+        let mirror_connected = IntGaugeVec::new(
+            Opts::new(
+                "revocation_mirror_connected",
+                "1 while the revocation mirror is subscribed to its store and synchronised.",
+            ),
+            &["store"],
+        )?;
+        registry.register(Box::new(mirror_connected.clone()))?;
         let build_info = Gauge::with_opts(
             Opts::new(
                 "build_info",
@@ -147,6 +165,8 @@ impl Metrics {
             key_set_age,
             reloads,
             revocations,
+            mirror_staleness,
+            mirror_connected,
         })
     }
 
@@ -208,6 +228,15 @@ impl Metrics {
             self.revocations
                 .with_label_values(&[kind])
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        if let Some(mirror) = &snapshot.revocation_mirror {
+            let status = mirror.status();
+            self.mirror_staleness
+                .with_label_values(&["redis"])
+                .set(status.staleness.as_secs_f64());
+            self.mirror_connected
+                .with_label_values(&["redis"])
+                .set(i64::from(status.connected));
         }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {

@@ -144,6 +144,9 @@ fn restart_needed(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     if old.revocation_state_file != new.revocation_state_file {
         changes.push("revocation.state_file".to_owned());
     }
+    if old.revocation_redis != new.revocation_redis {
+        changes.push("revocation.redis".to_owned());
+    }
     if old.shutdown_grace != new.shutdown_grace {
         changes.push("shutdown.grace_period".to_owned());
     }
@@ -172,6 +175,7 @@ pub fn reload(
             let mut new = compiled.snapshot;
             carry_over_keys(&old, &mut new);
             new.revocations = Arc::clone(&old.revocations);
+            new.revocation_mirror = old.revocation_mirror.clone();
             let restart_needed = restart_needed(&old, &new);
             for change in &restart_needed {
                 tracing::warn!(config = %path.display(), setting = %change, "changed, but takes effect only after a restart");

@@ -40,8 +40,13 @@ pub struct Snapshot {
     pub revocation_file: Option<std::path::PathBuf>,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// `revocation.redis`: share revocations between replicas through Redis.
+    pub revocation_redis: Option<crate::auth::revocation_redis::RedisSettings>,
     /// The revocation list: runtime state, carried over from snapshot to snapshot on reload.
     pub revocations: Arc<crate::auth::revocation::RevocationList>,
+    /// The Redis mirror feeding `revocations`, started with the gateway when `revocation_redis`
+    /// is set; runtime state, carried over on reload like `revocations`.
+    pub revocation_mirror: Option<Arc<crate::auth::revocation_redis::RedisMirror>>,
 }
 
 /// A plain-HTTP listener (TLS listeners come with the TLS work).

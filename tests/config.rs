@@ -333,3 +333,58 @@ fn absurd_durations_are_located_errors_not_overflows() {
         errors[0]
     );
 }
+
+#[test]
+fn redis_settings_are_checked_without_echoing_the_url() {
+    let with = |redis: &str| format!("{GOOD}revocation:\n  redis: {redis}\n");
+    let ok = load_str(
+        &with("{ url: \"redis://:s3cret@127.0.0.1:6379/2\", max_staleness: 30s }"),
+        &support::fixtures(),
+    )
+    .unwrap();
+    let settings = ok.snapshot.revocation_redis.as_ref().unwrap();
+    assert_eq!(settings.description, "127.0.0.1:6379");
+    assert_eq!(settings.key_prefix, "portcullis:revocations");
+    assert_eq!(settings.max_staleness.as_secs(), 30);
+    assert_eq!(settings.resync_interval.as_secs(), 60);
+    assert!(!format!("{:?}", ok.snapshot).contains("s3cret"));
+
+    let errors = |redis: &str| {
+        load_str(&with(redis), &support::fixtures())
+            .unwrap_err()
+            .to_string()
+    };
+    let e = errors("{ url: \"http://:s3cret@cache:6379\" }");
+    assert!(
+        e.contains("line 22") && e.contains("revocation.redis.url"),
+        "{e}"
+    );
+    assert!(
+        e.contains("expected redis://") && !e.contains("s3cret"),
+        "{e}"
+    );
+    let e = errors("{ url: \"rediss://cache:6380\" }");
+    assert!(e.contains("not supported yet"), "{e}");
+    let e = errors("{ key_prefix: x }");
+    assert!(e.contains("give url or url_env"), "{e}");
+    let e = errors("{ url: \"redis://cache\", resync_interval: 0s, key_prefix: \"a b\" }");
+    assert!(
+        e.contains("revocation.redis.resync_interval: must be more than zero"),
+        "{e}"
+    );
+    assert!(e.contains("revocation.redis.key_prefix"), "{e}");
+    let e = errors("{ url_env: PORTCULLIS_TEST_UNSET_REDIS_URL }");
+    assert!(
+        e.contains("PORTCULLIS_TEST_UNSET_REDIS_URL is not set"),
+        "{e}"
+    );
+    let both =
+        format!("{GOOD}revocation:\n  state_file: /tmp/x\n  redis: {{ url: \"redis://cache\" }}\n");
+    let e = load_str(&both, &support::fixtures())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("revocation.state_file") && e.contains("not both"),
+        "{e}"
+    );
+}

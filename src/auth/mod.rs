@@ -13,6 +13,7 @@ pub mod keys;
 pub mod principal;
 pub mod revocation;
 pub mod revocation_file;
+pub mod revocation_redis;
 pub mod scope;
 
 use std::sync::Arc;

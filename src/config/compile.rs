@@ -20,6 +20,7 @@ use crate::auth::algorithm::Algorithm;
 use crate::auth::fetch::{check_key_url, HttpKeySource, KeySource, Remote};
 use crate::auth::jwks::KeySet;
 use crate::auth::keys::{IssuerKeys, RefreshPolicy};
+use crate::auth::revocation_redis::RedisSettings;
 use crate::auth::scope::{is_valid_scope_token, ScopeRequirement};
 use crate::routes::{normalize_path, PathMatch, RouteMatch, RouteTable};
 use crate::snapshot::*;
@@ -119,6 +120,7 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
         Some(t) => parse_duration(&mut cx, t, "revocation.max_token_lifetime")
             .unwrap_or(DEFAULT_MAX_TOKEN_LIFETIME),
     };
+    let revocation_redis = compile_redis(&mut cx, file.revocation.as_ref());
     let shutdown_grace = match file.shutdown.as_ref() {
         None => DEFAULT_SHUTDOWN_GRACE,
         Some(s) => parse_duration(&mut cx, &s.grace_period, "shutdown.grace_period")
@@ -239,7 +241,9 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
             .and_then(|r| r.file.as_ref())
             .map(|f| base_dir.join(&f.value)),
         shutdown_grace,
+        revocation_redis,
         revocations: Arc::default(),
+        revocation_mirror: None,
         limits,
     };
     Ok(Compiled {
@@ -1019,6 +1023,137 @@ fn compile_admin_token(cx: &mut Ctx, admin: Option<&AdminFile>, base_dir: &Path)
         return None;
     }
     Some(Secret::new(&value))
+}
+
+const DEFAULT_REDIS_PREFIX: &str = "portcullis:revocations";
+const DEFAULT_REDIS_RESYNC: Duration = Duration::from_secs(60);
+const DEFAULT_REDIS_MAX_STALENESS: Duration = Duration::from_secs(300);
+const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `revocation.redis`: the URL (from the file or an environment variable) parsed, never echoed
+/// (it may hold a password), and the timings checked.
+fn compile_redis(cx: &mut Ctx, revocation: Option<&RevocationFile>) -> Option<RedisSettings> {
+    let revocation = revocation?;
+    let redis_at = revocation.redis.as_ref()?.referenced;
+    let redis = &revocation.redis.as_ref()?.value;
+    if let (Some(state), Some(_)) = (
+        &revocation.state_file,
+        &redis.url.as_ref().or(redis.url_env.as_ref()),
+    ) {
+        cx.error(
+            state.referenced,
+            "revocation.state_file",
+            "give revocation.state_file or revocation.redis, not both: with Redis, Redis is where admin-API revocations are kept",
+        );
+    }
+    let (url, at, path) = match (&redis.url, &redis.url_env) {
+        (Some(_), Some(env)) => {
+            cx.error(
+                env.referenced,
+                "revocation.redis.url_env",
+                "give url or url_env, not both",
+            );
+            return None;
+        }
+        (Some(url), None) => (url.value.clone(), url, "revocation.redis.url"),
+        (None, Some(env)) => match std::env::var(&env.value) {
+            Ok(v) => (v.trim().to_owned(), env, "revocation.redis.url_env"),
+            Err(_) => {
+                cx.error(
+                    env.referenced,
+                    "revocation.redis.url_env",
+                    format!("the environment variable {} is not set", env.value),
+                );
+                return None;
+            }
+        },
+        (None, None) => {
+            cx.error(redis_at, "revocation.redis", "give url or url_env");
+            return None;
+        }
+    };
+    let client = match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("redis") => match redis::Client::open(url.as_str()) {
+            Ok(c) => Some(c),
+            Err(_) => {
+                // The parser's message is not echoed: it could quote a password.
+                cx.error(
+                    at.referenced,
+                    path,
+                    "not a valid Redis URL: expected redis://[user:password@]host:port[/db]",
+                );
+                None
+            }
+        },
+        Some("rediss") => {
+            cx.error(at.referenced, path, "rediss:// (TLS to Redis) is not supported yet; use redis:// on a private network or a TLS sidecar");
+            None
+        }
+        _ => {
+            cx.error(
+                at.referenced,
+                path,
+                "expected redis://[user:password@]host:port[/db]",
+            );
+            None
+        }
+    };
+    let duration = |cx: &mut Ctx, t: &Option<Text>, name: &str, default: Duration| match t {
+        None => default,
+        Some(t) => match parse_duration(cx, t, &format!("revocation.redis.{name}")) {
+            Some(d) if d.is_zero() => {
+                cx.error(
+                    t.referenced,
+                    format!("revocation.redis.{name}"),
+                    "must be more than zero",
+                );
+                default
+            }
+            Some(d) => d,
+            None => default,
+        },
+    };
+    let resync_interval = duration(
+        cx,
+        &redis.resync_interval,
+        "resync_interval",
+        DEFAULT_REDIS_RESYNC,
+    );
+    let max_staleness = duration(
+        cx,
+        &redis.max_staleness,
+        "max_staleness",
+        DEFAULT_REDIS_MAX_STALENESS,
+    );
+    let timeout = duration(cx, &redis.timeout, "timeout", DEFAULT_REDIS_TIMEOUT);
+    let key_prefix = match &redis.key_prefix {
+        None => DEFAULT_REDIS_PREFIX.to_owned(),
+        Some(p) => {
+            let ok = !p.value.is_empty()
+                && p.value.len() <= 128
+                && p.value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b":_.-".contains(&b));
+            if !ok {
+                cx.error(
+                    p.referenced,
+                    "revocation.redis.key_prefix",
+                    "1 to 128 of A-Z a-z 0-9 : _ . -",
+                );
+            }
+            p.value.clone()
+        }
+    };
+    let client = client?;
+    let description = client.get_connection_info().addr().to_string();
+    Some(RedisSettings {
+        client,
+        description,
+        key_prefix,
+        resync_interval,
+        max_staleness,
+        timeout,
+    })
 }
 
 /// `logging.level` must be a valid filter (`info`, `warn,portcullis=debug`), `format` json or text.

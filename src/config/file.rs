@@ -47,6 +47,33 @@ pub struct RevocationFile {
     /// Revocations managed as a file (YAML list or JSON lines), re-read when it changes.
     #[serde(default)]
     pub file: Option<Text>,
+    /// Share revocations between replicas through Redis.
+    #[serde(default)]
+    pub redis: Option<Spanned<RedisFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisFile {
+    /// `redis://[user:password@]host:port[/db]`; give `url` or `url_env`.
+    #[serde(default)]
+    pub url: Option<Text>,
+    /// An environment variable holding the URL (keeps a password out of the file).
+    #[serde(default)]
+    pub url_env: Option<Text>,
+    /// Prefix of every key and of the pub/sub channel; default `portcullis:revocations`.
+    #[serde(default)]
+    pub key_prefix: Option<Text>,
+    /// How often the whole set is re-read (heals missed announcements); default 60s.
+    #[serde(default)]
+    pub resync_interval: Option<Text>,
+    /// How stale the mirror may get (Redis unreachable) before the gateway reports itself not
+    /// ready; default 5m.
+    #[serde(default)]
+    pub max_staleness: Option<Text>,
+    /// Connect and command timeout; default 2s.
+    #[serde(default)]
+    pub timeout: Option<Text>,
 }
 
 /// Log settings; `RUST_LOG` and `--log-format` override them.

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod keyserver;
+pub mod redis;
+pub mod revocations;
 
 use std::net::SocketAddr;
 use std::os::fd::IntoRawFd;
@@ -200,13 +202,14 @@ impl TestGateway {
     }
 
     fn run(
-        snapshot: portcullis::snapshot::Snapshot,
+        mut snapshot: portcullis::snapshot::Snapshot,
         (listener, addr): (std::net::TcpListener, SocketAddr),
         (admin_listener, admin): (std::net::TcpListener, SocketAddr),
         reload_from: Option<(PathBuf, Option<u64>)>,
     ) -> TestGateway {
         portcullis::install_crypto_provider();
         portcullis::app::open_revocation_journal(&snapshot).unwrap();
+        let mirror = portcullis::app::attach_revocation_mirror(&mut snapshot);
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -267,6 +270,9 @@ impl TestGateway {
                         let _ = stop.changed().await;
                         refreshers.stop_all();
                     });
+                }
+                if let Some(mirror) = mirror {
+                    tokio::spawn(mirror.run(shutdown_rx.clone()));
                 }
                 let admin_fds = Arc::clone(&fds);
                 let admin_shutdown = shutdown_rx.clone();

@@ -1,0 +1,50 @@
+//! Calls to the revocation admin API, and tokens to revoke.
+
+use serde_json::{json, Value};
+
+use super::{claims, client, Issuer, TestGateway};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub async fn admin(
+    gw: &TestGateway,
+    method: reqwest::Method,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = client().request(method, gw.admin_url("/revocations"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn revoke(gw: &TestGateway, body: Value) {
+    let (status, answer) = admin(gw, reqwest::Method::POST, Some(ADMIN_TOKEN), Some(body)).await;
+    assert_eq!(status, 201, "{answer}");
+}
+
+pub async fn status(gw: &TestGateway, token: &str) -> u16 {
+    client()
+        .get(gw.url("/orders/1"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+pub fn token(jti: &str, sub: &str, client_id: &str, iat: i64) -> String {
+    let mut c = claims("read:orders");
+    c["jti"] = json!(jti);
+    c["sub"] = json!(sub);
+    c["client_id"] = json!(client_id);
+    c["iat"] = json!(iat);
+    Issuer::rsa(&c)
+}
