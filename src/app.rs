@@ -59,7 +59,7 @@ pub fn proxy_service(
     metrics: Metrics,
     in_flight: Arc<InFlight>,
     conf: &Arc<ServerConf>,
-) -> Service<HttpProxy<Gateway>> {
+) -> Result<Service<HttpProxy<Gateway>>, RunError> {
     let snapshot = snapshots.current();
     let mut service = http_proxy_service_with_name(
         conf,
@@ -67,9 +67,72 @@ pub fn proxy_service(
         "portcullis proxy",
     );
     for listener in &snapshot.listeners {
-        service.add_tcp(&listener.address.to_string());
+        let address = listener.address.to_string();
+        match &listener.tls {
+            None => service.add_tcp(&address),
+            Some(tls) => {
+                let settings = crate::tls::settings(tls).map_err(|e| {
+                    RunError::Server(format!("TLS on listener {}: {e}", listener.name))
+                })?;
+                service.add_tls_with_settings(&address, None, settings);
+            }
+        }
     }
-    service
+    Ok(service)
+}
+
+/// How often certificate files are checked for changes.
+pub const CERTIFICATE_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Watch the certificate files of every TLS listener and swap in changed pairs; a bad new pair
+/// is refused (logged, counted) and the old one keeps serving. Runs until `shutdown`.
+pub async fn watch_certificates(
+    snapshots: Arc<SnapshotHolder>,
+    metrics: Metrics,
+    interval: std::time::Duration,
+    mut shutdown: ShutdownWatch,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        for listener in &snapshots.current().listeners {
+            let Some(tls) = &listener.tls else { continue };
+            match tls.store.reload_if_changed() {
+                None => {}
+                Some(crate::tls::CertReload::Applied) => {
+                    tracing::info!(listener = %listener.name, "TLS certificates reloaded");
+                    metrics.record_certificate_reload(&listener.name, "applied");
+                }
+                Some(crate::tls::CertReload::Refused(e)) => {
+                    tracing::error!(listener = %listener.name, error = %e, "new TLS certificates refused; the previous ones keep serving");
+                    metrics.record_certificate_reload(&listener.name, "refused");
+                }
+            }
+        }
+    }
+}
+
+/// Runs [`watch_certificates`] inside the Pingora server.
+struct CertificateService {
+    snapshots: Arc<SnapshotHolder>,
+    metrics: Metrics,
+}
+
+#[async_trait::async_trait]
+impl BackgroundService for CertificateService {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        watch_certificates(
+            Arc::clone(&self.snapshots),
+            self.metrics.clone(),
+            CERTIFICATE_POLL_INTERVAL,
+            shutdown,
+        )
+        .await;
+    }
 }
 
 /// The admin service (`/metrics`, `/healthz`, `/readyz`) on the snapshot's admin address.
@@ -136,7 +199,8 @@ pub fn run(config_path: &Path, upgrade: bool, upgrade_sock: Option<&Path>) -> Re
         check_listeners_free(&snapshot)?;
     }
     for l in &snapshot.listeners {
-        tracing::info!(listener = %l.name, address = %l.address, "listening");
+        let scheme = if l.tls.is_some() { "https" } else { "http" };
+        tracing::info!(listener = %l.name, address = %l.address, scheme, "listening");
     }
     tracing::info!(address = %snapshot.admin_address, "admin endpoints: /metrics /healthz /readyz");
     let metrics = Metrics::new().map_err(|e| RunError::Server(format!("metrics: {e}")))?;
@@ -158,8 +222,22 @@ pub fn run(config_path: &Path, upgrade: bool, upgrade_sock: Option<&Path>) -> Re
         metrics.clone(),
         in_flight,
         &server.configuration,
-    );
+    )?;
     server.add_service(proxy);
+    if snapshots
+        .current()
+        .listeners
+        .iter()
+        .any(|l| l.tls.is_some())
+    {
+        server.add_service(background_service(
+            "certificate reload",
+            CertificateService {
+                snapshots: Arc::clone(&snapshots),
+                metrics: metrics.clone(),
+            },
+        ));
+    }
     server.add_service(admin_service(Arc::clone(&snapshots), metrics.clone()));
     let reload = ReloadService {
         path: config_path.to_path_buf(),

@@ -103,6 +103,8 @@ pub enum GatewayError {
     UpstreamUnavailable,
     /// The upstream did not answer in time.
     UpstreamTimeout,
+    /// The TLS connection uses an older version than the listener's `min_version`.
+    TlsVersionTooOld,
 }
 
 impl GatewayError {
@@ -112,7 +114,7 @@ impl GatewayError {
             GatewayError::NoRoute => 404,
             GatewayError::BadPath(_) | GatewayError::InvalidRequest(_) => 400,
             GatewayError::MissingToken | GatewayError::InvalidToken(_) => 401,
-            GatewayError::InsufficientScope { .. } => 403,
+            GatewayError::InsufficientScope { .. } | GatewayError::TlsVersionTooOld => 403,
             GatewayError::KeysUnavailable => 503,
             GatewayError::UpstreamUnavailable => 502,
             GatewayError::UpstreamTimeout => 504,
@@ -163,6 +165,7 @@ impl GatewayError {
             GatewayError::KeysUnavailable => "keys_not_loaded",
             GatewayError::UpstreamUnavailable => "upstream_unavailable",
             GatewayError::UpstreamTimeout => "upstream_timeout",
+            GatewayError::TlsVersionTooOld => "tls_version_too_old",
         }
     }
 
@@ -179,6 +182,7 @@ impl GatewayError {
             GatewayError::KeysUnavailable => "temporarily_unavailable",
             GatewayError::UpstreamUnavailable => "bad_gateway",
             GatewayError::UpstreamTimeout => "gateway_timeout",
+            GatewayError::TlsVersionTooOld => "tls_version_too_old",
         }
     }
 
@@ -196,6 +200,7 @@ impl GatewayError {
             GatewayError::KeysUnavailable => "The gateway cannot check tokens yet; retry shortly.",
             GatewayError::UpstreamUnavailable => "The upstream service is unavailable.",
             GatewayError::UpstreamTimeout => "The upstream service did not answer in time.",
+            GatewayError::TlsVersionTooOld => "This endpoint requires a newer TLS version.",
         }
     }
 

@@ -25,6 +25,7 @@ pub mod request_id;
 pub mod routes;
 pub mod snapshot;
 pub mod telemetry;
+pub mod tls;
 
 /// Install the process-wide rustls crypto provider. Pingora's rustls brings `ring` while
 /// other crates may bring `aws-lc-rs`; with two in the tree rustls needs one chosen explicitly.

@@ -28,6 +28,8 @@ pub struct Metrics {
     revocations: IntGaugeVec,
     mirror_staleness: GaugeVec,
     mirror_connected: IntGaugeVec,
+    certificate_reloads: IntCounterVec,
+    certificate_expiry: GaugeVec,
 }
 
 /// Latency buckets in seconds: 0.5 ms to 30 s.
@@ -144,6 +146,22 @@ impl Metrics {
             &["store"],
         )?;
         registry.register(Box::new(mirror_connected.clone()))?;
+        let certificate_reloads = IntCounterVec::new(
+            Opts::new(
+                "tls_certificate_reloads_total",
+                "Certificate file changes picked up, by listener and result (applied, refused).",
+            ),
+            &["listener", "result"],
+        )?;
+        registry.register(Box::new(certificate_reloads.clone()))?;
+        let certificate_expiry = GaugeVec::new(
+            Opts::new(
+                "tls_certificate_expiry_timestamp_seconds",
+                "notAfter of each served certificate, by listener and first name.",
+            ),
+            &["listener", "name"],
+        )?;
+        registry.register(Box::new(certificate_expiry.clone()))?;
         let build_info = Gauge::with_opts(
             Opts::new(
                 "build_info",
@@ -167,6 +185,8 @@ impl Metrics {
             revocations,
             mirror_staleness,
             mirror_connected,
+            certificate_reloads,
+            certificate_expiry,
         })
     }
 
@@ -196,6 +216,13 @@ impl Metrics {
     /// Count one configuration reload attempt.
     pub fn record_reload(&self, result: &str) {
         self.reloads.with_label_values(&[result]).inc();
+    }
+
+    /// Count one certificate reload attempt.
+    pub fn record_certificate_reload(&self, listener: &str, result: &str) {
+        self.certificate_reloads
+            .with_label_values(&[listener, result])
+            .inc();
     }
 
     /// Count one remote key fetch.
@@ -228,6 +255,14 @@ impl Metrics {
             self.revocations
                 .with_label_values(&[kind])
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        for listener in &snapshot.listeners {
+            let Some(tls) = &listener.tls else { continue };
+            for (name, not_after) in &tls.store.current().not_after {
+                self.certificate_expiry
+                    .with_label_values(&[&listener.name, name])
+                    .set(*not_after as f64);
+            }
         }
         if let Some(mirror) = &snapshot.revocation_mirror {
             let status = mirror.status();

@@ -129,7 +129,7 @@ fn restart_needed(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     let addresses = |s: &Snapshot| {
         s.listeners
             .iter()
-            .map(|l| (l.name.clone(), l.address))
+            .map(|l| (l.name.clone(), l.address, l.tls.is_some()))
             .collect::<Vec<_>>()
     };
     if addresses(old) != addresses(new) {
@@ -177,6 +177,9 @@ pub fn reload(
             new.revocations = Arc::clone(&old.revocations);
             new.revocation_mirror = old.revocation_mirror.clone();
             let restart_needed = restart_needed(&old, &new);
+            // Listeners are bound at start: keep them, with the certificate stores their TLS
+            // acceptors resolve from (those reload on their own when the files change).
+            new.listeners = old.listeners.clone();
             for change in &restart_needed {
                 tracing::warn!(config = %path.display(), setting = %change, "changed, but takes effect only after a restart");
             }

@@ -49,11 +49,12 @@ pub struct Snapshot {
     pub revocation_mirror: Option<Arc<crate::auth::revocation_redis::RedisMirror>>,
 }
 
-/// A plain-HTTP listener (TLS listeners come with the TLS work).
+/// A listener: plain HTTP, or HTTPS with `tls`.
 #[derive(Debug, Clone)]
 pub struct Listener {
     pub name: String,
     pub address: SocketAddr,
+    pub tls: Option<crate::tls::ListenerTls>,
 }
 
 /// A trusted token issuer and its verification policy.

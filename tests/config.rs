@@ -388,3 +388,135 @@ fn redis_settings_are_checked_without_echoing_the_url() {
         "{e}"
     );
 }
+
+#[test]
+fn tls_files_are_checked_when_the_config_compiles() {
+    use support::tls::TestCa;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("test CA");
+    let (cert, key) = ca.server(&["api.test"]).write(dir.path(), "api");
+    let (_, other_key) = ca.server(&["api.test"]).write(dir.path(), "other");
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(
+        &garbage,
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let with_tls = |tls: &str| {
+        GOOD.replacen(
+            "    address: \"127.0.0.1:8080\"\n",
+            &format!("    address: \"0.0.0.0:8443\"\n    tls:\n{tls}"),
+            1,
+        )
+    };
+    let pair = |c: &std::path::Path, k: &std::path::Path| {
+        format!(
+            "      certificates:\n        - cert_file: \"{}\"\n          key_file: \"{}\"\n",
+            c.display(),
+            k.display()
+        )
+    };
+    let ok = load_str(&with_tls(&pair(&cert, &key)), &support::fixtures()).unwrap();
+    assert!(ok.snapshot.listeners[0].tls.is_some());
+    assert!(
+        ok.warnings
+            .iter()
+            .all(|w| !w.to_string().contains("plain HTTP")),
+        "TLS on a public address is not warned about"
+    );
+
+    let error = |tls: String| {
+        load_str(&with_tls(&tls), &support::fixtures())
+            .unwrap_err()
+            .to_string()
+    };
+    let e = error(pair(&dir.path().join("missing.crt"), &key));
+    assert!(
+        e.contains("line 7")
+            && e.contains("listeners[0].tls.certificates[0].cert_file: cannot read"),
+        "{e}"
+    );
+    let e = error(pair(&cert, &other_key));
+    assert!(
+        e.contains("line 8") && e.contains("key_file") && e.contains("does not match"),
+        "{e}"
+    );
+    let e = error(pair(&garbage, &key));
+    assert!(
+        e.contains("cert_file") && e.contains("not a PEM certificate"),
+        "{e}"
+    );
+    let e = error(pair(&cert, &cert));
+    assert!(
+        e.contains("key_file") && e.contains("no PEM private key"),
+        "{e}"
+    );
+    let e = error(format!(
+        "{}      min_version: \"1.1\"\n      client_auth: {{ mode: required }}\n",
+        pair(&cert, &key)
+    ));
+    assert!(
+        e.contains("min_version") && e.contains("\"1.1\" is not a TLS version"),
+        "{e}"
+    );
+    assert!(
+        e.contains("client_auth.ca_file") && e.contains("need the clients' CA"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_expired_certificate_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["old.test".to_owned()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let cert = params.self_signed(&key).unwrap();
+    let (c, k) = (dir.path().join("old.crt"), dir.path().join("old.key"));
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    let yaml = GOOD.replacen(
+        "    address: \"127.0.0.1:8080\"\n",
+        &format!(
+            "    address: \"127.0.0.1:8443\"\n    tls:\n      certificates:\n        - cert_file: \"{}\"\n          key_file: \"{}\"\n",
+            c.display(),
+            k.display()
+        ),
+        1,
+    );
+    let compiled = load_str(&yaml, &support::fixtures()).unwrap();
+    let warnings: Vec<String> = compiled.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("line 7") && w.contains("has expired")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn upstream_tls_settings_are_checked() {
+    let with = |upstream: &str| GOOD.replacen("    url: \"http://127.0.0.1:9000\"\n", upstream, 1);
+    let e = load_str(
+        &with("    url: \"http://127.0.0.1:9000\"\n    tls: { server_name: billing.internal }\n"),
+        &support::fixtures(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("upstreams[0].tls: tls settings need an https:// url"),
+        "{e}"
+    );
+    let e = load_str(
+        &with("    url: \"https://127.0.0.1:9000\"\n    tls: { ca_file: missing.pem, client_cert_file: x.pem }\n"),
+        &support::fixtures(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("upstreams[0].tls.ca_file: cannot read"), "{e}");
+    assert!(
+        e.contains("client_cert_file and client_key_file go together"),
+        "{e}"
+    );
+}

@@ -88,7 +88,7 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
         warnings: Vec::new(),
     };
 
-    let listeners = compile_listeners(&mut cx, &file.listeners);
+    let listeners = compile_listeners(&mut cx, &file.listeners, base_dir);
     // Ids resolve by position in the file even when their entry has errors, so a broken issuer
     // is reported once, where it is, and not again as "unknown" by every route naming it.
     let issuers = compile_issuers(&mut cx, &file.issuers, base_dir);
@@ -98,7 +98,7 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
         .enumerate()
         .map(|(i, f)| (f.value.id.value.as_str(), i))
         .collect();
-    let upstreams = compile_upstreams(&mut cx, &file.upstreams);
+    let upstreams = compile_upstreams(&mut cx, &file.upstreams, base_dir);
     let upstream_ids: HashMap<&str, usize> = file
         .upstreams
         .value
@@ -329,6 +329,7 @@ fn same_match(a: &RouteMatch, b: &RouteMatch) -> bool {
 fn compile_listeners(
     cx: &mut Ctx,
     listeners: &Spanned<Vec<Spanned<ListenerFile>>>,
+    base_dir: &Path,
 ) -> Vec<Listener> {
     if listeners.value.is_empty() {
         cx.error(
@@ -359,16 +360,24 @@ fn compile_listeners(
                         format!("address {address} is used by another listener"),
                     );
                 }
-                if !address.ip().is_loopback() {
+                if !address.ip().is_loopback() && l.tls.is_none() {
                     cx.warn(
                         l.address.referenced,
                         format!("{path}.address"),
                         "plain HTTP on a non-loopback address: tokens travel unencrypted",
                     );
                 }
+                let tls = match &l.tls {
+                    None => None,
+                    Some(t) => match compile_listener_tls(cx, &l.name.value, t, &path, base_dir) {
+                        Some(tls) => Some(tls),
+                        None => continue,
+                    },
+                };
                 out.push(Listener {
                     name: l.name.value.clone(),
                     address,
+                    tls,
                 });
             }
             Err(_) => cx.error(
@@ -382,6 +391,156 @@ fn compile_listeners(
         }
     }
     out
+}
+
+/// A listener's `tls`: every pair loaded and matched, the client CA loaded; errors located at
+/// the setting that names the bad file.
+fn compile_listener_tls(
+    cx: &mut Ctx,
+    listener: &str,
+    tls: &Spanned<ListenerTlsFile>,
+    path: &str,
+    base_dir: &Path,
+) -> Option<crate::tls::ListenerTls> {
+    use crate::tls::{ClientAuthMode, PairFiles};
+    let path = format!("{path}.tls");
+    let t = &tls.value;
+    let mut ok = true;
+    if t.certificates.value.is_empty() {
+        cx.error(
+            t.certificates.referenced,
+            format!("{path}.certificates"),
+            "at least one certificate is required",
+        );
+        ok = false;
+    }
+    let now = crate::clock::unix_now();
+    let mut pairs = Vec::new();
+    for (i, c) in t.certificates.value.iter().enumerate() {
+        let at = format!("{path}.certificates[{i}]");
+        let c = &c.value;
+        let files = PairFiles {
+            cert_file: base_dir.join(&c.cert_file.value),
+            key_file: base_dir.join(&c.key_file.value),
+            server_names: c
+                .server_names
+                .as_ref()
+                .map(|names| names.iter().map(|n| n.value.clone()).collect()),
+        };
+        // Report the cert file's own problems at cert_file, the key's at key_file.
+        if let Err(e) = crate::tls::read_certificates(&files.cert_file) {
+            cx.error(c.cert_file.referenced, format!("{at}.cert_file"), e);
+            ok = false;
+            continue;
+        }
+        if let Err(e) = crate::tls::read_key(&files.key_file) {
+            cx.error(c.key_file.referenced, format!("{at}.key_file"), e);
+            ok = false;
+            continue;
+        }
+        match crate::tls::load_pair(&files) {
+            Ok(pair) => {
+                if pair.not_after < now {
+                    cx.warn(
+                        c.cert_file.referenced,
+                        format!("{at}.cert_file"),
+                        format!("the certificate {} has expired", c.cert_file.value),
+                    );
+                }
+                if pair.names.is_empty() {
+                    cx.warn(
+                        c.cert_file.referenced,
+                        format!("{at}.cert_file"),
+                        "the certificate names no host: it can only serve as the default",
+                    );
+                }
+            }
+            Err(e) => {
+                cx.error(c.key_file.referenced, format!("{at}.key_file"), e);
+                ok = false;
+            }
+        }
+        pairs.push(files);
+    }
+    let tls13_only = match t.min_version.as_ref().map(|v| v.value.as_str()) {
+        None | Some("1.2") => false,
+        Some("1.3") => true,
+        Some(other) => {
+            let at = t
+                .min_version
+                .as_ref()
+                .map(|v| v.referenced)
+                .unwrap_or(tls.referenced);
+            cx.error(
+                at,
+                format!("{path}.min_version"),
+                format!("\"{other}\" is not a TLS version: \"1.2\" or \"1.3\""),
+            );
+            ok = false;
+            false
+        }
+    };
+    let (client_auth, client_verifier) = match &t.client_auth {
+        None => (ClientAuthMode::None, None),
+        Some(ca) => {
+            let mode = match ca.value.mode.value.as_str() {
+                "none" => Some(ClientAuthMode::None),
+                "optional" => Some(ClientAuthMode::Optional),
+                "required" => Some(ClientAuthMode::Required),
+                other => {
+                    cx.error(
+                        ca.value.mode.referenced,
+                        format!("{path}.client_auth.mode"),
+                        format!("\"{other}\": expected none, optional or required"),
+                    );
+                    None
+                }
+            };
+            match (mode, &ca.value.ca_file) {
+                (None, _) => {
+                    ok = false;
+                    (ClientAuthMode::None, None)
+                }
+                (Some(ClientAuthMode::None), _) => (ClientAuthMode::None, None),
+                (Some(_), None) => {
+                    cx.error(
+                        ca.referenced,
+                        format!("{path}.client_auth.ca_file"),
+                        "optional and required client authentication need the clients' CA (ca_file)",
+                    );
+                    ok = false;
+                    (ClientAuthMode::None, None)
+                }
+                (Some(mode), Some(file)) => {
+                    let verifier = crate::tls::load_ca(&base_dir.join(&file.value))
+                        .and_then(|roots| crate::tls::client_verifier(roots, mode));
+                    match verifier {
+                        Ok(v) => (mode, Some(v)),
+                        Err(e) => {
+                            cx.error(file.referenced, format!("{path}.client_auth.ca_file"), e);
+                            ok = false;
+                            (ClientAuthMode::None, None)
+                        }
+                    }
+                }
+            }
+        }
+    };
+    if !ok {
+        return None;
+    }
+    match crate::tls::CertStore::load(listener, pairs, tls13_only) {
+        Ok(store) => Some(crate::tls::ListenerTls {
+            store: Arc::new(store),
+            client_auth,
+            client_verifier,
+        }),
+        Err(e) => {
+            // The files changed between the checks above and now.
+            cx.error(tls.referenced, path, e);
+            None
+        }
+    }
 }
 
 fn compile_issuers(
@@ -736,9 +895,117 @@ fn load_jwks_file(
     Some(keys)
 }
 
+/// An upstream's `tls`, loaded for the Pingora peer.
+struct UpstreamTls {
+    ca: Option<Arc<[pingora::utils::tls::WrappedX509]>>,
+    server_name: Option<String>,
+    client_cert: Option<Arc<pingora::utils::tls::CertKey>>,
+}
+
+/// A connection-pool key for an upstream that trusts `ca`.
+fn ca_group_key(id: &str, ca: &[pingora::utils::tls::WrappedX509]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    for c in ca {
+        c.borrow_raw_cert().hash(&mut h);
+    }
+    h.finish()
+}
+
+fn compile_upstream_tls(
+    cx: &mut Ctx,
+    t: &UpstreamTlsFile,
+    path: &str,
+    base_dir: &Path,
+) -> Option<UpstreamTls> {
+    use pingora::utils::tls::{CertKey, WrappedX509};
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let mut ok = true;
+    let wrap = |der: &[u8]| {
+        WrappedX509::try_new(der.to_vec(), |d| {
+            X509Certificate::from_der(d).map(|(_, c)| c)
+        })
+    };
+    let ca = match &t.ca_file {
+        None => None,
+        Some(f) => {
+            let file = base_dir.join(&f.value);
+            let loaded = crate::tls::read_certificates(&file).and_then(|certs| {
+                certs
+                    .iter()
+                    .map(|c| wrap(c.as_ref()).map_err(|e| format!("{}: {e}", file.display())))
+                    .collect::<Result<Vec<_>, _>>()
+            });
+            match loaded {
+                Ok(certs) => Some(Arc::from(certs)),
+                Err(e) => {
+                    cx.error(f.referenced, format!("{path}.tls.ca_file"), e);
+                    ok = false;
+                    None
+                }
+            }
+        }
+    };
+    let server_name = t.server_name.as_ref().and_then(|n| {
+        if rustls::pki_types::ServerName::try_from(n.value.as_str()).is_ok() {
+            Some(n.value.clone())
+        } else {
+            cx.error(
+                n.referenced,
+                format!("{path}.tls.server_name"),
+                format!("\"{}\" is not a host name", n.value),
+            );
+            ok = false;
+            None
+        }
+    });
+    let client_cert = match (&t.client_cert_file, &t.client_key_file) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            let files = crate::tls::PairFiles {
+                cert_file: base_dir.join(&cert.value),
+                key_file: base_dir.join(&key.value),
+                server_names: Some(Vec::new()),
+            };
+            let loaded = crate::tls::load_pair(&files).and_then(|_| {
+                let certs = crate::tls::read_certificates(&files.cert_file)?;
+                let key = crate::tls::read_key(&files.key_file)?;
+                Ok(CertKey::new(
+                    certs.iter().map(|c| c.as_ref().to_vec()).collect(),
+                    key.secret_der().to_vec(),
+                ))
+            });
+            match loaded {
+                Ok(k) => Some(Arc::new(k)),
+                Err(e) => {
+                    cx.error(cert.referenced, format!("{path}.tls.client_cert_file"), e);
+                    ok = false;
+                    None
+                }
+            }
+        }
+        (Some(f), None) | (None, Some(f)) => {
+            cx.error(
+                f.referenced,
+                format!("{path}.tls"),
+                "client_cert_file and client_key_file go together",
+            );
+            ok = false;
+            None
+        }
+    };
+    ok.then_some(UpstreamTls {
+        ca,
+        server_name,
+        client_cert,
+    })
+}
+
 fn compile_upstreams(
     cx: &mut Ctx,
     upstreams: &Spanned<Vec<Spanned<UpstreamFile>>>,
+    base_dir: &Path,
 ) -> Vec<Option<Upstream>> {
     if upstreams.value.is_empty() {
         cx.error(
@@ -780,12 +1047,42 @@ fn compile_upstreams(
                 None
             }
         };
+        let upstream_tls = match (&u.tls, &target) {
+            (Some(t), Some((_, false, _))) => {
+                cx.error(
+                    t.referenced,
+                    format!("{path}.tls"),
+                    "tls settings need an https:// url",
+                );
+                ok = false;
+                None
+            }
+            (Some(t), _) => {
+                let compiled = compile_upstream_tls(cx, &t.value, &path, base_dir);
+                ok &= compiled.is_some();
+                compiled
+            }
+            (None, _) => None,
+        };
         let compiled = match (ok, target, connect, read, write) {
             (true, Some((addr, tls, host)), Some(connect), Some(read), Some(write)) => {
                 let mut peer = HttpPeer::new(addr, tls, host);
                 peer.options.connection_timeout = Some(connect);
                 peer.options.read_timeout = Some(read);
                 peer.options.write_timeout = Some(write);
+                if let Some(t) = upstream_tls {
+                    if let Some(ca) = t.ca {
+                        // Pingora's connection pool does not key connections by the trusted
+                        // CA: without this, a connection verified against one upstream's CA
+                        // would be reused for another upstream on the same address and name.
+                        peer.group_key = ca_group_key(&u.id.value, &ca);
+                        peer.options.ca = Some(ca);
+                    }
+                    if let Some(name) = t.server_name {
+                        peer.sni = name;
+                    }
+                    peer.client_cert_key = t.client_cert;
+                }
                 Some(Upstream {
                     id: Arc::from(u.id.value.as_str()),
                     address: addr,

@@ -110,6 +110,54 @@ pub struct AdminFile {
 pub struct ListenerFile {
     pub name: Text,
     pub address: Text,
+    /// HTTPS: without it the listener speaks plain HTTP.
+    #[serde(default)]
+    pub tls: Option<Spanned<ListenerTlsFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTlsFile {
+    /// One or more pairs, chosen by SNI; the first is the default.
+    pub certificates: Spanned<Vec<Spanned<CertificateFile>>>,
+    /// "1.2" (default) or "1.3".
+    #[serde(default)]
+    pub min_version: Option<Text>,
+    #[serde(default)]
+    pub client_auth: Option<Spanned<ClientAuthFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateFile {
+    pub cert_file: Text,
+    pub key_file: Text,
+    #[serde(default)]
+    pub server_names: Option<Vec<Text>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAuthFile {
+    /// none | optional | required
+    pub mode: Text,
+    #[serde(default)]
+    pub ca_file: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsFile {
+    /// Trust this CA (PEM) instead of the system roots.
+    #[serde(default)]
+    pub ca_file: Option<Text>,
+    /// The name sent as SNI and verified in the certificate; default: the URL's host.
+    #[serde(default)]
+    pub server_name: Option<Text>,
+    #[serde(default)]
+    pub client_cert_file: Option<Text>,
+    #[serde(default)]
+    pub client_key_file: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,6 +216,9 @@ pub struct UpstreamFile {
     pub read_timeout: Option<Text>,
     #[serde(default)]
     pub write_timeout: Option<Text>,
+    /// For `https://` upstreams.
+    #[serde(default)]
+    pub tls: Option<Spanned<UpstreamTlsFile>>,
 }
 
 /// Header name → claim name.

@@ -20,14 +20,19 @@ const MAX_ECHO_BODY: usize = 1024 * 1024;
 pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
-        tokio::spawn(async move {
-            let io = TokioIo::new(stream);
-            // A client hanging up mid-request is not the echo server's problem.
-            let _ = http1::Builder::new()
-                .serve_connection(io, service_fn(echo))
-                .await;
-        });
+        tokio::spawn(serve_connection(stream));
     }
+}
+
+/// Serve echo responses on one connection (plain TCP, or TLS in tests of HTTPS upstreams).
+pub async fn serve_connection<S>(stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    // A client hanging up mid-request is not the echo server's problem.
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service_fn(echo))
+        .await;
 }
 
 async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {

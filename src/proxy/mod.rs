@@ -63,7 +63,13 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.request_id = crate::request_id::from_request(&session.req_header().headers);
+        let too_old = session
+            .digest()
+            .and_then(|d| d.ssl_digest.as_ref())
+            .and_then(|s| s.extension.get::<crate::tls::TlsConnection>())
+            .is_some_and(|c| c.below_min_version);
         let outcome = match decision::route(session.req_header(), &ctx.snapshot) {
+            Ok(_) if too_old => Err(GatewayError::TlsVersionTooOld),
             Ok(routed) => {
                 ctx.route = Some(routed.route);
                 ctx.path = routed.path;
@@ -251,6 +257,9 @@ impl ProxyHttp for Gateway {
 }
 
 /// `X-Forwarded-For` gets the client address appended; `-Proto` and `-Host` are replaced.
+/// Envoy's header for the verified client certificate.
+const X_FORWARDED_CLIENT_CERT: &str = "x-forwarded-client-cert";
+
 fn set_forwarding_headers(session: &Session, req: &mut RequestHeader) -> Result<()> {
     if let Some(ip) = session
         .client_addr()
@@ -267,7 +276,19 @@ fn set_forwarding_headers(session: &Session, req: &mut RequestHeader) -> Result<
         };
         req.insert_header(X_FORWARDED_FOR, chain)?;
     }
-    req.insert_header(X_FORWARDED_PROTO, "http")?;
+    let tls = session.digest().and_then(|d| d.ssl_digest.as_ref());
+    req.insert_header(
+        X_FORWARDED_PROTO,
+        if tls.is_some() { "https" } else { "http" },
+    )?;
+    // The verified client certificate, as Envoy forwards it; never what the client sent.
+    req.remove_header(X_FORWARDED_CLIENT_CERT);
+    let connection = tls.and_then(|t| t.extension.get::<crate::tls::TlsConnection>());
+    if let Some(cert) = connection.and_then(|c| c.client_cert.as_ref()) {
+        if let Ok(v) = HeaderValue::from_str(&cert.forwarded_header()) {
+            req.insert_header(X_FORWARDED_CLIENT_CERT, v)?;
+        }
+    }
     let host = match req.uri.authority() {
         Some(a) => HeaderValue::from_str(a.as_str()).ok(),
         None => req.headers.get(HOST).cloned(),

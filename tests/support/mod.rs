@@ -5,6 +5,7 @@
 pub mod keyserver;
 pub mod redis;
 pub mod revocations;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::os::fd::IntoRawFd;
@@ -225,7 +226,8 @@ impl TestGateway {
             metrics.clone(),
             in_flight,
             &conf,
-        );
+        )
+        .unwrap();
         let mut admin_service =
             portcullis::app::admin_service(Arc::clone(&snapshots), metrics.clone());
 
@@ -252,6 +254,7 @@ impl TestGateway {
             revocation_file,
             revocation_loads,
         };
+        let (cert_snapshots, cert_metrics) = (Arc::clone(&snapshots), metrics.clone());
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -274,6 +277,12 @@ impl TestGateway {
                 if let Some(mirror) = mirror {
                     tokio::spawn(mirror.run(shutdown_rx.clone()));
                 }
+                tokio::spawn(portcullis::app::watch_certificates(
+                    Arc::clone(&cert_snapshots),
+                    cert_metrics,
+                    std::time::Duration::from_millis(20),
+                    shutdown_rx.clone(),
+                ));
                 let admin_fds = Arc::clone(&fds);
                 let admin_shutdown = shutdown_rx.clone();
                 tokio::spawn(async move {

@@ -1,0 +1,604 @@
+//! HTTPS: TLS termination with certificates made in the test, SNI, hot certificate reload,
+//! HTTP/2, client certificates, and HTTPS upstreams.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value;
+use support::tls::*;
+use support::*;
+
+/// The standard test config with its listener speaking TLS (`tls` is the YAML of the listener's
+/// `tls` mapping, indented under it).
+fn tls_config(echo: SocketAddr, tls: &str) -> String {
+    config(echo, closed_port(), closed_port()).replacen(
+        "    address: \"{listen}\"\n",
+        &format!("    address: \"{{listen}}\"\n    tls:\n{tls}"),
+        1,
+    )
+}
+
+fn pair_yaml(cert: &Path, key: &Path) -> String {
+    format!(
+        "        - cert_file: \"{}\"\n          key_file: \"{}\"\n",
+        cert.display(),
+        key.display()
+    )
+}
+
+fn read_token() -> String {
+    Issuer::rsa(&claims("read:orders"))
+}
+
+#[tokio::test]
+async fn an_https_request_with_a_token_is_proxied_and_one_without_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("portcullis test CA");
+    let (cert, key) = ca.server(&["api.test"]).write(dir.path(), "api");
+    let yaml = tls_config(
+        echo_upstream().await,
+        &format!("      certificates:\n{}", pair_yaml(&cert, &key)),
+    );
+    let gw = TestGateway::start(&yaml);
+    let client = https_client(&ca.pem(), None, &["api.test"], gw.addr);
+    let url = format!("https://api.test:{}/orders/1", gw.addr.port());
+
+    let resp = client
+        .get(&url)
+        .bearer_auth(read_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let echoed: Value = resp.json().await.unwrap();
+    assert_eq!(echoed["headers"]["x-auth-subject"][0], "alice");
+    assert_eq!(echoed["headers"]["x-forwarded-proto"][0], "https");
+
+    let resp = client.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        "Bearer realm=\"portcullis\""
+    );
+}
+
+#[tokio::test]
+async fn http2_over_tls_is_authenticated_like_http1() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("portcullis test CA");
+    let (cert, key) = ca.server(&["api.test"]).write(dir.path(), "api");
+    let yaml = tls_config(
+        echo_upstream().await,
+        &format!("      certificates:\n{}", pair_yaml(&cert, &key)),
+    );
+    let gw = TestGateway::start(&yaml);
+    let client = https_client(&ca.pem(), None, &["api.test"], gw.addr);
+    let url = format!("https://api.test:{}/orders/1", gw.addr.port());
+
+    let resp = client
+        .get(&url)
+        .bearer_auth(read_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2, "ALPN chose h2");
+    assert_eq!(resp.status(), 200);
+    let echoed: Value = resp.json().await.unwrap();
+    assert_eq!(echoed["headers"]["x-auth-subject"][0], "alice");
+
+    let resp = client.get(&url).send().await.unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), 401);
+    let insufficient = Issuer::rsa(&claims("profile"));
+    let resp = client
+        .get(&url)
+        .bearer_auth(insufficient)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+}
+
+#[tokio::test]
+async fn each_sni_name_gets_its_own_certificate_and_no_name_gets_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("portcullis test CA");
+    let first = ca.server(&["a.test", "127.0.0.1"]);
+    let second = ca.server(&["b.test"]);
+    let (c1, k1) = first.write(dir.path(), "a");
+    let (c2, k2) = second.write(dir.path(), "b");
+    let yaml = tls_config(
+        echo_upstream().await,
+        &format!(
+            "      certificates:\n{}{}",
+            pair_yaml(&c1, &k1),
+            pair_yaml(&c2, &k2)
+        ),
+    );
+    let gw = TestGateway::start(&yaml);
+    let a = connect(gw.addr, "a.test", &ca.pem(), None).await.unwrap();
+    assert_eq!(served_certificate(&a), first.der());
+    let b = connect(gw.addr, "b.test", &ca.pem(), None).await.unwrap();
+    assert_eq!(served_certificate(&b), second.der());
+    // An IP address sends no SNI: the default (first) pair answers.
+    let none = connect(gw.addr, "127.0.0.1", &ca.pem(), None)
+        .await
+        .unwrap();
+    assert_eq!(served_certificate(&none), first.der());
+    // Both names proxy requests.
+    let mut b = http1(b).await;
+    assert_eq!(
+        get_status(&mut b, "b.test", "/orders/1", &read_token()).await,
+        200
+    );
+}
+
+/// Kubernetes mounts a Secret as `<dir>/tls.crt -> ..data/tls.crt`, `..data -> ..<version>`, and
+/// rotates it by re-pointing `..data` atomically.
+struct SecretMount {
+    dir: tempfile::TempDir,
+    version: u32,
+}
+
+impl SecretMount {
+    fn new(pair: &Pair) -> SecretMount {
+        let dir = tempfile::tempdir().unwrap();
+        let mut mount = SecretMount { dir, version: 0 };
+        mount.publish(&pair.cert_pem, &pair.key_pem);
+        for f in ["tls.crt", "tls.key"] {
+            std::os::unix::fs::symlink(format!("..data/{f}"), mount.dir.path().join(f)).unwrap();
+        }
+        mount
+    }
+
+    fn publish(&mut self, cert_pem: &str, key_pem: &str) {
+        self.version += 1;
+        let version = format!("..v{}", self.version);
+        let target = self.dir.path().join(&version);
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("tls.crt"), cert_pem).unwrap();
+        std::fs::write(target.join("tls.key"), key_pem).unwrap();
+        let tmp = self.dir.path().join("..data_tmp");
+        std::os::unix::fs::symlink(&version, &tmp).unwrap();
+        std::fs::rename(&tmp, self.dir.path().join("..data")).unwrap();
+    }
+
+    fn yaml(&self) -> String {
+        format!(
+            "      certificates:\n{}",
+            pair_yaml(
+                &self.dir.path().join("tls.crt"),
+                &self.dir.path().join("tls.key")
+            )
+        )
+    }
+}
+
+/// The listener's certificate store, to wait on its reloads.
+fn store(gw: &TestGateway) -> Arc<portcullis::tls::CertStore> {
+    let snapshot = gw.snapshots.current();
+    Arc::clone(&snapshot.listeners[0].tls.as_ref().unwrap().store)
+}
+
+async fn next_reload(
+    outcomes: &mut tokio::sync::watch::Receiver<Option<portcullis::tls::CertReload>>,
+) -> portcullis::tls::CertReload {
+    outcomes.changed().await.unwrap();
+    outcomes.borrow_and_update().clone().unwrap()
+}
+
+#[tokio::test]
+async fn rotated_certificate_files_serve_new_handshakes_while_open_connections_keep_working() {
+    let ca = TestCa::new("portcullis test CA");
+    let old = ca.server(&["api.test"]);
+    let mut mount = SecretMount::new(&old);
+    let gw = TestGateway::start(&tls_config(echo_upstream().await, &mount.yaml()));
+    let mut outcomes = store(&gw).outcomes();
+
+    let open = connect(gw.addr, "api.test", &ca.pem(), None).await.unwrap();
+    assert_eq!(served_certificate(&open), old.der());
+    let mut open = http1(open).await;
+    assert_eq!(
+        get_status(&mut open, "api.test", "/orders/1", &read_token()).await,
+        200
+    );
+
+    let new = ca.server(&["api.test"]);
+    mount.publish(&new.cert_pem, &new.key_pem);
+    assert_eq!(
+        next_reload(&mut outcomes).await,
+        portcullis::tls::CertReload::Applied
+    );
+
+    let fresh = connect(gw.addr, "api.test", &ca.pem(), None).await.unwrap();
+    assert_eq!(
+        served_certificate(&fresh),
+        new.der(),
+        "new handshakes get the new pair"
+    );
+    assert_eq!(
+        get_status(&mut open, "api.test", "/orders/2", &read_token()).await,
+        200,
+        "the connection opened before the rotation still works"
+    );
+    let metrics = gw.metrics_text().await;
+    assert!(
+        metrics.contains(
+            "portcullis_tls_certificate_reloads_total{listener=\"test\",result=\"applied\"} 1"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_mismatched_key_on_reload_is_refused_and_the_old_certificate_keeps_serving() {
+    let ca = TestCa::new("portcullis test CA");
+    let old = ca.server(&["api.test"]);
+    let mut mount = SecretMount::new(&old);
+    let gw = TestGateway::start(&tls_config(echo_upstream().await, &mount.yaml()));
+    let mut outcomes = store(&gw).outcomes();
+
+    // A new certificate published with the old key.
+    let new = ca.server(&["api.test"]);
+    mount.publish(&new.cert_pem, &old.key_pem);
+    match next_reload(&mut outcomes).await {
+        portcullis::tls::CertReload::Refused(reason) => {
+            assert!(reason.contains("does not match"), "{reason}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let conn = connect(gw.addr, "api.test", &ca.pem(), None).await.unwrap();
+    assert_eq!(served_certificate(&conn), old.der());
+    let mut conn = http1(conn).await;
+    assert_eq!(
+        get_status(&mut conn, "api.test", "/orders/1", &read_token()).await,
+        200
+    );
+    let metrics = gw.metrics_text().await;
+    assert!(
+        metrics.contains(
+            "portcullis_tls_certificate_reloads_total{listener=\"test\",result=\"refused\"} 1"
+        ),
+        "{metrics}"
+    );
+
+    // Fixing the key applies the new pair.
+    mount.publish(&new.cert_pem, &new.key_pem);
+    assert_eq!(
+        next_reload(&mut outcomes).await,
+        portcullis::tls::CertReload::Applied
+    );
+    let conn = connect(gw.addr, "api.test", &ca.pem(), None).await.unwrap();
+    assert_eq!(served_certificate(&conn), new.der());
+}
+
+#[tokio::test]
+async fn required_client_auth_refuses_clients_without_a_certificate_from_the_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("portcullis test CA");
+    let clients = TestCa::new("clients CA");
+    let (cert, key) = ca.server(&["api.test"]).write(dir.path(), "api");
+    let clients_ca = dir.path().join("clients-ca.crt");
+    std::fs::write(&clients_ca, clients.pem()).unwrap();
+    let yaml = tls_config(
+        echo_upstream().await,
+        &format!(
+            "      certificates:\n{}      client_auth: {{ mode: required, ca_file: \"{}\" }}\n",
+            pair_yaml(&cert, &key),
+            clients_ca.display()
+        ),
+    );
+    let gw = TestGateway::start(&yaml);
+    let url = format!("https://api.test:{}/orders/1", gw.addr.port());
+
+    let anonymous = https_client(&ca.pem(), None, &["api.test"], gw.addr);
+    assert!(anonymous
+        .get(&url)
+        .bearer_auth(read_token())
+        .send()
+        .await
+        .is_err());
+    let stranger = TestCa::new("someone else").client("mallory");
+    let foreign = https_client(&ca.pem(), Some(&stranger), &["api.test"], gw.addr);
+    assert!(foreign
+        .get(&url)
+        .bearer_auth(read_token())
+        .send()
+        .await
+        .is_err());
+
+    let batch = clients.client("batch-job");
+    let trusted = https_client(&ca.pem(), Some(&batch), &["api.test"], gw.addr);
+    let resp = trusted
+        .get(&url)
+        .bearer_auth(read_token())
+        .header("x-forwarded-client-cert", "Hash=forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let echoed: Value = resp.json().await.unwrap();
+    let xfcc = echoed["headers"]["x-forwarded-client-cert"]
+        .as_array()
+        .unwrap();
+    assert_eq!(xfcc.len(), 1, "the forged value is gone: {xfcc:?}");
+    let expected = portcullis::tls::ClientCertificate::from_der(batch.der().as_ref());
+    assert_eq!(xfcc[0], expected.forwarded_header());
+    assert!(
+        expected.subject.contains("CN=batch-job"),
+        "{}",
+        expected.subject
+    );
+    // The token is still required.
+    let resp = trusted.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn optional_client_auth_accepts_clients_with_and_without_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("portcullis test CA");
+    let clients = TestCa::new("clients CA");
+    let (cert, key) = ca.server(&["api.test"]).write(dir.path(), "api");
+    let clients_ca = dir.path().join("clients-ca.crt");
+    std::fs::write(&clients_ca, clients.pem()).unwrap();
+    let yaml = tls_config(
+        echo_upstream().await,
+        &format!(
+            "      certificates:\n{}      client_auth: {{ mode: optional, ca_file: \"{}\" }}\n",
+            pair_yaml(&cert, &key),
+            clients_ca.display()
+        ),
+    );
+    let gw = TestGateway::start(&yaml);
+    let url = format!("https://api.test:{}/orders/1", gw.addr.port());
+    let anonymous = https_client(&ca.pem(), None, &["api.test"], gw.addr);
+    let resp = anonymous
+        .get(&url)
+        .bearer_auth(read_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let echoed: Value = resp.json().await.unwrap();
+    assert!(echoed["headers"].get("x-forwarded-client-cert").is_none());
+    let with = https_client(
+        &ca.pem(),
+        Some(&clients.client("ui")),
+        &["api.test"],
+        gw.addr,
+    );
+    let resp = with
+        .get(&url)
+        .bearer_auth(read_token())
+        .send()
+        .await
+        .unwrap();
+    let echoed: Value = resp.json().await.unwrap();
+    assert!(echoed["headers"]["x-forwarded-client-cert"][0]
+        .as_str()
+        .unwrap()
+        .contains("CN=ui"));
+}
+
+/// An HTTPS echo upstream serving `pair`.
+async fn tls_upstream(pair: &Pair) -> SocketAddr {
+    use rustls::pki_types::pem::PemObject;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![pair.der()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    portcullis::demo::echo::serve_connection(tls).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_https_upstream_with_a_private_ca_works_and_an_untrusted_one_gives_502() {
+    let dir = tempfile::tempdir().unwrap();
+    let private = TestCa::new("internal CA");
+    let upstream = tls_upstream(&private.server(&["billing.internal"])).await;
+    let ca_file = dir.path().join("internal-ca.crt");
+    std::fs::write(&ca_file, private.pem()).unwrap();
+    let yaml = format!(
+        r#"
+listeners:
+  - name: test
+    address: "{{listen}}"
+issuers:
+  - id: corp
+    issuer: "{ISSUER}"
+    jwks_file: jwks.json
+    audiences: ["{AUDIENCE}"]
+upstreams:
+  - id: trusted
+    url: "https://{upstream}"
+    tls: {{ ca_file: "{ca}", server_name: billing.internal }}
+  - id: untrusted
+    url: "https://{upstream}"
+    tls: {{ server_name: billing.internal }}
+routes:
+  - id: trusted
+    match: {{ path_prefix: /trusted }}
+    upstream: trusted
+  - id: untrusted
+    match: {{ path_prefix: /untrusted }}
+    upstream: untrusted
+"#,
+        ca = ca_file.display()
+    );
+    let gw = TestGateway::start(&yaml);
+    let token = read_token();
+    let resp = client()
+        .get(gw.url("/trusted/x"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let echoed: Value = resp.json().await.unwrap();
+    assert_eq!(echoed["target"], "/trusted/x");
+    let resp = client()
+        .get(gw.url("/untrusted/x"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        502,
+        "the system roots do not trust the internal CA"
+    );
+}
+
+#[tokio::test]
+async fn min_version_1_3_refuses_tls_1_2_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("portcullis test CA");
+    let (cert, key) = ca.server(&["api.test"]).write(dir.path(), "api");
+    let yaml = tls_config(
+        echo_upstream().await,
+        &format!(
+            "      certificates:\n{}      min_version: \"1.3\"\n",
+            pair_yaml(&cert, &key)
+        ),
+    );
+    let gw = TestGateway::start(&yaml);
+    static TLS12_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
+    static TLS13_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+    let request = |versions: &'static [&'static rustls::SupportedProtocolVersion]| {
+        let ca = ca.pem();
+        async move {
+            let mut roots = rustls::RootCertStore::empty();
+            use rustls::pki_types::pem::PemObject;
+            for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
+                roots.add(c.unwrap()).unwrap();
+            }
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("api.test").unwrap();
+            // Refused at the handshake, or at the first request.
+            match tokio_rustls::TlsConnector::from(Arc::new(config))
+                .connect(name, tcp)
+                .await
+            {
+                Err(_) => None,
+                Ok(stream) => {
+                    let mut conn = http1(stream).await;
+                    Some(get_status(&mut conn, "api.test", "/orders/1", &read_token()).await)
+                }
+            }
+        }
+    };
+    // rustls offers its TLS 1.3 suites even when limited to 1.2, so its handshake completes
+    // and the request is refused.
+    assert_eq!(request(&TLS12_ONLY).await, Some(403));
+    assert_eq!(request(&TLS13_ONLY).await, Some(200));
+}
+
+/// An upstream that accepts any WebSocket upgrade and then echoes bytes.
+async fn websocket_upstream() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if s.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+                    .await;
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_websocket_upgrade_is_authenticated_once_then_proxied() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("portcullis test CA");
+    let (cert, key) = ca.server(&["api.test"]).write(dir.path(), "api");
+    let yaml = tls_config(
+        websocket_upstream().await,
+        &format!("      certificates:\n{}", pair_yaml(&cert, &key)),
+    );
+    let gw = TestGateway::start(&yaml);
+    let upgrade = |token: Option<String>| {
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "GET /orders/live HTTP/1.1\r\nHost: api.test\r\n{auth}Connection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+    };
+    async fn head(s: &mut (impl AsyncReadExt + Unpin)) -> String {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(
+                s.read(&mut byte).await.unwrap(),
+                1,
+                "closed early: {head:?}"
+            );
+            head.push(byte[0]);
+        }
+        String::from_utf8(head).unwrap()
+    }
+
+    let mut refused = connect(gw.addr, "api.test", &ca.pem(), None).await.unwrap();
+    refused.write_all(upgrade(None).as_bytes()).await.unwrap();
+    assert!(head(&mut refused).await.starts_with("HTTP/1.1 401"));
+
+    let mut ws = connect(gw.addr, "api.test", &ca.pem(), None).await.unwrap();
+    ws.write_all(upgrade(Some(read_token())).as_bytes())
+        .await
+        .unwrap();
+    let answer = head(&mut ws).await;
+    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+    // Frames flow both ways without further authentication.
+    for message in [&b"frame one"[..], b"frame two"] {
+        ws.write_all(message).await.unwrap();
+        let mut back = vec![0u8; message.len()];
+        ws.read_exact(&mut back).await.unwrap();
+        assert_eq!(back, message);
+    }
+}
