@@ -386,18 +386,32 @@ async fn optional_client_auth_accepts_clients_with_and_without_a_certificate() {
         .contains("CN=ui"));
 }
 
-/// An HTTPS echo upstream serving `pair`.
-async fn tls_upstream(pair: &Pair) -> SocketAddr {
+/// An HTTPS echo upstream serving `pair`, requiring a client certificate from `clients` when
+/// given.
+async fn tls_upstream(pair: &Pair, clients: Option<&TestCa>) -> SocketAddr {
     use rustls::pki_types::pem::PemObject;
     let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes()).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![pair.der()], key)
-    .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = match clients {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca.pem().as_bytes()) {
+                roots.add(c.unwrap()).unwrap();
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder.with_single_cert(vec![pair.der()], key).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -418,7 +432,7 @@ async fn tls_upstream(pair: &Pair) -> SocketAddr {
 async fn an_https_upstream_with_a_private_ca_works_and_an_untrusted_one_gives_502() {
     let dir = tempfile::tempdir().unwrap();
     let private = TestCa::new("internal CA");
-    let upstream = tls_upstream(&private.server(&["billing.internal"])).await;
+    let upstream = tls_upstream(&private.server(&["billing.internal"]), None).await;
     let ca_file = dir.path().join("internal-ca.crt");
     std::fs::write(&ca_file, private.pem()).unwrap();
     let yaml = format!(
@@ -601,4 +615,66 @@ async fn a_websocket_upgrade_is_authenticated_once_then_proxied() {
         ws.read_exact(&mut back).await.unwrap();
         assert_eq!(back, message);
     }
+}
+
+#[tokio::test]
+async fn an_https_upstream_requiring_a_client_certificate_gets_the_configured_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let private = TestCa::new("internal CA");
+    let gateways = TestCa::new("gateway clients CA");
+    let upstream = tls_upstream(&private.server(&["billing.internal"]), Some(&gateways)).await;
+    let ca_file = dir.path().join("internal-ca.crt");
+    std::fs::write(&ca_file, private.pem()).unwrap();
+    let (cert, key) = gateways.client("portcullis").write(dir.path(), "client");
+    let yaml = format!(
+        r#"
+listeners:
+  - name: test
+    address: "{{listen}}"
+issuers:
+  - id: corp
+    issuer: "{ISSUER}"
+    jwks_file: jwks.json
+    audiences: ["{AUDIENCE}"]
+upstreams:
+  - id: with-cert
+    url: "https://127.0.0.1:{port}"
+    tls: {{ ca_file: "{ca}", server_name: billing.internal, client_cert_file: "{cert}", client_key_file: "{key}" }}
+  - id: without-cert
+    url: "https://127.0.0.1:{port}"
+    tls: {{ ca_file: "{ca}", server_name: billing.internal }}
+routes:
+  - id: with-cert
+    match: {{ path_prefix: /with }}
+    upstream: with-cert
+  - id: without-cert
+    match: {{ path_prefix: /without }}
+    upstream: without-cert
+"#,
+        port = upstream.port(),
+        ca = ca_file.display(),
+        cert = cert.display(),
+        key = key.display()
+    );
+    let gw = TestGateway::start(&yaml);
+    let token = read_token();
+    let status = |path: &'static str| {
+        let (gw, token) = (&gw, &token);
+        async move {
+            client()
+                .get(gw.url(path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status("/with/x").await, 200);
+    assert_eq!(
+        status("/without/x").await,
+        502,
+        "the upstream demands a certificate"
+    );
 }
