@@ -35,18 +35,56 @@ fn read_token() -> String {
     Issuer::rsa(&claims("read:orders"))
 }
 
+/// A gateway with one HTTPS listener serving `api.test` with a certificate of its own test CA.
+struct Https {
+    gw: TestGateway,
+    ca: TestCa,
+    _dir: tempfile::TempDir,
+}
+
+impl Https {
+    /// `extra` is more YAML under the listener's `tls`; `{clients_ca}` in it names a file holding
+    /// the CA of `clients`.
+    async fn start(upstream: SocketAddr, extra: &str, clients: Option<&TestCa>) -> Https {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("portcullis test CA");
+        let (cert, key) = ca.server(&["api.test"]).write(dir.path(), "api");
+        let clients_ca = dir.path().join("clients-ca.crt");
+        if let Some(c) = clients {
+            std::fs::write(&clients_ca, c.pem()).unwrap();
+        }
+        let extra = extra.replace("{clients_ca}", &clients_ca.display().to_string());
+        let yaml = tls_config(
+            upstream,
+            &format!("      certificates:\n{}{extra}", pair_yaml(&cert, &key)),
+        );
+        Https {
+            gw: TestGateway::start(&yaml),
+            ca,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://api.test:{}{path}", self.gw.addr.port())
+    }
+
+    fn client(&self, identity: Option<&Pair>) -> reqwest::Client {
+        https_client(&self.ca.pem(), identity, &["api.test"], self.gw.addr)
+    }
+
+    async fn connect(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        connect(self.gw.addr, "api.test", &self.ca.pem(), None)
+            .await
+            .unwrap()
+    }
+}
+
 #[tokio::test]
 async fn an_https_request_with_a_token_is_proxied_and_one_without_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new("portcullis test CA");
-    let (cert, key) = ca.server(&["api.test"]).write(dir.path(), "api");
-    let yaml = tls_config(
-        echo_upstream().await,
-        &format!("      certificates:\n{}", pair_yaml(&cert, &key)),
-    );
-    let gw = TestGateway::start(&yaml);
-    let client = https_client(&ca.pem(), None, &["api.test"], gw.addr);
-    let url = format!("https://api.test:{}/orders/1", gw.addr.port());
+    let https = Https::start(echo_upstream().await, "", None).await;
+    let client = https.client(None);
+    let url = https.url("/orders/1");
 
     let resp = client
         .get(&url)
@@ -69,16 +107,9 @@ async fn an_https_request_with_a_token_is_proxied_and_one_without_is_refused() {
 
 #[tokio::test]
 async fn http2_over_tls_is_authenticated_like_http1() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new("portcullis test CA");
-    let (cert, key) = ca.server(&["api.test"]).write(dir.path(), "api");
-    let yaml = tls_config(
-        echo_upstream().await,
-        &format!("      certificates:\n{}", pair_yaml(&cert, &key)),
-    );
-    let gw = TestGateway::start(&yaml);
-    let client = https_client(&ca.pem(), None, &["api.test"], gw.addr);
-    let url = format!("https://api.test:{}/orders/1", gw.addr.port());
+    let https = Https::start(echo_upstream().await, "", None).await;
+    let client = https.client(None);
+    let url = https.url("/orders/1");
 
     let resp = client
         .get(&url)
@@ -279,24 +310,16 @@ async fn a_mismatched_key_on_reload_is_refused_and_the_old_certificate_keeps_ser
 
 #[tokio::test]
 async fn required_client_auth_refuses_clients_without_a_certificate_from_the_ca() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new("portcullis test CA");
     let clients = TestCa::new("clients CA");
-    let (cert, key) = ca.server(&["api.test"]).write(dir.path(), "api");
-    let clients_ca = dir.path().join("clients-ca.crt");
-    std::fs::write(&clients_ca, clients.pem()).unwrap();
-    let yaml = tls_config(
+    let https = Https::start(
         echo_upstream().await,
-        &format!(
-            "      certificates:\n{}      client_auth: {{ mode: required, ca_file: \"{}\" }}\n",
-            pair_yaml(&cert, &key),
-            clients_ca.display()
-        ),
-    );
-    let gw = TestGateway::start(&yaml);
-    let url = format!("https://api.test:{}/orders/1", gw.addr.port());
+        "      client_auth: { mode: required, ca_file: \"{clients_ca}\" }\n",
+        Some(&clients),
+    )
+    .await;
+    let url = https.url("/orders/1");
 
-    let anonymous = https_client(&ca.pem(), None, &["api.test"], gw.addr);
+    let anonymous = https.client(None);
     assert!(anonymous
         .get(&url)
         .bearer_auth(read_token())
@@ -304,7 +327,7 @@ async fn required_client_auth_refuses_clients_without_a_certificate_from_the_ca(
         .await
         .is_err());
     let stranger = TestCa::new("someone else").client("mallory");
-    let foreign = https_client(&ca.pem(), Some(&stranger), &["api.test"], gw.addr);
+    let foreign = https.client(Some(&stranger));
     assert!(foreign
         .get(&url)
         .bearer_auth(read_token())
@@ -313,7 +336,7 @@ async fn required_client_auth_refuses_clients_without_a_certificate_from_the_ca(
         .is_err());
 
     let batch = clients.client("batch-job");
-    let trusted = https_client(&ca.pem(), Some(&batch), &["api.test"], gw.addr);
+    let trusted = https.client(Some(&batch));
     let resp = trusted
         .get(&url)
         .bearer_auth(read_token())
@@ -341,24 +364,16 @@ async fn required_client_auth_refuses_clients_without_a_certificate_from_the_ca(
 
 #[tokio::test]
 async fn optional_client_auth_accepts_clients_with_and_without_a_certificate() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new("portcullis test CA");
     let clients = TestCa::new("clients CA");
-    let (cert, key) = ca.server(&["api.test"]).write(dir.path(), "api");
-    let clients_ca = dir.path().join("clients-ca.crt");
-    std::fs::write(&clients_ca, clients.pem()).unwrap();
-    let yaml = tls_config(
+    let https = Https::start(
         echo_upstream().await,
-        &format!(
-            "      certificates:\n{}      client_auth: {{ mode: optional, ca_file: \"{}\" }}\n",
-            pair_yaml(&cert, &key),
-            clients_ca.display()
-        ),
-    );
-    let gw = TestGateway::start(&yaml);
-    let url = format!("https://api.test:{}/orders/1", gw.addr.port());
-    let anonymous = https_client(&ca.pem(), None, &["api.test"], gw.addr);
-    let resp = anonymous
+        "      client_auth: { mode: optional, ca_file: \"{clients_ca}\" }\n",
+        Some(&clients),
+    )
+    .await;
+    let url = https.url("/orders/1");
+    let resp = https
+        .client(None)
         .get(&url)
         .bearer_auth(read_token())
         .send()
@@ -367,12 +382,7 @@ async fn optional_client_auth_accepts_clients_with_and_without_a_certificate() {
     assert_eq!(resp.status(), 200);
     let echoed: Value = resp.json().await.unwrap();
     assert!(echoed["headers"].get("x-forwarded-client-cert").is_none());
-    let with = https_client(
-        &ca.pem(),
-        Some(&clients.client("ui")),
-        &["api.test"],
-        gw.addr,
-    );
+    let with = https.client(Some(&clients.client("ui")));
     let resp = with
         .get(&url)
         .bearer_auth(read_token())
@@ -488,33 +498,20 @@ routes:
 
 #[tokio::test]
 async fn min_version_1_3_refuses_tls_1_2_clients() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new("portcullis test CA");
-    let (cert, key) = ca.server(&["api.test"]).write(dir.path(), "api");
-    let yaml = tls_config(
-        echo_upstream().await,
-        &format!(
-            "      certificates:\n{}      min_version: \"1.3\"\n",
-            pair_yaml(&cert, &key)
-        ),
-    );
-    let gw = TestGateway::start(&yaml);
+    let https = Https::start(echo_upstream().await, "      min_version: \"1.3\"\n", None).await;
+    let gw = &https.gw;
+    let ca = &https.ca;
     static TLS12_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
     static TLS13_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
     let request = |versions: &'static [&'static rustls::SupportedProtocolVersion]| {
         let ca = ca.pem();
         async move {
-            let mut roots = rustls::RootCertStore::empty();
-            use rustls::pki_types::pem::PemObject;
-            for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
-                roots.add(c.unwrap()).unwrap();
-            }
             let config = rustls::ClientConfig::builder_with_provider(Arc::new(
                 rustls::crypto::ring::default_provider(),
             ))
             .with_protocol_versions(versions)
             .unwrap()
-            .with_root_certificates(roots)
+            .with_root_certificates(roots(&ca))
             .with_no_client_auth();
             let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
             let name = rustls::pki_types::ServerName::try_from("api.test").unwrap();
@@ -567,14 +564,7 @@ async fn websocket_upstream() -> SocketAddr {
 #[tokio::test]
 async fn a_websocket_upgrade_is_authenticated_once_then_proxied() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new("portcullis test CA");
-    let (cert, key) = ca.server(&["api.test"]).write(dir.path(), "api");
-    let yaml = tls_config(
-        websocket_upstream().await,
-        &format!("      certificates:\n{}", pair_yaml(&cert, &key)),
-    );
-    let gw = TestGateway::start(&yaml);
+    let https = Https::start(websocket_upstream().await, "", None).await;
     let upgrade = |token: Option<String>| {
         let auth = token
             .map(|t| format!("Authorization: Bearer {t}\r\n"))
@@ -598,11 +588,11 @@ async fn a_websocket_upgrade_is_authenticated_once_then_proxied() {
         String::from_utf8(head).unwrap()
     }
 
-    let mut refused = connect(gw.addr, "api.test", &ca.pem(), None).await.unwrap();
+    let mut refused = https.connect().await;
     refused.write_all(upgrade(None).as_bytes()).await.unwrap();
     assert!(head(&mut refused).await.starts_with("HTTP/1.1 401"));
 
-    let mut ws = connect(gw.addr, "api.test", &ca.pem(), None).await.unwrap();
+    let mut ws = https.connect().await;
     ws.write_all(upgrade(Some(read_token())).as_bytes())
         .await
         .unwrap();

@@ -84,18 +84,23 @@ impl TestCa {
     }
 }
 
-/// A rustls client configuration trusting `ca_pem`, offering h2 and http/1.1, with an optional
-/// client certificate.
-pub fn client_config(ca_pem: &str, identity: Option<&Pair>) -> rustls::ClientConfig {
+/// A root store of the certificates in `ca_pem`.
+pub fn roots(ca_pem: &str) -> rustls::RootCertStore {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(c.unwrap()).unwrap();
     }
+    roots
+}
+
+/// A rustls client configuration trusting `ca_pem`, offering h2 and http/1.1, with an optional
+/// client certificate.
+pub fn client_config(ca_pem: &str, identity: Option<&Pair>) -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots);
+        .with_root_certificates(roots(ca_pem));
     let mut config = match identity {
         None => builder.with_no_client_auth(),
         Some(p) => {
