@@ -80,59 +80,44 @@ impl Https {
     }
 }
 
+/// HTTPS over HTTP/1.1 and over HTTP/2 (ALPN): the same routing and token checks.
 #[tokio::test]
-async fn an_https_request_with_a_token_is_proxied_and_one_without_is_refused() {
+async fn https_requests_are_authenticated_over_http1_and_http2() {
     let https = Https::start(echo_upstream().await, "", None).await;
-    let client = https.client(None);
     let url = https.url("/orders/1");
+    let mut config = client_config(&https.ca.pem(), None);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let http1_only = https_client_with(config, &["api.test"], https.gw.addr);
+    for (client, version) in [
+        (http1_only, http::Version::HTTP_11),
+        (https.client(None), http::Version::HTTP_2),
+    ] {
+        let resp = client
+            .get(&url)
+            .bearer_auth(read_token())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!((resp.version(), resp.status().as_u16()), (version, 200));
+        let echoed: Value = resp.json().await.unwrap();
+        assert_eq!(echoed["headers"]["x-auth-subject"][0], "alice");
+        assert_eq!(echoed["headers"]["x-forwarded-proto"][0], "https");
 
-    let resp = client
-        .get(&url)
-        .bearer_auth(read_token())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let echoed: Value = resp.json().await.unwrap();
-    assert_eq!(echoed["headers"]["x-auth-subject"][0], "alice");
-    assert_eq!(echoed["headers"]["x-forwarded-proto"][0], "https");
-
-    let resp = client.get(&url).send().await.unwrap();
-    assert_eq!(resp.status(), 401);
-    assert_eq!(
-        resp.headers()["www-authenticate"],
-        "Bearer realm=\"portcullis\""
-    );
-}
-
-#[tokio::test]
-async fn http2_over_tls_is_authenticated_like_http1() {
-    let https = Https::start(echo_upstream().await, "", None).await;
-    let client = https.client(None);
-    let url = https.url("/orders/1");
-
-    let resp = client
-        .get(&url)
-        .bearer_auth(read_token())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.version(), http::Version::HTTP_2, "ALPN chose h2");
-    assert_eq!(resp.status(), 200);
-    let echoed: Value = resp.json().await.unwrap();
-    assert_eq!(echoed["headers"]["x-auth-subject"][0], "alice");
-
-    let resp = client.get(&url).send().await.unwrap();
-    assert_eq!(resp.version(), http::Version::HTTP_2);
-    assert_eq!(resp.status(), 401);
-    let insufficient = Issuer::rsa(&claims("profile"));
-    let resp = client
-        .get(&url)
-        .bearer_auth(insufficient)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 403);
+        let resp = client.get(&url).send().await.unwrap();
+        assert_eq!((resp.version(), resp.status().as_u16()), (version, 401));
+        assert_eq!(
+            resp.headers()["www-authenticate"],
+            "Bearer realm=\"portcullis\""
+        );
+        let insufficient = Issuer::rsa(&claims("profile"));
+        let resp = client
+            .get(&url)
+            .bearer_auth(insufficient)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403);
+    }
 }
 
 #[tokio::test]

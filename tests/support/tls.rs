@@ -120,8 +120,18 @@ pub fn https_client(
     names: &[&str],
     addr: SocketAddr,
 ) -> reqwest::Client {
+    https_client_with(client_config(ca_pem, identity), names, addr)
+}
+
+/// An HTTPS client with `config` (its ALPN list decides HTTP/2 or 1.1), reaching `names` at
+/// `addr`.
+pub fn https_client_with(
+    config: rustls::ClientConfig,
+    names: &[&str],
+    addr: SocketAddr,
+) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
-        .tls_backend_preconfigured(client_config(ca_pem, identity))
+        .tls_backend_preconfigured(config)
         .timeout(std::time::Duration::from_secs(10));
     for n in names {
         builder = builder.resolve(n, addr);
