@@ -258,7 +258,10 @@ async fn the_periodic_resync_heals_missed_announcements_and_drops_expired_entrie
             .unwrap()
             .syncs();
     syncs.mark_unchanged();
-    syncs.changed().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), syncs.changed())
+        .await
+        .expect("a resync within 10 s")
+        .unwrap();
     assert!(readiness(&a.gw).await);
     assert_eq!(status(&a.gw, &token("after", "c", "cli", now())).await, 401);
 }

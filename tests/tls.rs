@@ -204,7 +204,10 @@ fn store(gw: &TestGateway) -> Arc<portcullis::tls::CertStore> {
 async fn next_reload(
     outcomes: &mut tokio::sync::watch::Receiver<Option<portcullis::tls::CertReload>>,
 ) -> portcullis::tls::CertReload {
-    outcomes.changed().await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(20), outcomes.changed())
+        .await
+        .expect("no certificate reload within 20 s")
+        .unwrap();
     outcomes.borrow_and_update().clone().unwrap()
 }
 
