@@ -20,7 +20,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::RootCertStore;
+use rustls::{CipherSuite, RootCertStore};
 use tokio::sync::watch;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
@@ -281,10 +281,16 @@ impl ResolvesServerCert for CertStore {
         // With `min_version: "1.3"`, a client offering no TLS 1.3 suite would negotiate 1.2:
         // returning no certificate aborts its handshake.
         if self.tls13_only
-            && !hello
-                .cipher_suites()
-                .iter()
-                .any(|s| format!("{s:?}").starts_with("TLS13_"))
+            && !hello.cipher_suites().iter().any(|s| {
+                matches!(
+                    s,
+                    CipherSuite::TLS13_AES_128_GCM_SHA256
+                        | CipherSuite::TLS13_AES_256_GCM_SHA384
+                        | CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
+                        | CipherSuite::TLS13_AES_128_CCM_SHA256
+                        | CipherSuite::TLS13_AES_128_CCM_8_SHA256
+                )
+            })
         {
             return None;
         }
@@ -336,6 +342,7 @@ pub struct ClientCertificate {
     pub sha256_hex: String,
     /// The subject distinguished name, RFC 4514 style.
     pub subject: String,
+    forwarded: Option<http::HeaderValue>,
 }
 
 impl ClientCertificate {
@@ -345,17 +352,23 @@ impl ClientCertificate {
         let subject = X509Certificate::from_der(der)
             .map(|(_, c)| c.subject().to_string())
             .unwrap_or_default();
+        let sha256_hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let escaped = subject.replace('\\', "\\\\").replace('"', "\\\"");
+        // Built once per connection, not per request.
+        let forwarded =
+            http::HeaderValue::from_str(&format!("Hash={sha256_hex};Subject=\"{escaped}\"")).ok();
         ClientCertificate {
             thumbprint: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()),
-            sha256_hex: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
+            sha256_hex,
             subject,
+            forwarded,
         }
     }
 
-    /// `X-Forwarded-Client-Cert` as Envoy writes it: `Hash=<hex SHA-256>;Subject="<DN>"`.
-    pub fn forwarded_header(&self) -> String {
-        let subject = self.subject.replace('\\', "\\\\").replace('"', "\\\"");
-        format!("Hash={};Subject=\"{subject}\"", self.sha256_hex)
+    /// `X-Forwarded-Client-Cert` as Envoy writes it: `Hash=<hex SHA-256>;Subject="<DN>"`
+    /// (`None` when the subject cannot be a header value).
+    pub fn forwarded_header(&self) -> Option<&http::HeaderValue> {
+        self.forwarded.as_ref()
     }
 }
 
@@ -471,10 +484,11 @@ mod tests {
         assert_eq!(c.thumbprint.len(), 43, "base64url of 32 bytes");
         assert_eq!(c.sha256_hex.len(), 64);
         assert!(c.subject.contains("CN=batch"), "{}", c.subject);
+        let header = c.forwarded_header().unwrap().to_str().unwrap();
+        assert!(header.contains("\\\"job\\\""), "quotes escaped: {header}");
         assert!(
-            c.forwarded_header().contains("\\\"job\\\""),
-            "quotes escaped: {}",
-            c.forwarded_header()
+            header.starts_with(&format!("Hash={};Subject=\"", c.sha256_hex)),
+            "{header}"
         );
     }
 }

@@ -463,6 +463,15 @@ fn tls_files_are_checked_when_the_config_compiles() {
         e.contains("client_auth.ca_file") && e.contains("need the clients' CA"),
         "{e}"
     );
+    let e = error(format!(
+        "{}          server_names: [\"api.test\", \"not a host\"]\n",
+        pair(&cert, &key)
+    ));
+    assert!(
+        e.contains("certificates[0].server_names")
+            && e.contains("\"not a host\" is not a host name"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -422,10 +422,28 @@ fn compile_listener_tls(
         let files = PairFiles {
             cert_file: base_dir.join(&c.cert_file.value),
             key_file: base_dir.join(&c.key_file.value),
-            server_names: c
-                .server_names
-                .as_ref()
-                .map(|names| names.iter().map(|n| n.value.clone()).collect()),
+            server_names: c.server_names.as_ref().map(|names| {
+                names
+                    .iter()
+                    .filter(|n| {
+                        let host = n.value.strip_prefix("*.").unwrap_or(&n.value);
+                        let valid = matches!(
+                            rustls::pki_types::ServerName::try_from(host),
+                            Ok(rustls::pki_types::ServerName::DnsName(_))
+                        );
+                        if !valid {
+                            cx.error(
+                                n.referenced,
+                                format!("{at}.server_names"),
+                                format!("\"{}\" is not a host name (or *.domain)", n.value),
+                            );
+                            ok = false;
+                        }
+                        valid
+                    })
+                    .map(|n| n.value.clone())
+                    .collect()
+            }),
         };
         // Report the cert file's own problems at cert_file, the key's at key_file.
         if let Err(e) = crate::tls::read_certificates(&files.cert_file) {
@@ -971,6 +989,18 @@ fn compile_upstream_tls(
             let loaded = crate::tls::load_pair(&files).and_then(|_| {
                 let certs = crate::tls::read_certificates(&files.cert_file)?;
                 let key = crate::tls::read_key(&files.key_file)?;
+                // Pingora re-derives the key's format from its DER when it connects, and panics
+                // if it cannot: make sure it can, here.
+                let format = std::mem::discriminant(&key);
+                match rustls::pki_types::PrivateKeyDer::try_from(key.secret_der()) {
+                    Ok(k) if std::mem::discriminant(&k) == format => {}
+                    _ => {
+                        return Err(format!(
+                            "{}: this private key encoding is not usable for upstream connections; convert it to PKCS#8",
+                            files.key_file.display()
+                        ))
+                    }
+                }
                 Ok(CertKey::new(
                     certs.iter().map(|c| c.as_ref().to_vec()).collect(),
                     key.secret_der().to_vec(),

@@ -284,10 +284,11 @@ fn set_forwarding_headers(session: &Session, req: &mut RequestHeader) -> Result<
     // The verified client certificate, as Envoy forwards it; never what the client sent.
     req.remove_header(X_FORWARDED_CLIENT_CERT);
     let connection = tls.and_then(|t| t.extension.get::<crate::tls::TlsConnection>());
-    if let Some(cert) = connection.and_then(|c| c.client_cert.as_ref()) {
-        if let Ok(v) = HeaderValue::from_str(&cert.forwarded_header()) {
-            req.insert_header(X_FORWARDED_CLIENT_CERT, v)?;
-        }
+    if let Some(v) = connection
+        .and_then(|c| c.client_cert.as_ref())
+        .and_then(|c| c.forwarded_header())
+    {
+        req.insert_header(X_FORWARDED_CLIENT_CERT, v.clone())?;
     }
     let host = match req.uri.authority() {
         Some(a) => HeaderValue::from_str(a.as_str()).ok(),

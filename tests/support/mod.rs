@@ -333,6 +333,18 @@ impl Drop for TestGateway {
     }
 }
 
+/// The status of `GET path` with a bearer token.
+pub async fn status_of(gw: &TestGateway, path: &str, token: &str) -> u16 {
+    client()
+        .get(gw.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// `{listen}` and `{admin}` replaced; an `admin` section added when the YAML has none.
 fn with_addresses(yaml: &str, addr: SocketAddr, admin: SocketAddr) -> String {
     let mut yaml = yaml

@@ -30,14 +30,7 @@ pub async fn revoke(gw: &TestGateway, body: Value) {
 }
 
 pub async fn status(gw: &TestGateway, token: &str) -> u16 {
-    client()
-        .get(gw.url("/orders/1"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    super::status_of(gw, "/orders/1", token).await
 }
 
 pub fn token(jti: &str, sub: &str, client_id: &str, iat: i64) -> String {
