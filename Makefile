@@ -1,7 +1,9 @@
 # portcullis: the two commands of the quick start, and their helpers.
 #   make demo   build, then run the gateway on gateway.yaml with a demo backend and demo tokens
 #   make test   every check: format, lints, unit and integration tests, shipped config validation
-# Both install what is missing on Debian/Ubuntu (cmake for Pingora, redis-server for tests).
+# Both install what is missing on Debian/Ubuntu (cmake for Pingora; for the tests redis-server,
+# and the differential suite's backends: golang-go, php-cli, a Python venv with gunicorn + Flask,
+# npm's express; see tests/differential/setup.sh).
 
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -21,6 +23,7 @@ deps:
 
 test-deps: deps
 	$(call need,redis-server,redis-server,the revocation-store tests)
+	@bash tests/differential/setup.sh
 
 build: deps
 	$(CARGO) build --release --locked

@@ -25,6 +25,9 @@ pub enum RequestFault {
     MalformedAuthorization,
     /// A bearer token over the configured size limit.
     TokenTooLarge,
+    /// A token in the `Authorization` header and an `access_token` query parameter
+    /// (RFC 6750 §2: clients MUST NOT use more than one method).
+    TokenInHeaderAndQuery,
 }
 
 /// Why a request path was refused before routing.
@@ -44,6 +47,9 @@ pub enum PathFault {
     DotSegmentParameters,
     /// The request target is not valid UTF-8.
     NotUtf8,
+    /// A segment carries path parameters (`/admin;x/users`), which servlet containers strip
+    /// before mapping; refused unless the route says `path_parameters: allow`.
+    Parameters,
 }
 
 /// Why a bearer token was refused (RFC 6750 §3.1 `invalid_token`).
@@ -77,6 +83,11 @@ pub enum TokenFault {
     WrongType,
     /// The token is on the revocation list.
     Revoked(crate::auth::revocation::RevokedBy),
+    /// `exp - iat` (or `exp - now` without `iat`) exceeds `revocation.max_token_lifetime`: a
+    /// revocation could expire before the token does.
+    LifetimeTooLong,
+    /// With `token_type: at+jwt`, a claim RFC 9068 §2.2 requires is missing or has the wrong type.
+    ProfileViolation,
     /// The issuer's keys have not loaded yet (or went past their maximum staleness): the token
     /// cannot be checked, which is the gateway's problem, not the client's.
     KeysNotLoaded,
@@ -85,14 +96,21 @@ pub enum TokenFault {
 /// Every way the request path can refuse or fail a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewayError {
-    /// No route matches host, path and method.
+    /// No route matches host and path.
     NoRoute,
+    /// Routes match host and path, none of them this method (405 with `Allow`).
+    MethodNotAllowed { allow: Arc<str> },
+    /// The method, request-target form or host is refused before routing.
+    BadTarget(crate::target::TargetFault),
     /// The request path cannot be normalised safely.
     BadPath(PathFault),
     /// The request's credentials are malformed.
     InvalidRequest(RequestFault),
     /// A protected route was called without a bearer token.
     MissingToken,
+    /// The `Authorization` header uses another scheme (`Basic`, `DPoP`): the same answer as no
+    /// credentials (RFC 6750 §3.1), with its own reason in logs and metrics.
+    UnsupportedScheme,
     /// The bearer token was refused.
     InvalidToken(TokenFault),
     /// The token is valid but lacks the route's scopes; the challenge lists them.
@@ -112,8 +130,13 @@ impl GatewayError {
     pub fn status(&self) -> u16 {
         match self {
             GatewayError::NoRoute => 404,
-            GatewayError::BadPath(_) | GatewayError::InvalidRequest(_) => 400,
-            GatewayError::MissingToken | GatewayError::InvalidToken(_) => 401,
+            GatewayError::MethodNotAllowed { .. } => 405,
+            GatewayError::BadPath(_)
+            | GatewayError::BadTarget(_)
+            | GatewayError::InvalidRequest(_) => 400,
+            GatewayError::MissingToken
+            | GatewayError::UnsupportedScheme
+            | GatewayError::InvalidToken(_) => 401,
             GatewayError::InsufficientScope { .. } | GatewayError::TlsVersionTooOld => 403,
             GatewayError::KeysUnavailable => 503,
             GatewayError::UpstreamUnavailable => 502,
@@ -125,6 +148,9 @@ impl GatewayError {
     pub fn reason(&self) -> &'static str {
         match self {
             GatewayError::NoRoute => "no_route",
+            GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
+            GatewayError::BadTarget(fault) => fault.reason(),
+            GatewayError::UnsupportedScheme => "unsupported_scheme",
             GatewayError::BadPath(fault) => match fault {
                 PathFault::NotAbsolute => "path_not_absolute",
                 PathFault::EncodedSeparator => "path_encoded_separator",
@@ -133,11 +159,13 @@ impl GatewayError {
                 PathFault::ClimbsAboveRoot => "path_climbs_above_root",
                 PathFault::DotSegmentParameters => "path_dot_segment_parameters",
                 PathFault::NotUtf8 => "path_not_utf8",
+                PathFault::Parameters => "path_parameters",
             },
             GatewayError::InvalidRequest(fault) => match fault {
                 RequestFault::DuplicateAuthorization => "duplicate_authorization",
                 RequestFault::MalformedAuthorization => "malformed",
                 RequestFault::TokenTooLarge => "token_too_large",
+                RequestFault::TokenInHeaderAndQuery => "token_in_header_and_query",
             },
             GatewayError::MissingToken => "missing",
             GatewayError::InvalidToken(fault) => match fault {
@@ -155,6 +183,8 @@ impl GatewayError {
                 TokenFault::IssuedInFuture => "issued_in_future",
                 TokenFault::WrongType => "wrong_type",
                 TokenFault::KeysNotLoaded => "keys_not_loaded",
+                TokenFault::LifetimeTooLong => "lifetime_too_long",
+                TokenFault::ProfileViolation => "profile_violation",
                 TokenFault::Revoked(by) => match by {
                     crate::auth::revocation::RevokedBy::Jti => "revoked_jti",
                     crate::auth::revocation::RevokedBy::Subject => "revoked_subject",
@@ -173,10 +203,13 @@ impl GatewayError {
     fn code(&self) -> &'static str {
         match self {
             GatewayError::NoRoute => "not_found",
-            GatewayError::BadPath(_) | GatewayError::InvalidRequest(_) => "invalid_request",
+            GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
+            GatewayError::BadPath(_)
+            | GatewayError::BadTarget(_)
+            | GatewayError::InvalidRequest(_) => "invalid_request",
             // RFC 6750 §3.1: a request without credentials carries no error code in the
             // challenge; the body still needs one.
-            GatewayError::MissingToken => "unauthorized",
+            GatewayError::MissingToken | GatewayError::UnsupportedScheme => "unauthorized",
             GatewayError::InvalidToken(_) => "invalid_token",
             GatewayError::InsufficientScope { .. } => "insufficient_scope",
             GatewayError::KeysUnavailable => "temporarily_unavailable",
@@ -190,9 +223,13 @@ impl GatewayError {
     fn description(&self) -> &'static str {
         match self {
             GatewayError::NoRoute => "No route matches this request.",
+            GatewayError::MethodNotAllowed { .. } => "This method is not allowed here.",
+            GatewayError::BadTarget(_) => "The request is malformed.",
             GatewayError::BadPath(_) => "The request path is malformed.",
             GatewayError::InvalidRequest(_) => "The request's credentials are malformed.",
-            GatewayError::MissingToken => "A bearer access token is required.",
+            GatewayError::MissingToken | GatewayError::UnsupportedScheme => {
+                "A bearer access token is required."
+            }
             GatewayError::InvalidToken(_) => "The access token is invalid or expired.",
             GatewayError::InsufficientScope { .. } => {
                 "The access token does not grant the scope this request needs."
@@ -207,7 +244,9 @@ impl GatewayError {
     /// The RFC 6750 §3 `WWW-Authenticate` value, for errors that carry a challenge.
     pub fn www_authenticate(&self) -> Option<String> {
         match self {
-            GatewayError::MissingToken => Some(format!("Bearer realm=\"{REALM}\"")),
+            GatewayError::MissingToken | GatewayError::UnsupportedScheme => {
+                Some(format!("Bearer realm=\"{REALM}\""))
+            }
             // A malformed credentials header is an auth failure (RFC 6750 §3.1 invalid_request),
             // a malformed path is not.
             GatewayError::InvalidRequest(_) => Some(format!(
@@ -239,6 +278,8 @@ pub struct Rendered {
     pub www_authenticate: Option<String>,
     /// `Retry-After` seconds, for temporary refusals.
     pub retry_after: Option<u32>,
+    /// `Allow` (RFC 9110 §10.2.1), for 405.
+    pub allow: Option<Arc<str>>,
     pub body: Bytes,
 }
 
@@ -253,6 +294,10 @@ pub fn render(error: &GatewayError) -> Rendered {
         www_authenticate: error.www_authenticate(),
         retry_after: matches!(error, GatewayError::KeysUnavailable)
             .then_some(KEYS_RETRY_AFTER_SECONDS),
+        allow: match error {
+            GatewayError::MethodNotAllowed { allow } => Some(Arc::clone(allow)),
+            _ => None,
+        },
         body: Bytes::from(body.to_string()),
     }
 }
@@ -298,6 +343,26 @@ mod tests {
             (r.status, r.retry_after, r.www_authenticate),
             (503, Some(5), None)
         );
+    }
+
+    #[test]
+    fn unsupported_scheme_is_answered_like_no_credentials() {
+        // RFC 6750 §3.1: an unsupported authentication method gets no error code.
+        let r = render(&GatewayError::UnsupportedScheme);
+        assert_eq!(r, render(&GatewayError::MissingToken));
+        assert_ne!(
+            GatewayError::UnsupportedScheme.reason(),
+            GatewayError::MissingToken.reason()
+        );
+    }
+
+    #[test]
+    fn method_not_allowed_carries_allow() {
+        let r = render(&GatewayError::MethodNotAllowed {
+            allow: Arc::from("GET, HEAD"),
+        });
+        assert_eq!((r.status, r.allow.as_deref()), (405, Some("GET, HEAD")));
+        assert_eq!(r.www_authenticate, None);
     }
 
     #[test]

@@ -184,7 +184,7 @@ fn explain_auth(
             return;
         }
         Err(e) => {
-            check(checks, "token", Err(format!("{e:?}")));
+            check(checks, "token", Err(e.reason().to_owned()));
             return;
         }
     };

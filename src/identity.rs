@@ -125,6 +125,8 @@ mod tests {
                 ),
             ],
             forward_token: false,
+            method_override: false,
+            path_parameters: false,
         };
         let principal = Principal {
             issuer_id: Arc::from("corp"),

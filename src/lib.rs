@@ -1,9 +1,9 @@
 //! portcullis: an OAuth 2.0 enforcing reverse-proxy API gateway on Pingora.
 //!
 //! A request's way through the code:
-//! [`proxy`] (Pingora phases) → [`proxy::decision::decide`] → [`routes`] (normalise, match) →
-//! [`auth::authenticate`] (bearer → JWT → scopes) → [`identity`] (strip, then set headers) →
-//! upstream. Configuration is compiled by [`config`] into an immutable [`snapshot::Snapshot`];
+//! [`proxy`] (Pingora phases) → [`proxy::decision::route`] ([`target`]: method, target form and
+//! host; [`routes`]: normalise, match) → [`auth::authenticate`] (bearer → JWT → scopes) →
+//! [`forwarding`] and [`identity`] (strip, then set headers) → upstream. Configuration is compiled by [`config`] into an immutable [`snapshot::Snapshot`];
 //! every rejection is an [`error::GatewayError`] rendered by [`error::render`].
 
 pub mod admin;
@@ -17,6 +17,7 @@ pub mod demo;
 pub mod drain;
 pub mod error;
 pub mod explain;
+pub mod forwarding;
 pub mod identity;
 pub mod metrics;
 pub mod proxy;
@@ -24,6 +25,7 @@ pub mod reload;
 pub mod request_id;
 pub mod routes;
 pub mod snapshot;
+pub mod target;
 pub mod telemetry;
 pub mod tls;
 

@@ -53,6 +53,27 @@ pub fn normalize_path(raw: &str) -> Result<String, PathFault> {
     Ok(out)
 }
 
+/// The path as servlet containers (Tomcat, Jetty, Spring) map it: the `;parameters` of every
+/// segment removed (`/admin;x/users` → `/admin/users`), empty segments dropped. `None` when the
+/// path has no parameters (an encoded `%3B` is not one). Only called when the path has a `;`.
+pub fn without_path_parameters(path: &str) -> Option<String> {
+    if !path.contains(';') {
+        return None;
+    }
+    let mut out = String::with_capacity(path.len());
+    for segment in path.split('/').skip(1) {
+        let name = segment.split(';').next().unwrap_or_default();
+        if !name.is_empty() {
+            out.push('/');
+            out.push_str(name);
+        }
+    }
+    if out.is_empty() || path.ends_with('/') {
+        out.push('/');
+    }
+    Some(out)
+}
+
 fn is_dot_segment_with_parameters(segment: &str) -> bool {
     match segment.split_once(';') {
         Some((head, _)) => head == "." || head == "..",
@@ -125,13 +146,25 @@ pub enum PathMatch {
 }
 
 impl PathMatch {
-    fn matches(&self, path: &str) -> bool {
+    /// Compared as bytes: with `fold_case`, ASCII letters compare case-insensitively (the way
+    /// Express, ASP.NET and IIS route), so `/ORDERS` cannot slip past an `/orders` route.
+    fn matches(&self, path: &str, fold_case: bool) -> bool {
+        let eq = |a: &[u8], b: &[u8]| {
+            if fold_case {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
+        };
+        let path = path.as_bytes();
         match self {
-            PathMatch::Exact(p) => path == p,
+            PathMatch::Exact(p) => eq(path, p.as_bytes()),
             PathMatch::Prefix(p) if p == "/" => true,
             PathMatch::Prefix(p) => {
-                path.starts_with(p.as_str())
-                    && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
+                let p = p.as_bytes();
+                path.len() >= p.len()
+                    && eq(&path[..p.len()], p)
+                    && matches!(path.get(p.len()), None | Some(b'/'))
             }
         }
     }
@@ -145,35 +178,44 @@ impl PathMatch {
     /// True when every path this matcher accepts is also accepted by `other`.
     pub fn is_within(&self, other: &PathMatch) -> bool {
         match self {
-            PathMatch::Exact(p) | PathMatch::Prefix(p) => other.matches(p),
+            PathMatch::Exact(p) | PathMatch::Prefix(p) => other.matches(p, true),
         }
     }
 }
 
 /// The match criteria of one route.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteMatch {
-    /// Lower-case host without port; `None` matches any host.
+    /// Lower-case host without port or trailing dot; `None` matches any host.
     pub host: Option<String>,
     pub path: PathMatch,
+    /// Compare the path ASCII-case-insensitively (for backends that route that way).
+    pub case_insensitive: bool,
     /// `None` matches any method.
     pub methods: Option<Vec<Method>>,
 }
 
 impl RouteMatch {
-    fn matches(&self, host: Option<&str>, path: &str, method: &Method) -> bool {
+    /// Host and path, without the method: what selects a route's group.
+    fn matches_location(&self, host: Option<&str>, path: &str) -> bool {
         if let Some(want) = &self.host {
             match host {
                 Some(h) if h.eq_ignore_ascii_case(want) => {}
                 _ => return false,
             }
         }
-        if let Some(methods) = &self.methods {
-            if !methods.contains(method) {
-                return false;
-            }
-        }
-        self.path.matches(path)
+        self.path.matches(path, self.case_insensitive)
+    }
+
+    fn allows(&self, method: &Method) -> bool {
+        self.methods.as_ref().is_none_or(|m| m.contains(method))
+    }
+
+    /// Same host, path and case rule: routes that differ only in their methods form a group.
+    pub fn same_location(&self, other: &RouteMatch) -> bool {
+        self.host == other.host
+            && self.path == other.path
+            && self.case_insensitive == other.case_insensitive
     }
 
     /// Ordering key: longer paths first, then exact before prefix, then host-specific first.
@@ -184,45 +226,96 @@ impl RouteMatch {
     }
 }
 
-/// Routes ordered by precedence; `lookup` returns the first that matches.
+/// What the route table says about one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// This route (an index into the snapshot's routes) serves it.
+    Route(usize),
+    /// The most specific host and path have routes, none for this method. The value is the
+    /// `Allow` header (RFC 9110 §15.5.6), computed when the table was built. The request never
+    /// falls through to a shorter prefix because of its method.
+    MethodNotAllowed(std::sync::Arc<str>),
+    NoRoute,
+}
+
+/// Routes ordered by precedence; the most specific host and path decide, then the method.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
-    /// `(match, index into the snapshot's routes)`, sorted by precedence then declaration order.
-    entries: Vec<(RouteMatch, usize)>,
+    /// `(match, index into the snapshot's routes, group)`, sorted by precedence then declaration
+    /// order.
+    entries: Vec<(RouteMatch, usize, usize)>,
+    /// Per group: the `Allow` value when no route of the group serves every method.
+    allow: Vec<Option<std::sync::Arc<str>>>,
 }
 
 impl RouteTable {
     /// Build the table; `matches[i]` belongs to route `i`.
     pub fn new(matches: Vec<RouteMatch>) -> Self {
-        let mut entries: Vec<(RouteMatch, usize)> = matches.into_iter().zip(0..).collect();
+        let mut sorted: Vec<(RouteMatch, usize)> = matches.into_iter().zip(0..).collect();
         // Stable sort keeps declaration order among equals: the first declared route wins.
-        entries.sort_by_key(|(m, _)| m.precedence());
-        RouteTable { entries }
+        sorted.sort_by_key(|(m, _)| m.precedence());
+        let mut groups: Vec<(RouteMatch, Vec<Method>, bool)> = Vec::new();
+        let mut entries = Vec::with_capacity(sorted.len());
+        for (m, idx) in sorted {
+            let group = match groups.iter().position(|(g, _, _)| g.same_location(&m)) {
+                Some(g) => g,
+                None => {
+                    groups.push((m.clone(), Vec::new(), false));
+                    groups.len() - 1
+                }
+            };
+            match &m.methods {
+                Some(list) => groups[group].1.extend(list.iter().cloned()),
+                None => groups[group].2 = true,
+            }
+            entries.push((m, idx, group));
+        }
+        let allow = groups
+            .into_iter()
+            .map(|(_, mut methods, any)| {
+                (!any).then(|| {
+                    methods.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+                    methods.dedup();
+                    let list: Vec<&str> = methods.iter().map(Method::as_str).collect();
+                    std::sync::Arc::from(list.join(", "))
+                })
+            })
+            .collect();
+        RouteTable { entries, allow }
     }
 
-    /// The route serving this request: the longest matching path wins.
+    /// The route serving this request.
     ///
-    /// `host` is the request host without port; `path` must already be normalised.
-    pub fn lookup(&self, host: Option<&str>, path: &str, method: &Method) -> Option<usize> {
-        self.entries
+    /// The first entry (by precedence) whose host and path match picks the group; within it, a
+    /// route listing the method wins over one listing none; if none takes the method, the
+    /// request is refused with 405 rather than handed to a less specific route.
+    /// `host` is the canonical request host; `path` must already be normalised.
+    pub fn lookup(&self, host: Option<&str>, path: &str, method: &Method) -> Lookup {
+        let Some(group) = self
+            .entries
             .iter()
-            .find(|(m, _)| m.matches(host, path, method))
-            .map(|(_, idx)| *idx)
+            .find(|(m, _, _)| m.matches_location(host, path))
+            .map(|(_, _, g)| *g)
+        else {
+            return Lookup::NoRoute;
+        };
+        let members = || self.entries.iter().filter(move |(_, _, g)| *g == group);
+        let listed = members().find(|(m, _, _)| m.methods.is_some() && m.allows(method));
+        if let Some((_, idx, _)) =
+            listed.or_else(|| members().find(|(m, _, _)| m.methods.is_none()))
+        {
+            return Lookup::Route(*idx);
+        }
+        match self.allow.get(group).cloned().flatten() {
+            Some(allow) => Lookup::MethodNotAllowed(allow),
+            None => Lookup::NoRoute,
+        }
     }
 
     /// Route indices in precedence order (for diagnostics).
     pub fn iter(&self) -> impl Iterator<Item = (&RouteMatch, usize)> {
-        self.entries.iter().map(|(m, i)| (m, *i))
+        self.entries.iter().map(|(m, i, _)| (m, *i))
     }
-}
-
-/// The host of a `Host` header or `:authority`, without port, for matching.
-pub fn host_without_port(authority: &str) -> &str {
-    if let Some(rest) = authority.strip_prefix('[') {
-        // IPv6 literal: "[::1]:8080"
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    authority.split(':').next().unwrap_or(authority)
 }
 
 #[cfg(test)]
@@ -240,6 +333,22 @@ mod tests {
         assert_eq!(normalize_path("/public/%2e%2e/orders").unwrap(), "/orders");
         assert_eq!(normalize_path("/a%3bb").unwrap(), "/a%3Bb");
         assert_eq!(normalize_path("/caf%C3%A9").unwrap(), "/caf%C3%A9");
+    }
+
+    #[test]
+    fn path_parameters_are_removed_as_servlet_containers_do() {
+        assert_eq!(without_path_parameters("/orders/1"), None);
+        assert_eq!(
+            without_path_parameters("/admin;x/users").as_deref(),
+            Some("/admin/users")
+        );
+        assert_eq!(
+            without_path_parameters("/a/1;jsessionid=x").as_deref(),
+            Some("/a/1")
+        );
+        assert_eq!(without_path_parameters("/;x/a/").as_deref(), Some("/a/"));
+        assert_eq!(without_path_parameters("/;x").as_deref(), Some("/"));
+        assert_eq!(without_path_parameters("/a%3Bb"), None);
     }
 
     #[test]
@@ -271,28 +380,25 @@ mod tests {
         assert_eq!(normalize_path("orders"), Err(PathFault::NotAbsolute));
     }
 
+    fn route(host: Option<&str>, path: PathMatch, methods: Option<Vec<Method>>) -> RouteMatch {
+        RouteMatch {
+            host: host.map(str::to_owned),
+            path,
+            case_insensitive: false,
+            methods,
+        }
+    }
+
     fn table() -> RouteTable {
         RouteTable::new(vec![
-            RouteMatch {
-                host: None,
-                path: PathMatch::Prefix("/".into()),
-                methods: None,
-            },
-            RouteMatch {
-                host: Some("api.example.com".into()),
-                path: PathMatch::Prefix("/orders".into()),
-                methods: Some(vec![Method::GET, Method::HEAD]),
-            },
-            RouteMatch {
-                host: None,
-                path: PathMatch::Exact("/orders/health".into()),
-                methods: None,
-            },
-            RouteMatch {
-                host: None,
-                path: PathMatch::Prefix("/orders/admin".into()),
-                methods: None,
-            },
+            route(None, PathMatch::Prefix("/".into()), None),
+            route(
+                Some("api.example.com"),
+                PathMatch::Prefix("/orders".into()),
+                Some(vec![Method::GET, Method::HEAD]),
+            ),
+            route(None, PathMatch::Exact("/orders/health".into()), None),
+            route(None, PathMatch::Prefix("/orders/admin".into()), None),
         ])
     }
 
@@ -300,71 +406,94 @@ mod tests {
     fn longest_match_wins() {
         let t = table();
         let get = Method::GET;
-        assert_eq!(
-            t.lookup(Some("api.example.com"), "/orders/7", &get),
-            Some(1)
-        );
-        assert_eq!(
-            t.lookup(Some("api.example.com"), "/orders/admin/x", &get),
-            Some(3)
-        );
-        assert_eq!(
-            t.lookup(Some("api.example.com"), "/orders/health", &get),
-            Some(2)
-        );
-        assert_eq!(t.lookup(None, "/other", &get), Some(0));
+        let at = |host, path| t.lookup(Some(host), path, &get);
+        assert_eq!(at("api.example.com", "/orders/7"), Lookup::Route(1));
+        assert_eq!(at("api.example.com", "/orders/admin/x"), Lookup::Route(3));
+        assert_eq!(at("api.example.com", "/orders/health"), Lookup::Route(2));
+        assert_eq!(t.lookup(None, "/other", &get), Lookup::Route(0));
     }
 
     #[test]
     fn prefix_matches_on_segment_boundaries_only() {
         let t = table();
+        let at = |path| t.lookup(Some("api.example.com"), path, &Method::GET);
+        assert_eq!(at("/ordersX"), Lookup::Route(0));
+        assert_eq!(at("/orders"), Lookup::Route(1));
+        assert_eq!(at("/orders/"), Lookup::Route(1));
+    }
+
+    #[test]
+    fn host_is_honoured() {
+        let t = table();
         assert_eq!(
-            t.lookup(Some("api.example.com"), "/ordersX", &Method::GET),
-            Some(0)
+            t.lookup(Some("API.Example.com"), "/orders/7", &Method::HEAD),
+            Lookup::Route(1)
         );
         assert_eq!(
-            t.lookup(Some("api.example.com"), "/orders", &Method::GET),
-            Some(1)
+            t.lookup(Some("other.example.com"), "/orders/7", &Method::GET),
+            Lookup::Route(0)
         );
+        assert_eq!(t.lookup(None, "/orders/7", &Method::GET), Lookup::Route(0));
+    }
+
+    #[test]
+    fn an_unlisted_method_is_405_and_never_falls_through_to_a_shorter_prefix() {
+        let t = table();
         assert_eq!(
-            t.lookup(Some("api.example.com"), "/orders/", &Method::GET),
-            Some(1)
+            t.lookup(Some("api.example.com"), "/orders/7", &Method::POST),
+            Lookup::MethodNotAllowed("GET, HEAD".into())
         );
     }
 
     #[test]
-    fn host_and_method_are_honoured() {
+    fn routes_differing_only_in_methods_form_one_group() {
+        let orders = || PathMatch::Prefix("/orders".into());
+        let t = RouteTable::new(vec![
+            route(None, PathMatch::Prefix("/".into()), None),
+            route(None, orders(), Some(vec![Method::GET, Method::HEAD])),
+            route(None, orders(), Some(vec![Method::POST, Method::DELETE])),
+        ]);
+        let at = |m: Method| t.lookup(None, "/orders/1", &m);
+        assert_eq!(at(Method::GET), Lookup::Route(1));
+        assert_eq!(at(Method::DELETE), Lookup::Route(2));
+        assert_eq!(
+            at(Method::PATCH),
+            Lookup::MethodNotAllowed("DELETE, GET, HEAD, POST".into())
+        );
+        assert_eq!(
+            at(Method::OPTIONS),
+            Lookup::MethodNotAllowed("DELETE, GET, HEAD, POST".into())
+        );
+        // A route without methods in the group takes what the others do not list.
+        let t = RouteTable::new(vec![
+            route(None, orders(), None),
+            route(None, orders(), Some(vec![Method::GET])),
+        ]);
+        assert_eq!(t.lookup(None, "/orders", &Method::GET), Lookup::Route(1));
+        assert_eq!(t.lookup(None, "/orders", &Method::PATCH), Lookup::Route(0));
+    }
+
+    #[test]
+    fn case_insensitive_routes_fold_ascii_case() {
+        let mut ci = route(None, PathMatch::Prefix("/orders".into()), None);
+        ci.case_insensitive = true;
+        let t = RouteTable::new(vec![route(None, PathMatch::Prefix("/".into()), None), ci]);
+        assert_eq!(t.lookup(None, "/ORDERS/1", &Method::GET), Lookup::Route(1));
+        assert_eq!(t.lookup(None, "/Orders", &Method::GET), Lookup::Route(1));
+        assert_eq!(t.lookup(None, "/OrdersX", &Method::GET), Lookup::Route(0));
+        // Non-ASCII bytes never panic on a slice boundary.
+        assert_eq!(t.lookup(None, "/ordé", &Method::GET), Lookup::Route(0));
         let t = table();
         assert_eq!(
-            t.lookup(Some("API.Example.com"), "/orders/7", &Method::HEAD),
-            Some(1)
+            t.lookup(Some("api.example.com"), "/ORDERS/1", &Method::GET),
+            Lookup::Route(0)
         );
-        assert_eq!(
-            t.lookup(Some("other.example.com"), "/orders/7", &Method::GET),
-            Some(0)
-        );
-        assert_eq!(
-            t.lookup(Some("api.example.com"), "/orders/7", &Method::POST),
-            Some(0)
-        );
-        assert_eq!(t.lookup(None, "/orders/7", &Method::GET), Some(0));
     }
 
     #[test]
     fn no_match_without_catch_all() {
-        let t = RouteTable::new(vec![RouteMatch {
-            host: None,
-            path: PathMatch::Exact("/healthz".into()),
-            methods: None,
-        }]);
-        assert_eq!(t.lookup(None, "/healthz/", &Method::GET), None);
-        assert_eq!(t.lookup(None, "/healthz", &Method::GET), Some(0));
-    }
-
-    #[test]
-    fn strips_port_from_host() {
-        assert_eq!(host_without_port("api.example.com:8443"), "api.example.com");
-        assert_eq!(host_without_port("[::1]:8080"), "::1");
-        assert_eq!(host_without_port("localhost"), "localhost");
+        let t = RouteTable::new(vec![route(None, PathMatch::Exact("/healthz".into()), None)]);
+        assert_eq!(t.lookup(None, "/healthz/", &Method::GET), Lookup::NoRoute);
+        assert_eq!(t.lookup(None, "/healthz", &Method::GET), Lookup::Route(0));
     }
 }

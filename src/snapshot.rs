@@ -27,6 +27,8 @@ pub struct Snapshot {
     pub routes: Vec<Route>,
     pub route_table: RouteTable,
     pub identity: IdentityPolicy,
+    /// Which client headers are stripped and whose forwarding headers are believed.
+    pub forwarding: crate::forwarding::ForwardingPolicy,
     pub limits: Limits,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub admin_address: SocketAddr,
@@ -110,6 +112,12 @@ pub struct Route {
     pub identity_headers: Vec<(HeaderName, ClaimSource)>,
     /// Send the client's `Authorization` header upstream.
     pub forward_token: bool,
+    /// `method_override: allow`: a POST with `X-HTTP-Method-Override` is routed and authorised as
+    /// the overriding method, and the header goes to the backend.
+    pub method_override: bool,
+    /// `match.path_parameters: allow`: `;parameters` in path segments are accepted (and the
+    /// request is routed as if they were absent, as servlet containers map it).
+    pub path_parameters: bool,
 }
 
 /// What a route demands of the caller.

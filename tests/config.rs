@@ -195,7 +195,9 @@ fn duplicate_matches_are_refused() {
     );
     let errors = load_str(&yaml, &support::fixtures()).unwrap_err().0;
     assert!(
-        errors[0].message.contains("same match as route \"orders\""),
+        errors[0]
+            .message
+            .contains("same host, path and methods as route \"orders\""),
         "{}",
         errors[0]
     );

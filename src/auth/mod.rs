@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 
-use crate::error::{GatewayError, TokenFault};
+use crate::error::{GatewayError, RequestFault, TokenFault};
 use crate::snapshot::{Route, RouteAuth, Snapshot};
 pub use principal::Principal;
 
@@ -30,6 +30,7 @@ pub use principal::Principal;
 /// token that carries the route's scopes, otherwise the RFC 6750 rejection.
 pub fn authenticate(
     headers: &HeaderMap,
+    query: Option<&str>,
     route: &Route,
     snapshot: &Snapshot,
     now: i64,
@@ -38,9 +39,14 @@ pub fn authenticate(
         RouteAuth::Public => return Ok(None),
         RouteAuth::Protected { issuers, scopes } => (issuers, scopes),
     };
-    let token = bearer::extract(headers, snapshot.limits.max_token_bytes)
-        .map_err(GatewayError::InvalidRequest)?
+    let token = bearer::extract(headers, snapshot.limits.max_token_bytes)?
         .ok_or(GatewayError::MissingToken)?;
+    // RFC 6750 §2: a client MUST NOT use more than one method to send the token.
+    if query.is_some_and(bearer::query_has_access_token) {
+        return Err(GatewayError::InvalidRequest(
+            RequestFault::TokenInHeaderAndQuery,
+        ));
+    }
     let candidates = issuers.iter().map(|&i| (i, &*snapshot.issuers[i]));
     let verified = jwt::verify(token, candidates, now).map_err(|fault| match fault {
         TokenFault::KeysNotLoaded => GatewayError::KeysUnavailable,

@@ -107,6 +107,8 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
         .map(|(i, f)| (f.value.id.value.as_str(), i))
         .collect();
     let (identity, gateway_headers) = compile_identity(&mut cx, file.identity.as_ref());
+    let (forwarding, forwarding_errors) = super::forwarding::compile(file.forwarding.as_ref());
+    cx.errors.extend(forwarding_errors);
     let limits = compile_limits(&mut cx, file.limits.as_ref());
     let admin_address = compile_admin(&mut cx, file.admin.as_ref(), &listeners);
     check_logging(&mut cx, file.logging.as_ref());
@@ -154,6 +156,16 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
             );
         }
         let matcher = compile_match(&mut cx, &path, &r.matcher);
+        let path_parameters = allow_keyword(
+            &mut cx,
+            r.matcher.value.path_parameters.as_ref(),
+            &format!("{path}.match.path_parameters"),
+        );
+        let method_override = allow_keyword(
+            &mut cx,
+            r.method_override.as_ref(),
+            &format!("{path}.method_override"),
+        );
         let upstream = match upstream_ids.get(r.upstream.value.as_str()) {
             Some(&u) => Some(u),
             None => {
@@ -191,10 +203,28 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
                 cx.error(
                     r.matcher.referenced,
                     format!("{path}.match"),
-                    format!("same match as route \"{other}\": this route could never be chosen"),
+                    format!("same host, path and methods as route \"{other}\": this route could never be chosen for them"),
                 );
             }
             seen_matches.push((r.id.value.clone(), m.clone()));
+            if method_override
+                && m.methods
+                    .as_ref()
+                    .is_some_and(|ms| ms.contains(&Method::POST))
+            {
+                cx.error(
+                    r.matcher.referenced,
+                    format!("{path}.method_override"),
+                    "a route that honours method overrides is chosen by the overriding method: list that method (PUT, PATCH, DELETE), not POST",
+                );
+            }
+        }
+        if matches!(auth, Some(RouteAuth::Public)) && r.forward_token {
+            cx.warn(
+                route.referenced,
+                format!("{path}.forward_token"),
+                "a public route forwards whatever Authorization header a client sends, unverified",
+            );
         }
         if let (Some(m), Some(upstream), Some(auth)) = (matcher, upstream, auth) {
             matches.push(m);
@@ -205,6 +235,8 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
                 auth,
                 identity_headers: headers,
                 forward_token: r.forward_token,
+                method_override,
+                path_parameters,
             });
         }
     }
@@ -227,6 +259,7 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
             strip_names,
             ..identity
         },
+        forwarding,
         admin_address,
         admin_token,
         max_token_lifetime,
@@ -297,6 +330,9 @@ fn warn_risky_routes(cx: &mut Ctx, table: &RouteTable, routes: &[Route], locatio
 /// True when every request `inner` matches is also matched by `outer`.
 fn covers(outer: &RouteMatch, inner: &RouteMatch) -> bool {
     let host = outer.host.is_none() || outer.host == inner.host;
+    if inner.case_insensitive && !outer.case_insensitive {
+        return false;
+    }
     let methods = match (&outer.methods, &inner.methods) {
         (None, _) => true,
         (Some(_), None) => false,
@@ -322,8 +358,30 @@ fn known<'a>(names: impl Iterator<Item = &'a &'a str>) -> String {
     }
 }
 
+/// Same host and path, and a method both take: the later one is never chosen for it.
 fn same_match(a: &RouteMatch, b: &RouteMatch) -> bool {
-    a.host == b.host && a.path == b.path && a.methods == b.methods
+    a.same_location(b)
+        && match (&a.methods, &b.methods) {
+            (None, None) => true,
+            (Some(x), Some(y)) => x.iter().any(|m| y.contains(m)),
+            _ => false,
+        }
+}
+
+/// `allow` or `refuse` (the default) for an opt-in.
+fn allow_keyword(cx: &mut Ctx, value: Option<&Text>, path: &str) -> bool {
+    match value.map(|v| (v.value.as_str(), v.referenced)) {
+        None | Some(("refuse", _)) => false,
+        Some(("allow", _)) => true,
+        Some((other, at)) => {
+            cx.error(
+                at,
+                path,
+                format!("\"{other}\" is not valid: write `allow` or `refuse`"),
+            );
+            false
+        }
+    }
 }
 
 fn compile_listeners(
@@ -1239,6 +1297,14 @@ fn compile_header_map(
             }
         };
         let lower = header.as_str();
+        if lower.contains('_') {
+            cx.error(
+                map.referenced,
+                path,
+                format!("\"{name}\" contains `_`: CGI, WSGI, Rack and PHP read it as the same variable as its `-` spelling, which a client can send; use `-`"),
+            );
+            continue;
+        }
         if FORBIDDEN_IDENTITY_HEADERS.contains(&lower) || lower.starts_with("x-forwarded-") {
             cx.error(
                 map.referenced,
@@ -1529,7 +1595,9 @@ fn compile_match(cx: &mut Ctx, path: &str, m: &Spanned<MatchFile>) -> Option<Rou
     let f = &m.value;
     let mut ok = true;
     let host = f.host.as_ref().and_then(|h| {
+        // Requests are matched on their canonical host (no trailing dot), so the config is too.
         let lower = h.value.to_ascii_lowercase();
+        let lower = lower.strip_suffix('.').unwrap_or(&lower).to_owned();
         let valid = !lower.is_empty()
             && lower
                 .bytes()
@@ -1587,10 +1655,12 @@ fn compile_match(cx: &mut Ctx, path: &str, m: &Spanned<MatchFile>) -> Option<Rou
         }
         out
     });
+    let case_insensitive = f.case_insensitive.as_ref().is_some_and(|c| c.value);
     match (ok, path_match) {
         (true, Some(path)) => Some(RouteMatch {
             host,
             path,
+            case_insensitive,
             methods,
         }),
         _ => None,
@@ -1640,7 +1710,7 @@ fn compile_route_auth(
             );
             return None;
         }
-        Some((AuthFile::Rules(rules), _)) => Some(rules),
+        Some((AuthFile::Rules(rules), _)) => Some(&**rules),
         None => None,
     };
     let mut ok = true;
@@ -1690,7 +1760,17 @@ fn compile_route_auth(
             (&scopes.all_of, "all_of", &mut requirement.all_of),
             (&scopes.any_of, "any_of", &mut requirement.any_of),
         ] {
-            for s in list {
+            let Some(list) = list else { continue };
+            // An empty list would remove the check silently (a template that renders `[]`).
+            if list.value.is_empty() {
+                cx.error(
+                    list.referenced,
+                    format!("{path}.auth.scopes.{name}"),
+                    "an empty scope list would let a token without scopes through: remove the key or name a scope",
+                );
+                ok = false;
+            }
+            for s in &list.value {
                 if is_valid_scope_token(&s.value) {
                     target.push(s.value.clone());
                 } else {

@@ -32,6 +32,21 @@ pub struct GatewayFile {
     pub logging: Option<LoggingFile>,
     #[serde(default)]
     pub revocation: Option<RevocationFile>,
+    #[serde(default)]
+    pub forwarding: Option<ForwardingFile>,
+}
+
+/// Which client headers reach the upstream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardingFile {
+    /// Networks (CIDR or single addresses) of proxies whose `X-Forwarded-*`, `Forwarded` and
+    /// `X-Real-IP` are kept; by default nobody's are.
+    #[serde(default)]
+    pub trusted_proxies: Option<Spanned<Vec<Text>>>,
+    /// Header names removed from every request, in addition to the built-in lists.
+    #[serde(default)]
+    pub strip_headers: Option<Spanned<Vec<Text>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -246,6 +261,9 @@ pub struct RouteFile {
     pub identity: Option<RouteIdentityFile>,
     #[serde(default)]
     pub forward_token: bool,
+    /// `allow`: honour `X-HTTP-Method-Override` on POST, authorised as the overriding method.
+    #[serde(default)]
+    pub method_override: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -259,6 +277,12 @@ pub struct MatchFile {
     pub path_prefix: Option<Text>,
     #[serde(default)]
     pub methods: Option<Vec<Text>>,
+    /// Match the path ASCII-case-insensitively (Express, ASP.NET, IIS backends).
+    #[serde(default)]
+    pub case_insensitive: Option<Spanned<bool>>,
+    /// `allow`: accept `;parameters` in path segments (servlet backends that use them).
+    #[serde(default)]
+    pub path_parameters: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,7 +297,7 @@ pub struct RouteIdentityFile {
 pub enum AuthFile {
     /// The scalar form; the compiler checks it says `public`.
     Keyword(String),
-    Rules(AuthRulesFile),
+    Rules(Box<AuthRulesFile>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,9 +313,9 @@ pub struct AuthRulesFile {
 #[serde(deny_unknown_fields)]
 pub struct ScopesFile {
     #[serde(default)]
-    pub all_of: Vec<Text>,
+    pub all_of: Option<Spanned<Vec<Text>>>,
     #[serde(default)]
-    pub any_of: Vec<Text>,
+    pub any_of: Option<Spanned<Vec<Text>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -314,7 +338,7 @@ impl<'de> Deserialize<'de> for AuthFile {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<AuthFile, A::Error> {
                 AuthRulesFile::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(AuthFile::Rules)
+                    .map(|r| AuthFile::Rules(Box::new(r)))
             }
         }
         deserializer.deserialize_any(AuthVisitor)

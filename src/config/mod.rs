@@ -3,6 +3,7 @@
 
 pub mod compile;
 pub mod file;
+pub mod forwarding;
 
 use std::fmt;
 use std::path::Path;

@@ -20,6 +20,9 @@ pub struct RequestCtx {
     pub route: Option<usize>,
     /// The normalised path forwarded upstream.
     pub path: String,
+    /// How the upstream request differs from the client's (canonical host, origin-form,
+    /// honoured method override); set with `route`.
+    pub routed: Option<crate::proxy::decision::Routed>,
     pub principal: Option<Principal>,
     /// Why the gateway refused or failed the request, for the access log.
     pub error: Option<GatewayError>,
@@ -37,6 +40,7 @@ impl RequestCtx {
             started: Instant::now(),
             route: None,
             path: String::new(),
+            routed: None,
             principal: None,
             error: None,
             upstream_started: None,

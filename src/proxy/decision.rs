@@ -1,13 +1,16 @@
-//! The admission decision for one request, as a plain function: normalise the path, find the
-//! route, authenticate. [`decide`] is what `request_filter` runs; it needs no socket.
+//! The admission decision for one request, as plain functions: check the request line and host,
+//! normalise the path, find the route ([`route`]), authenticate
+//! ([`authenticate_with_key_refresh`]). They need no socket.
 
 use pingora::http::RequestHeader;
 
 use crate::auth::jwt::unknown_kid_context;
 use crate::auth::{authenticate, Principal};
 use crate::error::{GatewayError, PathFault, TokenFault};
-use crate::routes::{host_without_port, normalize_path};
+use crate::routes::{normalize_path, without_path_parameters, Lookup};
 use crate::snapshot::Snapshot;
+use crate::target;
+use http::Method;
 
 /// A request that may proceed.
 #[derive(Debug, Clone)]
@@ -20,24 +23,75 @@ pub struct Admitted {
     pub principal: Option<Principal>,
 }
 
-/// Where a request goes: its route and the normalised path the upstream will receive.
+/// Where a request goes, and the canonical form in which the upstream receives it.
 #[derive(Debug, Clone)]
 pub struct Routed {
     pub route: usize,
+    /// The normalised path the upstream receives.
     pub path: String,
+    /// `host[:port]` to send as `Host` when it is not byte-for-byte what the client sent
+    /// (case, trailing dot, absolute-form, HTTP/2 `:authority`); `None` when it is.
+    pub upstream_host: Option<String>,
+    /// The canonical host as routed, for `X-Forwarded-Host`: `None` for HTTP/1.0 without `Host`.
+    pub host: Option<String>,
+    /// The target was absolute-form: the upstream gets origin-form.
+    pub absolute_form: bool,
+    /// The route honoured a method override: routed and authorised as that method.
+    pub method_override: Option<Method>,
 }
 
-/// Normalise the path and find the route (no authentication yet).
+/// Check the request line and host, normalise the path and find the route (no authentication
+/// yet). The canonical request this returns is the one forwarded: whatever the backend reads
+/// is what was routed here.
 pub fn route(req: &RequestHeader, snapshot: &Snapshot) -> Result<Routed, GatewayError> {
     if !req.raw_path_is_utf8() {
         return Err(GatewayError::BadPath(PathFault::NotUtf8));
     }
-    let path = normalize_path(req.uri.path()).map_err(GatewayError::BadPath)?;
-    let route = snapshot
-        .route_table
-        .lookup(request_host(req), &path, &req.method)
-        .ok_or(GatewayError::NoRoute)?;
-    Ok(Routed { route, path })
+    let target = target::read(req).map_err(GatewayError::BadTarget)?;
+    let path = normalize_path(target.path).map_err(GatewayError::BadPath)?;
+    let host = target.host.as_ref().map(|h| h.name());
+    // Servlet containers map `/admin;x/users` as `/admin/users`: route it as they will read it.
+    let stripped = without_path_parameters(&path);
+    let lookup_path = stripped.as_deref().unwrap_or(&path);
+    let table = &snapshot.route_table;
+
+    // Frameworks honour a method override on POST only; a route that opts in is chosen, and
+    // authorised, by the overriding method. Elsewhere the override headers are stripped.
+    let method_override = match req.method {
+        Method::POST => target::method_override(req).map_err(GatewayError::BadTarget)?,
+        _ => None,
+    };
+    let overridden =
+        method_override.and_then(|method| match table.lookup(host, lookup_path, &method) {
+            Lookup::Route(r) if snapshot.routes[r].method_override => Some((r, method)),
+            _ => None,
+        });
+    let (route, method_override) = match overridden {
+        Some((route, method)) => (route, Some(method)),
+        None => match table.lookup(host, lookup_path, &req.method) {
+            Lookup::Route(route) => (route, None),
+            Lookup::MethodNotAllowed(allow) => {
+                return Err(GatewayError::MethodNotAllowed { allow })
+            }
+            Lookup::NoRoute => return Err(GatewayError::NoRoute),
+        },
+    };
+    if stripped.is_some() && !snapshot.routes[route].path_parameters {
+        return Err(GatewayError::BadPath(PathFault::Parameters));
+    }
+    let upstream_host = target
+        .host
+        .as_ref()
+        .filter(|h| !h.as_sent)
+        .map(|h| h.authority().to_owned());
+    Ok(Routed {
+        route,
+        path,
+        upstream_host,
+        host: target.host.as_ref().map(|h| h.authority().to_owned()),
+        absolute_form: target.absolute_form,
+        method_override,
+    })
 }
 
 /// Route and authenticate `req` against `snapshot` at time `now` (seconds since the epoch).
@@ -46,26 +100,19 @@ pub fn decide(
     snapshot: &Snapshot,
     now: i64,
 ) -> Result<Admitted, GatewayError> {
-    let Routed { route, path } = route(req, snapshot)?;
-    let principal = authenticate(&req.headers, &snapshot.routes[route], snapshot, now)?;
+    let Routed { route, path, .. } = route(req, snapshot)?;
+    let principal = authenticate(
+        &req.headers,
+        req.uri.query(),
+        &snapshot.routes[route],
+        snapshot,
+        now,
+    )?;
     Ok(Admitted {
         route,
         path,
         principal,
     })
-}
-
-/// The request's host without port: the URI authority (HTTP/2 `:authority`, absolute-form),
-/// else the `Host` header.
-pub fn request_host(req: &RequestHeader) -> Option<&str> {
-    let authority = match req.uri.authority() {
-        Some(a) => Some(a.as_str()),
-        None => req
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok()),
-    };
-    authority.map(host_without_port)
 }
 
 /// [`authenticate`] for an already routed request, and when the token names a `kid` its issuer's
@@ -80,7 +127,8 @@ pub async fn authenticate_with_key_refresh(
     on_refresh: impl Fn(&str),
 ) -> Result<Option<Principal>, GatewayError> {
     let route = &snapshot.routes[route];
-    let first = authenticate(&req.headers, route, snapshot, now());
+    let query = req.uri.query();
+    let first = authenticate(&req.headers, query, route, snapshot, now());
     let Err(GatewayError::InvalidToken(TokenFault::UnknownKid)) = &first else {
         return first;
     };
@@ -94,7 +142,7 @@ pub async fn authenticate_with_key_refresh(
     let keys = &snapshot.issuers[issuer].keys;
     if keys.refresh_for_unknown_kid(kid.as_deref()).await {
         on_refresh(&snapshot.issuers[issuer].id);
-        return authenticate(&req.headers, route, snapshot, now());
+        return authenticate(&req.headers, query, route, snapshot, now());
     }
     first
 }

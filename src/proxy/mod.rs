@@ -1,8 +1,10 @@
 //! The Pingora proxy: each phase is short and delegates to plain functions.
 //!
-//! - `request_filter`: [`decision::decide`] (route + authenticate), or reject via [`respond`];
+//! - `request_filter`: [`decision::route`] then [`decision::authenticate_with_key_refresh`], or
+//!   reject via [`respond`];
 //! - `upstream_peer`: the route's prebuilt peer;
-//! - `upstream_request_filter`: normalised path, strip-then-set identity headers, forwarding headers;
+//! - `upstream_request_filter`: the request as routed (normalised path, canonical host), then
+//!   strip-then-set: [`forwarding`] and [`identity`] headers;
 //! - `fail_to_proxy`: upstream failures as 502/504 through the same renderer;
 //! - `logging`: one access-log line.
 
@@ -14,7 +16,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use http::header::{AUTHORIZATION, HOST};
-use http::HeaderValue;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -24,13 +25,9 @@ use pingora::{Error, ErrorSource, ErrorType};
 pub use ctx::RequestCtx;
 
 use crate::error::GatewayError;
-use crate::identity;
 use crate::metrics::{Metrics, RequestRecord};
 use crate::snapshot::SnapshotHolder;
-
-const X_FORWARDED_FOR: &str = "x-forwarded-for";
-const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
-const X_FORWARDED_HOST: &str = "x-forwarded-host";
+use crate::{forwarding, identity};
 
 /// The gateway's `ProxyHttp` implementation.
 pub struct Gateway {
@@ -70,15 +67,17 @@ impl ProxyHttp for Gateway {
             .is_some_and(|c| c.below_min_version);
         let outcome = match decision::route(session.req_header(), &ctx.snapshot) {
             Ok(_) if too_old => Err(GatewayError::TlsVersionTooOld),
-            Ok(routed) => {
+            Ok(mut routed) => {
                 ctx.route = Some(routed.route);
-                ctx.path = routed.path;
+                ctx.path = std::mem::take(&mut routed.path);
+                let route = routed.route;
+                ctx.routed = Some(routed);
                 let on_refresh = |issuer: &str| self.metrics.record_unknown_kid_refresh(issuer);
                 let req = session.req_header();
                 decision::authenticate_with_key_refresh(
                     req,
                     &ctx.snapshot,
-                    routed.route,
+                    route,
                     crate::clock::unix_now,
                     on_refresh,
                 )
@@ -120,19 +119,29 @@ impl ProxyHttp for Gateway {
             Error::explain(ErrorType::InternalError, "upstream request without a route")
         })?;
 
-        // Forward the normalised path: the upstream sees exactly what was routed and authorised.
-        // Most paths are already normal; only a changed one costs a new URI.
-        if upstream_request.uri.path() != ctx.path {
-            let target = match upstream_request.uri.query() {
-                Some(q) => format!("{}?{q}", ctx.path),
-                None => ctx.path.clone(),
-            };
-            let uri = target.parse::<http::Uri>().map_err(|e| {
-                Error::because(ErrorType::InternalError, "normalised path is not a URI", e)
-            })?;
-            upstream_request.set_uri(uri);
+        let Some(routed) = ctx.routed.as_ref() else {
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "upstream request without a routed request",
+            ));
+        };
+        // The upstream sees exactly what was routed and authorised: the normalised path in
+        // origin-form, the canonical host, no `access_token` in the query.
+        rewrite_target(upstream_request, &ctx.path, routed.absolute_form)?;
+        if let Some(host) = &routed.upstream_host {
+            upstream_request.insert_header(HOST, host.as_str())?;
         }
-
+        let peer_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let policy = &ctx.snapshot.forwarding;
+        let trusted = policy.trusts(peer_ip);
+        let keep = forwarding::Keep {
+            method_override: routed.method_override.is_some(),
+            forwarding: trusted,
+        };
+        forwarding::strip(upstream_request, policy, keep);
         identity::strip(upstream_request, &ctx.snapshot.identity);
         if let Some(principal) = &ctx.principal {
             identity::set(upstream_request, route, principal);
@@ -140,7 +149,15 @@ impl ProxyHttp for Gateway {
         if !route.forward_token {
             upstream_request.remove_header(&AUTHORIZATION);
         }
-        set_forwarding_headers(session, upstream_request)?;
+        let tls = session.digest().and_then(|d| d.ssl_digest.as_ref());
+        let peer = forwarding::Peer {
+            ip: peer_ip,
+            tls: tls.is_some(),
+            host: routed.host.as_deref(),
+            trusted,
+        };
+        forwarding::set(upstream_request, peer)?;
+        set_client_certificate(tls, upstream_request)?;
         upstream_request.insert_header(crate::request_id::HEADER, ctx.request_id.as_str())?;
         ctx.upstream_started = Some(std::time::Instant::now());
         Ok(())
@@ -256,33 +273,15 @@ impl ProxyHttp for Gateway {
     }
 }
 
-/// `X-Forwarded-For` gets the client address appended; `-Proto` and `-Host` are replaced.
 /// Envoy's header for the verified client certificate.
 const X_FORWARDED_CLIENT_CERT: &str = "x-forwarded-client-cert";
 
-fn set_forwarding_headers(session: &Session, req: &mut RequestHeader) -> Result<()> {
-    if let Some(ip) = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
-    {
-        let chain = match req
-            .headers
-            .get(X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(existing) if !existing.trim().is_empty() => format!("{existing}, {ip}"),
-            _ => ip.to_string(),
-        };
-        req.insert_header(X_FORWARDED_FOR, chain)?;
-    }
-    let tls = session.digest().and_then(|d| d.ssl_digest.as_ref());
-    req.insert_header(
-        X_FORWARDED_PROTO,
-        if tls.is_some() { "https" } else { "http" },
-    )?;
-    // The verified client certificate, as Envoy forwards it; never what the client sent.
-    req.remove_header(X_FORWARDED_CLIENT_CERT);
+/// The verified client certificate, as Envoy forwards it; never what the client sent (that was
+/// stripped with the other identity headers).
+fn set_client_certificate(
+    tls: Option<&std::sync::Arc<pingora::protocols::tls::SslDigest>>,
+    req: &mut RequestHeader,
+) -> Result<()> {
     let connection = tls.and_then(|t| t.extension.get::<crate::tls::TlsConnection>());
     if let Some(v) = connection
         .and_then(|c| c.client_cert.as_ref())
@@ -290,15 +289,29 @@ fn set_forwarding_headers(session: &Session, req: &mut RequestHeader) -> Result<
     {
         req.insert_header(X_FORWARDED_CLIENT_CERT, v.clone())?;
     }
-    let host = match req.uri.authority() {
-        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
-        None => req.headers.get(HOST).cloned(),
-    };
-    match host {
-        Some(h) => req.insert_header(X_FORWARDED_HOST, h)?,
-        None => {
-            req.remove_header(X_FORWARDED_HOST);
-        }
+    Ok(())
+}
+
+/// Send the normalised `path` in origin-form, with the query minus any `access_token`
+/// (RFC 6750 §2.3 tokens never reach a backend's logs). Most requests are already in that form
+/// and cost nothing here.
+fn rewrite_target(req: &mut RequestHeader, path: &str, absolute_form: bool) -> Result<()> {
+    let query = req.uri.query();
+    let stripped = query.and_then(crate::auth::bearer::query_without_access_token);
+    if !absolute_form && stripped.is_none() && req.uri.path() == path {
+        return Ok(());
     }
+    let target = match stripped.as_deref().or(query) {
+        Some(q) if !q.is_empty() => format!("{path}?{q}"),
+        _ => path.to_owned(),
+    };
+    let uri = target.parse::<http::Uri>().map_err(|e| {
+        Error::because(
+            ErrorType::InternalError,
+            "normalised target is not a URI",
+            e,
+        )
+    })?;
+    req.set_uri(uri);
     Ok(())
 }

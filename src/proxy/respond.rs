@@ -1,6 +1,8 @@
 //! Writing a rendered [`GatewayError`] to the client.
 
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{
+    ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
@@ -22,6 +24,9 @@ pub async fn reject(
     }
     if let Some(seconds) = rendered.retry_after {
         resp.insert_header(RETRY_AFTER, seconds.to_string())?;
+    }
+    if let Some(allow) = rendered.allow {
+        resp.insert_header(ALLOW, &*allow)?;
     }
     if let Some(challenge) = rendered.www_authenticate {
         resp.insert_header(WWW_AUTHENTICATE, challenge)?;

@@ -1,0 +1,99 @@
+//! The `forwarding:` section: trusted proxies and extra headers to strip. Pure: no I/O.
+
+use http::HeaderName;
+
+use super::file::ForwardingFile;
+use super::ConfigError;
+use crate::forwarding::ForwardingPolicy;
+
+/// Compile `forwarding:`; every problem is returned with its location.
+pub fn compile(file: Option<&ForwardingFile>) -> (ForwardingPolicy, Vec<ConfigError>) {
+    let mut errors = Vec::new();
+    let mut policy = ForwardingPolicy::default();
+    let Some(file) = file else {
+        return (policy, errors);
+    };
+    for net in file.trusted_proxies.iter().flat_map(|l| &l.value) {
+        let text = net.value.trim();
+        // A bare address means that one host.
+        let parsed = text
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            Ok(n) if n.prefix_len() == 0 => errors.push(ConfigError::at(
+                net.referenced,
+                "forwarding.trusted_proxies",
+                format!("\"{}\" trusts every address: any client could then forge its address", net.value),
+            )),
+            Ok(n) => policy.trusted_proxies.push(n.trunc()),
+            Err(_) => errors.push(ConfigError::at(
+                net.referenced,
+                "forwarding.trusted_proxies",
+                format!(
+                    "\"{}\" is not an address or network (for example 10.0.0.0/8, 192.0.2.7, fd00::/8)",
+                    net.value
+                ),
+            )),
+        }
+    }
+    for name in file.strip_headers.iter().flat_map(|l| &l.value) {
+        match HeaderName::from_bytes(name.value.as_bytes()) {
+            Ok(h) => policy.strip_names.push(h),
+            Err(_) => errors.push(ConfigError::at(
+                name.referenced,
+                "forwarding.strip_headers",
+                format!("\"{}\" is not a header name", name.value),
+            )),
+        }
+    }
+    (policy, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile_yaml(yaml: &str) -> (ForwardingPolicy, Vec<ConfigError>) {
+        let file: ForwardingFile = serde_saphyr::from_str(yaml).unwrap();
+        compile(Some(&file))
+    }
+
+    #[test]
+    fn parses_networks_and_single_addresses() {
+        let (policy, errors) = compile_yaml(
+            "trusted_proxies: [\"10.0.0.0/8\", \"192.0.2.7\", \"fd00::/8\"]\nstrip_headers: [X-Tenant]",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(policy.trusts(Some("10.9.9.9".parse().unwrap())));
+        assert!(policy.trusts(Some("192.0.2.7".parse().unwrap())));
+        assert!(!policy.trusts(Some("192.0.2.8".parse().unwrap())));
+        assert!(policy.trusts(Some("fd00::1".parse().unwrap())));
+        assert_eq!(policy.strip_names, [HeaderName::from_static("x-tenant")]);
+    }
+
+    #[test]
+    fn refuses_bad_networks_and_names_with_their_location() {
+        let (_, errors) = compile_yaml(
+            "trusted_proxies:\n  - \"10.0.0.0/33\"\n  - \"0.0.0.0/0\"\n  - nonsense\nstrip_headers: [\"bad header\"]",
+        );
+        let lines: Vec<(Option<u64>, &str)> =
+            errors.iter().map(|e| (e.line, e.path.as_str())).collect();
+        assert_eq!(
+            lines,
+            [
+                (Some(2), "forwarding.trusted_proxies"),
+                (Some(3), "forwarding.trusted_proxies"),
+                (Some(4), "forwarding.trusted_proxies"),
+                (Some(5), "forwarding.strip_headers"),
+            ]
+        );
+        assert!(errors[1].message.contains("every address"));
+    }
+
+    #[test]
+    fn absent_section_trusts_nobody() {
+        let (policy, errors) = compile(None);
+        assert!(errors.is_empty());
+        assert!(!policy.trusts(Some("127.0.0.1".parse().unwrap())));
+    }
+}

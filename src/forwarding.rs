@@ -1,0 +1,381 @@
+//! What the upstream is told about the request besides identity: every header a legacy backend
+//! would trust for routing, method, client address or identity is removed unless the gateway set
+//! it, then `X-Forwarded-*` and `X-Real-IP` are set from the connection.
+//!
+//! The order is strip, then set, on every route, public ones too. Identity headers from verified
+//! claims are [`crate::identity`]'s job and run after this.
+
+use std::net::IpAddr;
+
+use http::{HeaderName, HeaderValue};
+use pingora::http::RequestHeader;
+
+/// `forwarding:` compiled: whose forwarding headers are believed, and what else is stripped.
+#[derive(Debug, Clone, Default)]
+pub struct ForwardingPolicy {
+    /// Peers (load balancers, ingress) whose `X-Forwarded-*`, `Forwarded` and `X-Real-IP` are
+    /// kept and appended to. Empty: every client's are replaced.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `forwarding.strip_headers`: removed in addition to the built-in lists.
+    pub strip_names: Vec<HeaderName>,
+}
+
+impl ForwardingPolicy {
+    pub fn trusts(&self, peer: Option<IpAddr>) -> bool {
+        peer.is_some_and(|ip| self.trusted_proxies.iter().any(|net| net.contains(&ip)))
+    }
+}
+
+/// Headers that legacy stacks and other gateways' backends trust for the caller's identity
+/// (oauth2-proxy, Kong, Kubernetes' authenticating proxy, Apache `REMOTE_USER`, cloud load
+/// balancers). Only the gateway speaks for identity, so they are removed from every request.
+fn is_foreign_identity(name: &str) -> bool {
+    matches!(
+        name,
+        "remote-user"
+            | "x-remote-user"
+            | "x-remote-group"
+            | "x-forwarded-user"
+            | "x-forwarded-email"
+            | "x-forwarded-preferred-username"
+            | "x-forwarded-groups"
+            | "x-forwarded-access-token"
+            | "x-authenticated-userid"
+            | "x-authenticated-user"
+            | "x-authenticated-scope"
+            | "x-user-id"
+            | "x-user"
+            | "x-username"
+            | "x-email"
+            | "x-auth-request-user"
+            | "x-auth-request-email"
+            | "x-auth-request-preferred-username"
+            | "x-auth-request-groups"
+            | "x-auth-request-access-token"
+            | "x-consumer-id"
+            | "x-consumer-username"
+            | "x-consumer-custom-id"
+            | "x-consumer-groups"
+            | "x-anonymous-consumer"
+            | "x-credential-identifier"
+            | "x-credential-username"
+            | "x-userinfo"
+            | "x-id-token"
+            | "x-jwt-assertion"
+            | "x-jwt-payload"
+            | "x-ms-client-principal"
+            | "x-ms-client-principal-id"
+            | "x-ms-client-principal-name"
+            | "x-goog-authenticated-user-email"
+            | "x-goog-authenticated-user-id"
+            | "x-amzn-oidc-identity"
+            | "x-amzn-oidc-data"
+            | "x-amzn-oidc-accesstoken"
+            | "x-ssl-client-cert"
+            | "x-ssl-client-verify"
+            | "x-ssl-client-s-dn"
+            | "x-client-cert"
+            | "x-client-verify"
+            | "x-client-dn"
+            | "ssl-client-cert"
+            | "x-forwarded-client-cert"
+    ) || name.starts_with("x-remote-extra-")
+}
+
+/// Headers through which IIS URL Rewrite, Symfony/Laminas-style stacks and some proxies replace
+/// the request's URL or method, and `Proxy` (httpoxy: CGI maps it to `HTTP_PROXY`).
+fn is_rewrite(name: &str) -> bool {
+    matches!(
+        name,
+        "x-original-url"
+            | "x-rewrite-url"
+            | "x-original-uri"
+            | "x-override-url"
+            | "x-envoy-original-path"
+            | "x-original-method"
+            | "proxy"
+    )
+}
+
+/// Headers that describe the client's address, scheme or host as a proxy saw them: believed only
+/// from a trusted proxy.
+fn is_forwarding(name: &str) -> bool {
+    matches!(
+        name,
+        "forwarded"
+            | "x-forwarded-for"
+            | "x-forwarded-host"
+            | "x-forwarded-proto"
+            | "x-forwarded-port"
+            | "x-forwarded-prefix"
+            | "x-forwarded-server"
+            | "x-forwarded-scheme"
+            | "x-forwarded-ssl"
+            | "x-forwarded-uri"
+            | "x-forwarded-path"
+            | "x-forwarded-method"
+            | "x-real-ip"
+            | "x-client-ip"
+            | "client-ip"
+            | "true-client-ip"
+            | "x-cluster-client-ip"
+            | "cf-connecting-ip"
+            | "fastly-client-ip"
+            | "x-original-forwarded-for"
+            | "x-scheme"
+            | "x-url-scheme"
+            | "front-end-https"
+            | "x-envoy-external-address"
+            | "x-envoy-internal"
+    )
+}
+
+/// What [`strip`] keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Keep {
+    /// The route honoured a method override: its headers go to the backend, which will act on it.
+    pub method_override: bool,
+    /// The peer is a trusted proxy: its forwarding headers are kept.
+    pub forwarding: bool,
+}
+
+/// Should the client's header `name` (lower case, as `http` stores it) reach the upstream?
+fn doomed(name: &str, policy: &ForwardingPolicy, keep: Keep) -> bool {
+    // `X_Auth_Subject` is `HTTP_X_AUTH_SUBJECT` to CGI, WSGI, Rack and PHP, the same variable as
+    // `X-Auth-Subject`: like nginx (`underscores_in_headers off`), no such name goes through.
+    name.contains('_')
+        || is_foreign_identity(name)
+        || is_rewrite(name)
+        || (!keep.method_override && crate::target::METHOD_OVERRIDE_HEADERS.contains(&name))
+        || (!keep.forwarding && is_forwarding(name))
+        || policy.strip_names.iter().any(|s| s.as_str() == name)
+}
+
+/// Remove every client header the backend could mistake for the gateway's word. Allocates only
+/// when there is something to remove.
+pub fn strip(req: &mut RequestHeader, policy: &ForwardingPolicy, keep: Keep) {
+    while let Some(name) = req
+        .headers
+        .keys()
+        .find(|n| doomed(n.as_str(), policy, keep))
+        .cloned()
+    {
+        req.remove_header(&name);
+    }
+}
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+const X_FORWARDED_HOST: &str = "x-forwarded-host";
+const X_REAL_IP: &str = "x-real-ip";
+const FORWARDED: &str = "forwarded";
+
+/// The connection facts the forwarding headers are made from.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer<'a> {
+    pub ip: Option<IpAddr>,
+    pub tls: bool,
+    /// The canonical request host (`host[:port]`), as routed.
+    pub host: Option<&'a str>,
+    /// The peer is a trusted proxy ([`ForwardingPolicy::trusts`]).
+    pub trusted: bool,
+}
+
+/// Set `X-Forwarded-For` (appended to a trusted proxy's, else replaced), `X-Real-IP`,
+/// `X-Forwarded-Proto` and `X-Forwarded-Host` (a trusted proxy's kept, else set), and append to a
+/// trusted proxy's `Forwarded` (RFC 7239 §4). [`strip`] has already removed untrusted ones.
+pub fn set(req: &mut RequestHeader, peer: Peer<'_>) -> pingora::Result<()> {
+    if let Some(ip) = peer.ip {
+        let existing = req
+            .headers
+            .get(X_FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.trim().is_empty());
+        let chain = match existing {
+            Some(existing) => format!("{existing}, {ip}"),
+            None => ip.to_string(),
+        };
+        let chain = HeaderValue::try_from(chain).map_err(|e| {
+            pingora::Error::because(pingora::ErrorType::InternalError, "forwarded-for", e)
+        })?;
+        if !req.headers.contains_key(X_REAL_IP) {
+            let real_ip = if existing.is_none() {
+                chain.clone() // no allocation: the value is shared
+            } else {
+                HeaderValue::try_from(ip.to_string()).map_err(|e| {
+                    pingora::Error::because(pingora::ErrorType::InternalError, "real-ip", e)
+                })?
+            };
+            req.insert_header(X_REAL_IP, real_ip)?;
+        }
+        if let Some(forwarded) = req.headers.get(FORWARDED).and_then(|v| v.to_str().ok()) {
+            // Only a trusted proxy's survives `strip`: add this hop (RFC 7239 §5.2 quoting IPv6).
+            let node = match ip {
+                IpAddr::V4(v4) => v4.to_string(),
+                IpAddr::V6(v6) => format!("\"[{v6}]\""),
+            };
+            let proto = if peer.tls { "https" } else { "http" };
+            let value = format!("{forwarded}, for={node};proto={proto}");
+            req.insert_header(FORWARDED, value)?;
+        }
+        req.insert_header(X_FORWARDED_FOR, chain)?;
+    }
+    if !(peer.trusted && req.headers.contains_key(X_FORWARDED_PROTO)) {
+        req.insert_header(X_FORWARDED_PROTO, if peer.tls { "https" } else { "http" })?;
+    }
+    if !(peer.trusted && req.headers.contains_key(X_FORWARDED_HOST)) {
+        match peer.host {
+            Some(host) => {
+                req.insert_header(X_FORWARDED_HOST, host)?;
+            }
+            None => {
+                req.remove_header(X_FORWARDED_HOST);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        for (n, v) in headers {
+            r.append_header(n.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    fn names(r: &RequestHeader) -> Vec<String> {
+        let mut v: Vec<String> = r.headers.keys().map(|n| n.as_str().to_owned()).collect();
+        v.sort();
+        v
+    }
+
+    const STRICT: Keep = Keep {
+        method_override: false,
+        forwarding: false,
+    };
+
+    #[test]
+    fn strips_underscored_names_rewrites_overrides_and_foreign_identity() {
+        let mut r = request(&[
+            ("X_Auth_Subject", "admin"),
+            ("X-Auth_Subject", "admin"),
+            ("X-Original-URL", "/orders/42"),
+            ("X-Rewrite-URL", "/orders/42"),
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("X-HTTP-Method", "DELETE"),
+            ("X-Method-Override", "DELETE"),
+            ("X-Remote-User", "admin"),
+            ("X-Forwarded-User", "admin"),
+            ("X-Authenticated-Userid", "admin"),
+            ("X-User-Id", "1"),
+            ("Remote-User", "admin"),
+            ("X-Forwarded-Email", "a@b"),
+            ("X-Auth-Request-User", "admin"),
+            ("X-Remote-Extra-Scopes", "admin"),
+            ("Proxy", "http://evil:1"),
+            ("Accept", "*/*"),
+            ("X-Custom", "kept"),
+        ]);
+        strip(&mut r, &ForwardingPolicy::default(), STRICT);
+        assert_eq!(names(&r), ["accept", "x-custom"]);
+    }
+
+    #[test]
+    fn forwarding_headers_are_kept_only_from_trusted_proxies() {
+        let headers = [
+            ("X-Forwarded-For", "1.2.3.4"),
+            ("Forwarded", "for=1.2.3.4"),
+            ("X-Real-IP", "1.2.3.4"),
+            ("X-Forwarded-Host", "admin.example.com"),
+            ("True-Client-IP", "1.2.3.4"),
+        ];
+        let mut r = request(&headers);
+        strip(&mut r, &ForwardingPolicy::default(), STRICT);
+        assert!(names(&r).is_empty());
+        let mut r = request(&headers);
+        let keep = Keep {
+            forwarding: true,
+            ..STRICT
+        };
+        strip(&mut r, &ForwardingPolicy::default(), keep);
+        assert_eq!(names(&r).len(), 5);
+    }
+
+    #[test]
+    fn honoured_overrides_and_configured_names() {
+        let policy = ForwardingPolicy {
+            trusted_proxies: Vec::new(),
+            strip_names: vec![HeaderName::from_static("x-tenant")],
+        };
+        let mut r = request(&[("X-HTTP-Method-Override", "DELETE"), ("X-Tenant", "a")]);
+        let keep = Keep {
+            method_override: true,
+            ..STRICT
+        };
+        strip(&mut r, &policy, keep);
+        assert_eq!(names(&r), ["x-http-method-override"]);
+    }
+
+    #[test]
+    fn trusts_configured_networks_only() {
+        let policy = ForwardingPolicy {
+            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+            strip_names: Vec::new(),
+        };
+        assert!(policy.trusts(Some("10.1.2.3".parse().unwrap())));
+        assert!(policy.trusts(Some("::1".parse().unwrap())));
+        assert!(!policy.trusts(Some("11.1.2.3".parse().unwrap())));
+        assert!(!policy.trusts(None));
+    }
+
+    #[test]
+    fn sets_forwarding_headers_from_the_connection() {
+        let peer = Peer {
+            ip: Some("192.0.2.7".parse().unwrap()),
+            tls: true,
+            host: Some("api.example.com"),
+            trusted: false,
+        };
+        let mut r = request(&[]);
+        set(&mut r, peer).unwrap();
+        let get = |r: &RequestHeader, n: &str| {
+            r.headers
+                .get(n)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        assert_eq!(get(&r, "x-forwarded-for"), "192.0.2.7");
+        assert_eq!(get(&r, "x-real-ip"), "192.0.2.7");
+        assert_eq!(get(&r, "x-forwarded-proto"), "https");
+        assert_eq!(get(&r, "x-forwarded-host"), "api.example.com");
+        assert_eq!(get(&r, "forwarded"), "");
+
+        // Behind a trusted proxy: its chain is extended and its other values kept.
+        let mut r = request(&[
+            ("X-Forwarded-For", "203.0.113.9"),
+            ("X-Real-IP", "203.0.113.9"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "shop.example.com"),
+            ("Forwarded", "for=203.0.113.9"),
+        ]);
+        let trusted = Peer {
+            trusted: true,
+            tls: false,
+            ..peer
+        };
+        set(&mut r, trusted).unwrap();
+        assert_eq!(get(&r, "x-forwarded-for"), "203.0.113.9, 192.0.2.7");
+        assert_eq!(get(&r, "x-real-ip"), "203.0.113.9");
+        assert_eq!(get(&r, "x-forwarded-proto"), "https");
+        assert_eq!(get(&r, "x-forwarded-host"), "shop.example.com");
+        assert_eq!(
+            get(&r, "forwarded"),
+            "for=203.0.113.9, for=192.0.2.7;proto=http"
+        );
+    }
+}

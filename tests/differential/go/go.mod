@@ -1,0 +1,3 @@
+module portcullis/differential/goecho
+
+go 1.19
