@@ -163,7 +163,12 @@ pub fn parse_revocation(
 }
 
 fn validate(r: RevocationRequest, snapshot: &Snapshot, now: i64) -> Result<Revocation, String> {
-    let lifetime = i64::try_from(snapshot.max_token_lifetime.as_secs()).unwrap_or(i64::MAX);
+    // Every entry outlives the last moment its tokens could be accepted: `exp` (at most
+    // `max_token_lifetime` after `iat`, which the token checks enforce) plus the leeway margin.
+    let margin = snapshot.revocation_margin_secs();
+    let lifetime = i64::try_from(snapshot.max_token_lifetime.as_secs())
+        .unwrap_or(i64::MAX)
+        .saturating_add(margin);
     let id = |name: &str, value: &str| -> Result<(), String> {
         if value.is_empty() || value.len() > MAX_ID_LEN {
             Err(format!("{name} must be 1 to {MAX_ID_LEN} characters"))
@@ -192,7 +197,10 @@ fn validate(r: RevocationRequest, snapshot: &Snapshot, now: i64) -> Result<Revoc
             if let Some(i) = &scope {
                 issuer(i)?;
             }
-            let expires_at = exp.unwrap_or(now.saturating_add(lifetime));
+            let expires_at = match exp {
+                Some(exp) => exp.saturating_add(margin),
+                None => now.saturating_add(lifetime),
+            };
             if expires_at <= now {
                 return Err("exp is in the past: that token is already refused as expired".into());
             }

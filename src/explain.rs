@@ -169,7 +169,12 @@ fn explain_auth(
     now: i64,
 ) {
     let route = &snapshot.routes[route_idx];
-    let RouteAuth::Protected { issuers, scopes } = &route.auth else {
+    let RouteAuth::Protected {
+        issuers,
+        scopes,
+        audiences,
+    } = &route.auth
+    else {
         check(
             checks,
             "auth",
@@ -300,6 +305,7 @@ fn explain_auth(
             .map(|()| date("iat"))
             .map_err(|f| format!("{}: {}", fault(f), date("iat"))),
     );
+    let expected = audiences.as_deref().unwrap_or(&issuer.audiences);
     let aud = claims
         .get("aud")
         .map(|v| v.to_string())
@@ -307,16 +313,38 @@ fn explain_auth(
     check(
         checks,
         "aud",
-        jwt::check_audience(claims, issuer)
+        jwt::check_audience_in(claims, expected)
             .map(|()| aud.clone())
             .map_err(|f| {
                 format!(
                     "{}: token aud {aud}, expected one of {}",
                     fault(f),
-                    issuer.audiences.join(", ")
+                    expected.join(", ")
                 )
             }),
     );
+    check(
+        checks,
+        "lifetime",
+        jwt::check_lifetime(claims, issuer, now)
+            .map(|()| format!("at most {}s", issuer.max_token_lifetime.as_secs()))
+            .map_err(|f| {
+                format!(
+                    "{}: longer than revocation.max_token_lifetime ({}s)",
+                    fault(f),
+                    issuer.max_token_lifetime.as_secs()
+                )
+            }),
+    );
+    if issuer.rfc9068 {
+        check(
+            checks,
+            "profile",
+            jwt::check_rfc9068_profile(claims)
+                .map(|()| "RFC 9068 claims present".to_owned())
+                .map_err(|f| format!("{}: RFC 9068 §2.2 claims missing or mistyped", fault(f))),
+        );
+    }
     let granted = ScopeSet::from_claims(claims, &issuer.scope_claims);
     let scope_detail = format!(
         "granted \"{}\", required \"{}\"",

@@ -75,6 +75,10 @@ pub struct Issuer {
     pub scope_claims: Vec<String>,
     /// Required `typ`, if any (RFC 9068: `at+jwt`).
     pub token_type: Option<String>,
+    /// `token_type` is `at+jwt`: the RFC 9068 §2.2 claims are required.
+    pub rfc9068: bool,
+    /// `revocation.max_token_lifetime`: the longest `exp - iat` accepted.
+    pub max_token_lifetime: Duration,
     /// The issuer's current keys.
     pub keys: Arc<IssuerKeys>,
     /// Where remote keys are fetched from; `None` for a `jwks_file`.
@@ -85,6 +89,20 @@ pub struct Issuer {
 }
 
 impl Snapshot {
+    /// How long past a token's `exp` it can still be accepted: the leeway, twice (an `iat` may be
+    /// a leeway in the future, an `exp` a leeway in the past). Revocation entries outlive that.
+    pub fn revocation_margin_secs(&self) -> i64 {
+        let leeway = self
+            .issuers
+            .iter()
+            .map(|i| i.leeway)
+            .max()
+            .unwrap_or_default();
+        i64::try_from(leeway.as_secs())
+            .unwrap_or(i64::MAX)
+            .saturating_mul(2)
+    }
+
     /// True when every issuer's keys have loaded at least once.
     pub fn keys_ready(&self) -> bool {
         self.issuers.iter().all(|i| i.keys.is_loaded())
@@ -129,6 +147,8 @@ pub enum RouteAuth {
     Protected {
         issuers: Vec<usize>,
         scopes: RouteScopes,
+        /// `auth.audiences`: replaces the issuers' audiences for this route.
+        audiences: Option<Vec<String>>,
     },
 }
 

@@ -50,6 +50,7 @@ fn a_valid_token_passes_every_check_and_is_forwarded() {
             "nbf",
             "iat",
             "aud",
+            "lifetime",
             "scopes",
             "revocation"
         ]

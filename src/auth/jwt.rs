@@ -81,6 +81,16 @@ pub fn verify<'a>(
     candidates: impl IntoIterator<Item = (usize, &'a Issuer)>,
     now: i64,
 ) -> Result<VerifiedToken, TokenFault> {
+    verify_for(token, candidates, None, now)
+}
+
+/// [`verify`] with the route's audiences (`auth.audiences`) in place of the issuer's, when set.
+pub fn verify_for<'a>(
+    token: &str,
+    candidates: impl IntoIterator<Item = (usize, &'a Issuer)>,
+    audiences: Option<&[String]>,
+    now: i64,
+) -> Result<VerifiedToken, TokenFault> {
     let ParsedToken {
         signing_input,
         signature,
@@ -113,7 +123,7 @@ pub fn verify<'a>(
     let keys = issuer.keys.current().ok_or(TokenFault::KeysNotLoaded)?;
     verify_signature(signing_input, signature, kid.as_deref(), algorithm, &keys)?;
     check_type(typ.as_deref(), issuer.token_type.as_deref())?;
-    check_claims(&claims, issuer, now)?;
+    check_claims_for(&claims, issuer, audiences.unwrap_or(&issuer.audiences), now)?;
     Ok(VerifiedToken {
         issuer: issuer_idx,
         algorithm,
@@ -216,16 +226,75 @@ pub fn check_type(typ: Option<&str>, required: Option<&str>) -> Result<(), Token
 }
 
 /// The registered-claim checks: `exp`, `nbf`, `iat`, `aud` (RFC 7519 §4.1), with the issuer's
-/// leeway. `iss` has been matched already, when the issuer was chosen.
+/// leeway and audiences. `iss` has been matched already, when the issuer was chosen.
 pub fn check_claims(
     claims: &Map<String, Value>,
     issuer: &Issuer,
     now: i64,
 ) -> Result<(), TokenFault> {
+    check_claims_for(claims, issuer, &issuer.audiences, now)
+}
+
+/// [`check_claims`] with the audiences a route demands instead of the issuer's, then the token's
+/// lifetime and, for an RFC 9068 issuer, the profile.
+pub fn check_claims_for(
+    claims: &Map<String, Value>,
+    issuer: &Issuer,
+    audiences: &[String],
+    now: i64,
+) -> Result<(), TokenFault> {
     check_expiry(claims, issuer, now)?;
     check_not_before(claims, issuer, now)?;
     check_issued_at(claims, issuer, now)?;
-    check_audience(claims, issuer)
+    check_audience_in(claims, audiences)?;
+    check_lifetime(claims, issuer, now)?;
+    if issuer.rfc9068 {
+        check_rfc9068_profile(claims)?;
+    }
+    Ok(())
+}
+
+/// A token may not live longer than `revocation.max_token_lifetime` (`exp - iat`, or `exp - now`
+/// without `iat`): revocation entries expire after that long, and a longer-lived token would be
+/// accepted again once its entry is gone.
+pub fn check_lifetime(
+    claims: &Map<String, Value>,
+    issuer: &Issuer,
+    now: i64,
+) -> Result<(), TokenFault> {
+    let exp = numeric(claims, "exp")?.ok_or(TokenFault::MissingExpiry)?;
+    let start = numeric(claims, "iat")?.unwrap_or(now as f64);
+    if exp - start > issuer.max_token_lifetime.as_secs_f64() {
+        return Err(TokenFault::LifetimeTooLong);
+    }
+    Ok(())
+}
+
+/// RFC 9068 §2.2: an `at+jwt` access token carries `iss`, `exp`, `aud`, `sub`, `client_id`,
+/// `iat` and `jti` (the first three are checked already), and `scope`, when present, is one
+/// string of space-delimited scope tokens (RFC 8693 §4.2, RFC 6749 §3.3): an array or a tab
+/// there is malformed.
+pub fn check_rfc9068_profile(claims: &Map<String, Value>) -> Result<(), TokenFault> {
+    for name in ["sub", "client_id", "jti"] {
+        match claims.get(name) {
+            Some(Value::String(s)) if !s.is_empty() => {}
+            _ => return Err(TokenFault::ProfileViolation),
+        }
+    }
+    if !matches!(claims.get("iat"), Some(Value::Number(_))) {
+        return Err(TokenFault::ProfileViolation);
+    }
+    match claims.get("scope") {
+        None => Ok(()),
+        Some(Value::String(scope))
+            if scope
+                .split(' ')
+                .all(|t| !t.is_empty() && crate::auth::scope::is_valid_scope_token(t)) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(TokenFault::ProfileViolation),
+    }
 }
 
 fn leeway_secs(issuer: &Issuer) -> f64 {
@@ -274,12 +343,20 @@ pub fn check_issued_at(
 
 /// RFC 7519 §4.1.3: `aud` (string or array) must name one of the issuer's audiences.
 pub fn check_audience(claims: &Map<String, Value>, issuer: &Issuer) -> Result<(), TokenFault> {
+    check_audience_in(claims, &issuer.audiences)
+}
+
+/// `aud` (string or array) must name one of `audiences`.
+pub fn check_audience_in(
+    claims: &Map<String, Value>,
+    audiences: &[String],
+) -> Result<(), TokenFault> {
     let ok = match claims.get("aud") {
-        Some(Value::String(aud)) => issuer.audiences.iter().any(|a| a == aud),
+        Some(Value::String(aud)) => audiences.iter().any(|a| a == aud),
         Some(Value::Array(auds)) => auds
             .iter()
             .filter_map(Value::as_str)
-            .any(|aud| issuer.audiences.iter().any(|a| a == aud)),
+            .any(|aud| audiences.iter().any(|a| a == aud)),
         _ => false,
     };
     if ok {
@@ -313,6 +390,8 @@ mod tests {
             leeway: Duration::from_secs(30),
             scope_claims: vec!["scope".into(), "scp".into()],
             token_type: None,
+            rfc9068: false,
+            max_token_lifetime: Duration::from_secs(24 * 3600),
             keys: std::sync::Arc::new(crate::auth::keys::IssuerKeys::fixed(
                 "corp".into(),
                 KeySet::default(),
@@ -441,5 +520,73 @@ mod tests {
                 "{token}: {got:?}"
             );
         }
+    }
+
+    #[test]
+    fn tokens_living_longer_than_the_revocation_horizon_are_refused() {
+        let i = issuer();
+        let day = 24 * 3600;
+        let with = |iat: Option<i64>, exp: i64| {
+            let mut c = claims(json!({"aud": "orders-api", "exp": exp}));
+            if let Some(iat) = iat {
+                c.insert("iat".into(), json!(iat));
+            }
+            c
+        };
+        assert_eq!(check_claims(&with(Some(NOW), NOW + day), &i, NOW), Ok(()));
+        assert_eq!(
+            check_claims(&with(Some(NOW - 60), NOW + day), &i, NOW),
+            Err(TokenFault::LifetimeTooLong)
+        );
+        // Without `iat`, what is left of it counts.
+        assert_eq!(check_claims(&with(None, NOW + day), &i, NOW), Ok(()));
+        assert_eq!(
+            check_claims(&with(None, NOW + 2 * day), &i, NOW),
+            Err(TokenFault::LifetimeTooLong)
+        );
+    }
+
+    #[test]
+    fn route_audiences_replace_the_issuers() {
+        let i = issuer();
+        let c = claims(json!({"aud": "billing-api", "exp": NOW + 60}));
+        assert_eq!(check_claims(&c, &i, NOW), Ok(()));
+        let orders_only = ["orders-api".to_owned()];
+        assert_eq!(
+            check_claims_for(&c, &i, &orders_only, NOW),
+            Err(TokenFault::WrongAudience)
+        );
+    }
+
+    #[test]
+    fn the_rfc_9068_profile_requires_its_claims_and_a_string_scope() {
+        let mut i = issuer();
+        i.rfc9068 = true;
+        let full = json!({
+            "iss": "https://idp.example.com", "aud": "orders-api", "exp": NOW + 60,
+            "iat": NOW, "sub": "alice", "client_id": "ui", "jti": "1", "scope": "a b"
+        });
+        assert_eq!(check_claims(&claims(full.clone()), &i, NOW), Ok(()));
+        for missing in ["sub", "client_id", "iat", "jti"] {
+            let mut c = claims(full.clone());
+            c.remove(missing);
+            assert_eq!(
+                check_claims(&c, &i, NOW),
+                Err(TokenFault::ProfileViolation),
+                "{missing}"
+            );
+        }
+        for scope in [json!(["a", "b"]), json!("a\tb"), json!("a  b"), json!(7)] {
+            let mut c = claims(full.clone());
+            c.insert("scope".into(), scope.clone());
+            assert_eq!(
+                check_claims(&c, &i, NOW),
+                Err(TokenFault::ProfileViolation),
+                "{scope}"
+            );
+        }
+        let mut c = claims(full);
+        c.insert("sub".into(), json!(42));
+        assert_eq!(check_claims(&c, &i, NOW), Err(TokenFault::ProfileViolation));
     }
 }

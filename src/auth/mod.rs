@@ -35,9 +35,13 @@ pub fn authenticate(
     snapshot: &Snapshot,
     now: i64,
 ) -> Result<Option<Principal>, GatewayError> {
-    let (issuers, scopes) = match &route.auth {
+    let (issuers, scopes, audiences) = match &route.auth {
         RouteAuth::Public => return Ok(None),
-        RouteAuth::Protected { issuers, scopes } => (issuers, scopes),
+        RouteAuth::Protected {
+            issuers,
+            scopes,
+            audiences,
+        } => (issuers, scopes, audiences.as_deref()),
     };
     let token = bearer::extract(headers, snapshot.limits.max_token_bytes)?
         .ok_or(GatewayError::MissingToken)?;
@@ -48,10 +52,11 @@ pub fn authenticate(
         ));
     }
     let candidates = issuers.iter().map(|&i| (i, &*snapshot.issuers[i]));
-    let verified = jwt::verify(token, candidates, now).map_err(|fault| match fault {
-        TokenFault::KeysNotLoaded => GatewayError::KeysUnavailable,
-        fault => GatewayError::InvalidToken(fault),
-    })?;
+    let verified =
+        jwt::verify_for(token, candidates, audiences, now).map_err(|fault| match fault {
+            TokenFault::KeysNotLoaded => GatewayError::KeysUnavailable,
+            fault => GatewayError::InvalidToken(fault),
+        })?;
     let issuer = &snapshot.issuers[verified.issuer];
     let principal = Principal::new(verified, issuer);
     let facts = revocation::TokenFacts {

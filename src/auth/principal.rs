@@ -27,7 +27,13 @@ pub struct Principal {
 impl Principal {
     pub fn new(token: VerifiedToken, issuer: &Issuer) -> Self {
         let claims = token.claims;
-        let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+        // A numeric `sub` or `client_id` is its decimal text, as in the identity headers
+        // (`identity::claim_to_header_text`), so revocations and headers name the same caller.
+        let text = |name: &str| match claims.get(name) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
         Principal {
             issuer_id: Arc::clone(&issuer.id),
             subject: text("sub"),

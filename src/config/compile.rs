@@ -251,7 +251,16 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
     let snapshot = Snapshot {
         listeners,
         // Without errors every entry compiled, so positions still match the ids above.
-        issuers: issuers.into_iter().flatten().map(Arc::new).collect(),
+        issuers: issuers
+            .into_iter()
+            .flatten()
+            .map(|issuer| {
+                Arc::new(Issuer {
+                    max_token_lifetime,
+                    ..issuer
+                })
+            })
+            .collect(),
         upstreams: upstreams.into_iter().flatten().collect(),
         routes,
         route_table,
@@ -722,17 +731,24 @@ fn compile_issuers(
                 description: None,
             }
         });
-        out.push(ok.then(|| Issuer {
-            id,
-            issuer: f.issuer.value.clone(),
-            audiences,
-            algorithms,
-            leeway,
-            scope_claims,
-            token_type,
-            keys: Arc::new(keys),
-            key_source,
-            key_source_description,
+        out.push(ok.then(|| {
+            Issuer {
+                id,
+                issuer: f.issuer.value.clone(),
+                audiences,
+                algorithms,
+                leeway,
+                scope_claims,
+                rfc9068: token_type
+                    .as_deref()
+                    .is_some_and(|t| crate::auth::jwt::check_type(Some(t), Some("at+jwt")).is_ok()),
+                token_type,
+                // Set once `revocation` is compiled.
+                max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
+                keys: Arc::new(keys),
+                key_source,
+                key_source_description,
+            }
         }));
     }
     out
@@ -1784,8 +1800,20 @@ fn compile_route_auth(
             }
         }
     }
+    let audiences = rules.and_then(|r| r.audiences.as_ref()).map(|list| {
+        if list.value.is_empty() || list.value.iter().any(|a| a.value.is_empty()) {
+            cx.error(
+                list.referenced,
+                format!("{path}.auth.audiences"),
+                "audiences must name at least one non-empty audience (or be left out to use the issuers')",
+            );
+            ok = false;
+        }
+        list.value.iter().map(|a| a.value.clone()).collect()
+    });
     let challenge = Arc::from(requirement.challenge().as_str());
     ok.then_some(RouteAuth::Protected {
+        audiences,
         issuers,
         scopes: RouteScopes {
             requirement,

@@ -305,6 +305,9 @@ pub enum AuthFile {
 pub struct AuthRulesFile {
     #[serde(default)]
     pub issuers: Option<Spanned<Vec<Text>>>,
+    /// `aud` must name one of these, instead of the issuer's `audiences`.
+    #[serde(default)]
+    pub audiences: Option<Spanned<Vec<Text>>>,
     #[serde(default)]
     pub scopes: Option<ScopesFile>,
 }

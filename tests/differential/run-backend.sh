@@ -39,29 +39,36 @@ php)
     mkdir -p "$out/php-docroot"
     # `php -S 127.0.0.1:0` binds an OS-chosen port and, once listening, logs
     # "... Development Server (http://127.0.0.1:PORT) started" on stderr.
-    # Both php streams go through the loop below, which copies them to stderr.
-    exec 3>&1
-    php -d display_errors=stderr -S 127.0.0.1:0 -t "$out/php-docroot" "$here/php/router.php" 2>&1 3>&- |
-        {
-            announced=
-            while IFS= read -r line; do
-                printf '%s\n' "$line" >&2
-                if [ -z "$announced" ] &&
-                    [[ $line =~ Development\ Server\ \(http://127\.0\.0\.1:([0-9]+)\)\ started ]]; then
-                    port="${BASH_REMATCH[1]}"
-                    # Belt and braces: only announce once a connect succeeds.
-                    for _ in $(seq 100); do
-                        if (exec 4<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-                            echo "LISTENING $port" >&3
-                            announced=1
-                            break
-                        fi
-                        sleep 0.05
-                    done
-                    [ -n "$announced" ] || { echo "run-backend.sh: php never accepted on $port" >&2; exit 1; }
-                fi
-            done
-        }
+    # announce() copies php's log to stderr and turns that line into LISTENING.
+    announce() {
+        local line port announced=
+        while IFS= read -r line; do
+            printf '%s\n' "$line" >&2
+            if [ -z "$announced" ] &&
+                [[ $line =~ Development\ Server\ \(http://127\.0\.0\.1:([0-9]+)\)\ started ]]; then
+                port="${BASH_REMATCH[1]}"
+                # Belt and braces: only announce once a connect succeeds.
+                for _ in $(seq 100); do
+                    if (exec 4<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+                        echo "LISTENING $port"
+                        announced=1
+                        break
+                    fi
+                    sleep 0.05
+                done
+                [ -n "$announced" ] || echo "run-backend.sh: php never accepted on $port" >&2
+            fi
+        done
+    }
+    php -d display_errors=stderr -S 127.0.0.1:0 -t "$out/php-docroot" "$here/php/router.php" \
+        >&2 2> >(announce) &
+    php_pid=$!
+    # Killing just this script (not its group) must not leave php behind.
+    trap 'kill "$php_pid" 2>/dev/null || true' EXIT
+    trap 'exit 143' TERM
+    trap 'exit 130' INT
+    trap 'exit 129' HUP
+    wait "$php_pid"
     ;;
 *)
     echo "usage: $0 flask|express|go|php" >&2
