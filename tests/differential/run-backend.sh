@@ -50,7 +50,7 @@ php)
                 # Belt and braces: only announce once a connect succeeds.
                 for _ in $(seq 100); do
                     if (exec 4<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-                        echo "LISTENING $port"
+                        echo "LISTENING $port" >&3
                         announced=1
                         break
                     fi
@@ -60,6 +60,8 @@ php)
             fi
         done
     }
+    # fd 3 is this script's stdout: php's own stdout and stderr both go to stderr.
+    exec 3>&1
     php -d display_errors=stderr -S 127.0.0.1:0 -t "$out/php-docroot" "$here/php/router.php" \
         >&2 2> >(announce) &
     php_pid=$!
