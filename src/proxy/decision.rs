@@ -32,8 +32,6 @@ pub struct Routed {
     /// `host[:port]` to send as `Host` when it is not byte-for-byte what the client sent
     /// (case, trailing dot, absolute-form, HTTP/2 `:authority`); `None` when it is.
     pub upstream_host: Option<String>,
-    /// The canonical host as routed, for `X-Forwarded-Host`: `None` for HTTP/1.0 without `Host`.
-    pub host: Option<String>,
     /// The target was absolute-form: the upstream gets origin-form.
     pub absolute_form: bool,
     /// The route honoured a method override: routed and authorised as that method.
@@ -88,7 +86,6 @@ pub fn route(req: &RequestHeader, snapshot: &Snapshot) -> Result<Routed, Gateway
         route,
         path,
         upstream_host,
-        host: target.host.as_ref().map(|h| h.authority().to_owned()),
         absolute_form: target.absolute_form,
         method_override,
     })

@@ -150,10 +150,13 @@ impl ProxyHttp for Gateway {
             upstream_request.remove_header(&AUTHORIZATION);
         }
         let tls = session.digest().and_then(|d| d.ssl_digest.as_ref());
+        // `Host` is canonical by now (set above when the client's was not): X-Forwarded-Host
+        // shares its value, without a copy.
+        let host = upstream_request.headers.get(HOST).cloned();
         let peer = forwarding::Peer {
             ip: peer_ip,
             tls: tls.is_some(),
-            host: routed.host.as_deref(),
+            host,
             trusted,
         };
         forwarding::set(upstream_request, peer)?;
