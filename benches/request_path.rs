@@ -82,6 +82,12 @@ fn bench(c: &mut Criterion) {
     c.bench_function("normalize_path", |b| {
         b.iter(|| normalize_path(black_box("/public/../orders//42/./items")))
     });
+    // Everything before authentication on a common request: request line and host checks,
+    // path normalisation (already normal here), route lookup.
+    let plain = request("x.y.z");
+    c.bench_function("route", |b| {
+        b.iter(|| portcullis::proxy::decision::route(black_box(&plain), black_box(&snapshot)))
+    });
     c.bench_function("route_lookup", |b| {
         let method = http::Method::GET;
         b.iter(|| {

@@ -86,17 +86,23 @@ pub fn without_path_parameters(path: &str) -> Option<String> {
 /// True when [`normalize_path`] would return `raw` unchanged: no escape, backslash or NUL, no
 /// empty segment but a trailing one, no dot segment (with or without parameters).
 fn is_normal(raw: &str) -> bool {
-    if raw.bytes().any(|b| matches!(b, b'%' | b'\\' | 0)) {
-        return false;
-    }
-    let mut segments = raw[1..].split('/').peekable();
-    while let Some(segment) = segments.next() {
-        if segment.is_empty() && segments.peek().is_some() {
-            return false;
-        }
-        let head = segment.split(';').next().unwrap_or_default();
-        if head == "." || head == ".." {
-            return false;
+    let bytes = raw.as_bytes();
+    let mut start = 1;
+    for i in 1..=bytes.len() {
+        match bytes.get(i) {
+            Some(b'%' | b'\\' | 0) => return false,
+            Some(b'/') | None => {
+                let segment = &bytes[start..i];
+                if segment.is_empty() && i < bytes.len() {
+                    return false;
+                }
+                let head = segment.split(|&b| b == b';').next().unwrap_or_default();
+                if head == b"." || head == b".." {
+                    return false;
+                }
+                start = i + 1;
+            }
+            Some(_) => {}
         }
     }
     true
@@ -272,8 +278,16 @@ pub struct RouteTable {
     /// `(match, index into the snapshot's routes, group)`, sorted by precedence then declaration
     /// order.
     entries: Vec<(RouteMatch, usize, usize)>,
-    /// Per group: the `Allow` value when no route of the group serves every method.
-    allow: Vec<Option<std::sync::Arc<str>>>,
+    groups: Vec<Group>,
+}
+
+/// Routes with the same host and path, differing in their methods.
+#[derive(Debug, Clone, Default)]
+struct Group {
+    /// Indices into `entries`, in precedence order.
+    members: Vec<usize>,
+    /// The `Allow` value when no route of the group serves every method.
+    allow: Option<std::sync::Arc<str>>,
 }
 
 impl RouteTable {
@@ -282,34 +296,37 @@ impl RouteTable {
         let mut sorted: Vec<(RouteMatch, usize)> = matches.into_iter().zip(0..).collect();
         // Stable sort keeps declaration order among equals: the first declared route wins.
         sorted.sort_by_key(|(m, _)| m.precedence());
-        let mut groups: Vec<(RouteMatch, Vec<Method>, bool)> = Vec::new();
+        // Per group: its first match, members, listed methods, and whether one lists none.
+        let mut groups: Vec<(RouteMatch, Vec<usize>, Vec<Method>, bool)> = Vec::new();
         let mut entries = Vec::with_capacity(sorted.len());
         for (m, idx) in sorted {
-            let group = match groups.iter().position(|(g, _, _)| g.same_location(&m)) {
+            let group = match groups.iter().position(|(g, ..)| g.same_location(&m)) {
                 Some(g) => g,
                 None => {
-                    groups.push((m.clone(), Vec::new(), false));
+                    groups.push((m.clone(), Vec::new(), Vec::new(), false));
                     groups.len() - 1
                 }
             };
+            groups[group].1.push(entries.len());
             match &m.methods {
-                Some(list) => groups[group].1.extend(list.iter().cloned()),
-                None => groups[group].2 = true,
+                Some(list) => groups[group].2.extend(list.iter().cloned()),
+                None => groups[group].3 = true,
             }
             entries.push((m, idx, group));
         }
-        let allow = groups
+        let groups = groups
             .into_iter()
-            .map(|(_, mut methods, any)| {
-                (!any).then(|| {
+            .map(|(_, members, mut methods, any)| Group {
+                members,
+                allow: (!any).then(|| {
                     methods.sort_by(|a, b| a.as_str().cmp(b.as_str()));
                     methods.dedup();
                     let list: Vec<&str> = methods.iter().map(Method::as_str).collect();
                     std::sync::Arc::from(list.join(", "))
-                })
+                }),
             })
             .collect();
-        RouteTable { entries, allow }
+        RouteTable { entries, groups }
     }
 
     /// The route serving this request.
@@ -327,15 +344,18 @@ impl RouteTable {
         else {
             return Lookup::NoRoute;
         };
-        let members = || self.entries.iter().filter(move |(_, _, g)| *g == group);
+        let Some(group) = self.groups.get(group) else {
+            return Lookup::NoRoute;
+        };
+        let members = || group.members.iter().filter_map(|&e| self.entries.get(e));
         let listed = members().find(|(m, _, _)| m.methods.is_some() && m.allows(method));
         if let Some((_, idx, _)) =
             listed.or_else(|| members().find(|(m, _, _)| m.methods.is_none()))
         {
             return Lookup::Route(*idx);
         }
-        match self.allow.get(group).cloned().flatten() {
-            Some(allow) => Lookup::MethodNotAllowed(allow),
+        match &group.allow {
+            Some(allow) => Lookup::MethodNotAllowed(std::sync::Arc::clone(allow)),
             None => Lookup::NoRoute,
         }
     }

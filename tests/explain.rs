@@ -133,7 +133,10 @@ fn explain_sees_revocations_from_the_revocation_file() {
     let revoked = dir.path().join("revoked.jsonl");
     std::fs::write(
         &revoked,
-        "{\"type\":\"subject\",\"issuer\":\"corp\",\"sub\":\"alice\"}\n",
+        format!(
+            "{{\"type\":\"subject\",\"issuer\":\"corp\",\"sub\":\"alice\",\"issued_before\":{}}}\n",
+            now()
+        ),
     )
     .unwrap();
     let config = dir.path().join("gateway.yaml");

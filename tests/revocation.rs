@@ -244,13 +244,13 @@ fn a_revocation_file_loads_good_entries_and_reports_bad_lines() {
     let jsonl = dir.path().join("revoked.jsonl");
     std::fs::write(
         &jsonl,
-        "# stolen on 2026-11-20\n{\"type\":\"jti\",\"jti\":\"a\"}\n{\"type\":\"jti\"\nnot json\n{\"type\":\"subject\",\"issuer\":\"corp\",\"sub\":\"mallory\"}\n",
+        "# stolen on 2026-11-20\n{\"type\":\"jti\",\"jti\":\"a\"}\n{\"type\":\"jti\"\nnot json\n{\"type\":\"subject\",\"issuer\":\"corp\",\"sub\":\"mallory\",\"issued_before\":1795300000}\n{\"type\":\"subject\",\"issuer\":\"corp\",\"sub\":\"eve\"}\n",
     )
     .unwrap();
     let file = portcullis::auth::revocation_file::RevocationFile::new(&jsonl);
     let load = file.load(&snapshot, now()).unwrap();
     assert_eq!(load.entries, 2);
-    assert_eq!(load.problems.len(), 2, "{:?}", load.problems);
+    assert_eq!(load.problems.len(), 3, "{:?}", load.problems);
     assert!(
         load.problems[0].contains("revoked.jsonl:3:"),
         "{:?}",
@@ -261,10 +261,18 @@ fn a_revocation_file_loads_good_entries_and_reports_bad_lines() {
         "{:?}",
         load.problems
     );
+    // A cutoff without `issued_before` would move to "now" on every re-read.
+    assert!(
+        load.problems[2].contains(
+            "revoked.jsonl:6: a subject entry in the revocation file needs `issued_before`"
+        ),
+        "{:?}",
+        load.problems
+    );
     assert_eq!(snapshot.revocations.len(), 2);
 
     let yaml_file = dir.path().join("revoked.yaml");
-    std::fs::write(&yaml_file, "- { type: client, issuer: corp, client_id: leaky }\n- { type: client, issuer: nobody, client_id: x }\n").unwrap();
+    std::fs::write(&yaml_file, "- { type: client, issuer: corp, client_id: leaky, issued_before: 1795300000 }\n- { type: client, issuer: nobody, client_id: x, issued_before: 1795300000 }\n").unwrap();
     let load = portcullis::auth::revocation_file::RevocationFile::new(&yaml_file)
         .load(&snapshot, now())
         .unwrap();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use super::revocation::{Revocation, RevocationList};
+use super::revocation::{Revocation, RevocationList, Source};
 
 /// One journal line.
 #[derive(Debug, Serialize, Deserialize)]
@@ -66,7 +66,7 @@ impl Journal {
         let tmp = path.with_extension("compacting");
         {
             let mut out = File::create(&tmp)?;
-            for entry in list.entries() {
+            for entry in list.entries_of(Source::Api) {
                 writeln!(out, "{}", serde_json::to_string(&Line::Add { entry })?)?;
             }
             out.sync_all()?;

@@ -68,18 +68,33 @@ impl RevokedBy {
     }
 }
 
+/// Where an entry came from. The sources are independent: each adds and removes only its own
+/// entries, a lookup refuses a token if any source's entry covers it (so the newest cutoff of
+/// any source wins), and a re-read of one source never overwrites another's entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The admin API on a single gateway (journaled in `revocation.state_file`).
+    Api,
+    /// `revocation.file`.
+    File,
+    /// The Redis mirror (admin API writes when `revocation.redis` is set).
+    Redis,
+}
+
 /// A cutoff for one issuer: tokens issued before `issued_before` are revoked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Cutoff {
     issuer: Arc<str>,
     issued_before: i64,
     expires_at: i64,
+    source: Source,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct JtiEntry {
     issuer: Option<Arc<str>>,
     expires_at: i64,
+    source: Source,
 }
 
 /// The entries of one `jti`: almost always exactly one, kept inline. A `Vec` per entry would
@@ -195,8 +210,19 @@ impl RevocationList {
         Ok(true)
     }
 
-    /// Add (or replace) an entry.
+    /// Add (or replace) an admin-API entry: [`Self::insert_from`] with [`Source::Api`].
     pub fn insert(&self, r: &Revocation) {
+        self.insert_from(Source::Api, r);
+    }
+
+    /// Remove an admin-API entry: [`Self::remove_from`] with [`Source::Api`].
+    pub fn remove(&self, r: &Revocation) -> bool {
+        self.remove_from(Source::Api, r)
+    }
+
+    /// Add an entry of `source`, replacing that source's entry for the same identity (issuer and
+    /// jti, subject or client); other sources' entries are left alone.
+    pub fn insert_from(&self, source: Source, r: &Revocation) {
         match r {
             Revocation::Jti {
                 jti,
@@ -206,9 +232,10 @@ impl RevocationList {
                 let entry = JtiEntry {
                     issuer: issuer.as_deref().map(Arc::from),
                     expires_at: *expires_at,
+                    source,
                 };
                 let mut list = self.jtis.entry(Box::from(jti.as_str())).or_default();
-                list.retain(|e| e.issuer != entry.issuer);
+                list.retain(|e| e.issuer != entry.issuer || e.source != source);
                 list.push(entry);
             }
             Revocation::Subject {
@@ -216,7 +243,16 @@ impl RevocationList {
                 sub,
                 issued_before,
                 expires_at,
-            } => upsert_cutoff(&self.subjects, sub, issuer, *issued_before, *expires_at),
+            } => upsert_cutoff(
+                &self.subjects,
+                sub,
+                Cutoff {
+                    issuer: Arc::from(issuer.as_str()),
+                    issued_before: *issued_before,
+                    expires_at: *expires_at,
+                    source,
+                },
+            ),
             Revocation::Client {
                 issuer,
                 client_id,
@@ -225,32 +261,38 @@ impl RevocationList {
             } => upsert_cutoff(
                 &self.clients,
                 client_id,
-                issuer,
-                *issued_before,
-                *expires_at,
+                Cutoff {
+                    issuer: Arc::from(issuer.as_str()),
+                    issued_before: *issued_before,
+                    expires_at: *expires_at,
+                    source,
+                },
             ),
         }
     }
 
-    /// Remove an entry; `true` when it existed. Only the identifying fields of `r` matter.
-    pub fn remove(&self, r: &Revocation) -> bool {
+    /// Remove `source`'s entry for the identity of `r`; `true` when it existed. Only the
+    /// identifying fields of `r` matter; other sources' entries stay.
+    pub fn remove_from(&self, source: Source, r: &Revocation) -> bool {
         match r {
             Revocation::Jti { jti, issuer, .. } => {
                 let mut removed = false;
                 self.jtis.remove_if_mut(jti.as_str(), |_, list| {
                     let before = list.len();
-                    list.retain(|e| e.issuer.as_deref() != issuer.as_deref());
+                    list.retain(|e| e.issuer.as_deref() != issuer.as_deref() || e.source != source);
                     removed = list.len() != before;
                     list.is_empty()
                 });
                 removed
             }
-            Revocation::Subject { issuer, sub, .. } => {
-                remove_where(&self.subjects, sub, |c| &*c.issuer == issuer)
-            }
+            Revocation::Subject { issuer, sub, .. } => remove_where(&self.subjects, sub, |c| {
+                &*c.issuer == issuer && c.source == source
+            }),
             Revocation::Client {
                 issuer, client_id, ..
-            } => remove_where(&self.clients, client_id, |c| &*c.issuer == issuer),
+            } => remove_where(&self.clients, client_id, |c| {
+                &*c.issuer == issuer && c.source == source
+            }),
         }
     }
 
@@ -305,11 +347,20 @@ impl RevocationList {
         removed
     }
 
-    /// Every entry (admin listing, persistence).
+    /// Every entry of every source (the admin listing).
     pub fn entries(&self) -> Vec<Revocation> {
+        self.entries_where(|_| true)
+    }
+
+    /// The entries of one source (the journal persists only the admin API's).
+    pub fn entries_of(&self, source: Source) -> Vec<Revocation> {
+        self.entries_where(|s| s == source)
+    }
+
+    fn entries_where(&self, keep: impl Fn(Source) -> bool) -> Vec<Revocation> {
         let mut out = Vec::new();
         for e in self.jtis.iter() {
-            for j in e.value() {
+            for j in e.value().iter().filter(|j| keep(j.source)) {
                 out.push(Revocation::Jti {
                     jti: e.key().to_string(),
                     issuer: j.issuer.as_deref().map(str::to_owned),
@@ -319,7 +370,7 @@ impl RevocationList {
         }
         for (map, subject) in [(&self.subjects, true), (&self.clients, false)] {
             for e in map.iter() {
-                for c in e.value() {
+                for c in e.value().iter().filter(|c| keep(c.source)) {
                     let (issuer, value) = (c.issuer.to_string(), e.key().clone());
                     out.push(if subject {
                         Revocation::Subject {
@@ -363,20 +414,10 @@ impl RevocationList {
     }
 }
 
-fn upsert_cutoff(
-    map: &DashMap<String, Vec<Cutoff>>,
-    key: &str,
-    issuer: &str,
-    issued_before: i64,
-    expires_at: i64,
-) {
+fn upsert_cutoff(map: &DashMap<String, Vec<Cutoff>>, key: &str, cutoff: Cutoff) {
     let mut list = map.entry(key.to_owned()).or_default();
-    list.retain(|c| &*c.issuer != issuer);
-    list.push(Cutoff {
-        issuer: Arc::from(issuer),
-        issued_before,
-        expires_at,
-    });
+    list.retain(|c| c.issuer != cutoff.issuer || c.source != cutoff.source);
+    list.push(cutoff);
 }
 
 fn remove_where<T>(map: &DashMap<String, Vec<T>>, key: &str, matches: impl Fn(&T) -> bool) -> bool {
@@ -506,6 +547,54 @@ mod tests {
             expires_at: 0
         }));
         assert!(list.is_empty());
+    }
+
+    #[test]
+    fn sources_are_independent() {
+        let list = RevocationList::default();
+        let subject = |issued_before| Revocation::Subject {
+            issuer: "corp".into(),
+            sub: "alice".into(),
+            issued_before,
+            expires_at: 10_000,
+        };
+        // The file says 100; the admin API later revokes everything before 500.
+        list.insert_from(Source::File, &subject(100));
+        list.insert_from(Source::Api, &subject(500));
+        assert_eq!(
+            list.check(&facts("j", "alice", "c", 300)),
+            Some(RevokedBy::Subject)
+        );
+        // A re-read of the file re-inserts its own entry: the API's newer cutoff still holds.
+        list.insert_from(Source::File, &subject(100));
+        assert_eq!(
+            list.check(&facts("j", "alice", "c", 300)),
+            Some(RevokedBy::Subject)
+        );
+        // The entry leaves the file: only the file's entry goes.
+        assert!(list.remove_from(Source::File, &subject(0)));
+        assert_eq!(
+            list.check(&facts("j", "alice", "c", 300)),
+            Some(RevokedBy::Subject)
+        );
+        assert!(!list.remove_from(Source::Redis, &subject(0)));
+        assert_eq!(list.entries_of(Source::Api), vec![subject(500)]);
+        assert!(list.entries_of(Source::File).is_empty());
+        // The same for one token: each source keeps its own jti entry.
+        let jti = Revocation::Jti {
+            jti: "j".into(),
+            issuer: None,
+            expires_at: 10_000,
+        };
+        list.insert_from(Source::Redis, &jti);
+        list.insert_from(Source::File, &jti);
+        assert!(list.remove_from(Source::File, &jti));
+        assert_eq!(
+            list.check(&facts("j", "bob", "c", 900)),
+            Some(RevokedBy::Jti)
+        );
+        assert!(list.remove_from(Source::Redis, &jti));
+        assert_eq!(list.check(&facts("j", "bob", "c", 900)), None);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The revocation file: revocations managed as a file (YAML list, or JSON lines), loaded at
 //! start and re-read when it changes. Each entry is checked like an admin-API body; a bad entry
 //! is reported with its line number and the others still load. The file's entries are a set:
-//! on change, entries that left the file are removed, new ones added; entries made through the
-//! admin API are not touched.
+//! on change, entries that left the file are removed, new ones added. They are the list's
+//! [`Source::File`] entries: entries made through the admin API or Redis are never touched, and
+//! a subject or client entry must carry its `issued_before`, so a re-read never moves a cutoff.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +11,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
-use super::revocation::Revocation;
+use super::revocation::{Revocation, Source};
 use crate::snapshot::Snapshot;
 
 /// The file and the entries it contributed last time.
@@ -47,7 +48,9 @@ impl RevocationFile {
         let mut result = FileLoad::default();
         let mut entries = Vec::new();
         for (line, value) in parse_entries(&self.path, &text)? {
-            let parsed = value.and_then(|v| crate::admin_api::parse_revocation(v, snapshot, now));
+            let parsed = value
+                .and_then(require_cutoff)
+                .and_then(|v| crate::admin_api::parse_revocation(v, snapshot, now));
             match parsed {
                 Ok(entry) => entries.push(entry),
                 Err(e) => result
@@ -58,15 +61,28 @@ impl RevocationFile {
         let list = &snapshot.revocations;
         let mut loaded = self.loaded.lock();
         for old in loaded.iter().filter(|old| !entries.contains(old)) {
-            list.remove(old);
+            list.remove_from(Source::File, old);
         }
         for entry in &entries {
-            list.insert(entry);
+            list.insert_from(Source::File, entry);
         }
         result.entries = entries.len();
         *loaded = entries;
         Ok(result)
     }
+}
+
+/// A subject or client entry in the file must say `issued_before`: defaulting it to "now", as the
+/// admin API does, would move the cutoff forward on every re-read and revoke tokens issued since.
+fn require_cutoff(value: Value) -> Result<Value, String> {
+    let kind = value.get("type").and_then(Value::as_str);
+    if matches!(kind, Some("subject" | "client")) && value.get("issued_before").is_none() {
+        return Err(format!(
+            "a {} entry in the revocation file needs `issued_before` (seconds since the epoch): without it the cutoff would move to the time of every re-read",
+            kind.unwrap_or_default()
+        ));
+    }
+    Ok(value)
 }
 
 /// An entry with its 1-based line, or why that line is not an entry.

@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::revocation::{Revocation, RevocationList};
+use super::revocation::{Revocation, RevocationList, Source};
 
 /// The Redis settings of `revocation.redis`.
 #[derive(Clone)]
@@ -308,13 +308,13 @@ impl RedisMirror {
         let mut origin = self.origin.lock();
         let generation = origin.generation;
         origin.keys.insert(key.into_boxed_str(), generation);
-        self.list.insert(r);
+        self.list.insert_from(Source::Redis, r);
     }
 
     fn apply_remove(&self, key: &str, r: &Revocation) -> bool {
         let mut origin = self.origin.lock();
         origin.keys.remove(key);
-        self.list.remove(r)
+        self.list.remove_from(Source::Redis, r)
     }
 
     /// Apply one announcement; a malformed one is logged and ignored (the next resync heals).
@@ -391,7 +391,7 @@ impl RedisMirror {
         for key in gone {
             origin.keys.remove(&key);
             if let Some(r) = identity_of_key(&self.settings.key_prefix, &key) {
-                self.list.remove(&r);
+                self.list.remove_from(Source::Redis, &r);
             }
         }
         drop(origin);
