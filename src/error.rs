@@ -50,6 +50,11 @@ pub enum PathFault {
     /// A segment carries path parameters (`/admin;x/users`), which servlet containers strip
     /// before mapping; refused unless the route says `path_parameters: allow`.
     Parameters,
+    /// Upper case that a case-insensitive backend would route to another route.
+    CaseAmbiguous,
+    /// A `.php` segment followed by more path (`/index.php/admin`): PHP front controllers route
+    /// on what follows; refused unless the route says `script_path_info: allow`.
+    ScriptPathInfo,
 }
 
 /// Why a bearer token was refused (RFC 6750 §3.1 `invalid_token`).
@@ -160,6 +165,8 @@ impl GatewayError {
                 PathFault::DotSegmentParameters => "path_dot_segment_parameters",
                 PathFault::NotUtf8 => "path_not_utf8",
                 PathFault::Parameters => "path_parameters",
+                PathFault::CaseAmbiguous => "path_case_ambiguous",
+                PathFault::ScriptPathInfo => "path_script_info",
             },
             GatewayError::InvalidRequest(fault) => match fault {
                 RequestFault::DuplicateAuthorization => "duplicate_authorization",

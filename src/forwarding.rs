@@ -1,6 +1,6 @@
 //! What the upstream is told about the request besides identity: every header a legacy backend
 //! would trust for routing, method, client address or identity is removed unless the gateway set
-//! it, then `X-Forwarded-*` and `X-Real-IP` are set from the connection.
+//! it, then `X-Forwarded-*` and `X-Real-IP` are set from the connection and the routed host.
 //!
 //! The order is strip, then set, on every route, public ones too. Identity headers from verified
 //! claims are [`crate::identity`]'s job and run after this.
@@ -79,7 +79,12 @@ fn is_foreign_identity(name: &str) -> bool {
             | "x-client-dn"
             | "ssl-client-cert"
             | "x-forwarded-client-cert"
+            | "x-webauth-user"
+            | "iv-user"
+            | "iv-groups"
     ) || name.starts_with("x-remote-extra-")
+        || name.starts_with("cf-access-")
+        || name.starts_with("x-pomerium-")
 }
 
 /// Headers through which IIS URL Rewrite, Symfony/Laminas-style stacks and some proxies replace
@@ -93,41 +98,48 @@ fn is_rewrite(name: &str) -> bool {
             | "x-override-url"
             | "x-envoy-original-path"
             | "x-original-method"
+            | "x-original-host"
+            | "x-host"
+            | "x-script-name"
+            | "x-forwarded-script-name"
+            | "x-forwarded-prefix"
+            | "x-forwarded-uri"
+            | "x-forwarded-path"
+            | "x-forwarded-method"
             | "proxy"
     )
 }
 
-/// Headers that describe the client's address, scheme or host as a proxy saw them: believed only
-/// from a trusted proxy.
-fn is_forwarding(name: &str) -> bool {
+/// Headers that say which host the request was for, which frameworks route on (Laravel
+/// `Route::domain`, Symfony host requirements, django-hosts): always the gateway's word, the
+/// routed host, even behind a trusted proxy.
+fn is_host_claim(name: &str) -> bool {
     matches!(
         name,
-        "forwarded"
-            | "x-forwarded-for"
-            | "x-forwarded-host"
-            | "x-forwarded-proto"
-            | "x-forwarded-port"
-            | "x-forwarded-prefix"
-            | "x-forwarded-server"
-            | "x-forwarded-scheme"
-            | "x-forwarded-ssl"
-            | "x-forwarded-uri"
-            | "x-forwarded-path"
-            | "x-forwarded-method"
-            | "x-real-ip"
-            | "x-client-ip"
-            | "client-ip"
-            | "true-client-ip"
-            | "x-cluster-client-ip"
-            | "cf-connecting-ip"
-            | "fastly-client-ip"
-            | "x-original-forwarded-for"
-            | "x-scheme"
-            | "x-url-scheme"
-            | "front-end-https"
-            | "x-envoy-external-address"
-            | "x-envoy-internal"
+        "x-forwarded-host" | "forwarded" | "x-forwarded" | "forwarded-for"
     )
+}
+
+/// Headers that describe the client's address or scheme as a proxy saw them: believed only from
+/// a trusted proxy. Every other `X-Forwarded-*` is dropped from untrusted peers too.
+fn is_forwarding(name: &str) -> bool {
+    name.starts_with("x-forwarded-")
+        || matches!(
+            name,
+            "x-real-ip"
+                | "x-client-ip"
+                | "client-ip"
+                | "true-client-ip"
+                | "x-cluster-client-ip"
+                | "cf-connecting-ip"
+                | "fastly-client-ip"
+                | "x-original-forwarded-for"
+                | "x-scheme"
+                | "x-url-scheme"
+                | "front-end-https"
+                | "x-envoy-external-address"
+                | "x-envoy-internal"
+        )
 }
 
 /// What [`strip`] keeps.
@@ -141,33 +153,57 @@ pub struct Keep {
 
 /// Should the client's header `name` (lower case, as `http` stores it) reach the upstream?
 fn doomed(name: &str, policy: &ForwardingPolicy, keep: Keep) -> bool {
-    // `X_Auth_Subject` is `HTTP_X_AUTH_SUBJECT` to CGI, WSGI, Rack and PHP, the same variable as
-    // `X-Auth-Subject`: like nginx (`underscores_in_headers off`), no such name goes through.
-    name.contains('_')
+    // `X_Auth_Subject` and `X-Auth.Subject` are `HTTP_X_AUTH_SUBJECT` to CGI, WSGI, Rack and PHP
+    // (PHP maps `.` and ` ` to `_` as well), the same variable as `X-Auth-Subject`: like nginx
+    // (`underscores_in_headers off`, `ignore_invalid_headers`), no such name goes through.
+    name.contains(['_', '.'])
         || is_foreign_identity(name)
         || is_rewrite(name)
+        || is_host_claim(name)
         || (!keep.method_override && crate::target::METHOD_OVERRIDE_HEADERS.contains(&name))
         || (!keep.forwarding && is_forwarding(name))
         || policy.strip_names.iter().any(|s| s.as_str() == name)
 }
 
-/// Remove every client header the backend could mistake for the gateway's word. Allocates only
-/// when there is something to remove.
+/// Remove every client header the backend could mistake for the gateway's word, in one pass.
+/// Allocates only when there is something to remove.
 pub fn strip(req: &mut RequestHeader, policy: &ForwardingPolicy, keep: Keep) {
-    while let Some(name) = req
+    let doomed: Vec<HeaderName> = req
         .headers
         .keys()
-        .find(|n| doomed(n.as_str(), policy, keep))
+        .filter(|n| doomed(n.as_str(), policy, keep))
         .cloned()
-    {
+        .collect();
+    for name in doomed {
         req.remove_header(&name);
     }
+}
+
+/// RFC 9113 §8.2.3: an HTTP/2 client may split `Cookie` into one field per cookie; before the
+/// request goes to an HTTP/1.1 backend they are joined with `"; "` (gunicorn would join them
+/// with `,`, and Werkzeug and Django would then lose every cookie but the first). Allocates only
+/// when there are several.
+pub fn join_cookie_crumbs(req: &mut RequestHeader) -> pingora::Result<()> {
+    let mut crumbs = req.headers.get_all(http::header::COOKIE).iter();
+    if crumbs.next().is_none() || crumbs.next().is_none() {
+        return Ok(());
+    }
+    let joined: Vec<&[u8]> = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    let value = HeaderValue::from_bytes(&joined.join(&b"; "[..]))
+        .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "cookie", e))?;
+    req.insert_header(http::header::COOKIE, value)?;
+    Ok(())
 }
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 const X_FORWARDED_HOST: &str = "x-forwarded-host";
-const FORWARDED: &str = "forwarded";
+const X_REAL_IP: &str = "x-real-ip";
 
 /// The connection facts the forwarding headers are made from.
 #[derive(Debug, Clone)]
@@ -180,11 +216,10 @@ pub struct Peer {
     pub trusted: bool,
 }
 
-/// Set `X-Forwarded-For` (appended to a trusted proxy's, else replaced), `X-Forwarded-Proto` and
-/// `X-Forwarded-Host` (a trusted proxy's kept, else set), and append to a trusted proxy's
-/// `Forwarded` (RFC 7239 §4). [`strip`] has already removed untrusted ones, `X-Real-IP`
-/// included: it is not generated (one header fewer to build per request), so a backend reading
-/// it falls back to `X-Forwarded-For`, as chi's `RealIP` and Rack do.
+/// Set `X-Forwarded-For` (appended to a trusted proxy's chain, else replaced) and `X-Real-IP`
+/// (a trusted proxy's kept, else the peer), `X-Forwarded-Proto` (a trusted proxy's kept, else the
+/// listener's scheme) and `X-Forwarded-Host` (always the routed host). [`strip`] has already
+/// removed what an untrusted peer sent, and `Forwarded` from everyone.
 pub fn set(req: &mut RequestHeader, peer: Peer) -> pingora::Result<()> {
     if let Some(ip) = peer.ip {
         let existing = req
@@ -192,36 +227,41 @@ pub fn set(req: &mut RequestHeader, peer: Peer) -> pingora::Result<()> {
             .get(X_FORWARDED_FOR)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.trim().is_empty());
+        let single_hop = existing.is_none();
         let chain = match existing {
             Some(existing) => format!("{existing}, {ip}"),
             None => ip.to_string(),
         };
-        if let Some(forwarded) = req.headers.get(FORWARDED).and_then(|v| v.to_str().ok()) {
-            // Only a trusted proxy's survives `strip`: add this hop (RFC 7239 §5.2 quoting IPv6).
-            let node = match ip {
-                IpAddr::V4(v4) => v4.to_string(),
-                IpAddr::V6(v6) => format!("\"[{v6}]\""),
+        let chain = header_value(chain)?;
+        if !req.headers.contains_key(X_REAL_IP) {
+            // One hop: the same value as X-Forwarded-For, shared rather than copied.
+            let real_ip = if single_hop {
+                chain.clone()
+            } else {
+                header_value(ip.to_string())?
             };
-            let proto = if peer.tls { "https" } else { "http" };
-            let value = format!("{forwarded}, for={node};proto={proto}");
-            req.insert_header(FORWARDED, value)?;
+            req.insert_header(X_REAL_IP, real_ip)?;
         }
         req.insert_header(X_FORWARDED_FOR, chain)?;
     }
     if !(peer.trusted && req.headers.contains_key(X_FORWARDED_PROTO)) {
         req.insert_header(X_FORWARDED_PROTO, if peer.tls { "https" } else { "http" })?;
     }
-    if !(peer.trusted && req.headers.contains_key(X_FORWARDED_HOST)) {
-        match peer.host.clone() {
-            Some(host) => {
-                req.insert_header(X_FORWARDED_HOST, host)?;
-            }
-            None => {
-                req.remove_header(X_FORWARDED_HOST);
-            }
+    match peer.host {
+        Some(host) => {
+            req.insert_header(X_FORWARDED_HOST, host)?;
+        }
+        None => {
+            req.remove_header(X_FORWARDED_HOST);
         }
     }
     Ok(())
+}
+
+fn header_value(text: String) -> pingora::Result<HeaderValue> {
+    HeaderValue::try_from(text).map_err(|e| {
+        pingora::Error::because(pingora::ErrorType::InternalError, "forwarding header", e)
+    })
 }
 
 #[cfg(test)]
@@ -252,6 +292,9 @@ mod tests {
         let mut r = request(&[
             ("X_Auth_Subject", "admin"),
             ("X-Auth_Subject", "admin"),
+            ("X-Auth.Subject", "admin"),
+            ("X-WEBAUTH-USER", "admin"),
+            ("Cf-Access-Authenticated-User-Email", "a@b"),
             ("X-Original-URL", "/orders/42"),
             ("X-Rewrite-URL", "/orders/42"),
             ("X-HTTP-Method-Override", "DELETE"),
@@ -277,21 +320,35 @@ mod tests {
     fn forwarding_headers_are_kept_only_from_trusted_proxies() {
         let headers = [
             ("X-Forwarded-For", "1.2.3.4"),
-            ("Forwarded", "for=1.2.3.4"),
             ("X-Real-IP", "1.2.3.4"),
-            ("X-Forwarded-Host", "admin.example.com"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Protocol", "https"),
             ("True-Client-IP", "1.2.3.4"),
+            // Never kept: the host a framework routes on, and URL rewrites.
+            ("X-Forwarded-Host", "admin.example.com"),
+            ("Forwarded", "for=1.2.3.4;host=admin.example.com"),
+            ("X-Forwarded-Prefix", "/admin"),
+            ("X-Script-Name", "/admin"),
         ];
         let mut r = request(&headers);
         strip(&mut r, &ForwardingPolicy::default(), STRICT);
-        assert!(names(&r).is_empty());
+        assert!(names(&r).is_empty(), "{:?}", names(&r));
         let mut r = request(&headers);
         let keep = Keep {
             forwarding: true,
             ..STRICT
         };
         strip(&mut r, &ForwardingPolicy::default(), keep);
-        assert_eq!(names(&r).len(), 5);
+        assert_eq!(
+            names(&r),
+            [
+                "true-client-ip",
+                "x-forwarded-for",
+                "x-forwarded-proto",
+                "x-forwarded-protocol",
+                "x-real-ip"
+            ]
+        );
     }
 
     #[test]
@@ -307,6 +364,22 @@ mod tests {
         };
         strip(&mut r, &policy, keep);
         assert_eq!(names(&r), ["x-http-method-override"]);
+    }
+
+    #[test]
+    fn http2_cookie_crumbs_are_joined_for_http1_backends() {
+        let mut r = request(&[("cookie", "a=1"), ("cookie", "b=2"), ("cookie", "c=3")]);
+        join_cookie_crumbs(&mut r).unwrap();
+        let all: Vec<&str> = r
+            .headers
+            .get_all("cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(all, ["a=1; b=2; c=3"]);
+        let mut r = request(&[("cookie", "a=1")]);
+        join_cookie_crumbs(&mut r).unwrap();
+        assert_eq!(r.headers.get("cookie").unwrap(), "a=1");
     }
 
     #[test]
@@ -338,18 +411,16 @@ mod tests {
                 .unwrap_or_default()
         };
         assert_eq!(get(&r, "x-forwarded-for"), "192.0.2.7");
-        assert_eq!(get(&r, "x-real-ip"), "");
+        assert_eq!(get(&r, "x-real-ip"), "192.0.2.7");
         assert_eq!(get(&r, "x-forwarded-proto"), "https");
         assert_eq!(get(&r, "x-forwarded-host"), "api.example.com");
-        assert_eq!(get(&r, "forwarded"), "");
 
-        // Behind a trusted proxy: its chain is extended and its other values kept.
+        // Behind a trusted proxy: its chain is extended and its address and scheme kept; the
+        // host is always the routed one.
         let mut r = request(&[
             ("X-Forwarded-For", "203.0.113.9"),
             ("X-Real-IP", "203.0.113.9"),
             ("X-Forwarded-Proto", "https"),
-            ("X-Forwarded-Host", "shop.example.com"),
-            ("Forwarded", "for=203.0.113.9"),
         ]);
         let trusted = Peer {
             trusted: true,
@@ -360,10 +431,6 @@ mod tests {
         assert_eq!(get(&r, "x-forwarded-for"), "203.0.113.9, 192.0.2.7");
         assert_eq!(get(&r, "x-real-ip"), "203.0.113.9");
         assert_eq!(get(&r, "x-forwarded-proto"), "https");
-        assert_eq!(get(&r, "x-forwarded-host"), "shop.example.com");
-        assert_eq!(
-            get(&r, "forwarded"),
-            "for=203.0.113.9, for=192.0.2.7;proto=http"
-        );
+        assert_eq!(get(&r, "x-forwarded-host"), "api.example.com");
     }
 }

@@ -127,6 +127,7 @@ mod tests {
             forward_token: false,
             method_override: false,
             path_parameters: false,
+            script_path_info: false,
         };
         let principal = Principal {
             issuer_id: Arc::from("corp"),

@@ -21,6 +21,7 @@ pub mod forwarding;
 pub mod identity;
 pub mod metrics;
 pub mod proxy;
+pub mod query;
 pub mod reload;
 pub mod request_id;
 pub mod routes;

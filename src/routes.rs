@@ -62,6 +62,20 @@ fn normalize_full(raw: &str) -> Result<String, PathFault> {
     Ok(out)
 }
 
+/// True when a segment other than the last ends in `.php` (any case): PHP front controllers
+/// (Symfony, Laravel, CodeIgniter) route `/index.php/admin/users` as `/admin/users`.
+pub fn has_script_path_info(path: &str) -> bool {
+    let mut segments = path.split('/').peekable();
+    while let Some(segment) = segments.next() {
+        let last = segments.peek().is_none_or(|next| next.is_empty());
+        let name = segment.split(';').next().unwrap_or_default().as_bytes();
+        if !last && name.len() > 4 && name[name.len() - 4..].eq_ignore_ascii_case(b".php") {
+            return true;
+        }
+    }
+    false
+}
+
 /// The path as servlet containers (Tomcat, Jetty, Spring) map it: the `;parameters` of every
 /// segment removed (`/admin;x/users` → `/admin/users`), empty segments dropped. `None` when the
 /// path has no parameters (an encoded `%3B` is not one). Only called when the path has a `;`.
@@ -70,14 +84,17 @@ pub fn without_path_parameters(path: &str) -> Option<String> {
         return None;
     }
     let mut out = String::with_capacity(path.len());
+    let mut trailing_slash = false;
     for segment in path.split('/').skip(1) {
         let name = segment.split(';').next().unwrap_or_default();
+        // `/a/;x` is `/a/` to Tomcat: an empty last name leaves a trailing slash.
+        trailing_slash = name.is_empty();
         if !name.is_empty() {
             out.push('/');
             out.push_str(name);
         }
     }
-    if out.is_empty() || path.ends_with('/') {
+    if out.is_empty() || trailing_slash {
         out.push('/');
     }
     Some(out)
@@ -191,14 +208,33 @@ impl PathMatch {
             }
         };
         let path = path.as_bytes();
+        // What may follow the configured path and still be it to common backends: nothing, a
+        // trailing `/` (Express, Laravel, Rails, Spring ≤ 5 serve `/admin/` as `/admin`) or a
+        // format suffix in the last segment (`/orders.json`: Rails, Spring ≤ 5.2).
+        let suffix_is_same_resource = |rest: &[u8]| match rest.first() {
+            None => true,
+            Some(b'/') => rest.len() == 1,
+            Some(b'.') => !rest.contains(&b'/'),
+            Some(_) => false,
+        };
         match self {
-            PathMatch::Exact(p) => eq(path, p.as_bytes()),
+            PathMatch::Exact(p) => {
+                let p = p.as_bytes();
+                let p = p.strip_suffix(b"/").filter(|s| !s.is_empty()).unwrap_or(p);
+                path.len() >= p.len()
+                    && eq(&path[..p.len()], p)
+                    && suffix_is_same_resource(&path[p.len()..])
+            }
             PathMatch::Prefix(p) if p == "/" => true,
             PathMatch::Prefix(p) => {
                 let p = p.as_bytes();
                 path.len() >= p.len()
                     && eq(&path[..p.len()], p)
-                    && matches!(path.get(p.len()), None | Some(b'/'))
+                    && match path.get(p.len()) {
+                        None | Some(b'/') => true,
+                        Some(b'.') => !path[p.len()..].contains(&b'/'),
+                        Some(_) => false,
+                    }
             }
         }
     }
@@ -231,14 +267,14 @@ pub struct RouteMatch {
 
 impl RouteMatch {
     /// Host and path, without the method: what selects a route's group.
-    fn matches_location(&self, host: Option<&str>, path: &str) -> bool {
+    fn matches_location(&self, host: Option<&str>, path: &str, fold: bool) -> bool {
         if let Some(want) = &self.host {
             match host {
                 Some(h) if h.eq_ignore_ascii_case(want) => {}
                 _ => return false,
             }
         }
-        self.path.matches(path, self.case_insensitive)
+        self.path.matches(path, self.case_insensitive || fold)
     }
 
     fn allows(&self, method: &Method) -> bool {
@@ -336,10 +372,19 @@ impl RouteTable {
     /// request is refused with 405 rather than handed to a less specific route.
     /// `host` is the canonical request host; `path` must already be normalised.
     pub fn lookup(&self, host: Option<&str>, path: &str, method: &Method) -> Lookup {
+        self.lookup_with(host, path, method, false)
+    }
+
+    /// [`Self::lookup`] as a backend that matches every path case-insensitively would choose.
+    pub fn lookup_folded(&self, host: Option<&str>, path: &str, method: &Method) -> Lookup {
+        self.lookup_with(host, path, method, true)
+    }
+
+    fn lookup_with(&self, host: Option<&str>, path: &str, method: &Method, fold: bool) -> Lookup {
         let Some(group) = self
             .entries
             .iter()
-            .find(|(m, _, _)| m.matches_location(host, path))
+            .find(|(m, _, _)| m.matches_location(host, path, fold))
             .map(|(_, _, g)| *g)
         else {
             return Lookup::NoRoute;
@@ -348,7 +393,15 @@ impl RouteTable {
             return Lookup::NoRoute;
         };
         let members = || group.members.iter().filter_map(|&e| self.entries.get(e));
-        let listed = members().find(|(m, _, _)| m.methods.is_some() && m.allows(method));
+        let listing =
+            |method: &Method| members().find(|(m, _, _)| m.methods.is_some() && m.allows(method));
+        // Go, Express, Flask, Spring and Tomcat answer HEAD with the GET handler: a HEAD no
+        // route lists is the GET route's.
+        let listed = listing(method).or_else(|| {
+            (*method == Method::HEAD)
+                .then(|| listing(&Method::GET))
+                .flatten()
+        });
         if let Some((_, idx, _)) =
             listed.or_else(|| members().find(|(m, _, _)| m.methods.is_none()))
         {
@@ -395,6 +448,7 @@ mod tests {
             Some("/a/1")
         );
         assert_eq!(without_path_parameters("/;x/a/").as_deref(), Some("/a/"));
+        assert_eq!(without_path_parameters("/a/;x").as_deref(), Some("/a/"));
         assert_eq!(without_path_parameters("/;x").as_deref(), Some("/"));
         assert_eq!(without_path_parameters("/a%3Bb"), None);
     }
@@ -573,7 +627,81 @@ mod tests {
     #[test]
     fn no_match_without_catch_all() {
         let t = RouteTable::new(vec![route(None, PathMatch::Exact("/healthz".into()), None)]);
-        assert_eq!(t.lookup(None, "/healthz/", &Method::GET), Lookup::NoRoute);
+        assert_eq!(t.lookup(None, "/healthzX", &Method::GET), Lookup::NoRoute);
+        assert_eq!(t.lookup(None, "/healthz/x", &Method::GET), Lookup::NoRoute);
         assert_eq!(t.lookup(None, "/healthz", &Method::GET), Lookup::Route(0));
+    }
+
+    #[test]
+    fn trailing_slashes_and_format_suffixes_are_the_same_resource() {
+        // Express, Laravel, Rails and Spring ≤ 5 serve `/admin/` and `/admin.json` with the
+        // `/admin` handler: so does the route table, so a public catch-all never gets them.
+        let t = RouteTable::new(vec![
+            route(None, PathMatch::Prefix("/".into()), None),
+            route(None, PathMatch::Exact("/admin".into()), None),
+            route(None, PathMatch::Prefix("/orders".into()), None),
+        ]);
+        for (path, want) in [
+            ("/admin/", 1),
+            ("/admin.json", 1),
+            ("/admin.", 1),
+            ("/admin/x", 0),
+            ("/admin.v2/x", 0),
+            ("/adminx", 0),
+            ("/orders.json", 2),
+            ("/orders/7.json", 2),
+            ("/orders.v1/7", 0),
+        ] {
+            assert_eq!(
+                t.lookup(None, path, &Method::GET),
+                Lookup::Route(want),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn head_is_the_get_route_when_no_route_lists_head() {
+        let t = RouteTable::new(vec![
+            route(None, PathMatch::Prefix("/reports".into()), None),
+            route(
+                None,
+                PathMatch::Prefix("/reports".into()),
+                Some(vec![Method::GET]),
+            ),
+        ]);
+        assert_eq!(
+            t.lookup(None, "/reports/1", &Method::HEAD),
+            Lookup::Route(1)
+        );
+        assert_eq!(
+            t.lookup(None, "/reports/1", &Method::POST),
+            Lookup::Route(0)
+        );
+    }
+
+    #[test]
+    fn folded_lookup_is_what_a_case_insensitive_backend_picks() {
+        let t = table();
+        let get = Method::GET;
+        assert_eq!(
+            t.lookup(Some("api.example.com"), "/ORDERS/7", &get),
+            Lookup::Route(0)
+        );
+        assert_eq!(
+            t.lookup_folded(Some("api.example.com"), "/ORDERS/7", &get),
+            Lookup::Route(1)
+        );
+    }
+
+    #[test]
+    fn script_path_info_is_a_php_segment_with_more_after_it() {
+        assert!(has_script_path_info("/index.php/admin/users"));
+        assert!(has_script_path_info("/app/INDEX.PHP/x"));
+        assert!(has_script_path_info("/index.php;x/y"));
+        assert!(!has_script_path_info("/index.php"));
+        assert!(!has_script_path_info("/index.php/"));
+        assert!(!has_script_path_info("/a/.php/b"));
+        assert!(!has_script_path_info("/orders/7"));
     }
 }

@@ -136,6 +136,8 @@ pub struct Route {
     /// `match.path_parameters: allow`: `;parameters` in path segments are accepted (and the
     /// request is routed as if they were absent, as servlet containers map it).
     pub path_parameters: bool,
+    /// `match.script_path_info: allow`: `/index.php/…` paths are accepted.
+    pub script_path_info: bool,
 }
 
 /// What a route demands of the caller.

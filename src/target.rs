@@ -7,7 +7,7 @@
 //! Nothing here does I/O or allocates on an already-canonical request.
 
 use http::header::HOST;
-use http::{Method, Version};
+use http::Method;
 use pingora::http::RequestHeader;
 
 /// Why the request line or host was refused (400 `invalid_request`, no challenge).
@@ -19,7 +19,7 @@ pub enum TargetFault {
     /// Not origin-form (`/…`) nor an `http(s)://` absolute-form target: `x:/a`, `a/b`, `*`,
     /// authority-form. Pingora would route them as `/` and forward the raw bytes.
     TargetForm,
-    /// HTTP/1.1 without `Host` (RFC 9112 §3.2: 400).
+    /// No `Host` (RFC 9112 §3.2: 400 for HTTP/1.1; HTTP/1.0 too, as it goes upstream as 1.1).
     MissingHost,
     /// More than one `Host` header (RFC 9112 §3.2: 400).
     DuplicateHost,
@@ -81,7 +81,7 @@ impl Host<'_> {
 pub struct Target<'a> {
     /// The path part of the target, not yet normalised (see [`crate::routes::normalize_path`]).
     pub path: &'a str,
-    /// `None` only for an HTTP/1.0 request without `Host`.
+    /// Always present once [`read`] succeeds; an `Option` for callers that build targets.
     pub host: Option<Host<'a>>,
     /// The target was absolute-form: the upstream must get origin-form and `Host` instead.
     pub absolute_form: bool,
@@ -132,7 +132,8 @@ pub fn read(req: &RequestHeader) -> Result<Target<'_>, TargetFault> {
             Some(Host { as_sent, ..host })
         }
         (None, Some(header)) => Some(canonical_host(header.as_bytes())?),
-        (None, None) if req.version == Version::HTTP_10 || req.version == Version::HTTP_09 => None,
+        // HTTP/1.0 may omit Host, but the upstream request is HTTP/1.1, which may not: Go,
+        // Tomcat, Node and nginx would answer 400. Refused here, with the reason.
         (None, None) => return Err(TargetFault::MissingHost),
     };
     Ok(Target {
@@ -241,8 +242,13 @@ pub const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
     "x-method-override",
 ];
 
-/// The method a client asks to override to, when it sent any override header: `Ok(None)` when it
-/// sent none. Every override header present must name the same upper-case method.
+/// The query parameter through which Rails, Laravel, Symfony, Express (`methodOverride('_method')`),
+/// gorilla/handlers and Spring's `HiddenHttpMethodFilter` let a client replace the method.
+pub const METHOD_OVERRIDE_PARAM: &str = "_method";
+
+/// The method a client asks to override to, through any override header or a `_method` query
+/// parameter (its name read as backends decode it): `Ok(None)` when it asks for none. Every
+/// override present must name the same upper-case method.
 pub fn method_override(req: &RequestHeader) -> Result<Option<Method>, TargetFault> {
     let mut found: Option<&[u8]> = None;
     for name in METHOD_OVERRIDE_HEADERS {
@@ -252,6 +258,18 @@ pub fn method_override(req: &RequestHeader) -> Result<Option<Method>, TargetFaul
                 Some(seen) if seen != value => return Err(TargetFault::InvalidMethodOverride),
                 _ => found = Some(value),
             }
+        }
+    }
+    let param = req
+        .uri
+        .query()
+        .and_then(|q| crate::query::value(q, METHOD_OVERRIDE_PARAM));
+    if let Some(param) = &param {
+        match found {
+            Some(seen) if seen != param.as_bytes() => {
+                return Err(TargetFault::InvalidMethodOverride)
+            }
+            _ => found = Some(param.as_bytes()),
         }
     }
     let Some(value) = found else {
@@ -265,6 +283,7 @@ pub fn method_override(req: &RequestHeader) -> Result<Option<Method>, TargetFaul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::Version;
 
     fn req(method: &str, target: &[u8], hosts: &[&str]) -> RequestHeader {
         let mut r = RequestHeader::build(method, target, None).unwrap();
@@ -365,7 +384,7 @@ mod tests {
         assert_eq!(host_of(&r), Err(TargetFault::DuplicateHost));
         let mut r = req("GET", b"/", &[]);
         r.set_version(Version::HTTP_10);
-        assert_eq!(host_of(&r), Ok(None));
+        assert_eq!(host_of(&r), Err(TargetFault::MissingHost));
     }
 
     #[test]
@@ -441,6 +460,17 @@ mod tests {
         assert_eq!(method_override(&r), Err(TargetFault::InvalidMethodOverride));
         let mut r = req("POST", b"/", &["a.example"]);
         r.append_header("X-HTTP-Method-Override", "delete").unwrap();
+        assert_eq!(method_override(&r), Err(TargetFault::InvalidMethodOverride));
+    }
+
+    #[test]
+    fn a_method_query_parameter_is_an_override_too() {
+        let r = req("POST", b"/orders/7?_method=DELETE", &["a.example"]);
+        assert_eq!(method_override(&r), Ok(Some(Method::DELETE)));
+        let r = req("POST", b"/orders/7?a=1&%5Fmethod=PUT", &["a.example"]);
+        assert_eq!(method_override(&r), Ok(Some(Method::PUT)));
+        let mut r = req("POST", b"/orders/7?_method=DELETE", &["a.example"]);
+        r.append_header("X-HTTP-Method-Override", "PUT").unwrap();
         assert_eq!(method_override(&r), Err(TargetFault::InvalidMethodOverride));
     }
 }

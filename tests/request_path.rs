@@ -77,6 +77,7 @@ async fn forwarding_headers_are_set_from_the_connection() {
     let echoed = echoed(resp).await;
     // The client is no trusted proxy: its forwarding headers are replaced, not appended to.
     assert_eq!(echoed.header("x-forwarded-for").unwrap(), ["127.0.0.1"]);
+    assert_eq!(echoed.header("x-real-ip").unwrap(), ["127.0.0.1"]);
     assert_eq!(echoed.header("x-forwarded-proto").unwrap(), ["http"]);
     assert_eq!(
         echoed.header("x-forwarded-host").unwrap(),

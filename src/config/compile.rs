@@ -161,6 +161,11 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
             r.matcher.value.path_parameters.as_ref(),
             &format!("{path}.match.path_parameters"),
         );
+        let script_path_info = allow_keyword(
+            &mut cx,
+            r.matcher.value.script_path_info.as_ref(),
+            &format!("{path}.match.script_path_info"),
+        );
         let method_override = allow_keyword(
             &mut cx,
             r.method_override.as_ref(),
@@ -237,6 +242,7 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
                 forward_token: r.forward_token,
                 method_override,
                 path_parameters,
+                script_path_info,
             });
         }
     }
@@ -1313,11 +1319,11 @@ fn compile_header_map(
             }
         };
         let lower = header.as_str();
-        if lower.contains('_') {
+        if lower.contains(['_', '.']) {
             cx.error(
                 map.referenced,
                 path,
-                format!("\"{name}\" contains `_`: CGI, WSGI, Rack and PHP read it as the same variable as its `-` spelling, which a client can send; use `-`"),
+                format!("\"{name}\" contains `_` or `.`: CGI, WSGI, Rack and PHP read it as the same variable as its `-` spelling, which a client can send; use `-`"),
             );
             continue;
         }

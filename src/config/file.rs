@@ -283,6 +283,9 @@ pub struct MatchFile {
     /// `allow`: accept `;parameters` in path segments (servlet backends that use them).
     #[serde(default)]
     pub path_parameters: Option<Text>,
+    /// `allow`: accept `/script.php/more` paths (PHP front controllers route on `/more`).
+    #[serde(default)]
+    pub script_path_info: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,7 +7,7 @@ use pingora::http::RequestHeader;
 use crate::auth::jwt::unknown_kid_context;
 use crate::auth::{authenticate, Principal};
 use crate::error::{GatewayError, PathFault, TokenFault};
-use crate::routes::{normalize_path, without_path_parameters, Lookup};
+use crate::routes::{has_script_path_info, normalize_path, without_path_parameters, Lookup};
 use crate::snapshot::Snapshot;
 use crate::target;
 use http::Method;
@@ -74,8 +74,21 @@ pub fn route(req: &RequestHeader, snapshot: &Snapshot) -> Result<Routed, Gateway
             Lookup::NoRoute => return Err(GatewayError::NoRoute),
         },
     };
-    if stripped.is_some() && !snapshot.routes[route].path_parameters {
+    // A backend that matches paths case-insensitively (Express by default, IIS, ASP.NET) would
+    // pick the route a case-folding table picks: a spelling that changes the route is refused.
+    if lookup_path.bytes().any(|b| b.is_ascii_uppercase()) {
+        let method = method_override.as_ref().unwrap_or(&req.method);
+        if table.lookup_folded(host, lookup_path, method) != Lookup::Route(route) {
+            return Err(GatewayError::BadPath(PathFault::CaseAmbiguous));
+        }
+    }
+    let chosen = &snapshot.routes[route];
+    if stripped.is_some() && !chosen.path_parameters {
         return Err(GatewayError::BadPath(PathFault::Parameters));
+    }
+    // PHP front controllers route `/index.php/admin/users` as `/admin/users`.
+    if !chosen.script_path_info && has_script_path_info(lookup_path) {
+        return Err(GatewayError::BadPath(PathFault::ScriptPathInfo));
     }
     let upstream_host = target
         .host

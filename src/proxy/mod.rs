@@ -127,7 +127,12 @@ impl ProxyHttp for Gateway {
         };
         // The upstream sees exactly what was routed and authorised: the normalised path in
         // origin-form, the canonical host, no `access_token` in the query.
-        rewrite_target(upstream_request, &ctx.path, routed.absolute_form)?;
+        rewrite_target(
+            upstream_request,
+            &ctx.path,
+            routed.absolute_form,
+            routed.method_override.is_some(),
+        )?;
         if let Some(host) = &routed.upstream_host {
             upstream_request.insert_header(HOST, host.as_str())?;
         }
@@ -142,6 +147,7 @@ impl ProxyHttp for Gateway {
             forwarding: trusted,
         };
         forwarding::strip(upstream_request, policy, keep);
+        forwarding::join_cookie_crumbs(upstream_request)?;
         identity::strip(upstream_request, &ctx.snapshot.identity);
         if let Some(principal) = &ctx.principal {
             identity::set(upstream_request, route, principal);
@@ -296,11 +302,24 @@ fn set_client_certificate(
 }
 
 /// Send the normalised `path` in origin-form, with the query minus any `access_token`
-/// (RFC 6750 §2.3 tokens never reach a backend's logs). Most requests are already in that form
-/// and cost nothing here.
-fn rewrite_target(req: &mut RequestHeader, path: &str, absolute_form: bool) -> Result<()> {
+/// (RFC 6750 §2.3 tokens never reach a backend's logs) and, unless the route honoured it, any
+/// `_method` override. Most requests are already in that form and cost nothing here.
+fn rewrite_target(
+    req: &mut RequestHeader,
+    path: &str,
+    absolute_form: bool,
+    override_honoured: bool,
+) -> Result<()> {
     let query = req.uri.query();
-    let stripped = query.and_then(crate::auth::bearer::query_without_access_token);
+    let dropped: &[&str] = if override_honoured {
+        &[crate::auth::bearer::ACCESS_TOKEN_PARAM]
+    } else {
+        &[
+            crate::auth::bearer::ACCESS_TOKEN_PARAM,
+            crate::target::METHOD_OVERRIDE_PARAM,
+        ]
+    };
+    let stripped = query.and_then(|q| crate::query::without(q, dropped));
     if !absolute_form && stripped.is_none() && req.uri.path() == path {
         return Ok(());
     }

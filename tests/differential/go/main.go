@@ -18,12 +18,16 @@ import (
 
 const name = "go"
 
-// methodOverride mirrors gorilla/handlers.HTTPMethodOverrideHandler (header
-// part only): POST + X-HTTP-Method-Override of exactly PUT, PATCH or DELETE.
+// methodOverride mirrors gorilla/handlers.HTTPMethodOverrideHandler: on POST,
+// the `_method` form value (query or body), else X-HTTP-Method-Override, when
+// it is exactly PUT, PATCH or DELETE.
 func methodOverride(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
-			om := r.Header.Get("X-HTTP-Method-Override")
+			om := r.FormValue("_method")
+			if om == "" {
+				om = r.Header.Get("X-HTTP-Method-Override")
+			}
 			if om == http.MethodPut || om == http.MethodPatch || om == http.MethodDelete {
 				r.Method = om
 			}

@@ -10,6 +10,7 @@ const NAME = 'express'
 const app = express()
 
 app.use(methodOverride('X-HTTP-Method-Override'))
+app.use(methodOverride('_method')) // the query-string form of the same middleware
 
 function safe (get, fallback) {
   try { return get() } catch (e) { return fallback }

@@ -3,16 +3,22 @@
 // (php -S ... router.php). Every request is handled here (never `return false`).
 //
 // method: Symfony Request::getMethod() with enableHttpMethodParameterOverride:
-//         POST + non-empty X-HTTP-Method-Override -> strtoupper(header value)
-//         (an empty one falls back to the default "_method" value, POST).
+//         POST + non-empty X-HTTP-Method-Override -> strtoupper(header value),
+//         else the `_method` body or query parameter.
 // path:   Laminas/Zend PhpEnvironment\Request::detectRequestUri() (X-Original-Url,
 //         then X-Rewrite-Url, then REQUEST_URI), path part, rawurldecode()d.
 
 const NAME = 'php';
 
 $method = $_SERVER['REQUEST_METHOD'] ?? '';
-if ($method === 'POST' && ($_SERVER['HTTP_X_HTTP_METHOD_OVERRIDE'] ?? '') !== '') {
-    $method = strtoupper($_SERVER['HTTP_X_HTTP_METHOD_OVERRIDE']);
+if ($method === 'POST') {
+    // Symfony: the header, else `_method` from the body, else from the query.
+    $override = ($_SERVER['HTTP_X_HTTP_METHOD_OVERRIDE'] ?? '') !== ''
+        ? $_SERVER['HTTP_X_HTTP_METHOD_OVERRIDE']
+        : ($_POST['_method'] ?? $_GET['_method'] ?? '');
+    if (is_string($override) && $override !== '') {
+        $method = strtoupper($override);
+    }
 }
 
 if (isset($_SERVER['HTTP_X_ORIGINAL_URL'])) {
