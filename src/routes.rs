@@ -31,30 +31,33 @@ pub fn normalize_path(raw: &str) -> Result<String, PathFault> {
 
 /// [`normalize_path`] without its fast path; `raw` starts with `/`.
 fn normalize_full(raw: &str) -> Result<String, PathFault> {
-    let mut segments: Vec<String> = Vec::new();
+    // Segments are decoded straight into `out`; `starts` remembers where each begins, so `..`
+    // truncates instead of allocating: two allocations however many segments the path has.
+    let mut out = String::with_capacity(raw.len());
+    let mut starts: Vec<usize> = Vec::new();
     let mut trailing_slash = false;
     for raw_segment in raw[1..].split('/') {
         trailing_slash = raw_segment.is_empty();
         if raw_segment.is_empty() {
             continue;
         }
-        let segment = decode_segment(raw_segment)?;
-        match segment.as_str() {
-            "." => trailing_slash = true,
+        let start = out.len();
+        out.push('/');
+        decode_segment_into(raw_segment, &mut out)?;
+        match &out[start + 1..] {
+            "." => {
+                out.truncate(start);
+                trailing_slash = true;
+            }
             ".." => {
-                if segments.pop().is_none() {
-                    return Err(PathFault::ClimbsAboveRoot);
-                }
+                out.truncate(start);
+                let previous = starts.pop().ok_or(PathFault::ClimbsAboveRoot)?;
+                out.truncate(previous);
                 trailing_slash = true;
             }
             s if is_dot_segment_with_parameters(s) => return Err(PathFault::DotSegmentParameters),
-            _ => segments.push(segment),
+            _ => starts.push(start),
         }
-    }
-    let mut out = String::with_capacity(raw.len());
-    for segment in &segments {
-        out.push('/');
-        out.push_str(segment);
     }
     if out.is_empty() || trailing_slash {
         out.push('/');
@@ -132,9 +135,9 @@ fn is_dot_segment_with_parameters(segment: &str) -> bool {
     }
 }
 
-fn decode_segment(segment: &str) -> Result<String, PathFault> {
+/// Append `segment`, decoded as [`normalize_path`] says, to `out`.
+fn decode_segment_into(segment: &str, out: &mut String) -> Result<(), PathFault> {
     let bytes = segment.as_bytes();
-    let mut out = String::with_capacity(segment.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
@@ -169,7 +172,7 @@ fn decode_segment(segment: &str) -> Result<String, PathFault> {
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";

@@ -60,3 +60,15 @@ fn stripping_a_clean_request_allocates_nothing() {
     assert_eq!(n, 0);
     assert_eq!(req.headers.len(), 4);
 }
+
+#[test]
+fn normalising_a_long_path_does_not_allocate_per_segment() {
+    // 2,000 segments that need work (`//` and a dot segment): the output and the segment index
+    // grow a few times, never once per segment.
+    let raw = format!("/{}x/./y", "a//".repeat(2000));
+    let mut normal = None;
+    let n = allocations_of(|| normal = Some(portcullis::routes::normalize_path(&raw)));
+    let normal = normal.unwrap().unwrap();
+    assert!(normal.ends_with("/a/x/y"));
+    assert!(n < 40, "{n} allocations for 2,000 segments");
+}
