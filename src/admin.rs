@@ -43,8 +43,14 @@ pub fn readiness(snapshot: &Snapshot) -> (bool, Value) {
         let status = mirror.status();
         let state = if !status.synced_once {
             "not synchronised with Redis yet".to_owned()
-        } else if status.connected {
+        } else if status.connected && status.ready() {
             "ok".to_owned()
+        } else if status.connected {
+            format!(
+                "no answer from Redis for {}s (max_staleness {}s)",
+                status.staleness.as_secs(),
+                status.max_staleness.as_secs()
+            )
         } else {
             format!(
                 "disconnected from Redis for {}s (max_staleness {}s)",

@@ -163,10 +163,41 @@ async fn a_replica_started_after_the_revocation_loads_it() {
         metrics.contains("portcullis_revocation_mirror_connected{store=\"redis\"} 1"),
         "{metrics}"
     );
-    assert!(
-        metrics.contains("portcullis_revocation_mirror_staleness_seconds{store=\"redis\"} 0"),
-        "{metrics}"
-    );
+    // Measured from the last confirmed round trip: at most a PING interval (5 s here).
+    let staleness: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("portcullis_revocation_mirror_staleness_seconds{store=\"redis\"} ")
+        })
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((0.0..6.0).contains(&staleness), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silently_dropped_subscription_shows_in_readiness() {
+    let redis = RedisServer::start();
+    let gate = Gate::start(redis.addr()).await;
+    let a = ready_replica(&gate.url(), "max_staleness: 1s, resync_interval: 1h").await;
+    // Nothing is closed: only a round trip can tell the connection no longer delivers.
+    gate.stall();
+    eventually(
+        "A reports itself not ready",
+        Duration::from_secs(10),
+        || async { readyz(&a.gw).await.0 == 503 },
+    )
+    .await;
+    let metrics = a.gw.metrics_text().await;
+    let staleness: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("portcullis_revocation_mirror_staleness_seconds{store=\"redis\"} ")
+        })
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(staleness > 1.0, "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -135,7 +135,9 @@ impl MirrorStatus {
 struct State {
     connected: bool,
     synced_once: bool,
-    /// When the mirror was last known complete (start-up time before the first sync).
+    /// When the mirror was last known complete: the last resync, or the last PING answered on
+    /// the subscription (every announcement sent before it has arrived). Start-up time before
+    /// the first sync.
     last_complete: Instant,
 }
 
@@ -167,6 +169,23 @@ impl std::fmt::Debug for RedisMirror {
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
+}
+
+/// A client for `url` whose connections use TCP keepalive (first probe after 10 s idle, then
+/// every 5 s, 3 probes) and a 20 s `TCP_USER_TIMEOUT`, so a peer that vanished is noticed by the
+/// kernel too, not only by the mirror's PINGs.
+pub fn client_with_keepalive(url: &str) -> redis::RedisResult<redis::Client> {
+    use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
+    use redis::IntoConnectionInfo;
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(5))
+        .with_retries(3);
+    let tcp = TcpSettings::default()
+        .set_keepalive(keepalive)
+        .set_user_timeout(Duration::from_secs(20));
+    let info = url.into_connection_info()?.set_tcp_settings(tcp);
+    redis::Client::open(info)
 }
 
 /// Longest pause between reconnection attempts.
@@ -207,11 +226,9 @@ impl RedisMirror {
         MirrorStatus {
             connected: state.connected,
             synced_once: state.synced_once,
-            staleness: if state.connected {
-                Duration::ZERO
-            } else {
-                state.last_complete.elapsed()
-            },
+            // From the last confirmed round trip, connected or not: a connection that silently
+            // stopped delivering shows here before any error does.
+            staleness: state.last_complete.elapsed(),
             max_staleness: self.settings.max_staleness,
         }
     }
@@ -406,12 +423,23 @@ impl RedisMirror {
         state.last_complete = Instant::now();
     }
 
-    fn mark_lost(&self) {
+    /// A PING on the subscription was answered: everything announced before it has arrived.
+    fn mark_confirmed(&self) {
         let mut state = self.state.lock();
         if state.connected {
-            state.connected = false;
             state.last_complete = Instant::now();
         }
+    }
+
+    /// The connection failed; staleness keeps counting from the last confirmed round trip.
+    fn mark_lost(&self) {
+        self.state.lock().connected = false;
+    }
+
+    /// How often the subscription is PINGed: often enough that a silently dropped connection is
+    /// noticed well within `max_staleness`, at most every 5 s.
+    fn ping_interval(&self) -> Duration {
+        (self.settings.max_staleness / 4).clamp(Duration::from_millis(50), Duration::from_secs(5))
     }
 
     /// Keep the mirror current until `shutdown` says stop: subscribe, resync, follow the
@@ -467,16 +495,28 @@ impl RedisMirror {
         let entries = self.resync().await.map_err(|e| (e, false))?;
         self.mark_connected();
         tracing::info!(redis = %self.settings.description, entries, "revocation mirror synchronised with Redis");
-        let mut messages = pubsub.on_message();
+        let (mut sink, mut messages) = pubsub.split();
         let mut resync = tokio::time::interval(self.settings.resync_interval);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         resync.tick().await;
+        let mut ping = tokio::time::interval(self.ping_interval());
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await;
         loop {
             tokio::select! {
                 message = messages.next() => match message {
                     Some(m) => self.apply_message(m.get_payload_bytes()),
                     None => return Err((self.unavailable("the subscription was closed"), true)),
                 },
+                _ = ping.tick() => {
+                    // A PING answered on the subscription connection proves it still delivers;
+                    // TCP keepalive alone would take minutes to notice a silent drop.
+                    match tokio::time::timeout(timeout, sink.ping::<String>()).await {
+                        Ok(Ok(_)) => self.mark_confirmed(),
+                        Ok(Err(e)) => return Err((self.unavailable(e), true)),
+                        Err(_) => return Err((self.unavailable("PING on the subscription timed out"), true)),
+                    }
+                }
                 _ = resync.tick() => {
                     let entries = self.resync().await.map_err(|e| (e, true))?;
                     self.mark_connected();
@@ -584,7 +624,12 @@ mod tests {
         assert!(!m.status().ready(), "never synchronised");
         m.mark_connected();
         assert!(m.status().ready());
-        assert_eq!(m.status().staleness, Duration::ZERO);
+        assert!(m.status().staleness < Duration::from_secs(1));
+        // Connected, but nothing confirmed for 10 s (a silent drop): stale all the same.
+        m.state.lock().last_complete = Instant::now() - Duration::from_secs(10);
+        assert!(m.status().connected && !m.status().ready());
+        m.mark_confirmed();
+        assert!(m.status().ready(), "a PING answered");
         m.mark_lost();
         assert!(!m.status().connected && m.status().synced_once);
         assert!(m.status().ready(), "lost just now: within the bound");

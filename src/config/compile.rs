@@ -1488,7 +1488,7 @@ fn compile_redis(cx: &mut Ctx, revocation: Option<&RevocationFile>) -> Option<Re
         }
     };
     let client = match url.split_once("://").map(|(scheme, _)| scheme) {
-        Some("redis") => match redis::Client::open(url.as_str()) {
+        Some("redis") => match crate::auth::revocation_redis::client_with_keepalive(&url) {
             Ok(c) => Some(c),
             Err(_) => {
                 // The parser's message is not echoed: it could quote a password.

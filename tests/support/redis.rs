@@ -132,6 +132,7 @@ pub struct Gate {
     pub addr: SocketAddr,
     open: Arc<AtomicBool>,
     generation: watch::Sender<u64>,
+    stalled: watch::Sender<bool>,
 }
 
 impl Gate {
@@ -140,7 +141,8 @@ impl Gate {
         let addr = listener.local_addr().unwrap();
         let open = Arc::new(AtomicBool::new(true));
         let generation = watch::channel(0u64).0;
-        let (is_open, cuts) = (Arc::clone(&open), generation.clone());
+        let stalled = watch::channel(false).0;
+        let (is_open, cuts, stalls) = (Arc::clone(&open), generation.clone(), stalled.clone());
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if !is_open.load(Ordering::SeqCst) {
@@ -148,6 +150,7 @@ impl Gate {
                 }
                 let mut cut = cuts.subscribe();
                 cut.mark_unchanged();
+                let mut stall = stalls.subscribe();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(target).await else {
                         return;
@@ -155,6 +158,19 @@ impl Gate {
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                         _ = cut.changed() => {}
+                        _ = async {
+                            loop {
+                                let stalled = *stall.borrow_and_update();
+                                if stalled || stall.changed().await.is_err() {
+                                    break;
+                                }
+                            }
+                        } => {
+                            // A silent drop: both sockets stay open, nothing moves, no FIN or
+                            // RST, until the gate is cut.
+                            let _held = (inbound, outbound);
+                            let _ = cut.changed().await;
+                        }
                     }
                 });
             }
@@ -163,6 +179,7 @@ impl Gate {
             addr,
             open,
             generation,
+            stalled,
         }
     }
 
@@ -177,5 +194,11 @@ impl Gate {
 
     pub fn open(&self) {
         self.open.store(true, Ordering::SeqCst);
+    }
+
+    /// Stop forwarding on every connection without closing any: a peer that vanished without a
+    /// word (a dropped NAT entry, a partition), which only a round trip can detect.
+    pub fn stall(&self) {
+        self.stalled.send_replace(true);
     }
 }
