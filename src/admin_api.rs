@@ -143,7 +143,14 @@ async fn write_redis(
     }
 }
 
-fn persist_failed(e: std::io::Error) -> (StatusCode, Value) {
+fn persist_failed(e: crate::auth::journal::JournalError) -> (StatusCode, Value) {
+    if let crate::auth::journal::JournalError::NotOwner = e {
+        tracing::warn!(error = %e, "revocation change refused during an upgrade hand-over");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the gateway is being upgraded: the revocation was not stored; retry in a few seconds",
+        );
+    }
     tracing::error!(error = %e, "cannot write the revocation journal; the change was not made");
     error(
         StatusCode::INTERNAL_SERVER_ERROR,

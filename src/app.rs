@@ -272,7 +272,24 @@ pub fn open_revocation_journal(snapshot: &Snapshot) -> Result<(), RunError> {
         tracing::warn!("{p}");
     }
     tracing::info!(entries = snapshot.revocations.len(), path = %path.display(), "revocations restored");
+    let follower = !journal.is_owner();
     snapshot.revocations.attach_journal(journal);
+    if follower {
+        // An upgrade hand-over: the previous process still owns the journal. Take it over (and
+        // what it appended meanwhile) as soon as that process has exited.
+        let list = Arc::clone(&snapshot.revocations);
+        std::thread::Builder::new()
+            .name("journal-takeover".into())
+            .spawn(move || {
+                if let Some(journal) = list.journal() {
+                    match journal.take_over(&list, crate::clock::unix_now()) {
+                        Ok(problems) => problems.iter().for_each(|p| tracing::warn!("{p}")),
+                        Err(e) => tracing::error!(error = %e, "cannot take over the revocation journal; admin writes stay refused"),
+                    }
+                }
+            })
+            .map_err(|e| RunError::Server(format!("journal take-over thread: {e}")))?;
+    }
     Ok(())
 }
 

@@ -231,6 +231,61 @@ async fn revocations_survive_a_restart_without_redis() {
     assert_eq!(list["revocations"].as_array().unwrap().len(), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_hand_over_loses_no_acknowledged_revocation() {
+    // `run --upgrade`: the new process starts on the same state file while the old one still
+    // answers admin requests on kept-alive connections.
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin-token");
+    std::fs::write(&token_file, ADMIN_TOKEN).unwrap();
+    let state = dir.path().join("revocations.jsonl");
+    let echo = echo_upstream().await;
+    let yaml = format!(
+        "{}
+admin: {{ address: \"{{admin}}\", token_file: \"{}\" }}\nrevocation: {{ state_file: \"{}\" }}\n",
+        config(echo, closed_port(), closed_port()),
+        token_file.display(),
+        state.display()
+    );
+    let old = TestGateway::start(&yaml);
+    let new = TestGateway::start(&yaml);
+    let entry = |jti: &str| json!({"type": "jti", "jti": jti, "exp": now() + 600});
+    // The new process cannot write yet: 503, nothing stored.
+    let (code, body) = admin(
+        &new,
+        reqwest::Method::POST,
+        Some(ADMIN_TOKEN),
+        Some(entry("early")),
+    )
+    .await;
+    assert_eq!(code, 503, "{body}");
+    // The old one still acknowledges a write...
+    revoke(&old, entry("during")).await;
+    drop(old);
+    // ...which the new one enforces once it has taken the journal over.
+    let during = token("during", "alice", "ui", now());
+    eventually(
+        "the new process takes the journal over",
+        std::time::Duration::from_secs(10),
+        || async {
+            admin(
+                &new,
+                reqwest::Method::POST,
+                Some(ADMIN_TOKEN),
+                Some(entry("after")),
+            )
+            .await
+            .0 == 201
+        },
+    )
+    .await;
+    assert_eq!(status(&new, &during).await, 401);
+    assert_eq!(
+        status(&new, &token("early", "alice", "ui", now())).await,
+        200
+    );
+}
+
 #[test]
 fn a_revocation_file_loads_good_entries_and_reports_bad_lines() {
     portcullis::install_crypto_provider();

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -52,22 +51,6 @@ async fn readiness(gw: &TestGateway) -> bool {
 async fn readyz(gw: &TestGateway) -> (u16, Value) {
     let resp = client().get(gw.admin_url("/readyz")).send().await.unwrap();
     (resp.status().as_u16(), resp.json().await.unwrap())
-}
-
-/// Poll `check` until it holds; panic with `what` after `within`.
-async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(start.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
-use super::journal::Journal;
+use super::journal::{Journal, JournalError};
 
 /// One revocation, as the admin API and files describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,9 +185,14 @@ impl RevocationList {
         let _ = self.journal.set(journal);
     }
 
+    /// The journal, once attached.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.get()
+    }
+
     /// Add an entry, recording it in the journal (if any) before it takes effect, so an answered
     /// API call is never lost by a restart.
-    pub fn add_durably(&self, r: &Revocation) -> std::io::Result<()> {
+    pub fn add_durably(&self, r: &Revocation) -> Result<(), JournalError> {
         if let Some(j) = self.journal.get() {
             j.record_add(r)?;
         }
@@ -196,7 +201,7 @@ impl RevocationList {
     }
 
     /// Remove an entry, journaled; `Ok(false)` when there was none.
-    pub fn remove_durably(&self, r: &Revocation) -> std::io::Result<bool> {
+    pub fn remove_durably(&self, r: &Revocation) -> Result<bool, JournalError> {
         if !self.remove(r) {
             return Ok(false);
         }

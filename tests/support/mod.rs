@@ -613,3 +613,20 @@ impl Drop for GatewayProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Poll `check` every 10 ms until it holds; fail the test past `within` (a bound on a broken
+/// test, not a synchronisation delay: the condition is what the test waits for).
+pub async fn eventually<F, Fut>(what: &str, within: std::time::Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
