@@ -15,14 +15,8 @@ struct Setup {
 
 async fn gateway() -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("admin-token");
-    std::fs::write(&token_file, format!("{ADMIN_TOKEN}\n")).unwrap();
     let echo = echo_upstream().await;
-    let yaml = format!(
-        "{}\nadmin: {{ address: \"{{admin}}\", token_file: \"{}\" }}\n",
-        config(echo, closed_port(), closed_port()),
-        token_file.display()
-    );
+    let yaml = with_admin(&config(echo, closed_port(), closed_port()), dir.path(), "");
     Setup {
         gw: TestGateway::start(&yaml),
         _dir: dir,
@@ -193,19 +187,22 @@ async fn without_an_admin_token_the_api_is_disabled() {
     assert!(answer["error"].as_str().unwrap().contains("disabled"));
 }
 
-#[tokio::test]
-async fn revocations_survive_a_restart_without_redis() {
+/// A configuration with the admin API and a revocation state file in a fresh directory.
+async fn state_file_config() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("admin-token");
-    std::fs::write(&token_file, ADMIN_TOKEN).unwrap();
     let state = dir.path().join("revocations.jsonl");
     let echo = echo_upstream().await;
-    let yaml = format!(
-        "{}\nadmin: {{ address: \"{{admin}}\", token_file: \"{}\" }}\nrevocation: {{ state_file: \"{}\" }}\n",
-        config(echo, closed_port(), closed_port()),
-        token_file.display(),
-        state.display()
+    let yaml = with_admin(
+        &config(echo, closed_port(), closed_port()),
+        dir.path(),
+        &format!("state_file: \"{}\"", state.display()),
     );
+    (dir, yaml)
+}
+
+#[tokio::test]
+async fn revocations_survive_a_restart_without_redis() {
+    let (_dir, yaml) = state_file_config().await;
     let stolen = token("stolen", "alice", "ui", now());
     {
         let gw = TestGateway::start(&yaml);
@@ -235,18 +232,7 @@ async fn revocations_survive_a_restart_without_redis() {
 async fn an_upgrade_hand_over_loses_no_acknowledged_revocation() {
     // `run --upgrade`: the new process starts on the same state file while the old one still
     // answers admin requests on kept-alive connections.
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("admin-token");
-    std::fs::write(&token_file, ADMIN_TOKEN).unwrap();
-    let state = dir.path().join("revocations.jsonl");
-    let echo = echo_upstream().await;
-    let yaml = format!(
-        "{}
-admin: {{ address: \"{{admin}}\", token_file: \"{}\" }}\nrevocation: {{ state_file: \"{}\" }}\n",
-        config(echo, closed_port(), closed_port()),
-        token_file.display(),
-        state.display()
-    );
+    let (_dir, yaml) = state_file_config().await;
     let old = TestGateway::start(&yaml);
     let new = TestGateway::start(&yaml);
     let entry = |jti: &str| json!({"type": "jti", "jti": jti, "exp": now() + 600});

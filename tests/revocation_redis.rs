@@ -19,14 +19,11 @@ struct Replica {
 /// A gateway whose revocations live in the Redis at `url`.
 async fn replica(url: &str, redis_settings: &str) -> Replica {
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("admin-token");
-    std::fs::write(&token_file, format!("{ADMIN_TOKEN}\n")).unwrap();
     let echo = echo_upstream().await;
-    let yaml = format!(
-        "{}\nadmin: {{ address: \"{{admin}}\", token_file: \"{}\" }}\n\
-         revocation:\n  redis: {{ url: \"{url}\", timeout: 500ms, {redis_settings} }}\n",
-        config(echo, closed_port(), closed_port()),
-        token_file.display()
+    let yaml = with_admin(
+        &config(echo, closed_port(), closed_port()),
+        dir.path(),
+        &format!("redis: {{ url: \"{url}\", timeout: 500ms, {redis_settings} }}"),
     );
     Replica {
         gw: TestGateway::start(&yaml),
@@ -147,14 +144,7 @@ async fn a_replica_started_after_the_revocation_loads_it() {
         "{metrics}"
     );
     // Measured from the last confirmed round trip: at most a PING interval (5 s here).
-    let staleness: f64 = metrics
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("portcullis_revocation_mirror_staleness_seconds{store=\"redis\"} ")
-        })
-        .unwrap()
-        .parse()
-        .unwrap();
+    let staleness = staleness_gauge(&metrics);
     assert!((0.0..6.0).contains(&staleness), "{metrics}");
 }
 
@@ -172,14 +162,7 @@ async fn a_silently_dropped_subscription_shows_in_readiness() {
     )
     .await;
     let metrics = a.gw.metrics_text().await;
-    let staleness: f64 = metrics
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("portcullis_revocation_mirror_staleness_seconds{store=\"redis\"} ")
-        })
-        .unwrap()
-        .parse()
-        .unwrap();
+    let staleness = staleness_gauge(&metrics);
     assert!(staleness > 1.0, "{metrics}");
 }
 
@@ -386,4 +369,16 @@ async fn a_replica_that_never_reached_redis_is_not_ready() {
         body["checks"]["revocation_mirror"],
         "not synchronised with Redis yet"
     );
+}
+
+/// The value of `portcullis_revocation_mirror_staleness_seconds{store="redis"}`.
+fn staleness_gauge(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("portcullis_revocation_mirror_staleness_seconds{store=\"redis\"} ")
+        })
+        .unwrap()
+        .parse()
+        .unwrap()
 }

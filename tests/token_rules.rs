@@ -22,8 +22,6 @@ struct Setup {
 /// and the admin API.
 async fn gateway() -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("admin-token");
-    std::fs::write(&token_file, format!("{ADMIN_TOKEN}\n")).unwrap();
     let echo = echo_upstream().await;
     let yaml = config(echo, closed_port(), closed_port())
         .replace(
@@ -50,10 +48,7 @@ upstreams:"#
     upstream: echo
     auth: { issuers: [corp], audiences: [billing-api] }"#,
         );
-    let yaml = format!(
-        "{yaml}\nadmin: {{ address: \"{{admin}}\", token_file: \"{}\" }}\nrevocation: {{ max_token_lifetime: 24h }}\n",
-        token_file.display()
-    );
+    let yaml = with_admin(&yaml, dir.path(), "max_token_lifetime: 24h");
     Setup {
         gw: TestGateway::start(&yaml),
         _dir: dir,

@@ -6,6 +6,21 @@ use super::{claims, client, Issuer, TestGateway};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
+/// `yaml` with the admin API enabled (its token written to a file in `dir`) and `revocation`
+/// settings (`""` for none).
+pub fn with_admin(yaml: &str, dir: &std::path::Path, revocation: &str) -> String {
+    let token_file = dir.join("admin-token");
+    std::fs::write(&token_file, format!("{ADMIN_TOKEN}\n")).unwrap();
+    let mut out = format!(
+        "{yaml}\nadmin: {{ address: \"{{admin}}\", token_file: \"{}\" }}\n",
+        token_file.display()
+    );
+    if !revocation.is_empty() {
+        out.push_str(&format!("revocation: {{ {revocation} }}\n"));
+    }
+    out
+}
+
 pub async fn admin(
     gw: &TestGateway,
     method: reqwest::Method,
