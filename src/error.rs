@@ -52,6 +52,9 @@ pub enum PathFault {
     Parameters,
     /// Upper case that a case-insensitive backend would route to another route.
     CaseAmbiguous,
+    /// A trailing `/` or a format suffix (`/x.json`) that backends disagree about, and that
+    /// selects another route depending on the reading.
+    SuffixAmbiguous,
     /// A `.php` segment followed by more path (`/index.php/admin`): PHP front controllers route
     /// on what follows; refused unless the route says `script_path_info: allow`.
     ScriptPathInfo,
@@ -166,6 +169,7 @@ impl GatewayError {
                 PathFault::NotUtf8 => "path_not_utf8",
                 PathFault::Parameters => "path_parameters",
                 PathFault::CaseAmbiguous => "path_case_ambiguous",
+                PathFault::SuffixAmbiguous => "path_suffix_ambiguous",
                 PathFault::ScriptPathInfo => "path_script_info",
             },
             GatewayError::InvalidRequest(fault) => match fault {

@@ -12,11 +12,26 @@ fn params(query: &str) -> impl Iterator<Item = &str> {
     query.split(['&', ';'])
 }
 
-/// The first value of parameter `name` (percent-decoded, `+` as a space), if present.
-pub fn value<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
-    params(query)
-        .find(|p| is_named(p, name))
-        .map(|p| decode(p.split_once('=').map(|(_, v)| v).unwrap_or_default()))
+/// The value of `name` when backends can only read it one way: exactly one parameter is named
+/// `name` by any reading, spelled exactly `name`, among the first 1,000 parameters (where PHP,
+/// Node and Tomcat stop reading), in a query without `;` (which only some parsers split on).
+/// `Ok(None)` when there is none; `Err(())` when backends could read it differently (duplicates
+/// disagree on first or last, `_method[]` is no `_method` to Express or Go).
+pub fn unambiguous_value<'a>(query: &'a str, name: &str) -> Result<Option<Cow<'a, str>>, ()> {
+    let mut found = None;
+    for (index, piece) in params(query).enumerate() {
+        if !is_named(piece, name) {
+            continue;
+        }
+        let raw_name = piece.split('=').next().unwrap_or_default();
+        if found.is_some() || raw_name != name || index >= 1000 || query.contains(';') {
+            return Err(());
+        }
+        found = Some(decode(
+            piece.split_once('=').map(|(_, v)| v).unwrap_or_default(),
+        ));
+    }
+    Ok(found)
 }
 
 /// True when some parameter of `query` is named `name` as a backend decodes it.
@@ -166,16 +181,27 @@ mod tests {
     }
 
     #[test]
+    fn an_override_parameter_must_read_one_way_only() {
+        let one = |q| unambiguous_value(q, "_method").map(|v| v.map(|v| v.into_owned()));
+        assert_eq!(one("a=1&_method=DELETE"), Ok(Some("DELETE".to_owned())));
+        assert_eq!(one("a=1"), Ok(None));
+        for ambiguous in [
+            "_method=PATCH&_method=DELETE",
+            "_method[]=DELETE",
+            "%5Fmethod=DELETE",
+            "+_method=DELETE",
+            "x=1;_method=DELETE",
+            "_method%00x=DELETE",
+        ] {
+            assert_eq!(one(ambiguous), Err(()), "{ambiguous}");
+        }
+        let late = format!("{}_method=DELETE", "a=1&".repeat(1000));
+        assert_eq!(one(&late), Err(()));
+    }
+
+    #[test]
     fn values_are_decoded() {
-        assert_eq!(
-            value("a=1&_method=DELETE", "_method").as_deref(),
-            Some("DELETE")
-        );
-        assert_eq!(value("%5Fmethod=PUT", "_method").as_deref(), Some("PUT"));
-        assert_eq!(
-            value("_method=a%20b+c", "_method").as_deref(),
-            Some("a b c")
-        );
-        assert_eq!(value("a=1", "_method"), None);
+        let v = unambiguous_value("_method=a%20b+c", "_method").unwrap();
+        assert_eq!(v.as_deref(), Some("a b c"));
     }
 }

@@ -65,18 +65,47 @@ fn normalize_full(raw: &str) -> Result<String, PathFault> {
     Ok(out)
 }
 
-/// True when a segment other than the last ends in `.php` (any case): PHP front controllers
-/// (Symfony, Laravel, CodeIgniter) route `/index.php/admin/users` as `/admin/users`.
+/// True when a segment other than the last ends in `.php`, `.phtml` or `.phar` (any case): PHP
+/// front controllers (Symfony, Laravel, CodeIgniter) route `/index.php/admin/users` as
+/// `/admin/users`.
 pub fn has_script_path_info(path: &str) -> bool {
     let mut segments = path.split('/').peekable();
     while let Some(segment) = segments.next() {
         let last = segments.peek().is_none_or(|next| next.is_empty());
         let name = segment.split(';').next().unwrap_or_default().as_bytes();
-        if !last && name.len() > 4 && name[name.len() - 4..].eq_ignore_ascii_case(b".php") {
+        let is_script = [&b".php"[..], b".phtml", b".phar"].iter().any(|ext| {
+            name.len() > ext.len() && name[name.len() - ext.len()..].eq_ignore_ascii_case(ext)
+        });
+        if !last && is_script {
             return true;
         }
     }
     false
+}
+
+/// True when `path` ends in `/` or its last segment has a `.`: the forms that lenient matching
+/// (`/x/`, `/x.json` as `/x`) may route differently from strict matching.
+pub fn has_suffix_form(path: &str) -> bool {
+    (path.len() > 1 && path.ends_with('/'))
+        || path
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains('.'))
+}
+
+/// `path` with the escapes that .NET and Java case-insensitive comparisons fold to ASCII letters
+/// (`%C5%BF` ſ → s, `%C4%B1` ı → i, `%E2%84%AA` K → k) replaced by those letters; `None` when it
+/// has none (the common case costs no allocation).
+pub fn with_unicode_folds(path: &str) -> Option<String> {
+    const FOLDS: [(&str, &str); 3] = [("%C5%BF", "s"), ("%C4%B1", "i"), ("%E2%84%AA", "k")];
+    if !FOLDS.iter().any(|(e, _)| path.contains(e)) {
+        return None;
+    }
+    let mut out = path.to_owned();
+    for (escape, letter) in FOLDS {
+        out = out.replace(escape, letter);
+    }
+    Some(out)
 }
 
 /// The path as servlet containers (Tomcat, Jetty, Spring) map it: the `;parameters` of every
@@ -110,7 +139,7 @@ fn is_normal(raw: &str) -> bool {
     let mut start = 1;
     for i in 1..=bytes.len() {
         match bytes.get(i) {
-            Some(b'%' | b'\\' | 0) => return false,
+            Some(b'%' | b'\\' | 0 | 0x80..) => return false,
             Some(b'/') | None => {
                 let segment = &bytes[start..i];
                 if segment.is_empty() && i < bytes.len() {
@@ -151,7 +180,7 @@ fn decode_segment_into(segment: &str, out: &mut String) -> Result<(), PathFault>
                 match decoded {
                     0 => return Err(PathFault::Nul),
                     b'/' | b'\\' => return Err(PathFault::EncodedSeparator),
-                    c if is_unreserved(c) => out.push(char::from(c)),
+                    c if is_unreserved(c) || is_plain_in_segment(c) => out.push(char::from(c)),
                     _ => {
                         out.push('%');
                         out.push(char::from(HEX_UPPER[usize::from(hi)]));
@@ -162,10 +191,17 @@ fn decode_segment_into(segment: &str, out: &mut String) -> Result<(), PathFault>
             }
             b'\\' => return Err(PathFault::EncodedSeparator),
             0 => return Err(PathFault::Nul),
+            b if b >= 0x80 => {
+                // Raw UTF-8 is what `%XX` would decode to: one spelling, the encoded one.
+                out.push('%');
+                out.push(char::from(HEX_UPPER[usize::from(b >> 4)]));
+                out.push(char::from(HEX_UPPER[usize::from(b & 0x0F)]));
+                i += 1;
+            }
             _ => {
-                // Copy a run of plain bytes at once; the input is valid UTF-8 and runs end on ASCII.
+                // Copy a run of plain ASCII bytes at once.
                 let start = i;
-                while i < bytes.len() && !matches!(bytes[i], b'%' | b'\\' | 0) {
+                while i < bytes.len() && !matches!(bytes[i], b'%' | b'\\' | 0 | 0x80..) {
                     i += 1;
                 }
                 out.push_str(&segment[start..i]);
@@ -190,6 +226,16 @@ fn is_unreserved(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~')
 }
 
+/// Characters a path segment may carry literally (RFC 3986 §3.3 `pchar`) and that Go, Werkzeug,
+/// Django, Tomcat and Laravel decode before routing: `%3A` is routed as `:`, so it is forwarded
+/// as `:`. Not `;` (path parameters), not `+` (some apps `urldecode` paths into a space).
+fn is_plain_in_segment(c: u8) -> bool {
+    matches!(
+        c,
+        b':' | b'@' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b',' | b'='
+    )
+}
+
 /// How a route matches paths. Both forms hold a normalised path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathMatch {
@@ -202,7 +248,9 @@ pub enum PathMatch {
 impl PathMatch {
     /// Compared as bytes: with `fold_case`, ASCII letters compare case-insensitively (the way
     /// Express, ASP.NET and IIS route), so `/ORDERS` cannot slip past an `/orders` route.
-    fn matches(&self, path: &str, fold_case: bool) -> bool {
+    /// With `lenient`, a trailing `/` and a format suffix are the same resource (see below);
+    /// strictly, the path must equal an exact route, or continue a prefix with `/`.
+    fn matches(&self, path: &str, fold_case: bool, lenient: bool) -> bool {
         let eq = |a: &[u8], b: &[u8]| {
             if fold_case {
                 a.eq_ignore_ascii_case(b)
@@ -221,6 +269,13 @@ impl PathMatch {
             Some(_) => false,
         };
         match self {
+            PathMatch::Exact(p) if !lenient => eq(path, p.as_bytes()),
+            PathMatch::Prefix(p) if !lenient && p != "/" => {
+                let p = p.as_bytes();
+                path.len() >= p.len()
+                    && eq(&path[..p.len()], p)
+                    && matches!(path.get(p.len()), None | Some(b'/'))
+            }
             PathMatch::Exact(p) => {
                 let p = p.as_bytes();
                 let p = p.strip_suffix(b"/").filter(|s| !s.is_empty()).unwrap_or(p);
@@ -251,7 +306,7 @@ impl PathMatch {
     /// True when every path this matcher accepts is also accepted by `other`.
     pub fn is_within(&self, other: &PathMatch) -> bool {
         match self {
-            PathMatch::Exact(p) | PathMatch::Prefix(p) => other.matches(p, true),
+            PathMatch::Exact(p) | PathMatch::Prefix(p) => other.matches(p, true, false),
         }
     }
 }
@@ -270,14 +325,15 @@ pub struct RouteMatch {
 
 impl RouteMatch {
     /// Host and path, without the method: what selects a route's group.
-    fn matches_location(&self, host: Option<&str>, path: &str, fold: bool) -> bool {
+    fn matches_location(&self, host: Option<&str>, path: &str, mode: Mode) -> bool {
         if let Some(want) = &self.host {
             match host {
                 Some(h) if h.eq_ignore_ascii_case(want) => {}
                 _ => return false,
             }
         }
-        self.path.matches(path, self.case_insensitive || fold)
+        self.path
+            .matches(path, self.case_insensitive || mode.fold, !mode.strict)
     }
 
     fn allows(&self, method: &Method) -> bool {
@@ -318,6 +374,16 @@ pub struct RouteTable {
     /// order.
     entries: Vec<(RouteMatch, usize, usize)>,
     groups: Vec<Group>,
+    upper_case_routes: bool,
+}
+
+/// How a lookup compares paths.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mode {
+    /// Every route case-insensitive, as a case-folding backend matches.
+    fold: bool,
+    /// No trailing-slash or format-suffix equivalence.
+    strict: bool,
 }
 
 /// Routes with the same host and path, differing in their methods.
@@ -365,7 +431,19 @@ impl RouteTable {
                 }),
             })
             .collect();
-        RouteTable { entries, groups }
+        let upper_case_routes = entries.iter().any(|(m, _, _)| {
+            !m.case_insensitive
+                && match &m.path {
+                    PathMatch::Exact(p) | PathMatch::Prefix(p) => {
+                        p.bytes().any(|b| b.is_ascii_uppercase())
+                    }
+                }
+        });
+        RouteTable {
+            entries,
+            groups,
+            upper_case_routes,
+        }
     }
 
     /// The route serving this request.
@@ -375,19 +453,38 @@ impl RouteTable {
     /// request is refused with 405 rather than handed to a less specific route.
     /// `host` is the canonical request host; `path` must already be normalised.
     pub fn lookup(&self, host: Option<&str>, path: &str, method: &Method) -> Lookup {
-        self.lookup_with(host, path, method, false)
+        self.lookup_with(host, path, method, Mode::default())
     }
 
     /// [`Self::lookup`] as a backend that matches every path case-insensitively would choose.
     pub fn lookup_folded(&self, host: Option<&str>, path: &str, method: &Method) -> Lookup {
-        self.lookup_with(host, path, method, true)
+        let mode = Mode {
+            fold: true,
+            ..Mode::default()
+        };
+        self.lookup_with(host, path, method, mode)
     }
 
-    fn lookup_with(&self, host: Option<&str>, path: &str, method: &Method, fold: bool) -> Lookup {
+    /// [`Self::lookup`] as a backend for which `/x/` and `/x.json` are not `/x` would choose.
+    pub fn lookup_strict(&self, host: Option<&str>, path: &str, method: &Method) -> Lookup {
+        let mode = Mode {
+            strict: true,
+            ..Mode::default()
+        };
+        self.lookup_with(host, path, method, mode)
+    }
+
+    /// Some route that is not case-insensitive has upper case in its path: a lower-case request
+    /// may then be another route to a case-folding backend.
+    pub fn has_upper_case_routes(&self) -> bool {
+        self.upper_case_routes
+    }
+
+    fn lookup_with(&self, host: Option<&str>, path: &str, method: &Method, mode: Mode) -> Lookup {
         let Some(group) = self
             .entries
             .iter()
-            .find(|(m, _, _)| m.matches_location(host, path, fold))
+            .find(|(m, _, _)| m.matches_location(host, path, mode))
             .map(|(_, _, g)| *g)
         else {
             return Lookup::NoRoute;
@@ -661,6 +758,57 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    #[test]
+    fn strict_lookup_keeps_suffixes_apart_so_ambiguity_can_be_seen() {
+        // A public `path: /` and a protected `path_prefix: /`: `/.env` is `/` leniently, the
+        // protected prefix strictly (Go's FileServer serves the file).
+        let t = RouteTable::new(vec![
+            route(None, PathMatch::Exact("/".into()), None),
+            route(None, PathMatch::Prefix("/".into()), None),
+        ]);
+        assert_eq!(t.lookup(None, "/.env", &Method::GET), Lookup::Route(0));
+        assert_eq!(
+            t.lookup_strict(None, "/.env", &Method::GET),
+            Lookup::Route(1)
+        );
+        assert!(has_suffix_form("/.env") && has_suffix_form("/a/") && has_suffix_form("/a/b.c"));
+        assert!(!has_suffix_form("/") && !has_suffix_form("/a.b/c"));
+    }
+
+    #[test]
+    fn upper_case_route_paths_are_flagged_and_unicode_folds_spelled_out() {
+        let mut t = table();
+        assert!(!t.has_upper_case_routes());
+        t = RouteTable::new(vec![route(
+            None,
+            PathMatch::Prefix("/Account".into()),
+            None,
+        )]);
+        assert!(t.has_upper_case_routes());
+        assert_eq!(
+            t.lookup_folded(None, "/account/manage", &Method::GET),
+            Lookup::Route(0)
+        );
+        assert_eq!(
+            t.lookup(None, "/account/manage", &Method::GET),
+            Lookup::NoRoute
+        );
+        assert_eq!(
+            with_unicode_folds("/u%C5%BFers/%C4%B1d/%E2%84%AAey").as_deref(),
+            Some("/users/id/key")
+        );
+        assert_eq!(with_unicode_folds("/users"), None);
+    }
+
+    #[test]
+    fn path_characters_are_decoded_and_raw_utf8_encoded() {
+        assert_eq!(normalize_path("/users%3Asearch").unwrap(), "/users:search");
+        assert_eq!(normalize_path("/a%40b%21%2C%3D").unwrap(), "/a@b!,=");
+        assert_eq!(normalize_path("/a%2Bb%3Bc%25d").unwrap(), "/a%2Bb%3Bc%25d");
+        assert_eq!(normalize_path("/café").unwrap(), "/caf%C3%A9");
+        assert_eq!(normalize_path("/caf%c3%a9").unwrap(), "/caf%C3%A9");
     }
 
     #[test]

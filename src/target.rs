@@ -260,10 +260,11 @@ pub fn method_override(req: &RequestHeader) -> Result<Option<Method>, TargetFaul
             }
         }
     }
-    let param = req
-        .uri
-        .query()
-        .and_then(|q| crate::query::value(q, METHOD_OVERRIDE_PARAM));
+    let param = match req.uri.query() {
+        Some(q) => crate::query::unambiguous_value(q, METHOD_OVERRIDE_PARAM)
+            .map_err(|()| TargetFault::InvalidMethodOverride)?,
+        None => None,
+    };
     if let Some(param) = &param {
         match found {
             Some(seen) if seen != param.as_bytes() => {
@@ -468,7 +469,13 @@ mod tests {
         let r = req("POST", b"/orders/7?_method=DELETE", &["a.example"]);
         assert_eq!(method_override(&r), Ok(Some(Method::DELETE)));
         let r = req("POST", b"/orders/7?a=1&%5Fmethod=PUT", &["a.example"]);
-        assert_eq!(method_override(&r), Ok(Some(Method::PUT)));
+        assert_eq!(method_override(&r), Err(TargetFault::InvalidMethodOverride));
+        let r = req(
+            "POST",
+            b"/orders/7?_method=PUT&_method=DELETE",
+            &["a.example"],
+        );
+        assert_eq!(method_override(&r), Err(TargetFault::InvalidMethodOverride));
         let mut r = req("POST", b"/orders/7?_method=DELETE", &["a.example"]);
         r.append_header("X-HTTP-Method-Override", "PUT").unwrap();
         assert_eq!(method_override(&r), Err(TargetFault::InvalidMethodOverride));

@@ -545,13 +545,18 @@ async fn case_insensitive_routes_catch_every_spelling() {
 #[tokio::test]
 async fn trailing_slashes_format_suffixes_and_head_reach_the_route_backends_would_use() {
     let gw = gateway("").await;
-    // Express, Laravel and Spring ≤ 5 serve `/reports/` and `/reports.json` with `/reports`.
-    for target in [
-        "/orders.json",
-        "/orders/7.json",
-        "/reports/",
-        "/reports.csv",
-    ] {
+    // `/orders.json` is `/orders` to Rails and Spring ≤ 5.2 but another resource (the public
+    // catch-all's) to Go or Django: the readings pick different routes, so it is refused.
+    for target in ["/orders.json", "/reports.csv", "/tickets.xml"] {
+        send(
+            &gw,
+            &format!("GET {target} HTTP/1.1\nHost: api.example.com"),
+        )
+        .await
+        .assert_refused(400, target);
+    }
+    // Where both readings agree, the route is simply the one both pick.
+    for target in ["/orders/7.json", "/reports/", "/orders/"] {
         send(
             &gw,
             &format!("GET {target} HTTP/1.1\nHost: api.example.com"),
@@ -559,10 +564,32 @@ async fn trailing_slashes_format_suffixes_and_head_reach_the_route_backends_woul
         .await
         .assert_refused(401, target);
     }
+    let ex = send(&gw, "GET /public/app.js HTTP/1.1\nHost: api.example.com").await;
+    assert_eq!(ex.echoed().target(), "/public/app.js");
+    let text = gw.metrics_text().await;
+    assert!(text.contains("reason=\"path_suffix_ambiguous\""), "{text}");
     // HEAD runs the GET handler in Go, Express, Flask, Spring and Tomcat.
     send(&gw, "HEAD /tickets/1 HTTP/1.1\nHost: api.example.com")
         .await
         .assert_refused(401, "HEAD on a GET route");
+}
+
+#[tokio::test]
+async fn encodings_of_path_characters_are_routed_as_backends_decode_them() {
+    let gw = gateway("").await;
+    // Go, Werkzeug, Tomcat and Laravel route `%3A` as `:` and raw UTF-8 as its encoding.
+    let ex = send(
+        &gw,
+        "GET /public/users%3Asearch HTTP/1.1\nHost: api.example.com",
+    )
+    .await;
+    assert_eq!(ex.echoed().target(), "/public/users:search");
+    let ex = send(&gw, "GET /public/caf\u{e9} HTTP/1.1\nHost: api.example.com").await;
+    assert_eq!(ex.echoed().target(), "/public/caf%C3%A9");
+    // Escapes .NET and Java fold to ASCII letters (ſ → s) cannot reach a route by the back door.
+    send(&gw, "GET /order%C5%BF/1 HTTP/1.1\nHost: api.example.com")
+        .await
+        .assert_refused(400, "long s");
 }
 
 #[tokio::test]
@@ -595,10 +622,23 @@ async fn a_method_query_parameter_is_an_override() {
     let write = token("write:orders");
     let ex = send(
         &gw,
-        &format!("POST /orders/1?a=1&_method=DELETE&%5Fmethod=DELETE HTTP/1.1\nHost: api.example.com\nAuthorization: Bearer {write}\nContent-Length: 0"),
+        &format!("POST /orders/1?a=1&_method=DELETE HTTP/1.1\nHost: api.example.com\nAuthorization: Bearer {write}\nContent-Length: 0"),
     )
     .await;
     assert_eq!(ex.echoed().target(), "/orders/1?a=1");
+    // An override backends could read differently (duplicates, `%5F`, `[]`) is refused.
+    for query in [
+        "_method=PUT&_method=DELETE",
+        "%5Fmethod=DELETE",
+        "_method[]=DELETE",
+    ] {
+        send(
+            &gw,
+            &format!("POST /tickets/1?{query} HTTP/1.1\nHost: api.example.com\nAuthorization: Bearer {write}\nContent-Length: 0"),
+        )
+        .await
+        .assert_refused(400, query);
+    }
     let ex = send(
         &gw,
         "GET /public?_method=DELETE&b=2 HTTP/1.1\nHost: api.example.com",

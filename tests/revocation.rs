@@ -228,6 +228,39 @@ async fn revocations_survive_a_restart_without_redis() {
     assert_eq!(list["revocations"].as_array().unwrap().len(), 2);
 }
 
+#[test]
+fn a_revocation_file_caught_mid_rewrite_never_un_revokes() {
+    portcullis::install_crypto_provider();
+    let yaml =
+        config(closed_port(), closed_port(), closed_port()).replace("{listen}", "127.0.0.1:8080");
+    let snapshot = portcullis::config::load_str(&yaml, &fixtures())
+        .unwrap()
+        .snapshot;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("revoked.jsonl");
+    std::fs::write(
+        &path,
+        "{\"type\":\"jti\",\"jti\":\"a\"}\n{\"type\":\"jti\",\"jti\":\"b\"}\n",
+    )
+    .unwrap();
+    let file = portcullis::auth::revocation_file::RevocationFile::new(&path);
+    file.load(&snapshot, now()).unwrap();
+    assert_eq!(snapshot.revocations.len(), 2);
+    // Rewritten in place, read half-way: `b` is not there yet and a line is cut.
+    std::fs::write(&path, "{\"type\":\"jti\",\"jti\":\"a\"}\n{\"type\":\"j").unwrap();
+    let load = file.load(&snapshot, now()).unwrap();
+    assert_eq!(load.problems.len(), 1, "{:?}", load.problems);
+    assert_eq!(
+        snapshot.revocations.len(),
+        2,
+        "nothing is removed on a bad read"
+    );
+    // A clean read applies the removal.
+    std::fs::write(&path, "{\"type\":\"jti\",\"jti\":\"a\"}\n").unwrap();
+    file.load(&snapshot, now()).unwrap();
+    assert_eq!(snapshot.revocations.len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_hand_over_loses_no_acknowledged_revocation() {
     // `run --upgrade`: the new process starts on the same state file while the old one still

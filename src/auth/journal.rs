@@ -51,8 +51,6 @@ pub struct Journal {
     file: Mutex<Option<Appender>>,
     /// `<journal>.lock`, locked exclusively once this process owns the journal.
     lock: File,
-    /// How far the journal was replayed while another process owned it.
-    replayed: Mutex<Replayed>,
 }
 
 /// The open file and the length of its last complete, synced line.
@@ -97,13 +95,12 @@ impl Journal {
             Err(TryLockError::Error(e)) => return Err(e),
         };
         // A follower leaves a last line without newline alone: the owner may be writing it.
-        let (problems, replayed) = replay_from(path, Replayed::default(), list, owner)?;
+        let (problems, _) = replay_from(path, Replayed::default(), list, owner)?;
         list.purge_expired(now);
         let journal = Journal {
             path: path.to_path_buf(),
             file: Mutex::new(None),
             lock,
-            replayed: Mutex::new(replayed),
         };
         if owner {
             *journal.file.lock() = Some(compact(path, list)?);
@@ -118,16 +115,18 @@ impl Journal {
         self.file.lock().is_some()
     }
 
-    /// Block until the process owning the journal has exited, then replay what it appended
-    /// since [`Self::open`], compact, and own the journal. Returns the problems found. A no-op
+    /// Block until the process owning the journal has exited, then replay the journal again
+    /// (with what that process appended since [`Self::open`]), compact, and own it. Returns the problems found. A no-op
     /// for the owner.
     pub fn take_over(&self, list: &RevocationList, now: i64) -> std::io::Result<Vec<String>> {
         if self.is_owner() {
             return Ok(Vec::new());
         }
         self.lock.lock()?;
-        let from = *self.replayed.lock();
-        let (problems, _) = replay_from(&self.path, from, list, true)?;
+        // Replayed again from the start: the previous owner may have cut back a line this
+        // process had already read (a failed sync), so an offset could point mid-line.
+        list.clear_source(Source::Api);
+        let (problems, _) = replay_from(&self.path, Replayed::default(), list, true)?;
         list.purge_expired(now);
         *self.file.lock() = Some(compact(&self.path, list)?);
         tracing::info!(path = %self.path.display(), "revocation journal taken over from the previous process");
@@ -409,5 +408,25 @@ mod tests {
         let (_journal, problems) = Journal::open(&path, &list, 0).unwrap();
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(list.len(), 3);
+    }
+
+    #[test]
+    fn a_refused_removal_leaves_the_entry_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("revocations.jsonl");
+        let owner_list = RevocationList::default();
+        let (owner, _) = Journal::open(&path, &owner_list, 0).unwrap();
+        owner.record_add(&jti("kept", 1000)).unwrap();
+        // A follower (upgrade in progress) cannot journal: the DELETE is refused, and the entry
+        // keeps its own expiry, not the one in the request body.
+        let list = RevocationList::default();
+        let (follower, _) = Journal::open(&path, &list, 0).unwrap();
+        list.attach_journal(follower);
+        assert!(matches!(
+            list.remove_durably(&jti("kept", 5)),
+            Err(JournalError::NotOwner)
+        ));
+        assert_eq!(list.entries(), vec![jti("kept", 1000)]);
+        assert!(matches!(list.remove_durably(&jti("absent", 5)), Ok(false)));
     }
 }

@@ -200,19 +200,27 @@ impl RevocationList {
         Ok(())
     }
 
-    /// Remove an entry, journaled; `Ok(false)` when there was none.
+    /// Remove an admin-API entry, journaled first (as an addition is), so a failed write leaves
+    /// the entry exactly as it was; `Ok(false)` when there was none.
     pub fn remove_durably(&self, r: &Revocation) -> Result<bool, JournalError> {
-        if !self.remove(r) {
+        if !self
+            .entries_of(Source::Api)
+            .iter()
+            .any(|e| same_identity(e, r))
+        {
             return Ok(false);
         }
         if let Some(j) = self.journal.get() {
-            if let Err(e) = j.record_remove(r) {
-                // Keep memory and journal in agreement: the removal did not happen.
-                self.insert(r);
-                return Err(e);
-            }
+            j.record_remove(r)?;
         }
-        Ok(true)
+        Ok(self.remove(r))
+    }
+
+    /// Drop every entry of `source` (a journal about to be replayed again).
+    pub fn clear_source(&self, source: Source) {
+        for r in self.entries_of(source) {
+            self.remove_from(source, &r);
+        }
     }
 
     /// Add (or replace) an admin-API entry: [`Self::insert_from`] with [`Source::Api`].
@@ -416,6 +424,49 @@ impl RevocationList {
         let subject = self.subjects.iter().map(|e| e.value().len()).sum();
         let client = self.clients.iter().map(|e| e.value().len()).sum();
         (jti, subject, client)
+    }
+}
+
+/// Do `a` and `b` name the same entry (issuer and jti, subject or client)?
+fn same_identity(a: &Revocation, b: &Revocation) -> bool {
+    match (a, b) {
+        (
+            Revocation::Jti {
+                jti: j1,
+                issuer: i1,
+                ..
+            },
+            Revocation::Jti {
+                jti: j2,
+                issuer: i2,
+                ..
+            },
+        ) => j1 == j2 && i1 == i2,
+        (
+            Revocation::Subject {
+                issuer: i1,
+                sub: s1,
+                ..
+            },
+            Revocation::Subject {
+                issuer: i2,
+                sub: s2,
+                ..
+            },
+        ) => i1 == i2 && s1 == s2,
+        (
+            Revocation::Client {
+                issuer: i1,
+                client_id: c1,
+                ..
+            },
+            Revocation::Client {
+                issuer: i2,
+                client_id: c2,
+                ..
+            },
+        ) => i1 == i2 && c1 == c2,
+        _ => false,
     }
 }
 

@@ -60,8 +60,19 @@ impl RevocationFile {
         }
         let list = &snapshot.revocations;
         let mut loaded = self.loaded.lock();
-        for old in loaded.iter().filter(|old| !entries.contains(old)) {
-            list.remove_from(Source::File, old);
+        if result.problems.is_empty() {
+            for old in loaded.iter().filter(|old| !entries.contains(old)) {
+                list.remove_from(Source::File, old);
+            }
+        } else {
+            // A read with bad lines may be a file caught mid-rewrite: entries are only removed
+            // after a clean read, so a half-written file never un-revokes anything.
+            let kept: Vec<Revocation> = loaded
+                .iter()
+                .filter(|old| !entries.contains(old))
+                .cloned()
+                .collect();
+            entries.extend(kept);
         }
         for entry in &entries {
             list.insert_from(Source::File, entry);

@@ -14,17 +14,26 @@ pub struct ScopeSet(Vec<String>);
 impl ScopeSet {
     /// Collect scopes from the given claims of a token's payload.
     ///
-    /// A string claim is split on whitespace; an array contributes its string elements (each
-    /// also split, so `["a b"]` grants `a` and `b`); other JSON types contribute nothing.
+    /// A string claim is split on ASCII spaces and tabs; an array contributes its string elements
+    /// (each also split, so `["a b"]` grants `a` and `b`); other JSON types contribute nothing.
+    /// Only valid scope tokens (RFC 6749 §3.3) count: a Unicode space is not a delimiter, so
+    /// `"read\u{a0}admin"` grants nothing rather than `admin`.
     pub fn from_claims(claims: &Map<String, Value>, claim_names: &[String]) -> Self {
         let mut scopes = Vec::new();
+        let mut add = |s: &str| {
+            scopes.extend(
+                s.split([' ', '\t'])
+                    .filter(|t| is_valid_scope_token(t))
+                    .map(str::to_owned),
+            )
+        };
         for name in claim_names {
             match claims.get(name) {
-                Some(Value::String(s)) => scopes.extend(s.split_whitespace().map(str::to_owned)),
+                Some(Value::String(s)) => add(s),
                 Some(Value::Array(items)) => {
                     for item in items {
                         if let Value::String(s) = item {
-                            scopes.extend(s.split_whitespace().map(str::to_owned));
+                            add(s);
                         }
                     }
                 }
@@ -106,6 +115,14 @@ pub fn is_valid_scope_token(scope: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unicode_spaces_do_not_split_scopes() {
+        let claims = serde_json::json!({"scp": ["read\u{a0}admin"], "scope": "a\u{2003}b c"});
+        let set =
+            ScopeSet::from_claims(claims.as_object().unwrap(), &["scope".into(), "scp".into()]);
+        assert_eq!(set.to_header_value(), "c");
+    }
     use serde_json::json;
 
     fn claims(v: Value) -> Map<String, Value> {

@@ -7,7 +7,10 @@ use pingora::http::RequestHeader;
 use crate::auth::jwt::unknown_kid_context;
 use crate::auth::{authenticate, Principal};
 use crate::error::{GatewayError, PathFault, TokenFault};
-use crate::routes::{has_script_path_info, normalize_path, without_path_parameters, Lookup};
+use crate::routes::{
+    has_script_path_info, has_suffix_form, normalize_path, with_unicode_folds,
+    without_path_parameters, Lookup,
+};
 use crate::snapshot::Snapshot;
 use crate::target;
 use http::Method;
@@ -74,13 +77,26 @@ pub fn route(req: &RequestHeader, snapshot: &Snapshot) -> Result<Routed, Gateway
             Lookup::NoRoute => return Err(GatewayError::NoRoute),
         },
     };
-    // A backend that matches paths case-insensitively (Express by default, IIS, ASP.NET) would
-    // pick the route a case-folding table picks: a spelling that changes the route is refused.
-    if lookup_path.bytes().any(|b| b.is_ascii_uppercase()) {
-        let method = method_override.as_ref().unwrap_or(&req.method);
-        if table.lookup_folded(host, lookup_path, method) != Lookup::Route(route) {
+    let method = method_override.as_ref().unwrap_or(&req.method);
+    // A backend that matches paths case-insensitively (Express by default, IIS, ASP.NET, Java
+    // `equalsIgnoreCase`) would pick the route a case-folding table picks: a spelling that
+    // changes the route is refused.
+    let unicode_folded = with_unicode_folds(lookup_path);
+    if table.has_upper_case_routes()
+        || unicode_folded.is_some()
+        || lookup_path.bytes().any(|b| b.is_ascii_uppercase())
+    {
+        let folded_path = unicode_folded.as_deref().unwrap_or(lookup_path);
+        if table.lookup_folded(host, folded_path, method) != Lookup::Route(route) {
             return Err(GatewayError::BadPath(PathFault::CaseAmbiguous));
         }
+    }
+    // `/x/` and `/x.json` are `/x` to Express, Laravel, Rails and Spring ≤ 5, and another
+    // resource to Go, Django and Tomcat: when the two readings pick different routes, refuse.
+    if has_suffix_form(lookup_path)
+        && table.lookup_strict(host, lookup_path, method) != Lookup::Route(route)
+    {
+        return Err(GatewayError::BadPath(PathFault::SuffixAmbiguous));
     }
     let chosen = &snapshot.routes[route];
     if stripped.is_some() && !chosen.path_parameters {
