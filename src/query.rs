@@ -12,12 +12,19 @@ fn params(query: &str) -> impl Iterator<Item = &str> {
     query.split(['&', ';'])
 }
 
+/// A parameter backends could read in more than one way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ambiguous;
+
 /// The value of `name` when backends can only read it one way: exactly one parameter is named
 /// `name` by any reading, spelled exactly `name`, among the first 1,000 parameters (where PHP,
 /// Node and Tomcat stop reading), in a query without `;` (which only some parsers split on).
-/// `Ok(None)` when there is none; `Err(())` when backends could read it differently (duplicates
-/// disagree on first or last, `_method[]` is no `_method` to Express or Go).
-pub fn unambiguous_value<'a>(query: &'a str, name: &str) -> Result<Option<Cow<'a, str>>, ()> {
+/// `Ok(None)` when there is none; [`Ambiguous`] when backends could read it differently
+/// (duplicates disagree on first or last, `_method[]` is no `_method` to Express or Go).
+pub fn unambiguous_value<'a>(
+    query: &'a str,
+    name: &str,
+) -> Result<Option<Cow<'a, str>>, Ambiguous> {
     let mut found = None;
     for (index, piece) in params(query).enumerate() {
         if !is_named(piece, name) {
@@ -25,7 +32,7 @@ pub fn unambiguous_value<'a>(query: &'a str, name: &str) -> Result<Option<Cow<'a
         }
         let raw_name = piece.split('=').next().unwrap_or_default();
         if found.is_some() || raw_name != name || index >= 1000 || query.contains(';') {
-            return Err(());
+            return Err(Ambiguous);
         }
         found = Some(decode(
             piece.split_once('=').map(|(_, v)| v).unwrap_or_default(),
@@ -193,10 +200,10 @@ mod tests {
             "x=1;_method=DELETE",
             "_method%00x=DELETE",
         ] {
-            assert_eq!(one(ambiguous), Err(()), "{ambiguous}");
+            assert_eq!(one(ambiguous), Err(Ambiguous), "{ambiguous}");
         }
         let late = format!("{}_method=DELETE", "a=1&".repeat(1000));
-        assert_eq!(one(&late), Err(()));
+        assert_eq!(one(&late), Err(Ambiguous));
     }
 
     #[test]

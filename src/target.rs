@@ -262,7 +262,7 @@ pub fn method_override(req: &RequestHeader) -> Result<Option<Method>, TargetFaul
     }
     let param = match req.uri.query() {
         Some(q) => crate::query::unambiguous_value(q, METHOD_OVERRIDE_PARAM)
-            .map_err(|()| TargetFault::InvalidMethodOverride)?,
+            .map_err(|_| TargetFault::InvalidMethodOverride)?,
         None => None,
     };
     if let Some(param) = &param {
