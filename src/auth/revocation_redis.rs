@@ -599,6 +599,14 @@ mod tests {
     }
 
     #[test]
+    fn redis_connections_use_tcp_keepalive_and_a_user_timeout() {
+        let client = client_with_keepalive("redis://127.0.0.1:6379/0").unwrap();
+        let tcp = client.get_connection_info().tcp_settings();
+        assert!(tcp.keepalive().is_some());
+        assert_eq!(tcp.user_timeout(), Some(Duration::from_secs(20)));
+    }
+
+    #[test]
     fn backoff_doubles_with_jitter_up_to_the_cap() {
         for n in 1..20 {
             let d = backoff(n);
