@@ -12,6 +12,7 @@ use pingora::http::RequestHeader;
 use crate::auth::algorithm::Algorithm;
 use crate::auth::bearer;
 use crate::auth::jwt::{self, ParsedToken};
+use crate::auth::principal::claim_text;
 use crate::auth::scope::ScopeSet;
 use crate::error::{render, GatewayError, TokenFault};
 use crate::proxy::decision;
@@ -360,13 +361,17 @@ fn explain_auth(
             Err(format!("insufficient_scope: {scope_detail}"))
         },
     );
-    let text = |name: &str| claims.get(name).and_then(|v| v.as_str());
+    let (jti, sub, client_id) = (
+        claim_text(claims, "jti"),
+        claim_text(claims, "sub"),
+        claim_text(claims, "client_id").or_else(|| claim_text(claims, "azp")),
+    );
     let facts = crate::auth::revocation::TokenFacts {
         issuer: &issuer.id,
-        jti: text("jti"),
-        sub: text("sub"),
-        client_id: text("client_id").or_else(|| text("azp")),
-        iat: claims.get("iat").and_then(|v| v.as_f64()).map(|v| v as i64),
+        jti: jti.as_deref(),
+        sub: sub.as_deref(),
+        client_id: client_id.as_deref(),
+        iat: crate::auth::principal::iat_for_cutoffs(claims, issuer),
     };
     let revoked = match snapshot.revocations.check(&facts) {
         None => Ok(format!(

@@ -49,20 +49,28 @@ pub fn set(req: &mut RequestHeader, route: &Route, principal: &Principal) {
 
 /// The header text of a claim: strings as they are, numbers and booleans in JSON form, arrays
 /// joined with spaces, objects as compact JSON. `null` is treated as absent.
+///
+/// A value a backend would read differently is left absent rather than sent: a string with
+/// leading or trailing whitespace (every header parser trims it, so `" admin"` would arrive as
+/// `admin`), and an array with an element that is empty or contains a space (`["Domain Admins"]`
+/// would arrive as two groups).
 pub fn claim_to_header_text(value: &Value) -> Option<String> {
+    let ambiguous = |s: &str| s.is_empty() || s.contains(' ');
     match value {
         Value::Null => None,
+        Value::String(s) if s.trim() != s => None,
         Value::String(s) => Some(s.clone()),
         Value::Bool(_) | Value::Number(_) | Value::Object(_) => Some(value.to_string()),
         Value::Array(items) => {
-            let parts: Vec<String> = items
-                .iter()
-                .filter_map(|item| match item {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Null => None,
-                    other => Some(other.to_string()),
-                })
-                .collect();
+            let mut parts: Vec<String> = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Value::String(s) if ambiguous(s) => return None,
+                    Value::String(s) => parts.push(s.clone()),
+                    Value::Null => {}
+                    other => parts.push(other.to_string()),
+                }
+            }
             Some(parts.join(" "))
         }
     }
@@ -166,6 +174,15 @@ mod tests {
         );
         assert!(HeaderValue::from_str("a\r\nb").is_err());
         assert_eq!(claim_to_header_text(&json!(null)), None);
+        // What a backend would read differently is not sent at all.
+        assert_eq!(claim_to_header_text(&json!(" admin")), None);
+        assert_eq!(claim_to_header_text(&json!("admin\t")), None);
+        assert_eq!(claim_to_header_text(&json!(["Domain Admins", "x"])), None);
+        assert_eq!(claim_to_header_text(&json!(["", "x"])), None);
+        assert_eq!(
+            claim_to_header_text(&json!(["eng", "ops"])),
+            Some("eng ops".into())
+        );
         assert_eq!(claim_to_header_text(&json!(true)), Some("true".into()));
     }
 }

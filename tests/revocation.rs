@@ -228,6 +228,21 @@ async fn revocations_survive_a_restart_without_redis() {
     assert_eq!(list["revocations"].as_array().unwrap().len(), 2);
 }
 
+#[tokio::test]
+async fn a_cutoff_covers_tokens_from_an_issuer_whose_clock_runs_ahead() {
+    // The identity provider's clock is 10 s ahead (within the 30 s leeway): a token it issued
+    // just before the revocation carries an `iat` after the gateway's cutoff.
+    let s = gateway().await;
+    let ahead = token("ahead", "dave", "ui", now() + 10);
+    assert_eq!(status(&s.gw, &ahead).await, 200);
+    revoke(
+        &s.gw,
+        json!({"type": "subject", "issuer": "corp", "sub": "dave"}),
+    )
+    .await;
+    assert_eq!(status(&s.gw, &ahead).await, 401);
+}
+
 #[test]
 fn a_revocation_file_caught_mid_rewrite_never_un_revokes() {
     portcullis::install_crypto_provider();

@@ -266,3 +266,18 @@ fn new_route_options_are_checked() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_hostless_route_sharing_a_virtual_host_upstream_warns() {
+    let yaml = format!(
+        "{BASE}  - id: admin\n    match: {{ host: admin.example.com, path_prefix: /admin }}\n    upstream: orders\n"
+    );
+    let compiled = load_str(&yaml, &fixtures()).unwrap();
+    let warnings: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("routes[0].match") && w.contains("virtual hosts")),
+        "{warnings:?}"
+    );
+}

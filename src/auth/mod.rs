@@ -64,7 +64,7 @@ pub fn authenticate(
         jti: principal.jti.as_deref(),
         sub: principal.subject.as_deref(),
         client_id: principal.client_id.as_deref(),
-        iat: principal.iat,
+        iat: principal::iat_for_cutoffs(&principal.claims, issuer),
     };
     if let Some(by) = snapshot.revocations.check(&facts) {
         return Err(GatewayError::InvalidToken(TokenFault::Revoked(by)));

@@ -27,13 +27,7 @@ pub struct Principal {
 impl Principal {
     pub fn new(token: VerifiedToken, issuer: &Issuer) -> Self {
         let claims = token.claims;
-        // A numeric `sub` or `client_id` is its decimal text, as in the identity headers
-        // (`identity::claim_to_header_text`), so revocations and headers name the same caller.
-        let text = |name: &str| match claims.get(name) {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        };
+        let text = |name: &str| claim_text(&claims, name);
         Principal {
             issuer_id: Arc::clone(&issuer.id),
             subject: text("sub"),
@@ -44,4 +38,25 @@ impl Principal {
             claims,
         }
     }
+}
+
+/// An identifying claim (`sub`, `client_id`, `azp`, `jti`) as text: a string as it is, a number
+/// as its decimal text (as in the identity headers, `identity::claim_to_header_text`), so
+/// revocations and headers name the same caller; anything else is absent.
+pub fn claim_text(claims: &Map<String, Value>, name: &str) -> Option<String> {
+    match claims.get(name) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// `iat` as the revocation check reads it: moved back by the issuer's leeway, so a token whose
+/// issuer's clock runs ahead (within the leeway) cannot escape a cutoff made just after it.
+pub fn iat_for_cutoffs(claims: &Map<String, Value>, issuer: &Issuer) -> Option<i64> {
+    let leeway = i64::try_from(issuer.leeway.as_secs()).unwrap_or(i64::MAX);
+    claims
+        .get("iat")
+        .and_then(Value::as_f64)
+        .map(|v| (v as i64).saturating_sub(leeway))
 }

@@ -254,6 +254,7 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
     }
     let route_table = RouteTable::new(matches);
     warn_risky_routes(&mut cx, &route_table, &routes, &route_locations);
+    warn_hostless_routes_on_virtual_hosts(&mut cx, &route_table, &routes, &route_locations);
     let snapshot = Snapshot {
         listeners,
         // Without errors every entry compiled, so positions still match the ids above.
@@ -338,6 +339,38 @@ fn warn_risky_routes(cx: &mut Ctx, table: &RouteTable, routes: &[Route], locatio
                     ),
                 );
             }
+        }
+    }
+}
+
+/// A route without `host` on an upstream that host-bound routes also use: requests for any other
+/// host (`Host: 10.0.0.5`) reach that upstream through it, and a backend serving several virtual
+/// hosts answers them with its default one, which may be a host-bound route's application.
+fn warn_hostless_routes_on_virtual_hosts(
+    cx: &mut Ctx,
+    table: &RouteTable,
+    routes: &[Route],
+    locations: &[Location],
+) {
+    let entries: Vec<(&RouteMatch, usize)> = table.iter().collect();
+    for (m, idx) in &entries {
+        if m.host.is_some() {
+            continue;
+        }
+        let shared = entries.iter().find(|(other, other_idx)| {
+            other.host.is_some() && routes[*other_idx].upstream == routes[*idx].upstream
+        });
+        if let Some((other, other_idx)) = shared {
+            cx.warn(
+                locations[*idx],
+                format!("routes[{idx}].match"),
+                format!(
+                    "route \"{}\" takes requests for any host to the upstream that route \"{}\" serves for {}: a backend with virtual hosts answers unknown hosts with its default one; give this route a host, or check the backend's default",
+                    routes[*idx].id,
+                    routes[*other_idx].id,
+                    other.host.as_deref().unwrap_or_default()
+                ),
+            );
         }
     }
 }
