@@ -69,6 +69,9 @@ fn normalize_full(raw: &str) -> Result<String, PathFault> {
 /// front controllers (Symfony, Laravel, CodeIgniter) route `/index.php/admin/users` as
 /// `/admin/users`.
 pub fn has_script_path_info(path: &str) -> bool {
+    if !path.contains('.') {
+        return false;
+    }
     let mut segments = path.split('/').peekable();
     while let Some(segment) = segments.next() {
         let last = segments.peek().is_none_or(|next| next.is_empty());
@@ -98,7 +101,8 @@ pub fn has_suffix_form(path: &str) -> bool {
 /// has none (the common case costs no allocation).
 pub fn with_unicode_folds(path: &str) -> Option<String> {
     const FOLDS: [(&str, &str); 3] = [("%C5%BF", "s"), ("%C4%B1", "i"), ("%E2%84%AA", "k")];
-    if !FOLDS.iter().any(|(e, _)| path.contains(e)) {
+    // Most paths have no escape at all: one byte scan, no substring searches.
+    if !path.contains('%') || !FOLDS.iter().any(|(e, _)| path.contains(e)) {
         return None;
     }
     let mut out = path.to_owned();
