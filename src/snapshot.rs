@@ -202,14 +202,11 @@ impl Secret {
         Secret(Arc::from(value))
     }
 
-    /// Compare with a presented value in time independent of where they differ.
+    /// Compare with a presented value in time independent of where they differ (`subtle`; only
+    /// the length is not hidden).
     pub fn matches(&self, presented: &[u8]) -> bool {
-        let expected = self.0.as_bytes();
-        let mut diff = expected.len() ^ presented.len();
-        for (i, b) in presented.iter().enumerate() {
-            diff |= usize::from(expected.get(i).copied().unwrap_or(0) ^ b);
-        }
-        diff == 0
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(presented).into()
     }
 }
 
@@ -236,5 +233,21 @@ impl SnapshotHolder {
     /// Replace the snapshot; requests already running keep the one they took.
     pub fn replace(&self, snapshot: Snapshot) {
         self.0.store(Arc::new(snapshot));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_match_only_the_exact_value_and_never_print() {
+        let s = Secret::new("test-admin-token-0123456789");
+        assert!(s.matches(b"test-admin-token-0123456789"));
+        assert!(!s.matches(b"test-admin-token-012345678"));
+        assert!(!s.matches(b"test-admin-token-01234567890"));
+        assert!(!s.matches(b"Test-admin-token-0123456789"));
+        assert!(!s.matches(b""));
+        assert_eq!(format!("{s:?}"), "Secret([redacted])");
     }
 }
