@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use portcullis::auth::revocation::{Revocation, RevocationList, TokenFacts};
+use portcullis::revocation::{Revocation, RevocationList, TokenFacts};
 
 const ENTRIES: usize = 1_000_000;
 

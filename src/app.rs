@@ -12,13 +12,13 @@ use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
-use crate::auth::revocation_file::RevocationFile;
-use crate::auth::revocation_redis::RedisMirror;
 use crate::config::{self, Compiled, ConfigErrors};
 use crate::drain::{exit_when_drained, InFlight};
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::reload::{Refreshers, ReloadWatcher};
+use crate::revocation::file::RevocationFile;
+use crate::revocation::mirror::RedisMirror;
 use crate::snapshot::{Snapshot, SnapshotHolder};
 
 /// Why the gateway could not run.
@@ -263,11 +263,12 @@ pub fn open_revocation_journal(snapshot: &Snapshot) -> Result<(), RunError> {
     let Some(path) = &snapshot.revocation_state_file else {
         return Ok(());
     };
-    let (journal, problems) =
-        crate::auth::journal::Journal::open(path, &snapshot.revocations, crate::clock::unix_now())
-            .map_err(|e| {
-                RunError::Server(format!("revocation state file {}: {e}", path.display()))
-            })?;
+    let (journal, problems) = crate::revocation::journal::Journal::open(
+        path,
+        &snapshot.revocations,
+        crate::clock::unix_now(),
+    )
+    .map_err(|e| RunError::Server(format!("revocation state file {}: {e}", path.display())))?;
     for p in &problems {
         tracing::warn!("{p}");
     }
@@ -349,7 +350,7 @@ pub fn explain(
     fetch_remote_state_once(&snapshot)?;
     // The revocations a running gateway would also have read from disk (read-only here).
     if let Some(path) = &snapshot.revocation_state_file {
-        crate::auth::journal::Journal::replay(
+        crate::revocation::journal::Journal::replay(
             path,
             &snapshot.revocations,
             crate::clock::unix_now(),

@@ -90,7 +90,7 @@ pub enum TokenFault {
     /// `typ` differs from the issuer's required `token_type`.
     WrongType,
     /// The token is on the revocation list.
-    Revoked(crate::auth::revocation::RevokedBy),
+    Revoked(crate::revocation::RevokedBy),
     /// `exp - iat` (or `exp - now` without `iat`) exceeds `revocation.max_token_lifetime`: a
     /// revocation could expire before the token does.
     LifetimeTooLong,
@@ -197,9 +197,9 @@ impl GatewayError {
                 TokenFault::LifetimeTooLong => "lifetime_too_long",
                 TokenFault::ProfileViolation => "profile_violation",
                 TokenFault::Revoked(by) => match by {
-                    crate::auth::revocation::RevokedBy::Jti => "revoked_jti",
-                    crate::auth::revocation::RevokedBy::Subject => "revoked_subject",
-                    crate::auth::revocation::RevokedBy::Client => "revoked_client",
+                    crate::revocation::RevokedBy::Jti => "revoked_jti",
+                    crate::revocation::RevokedBy::Subject => "revoked_subject",
+                    crate::revocation::RevokedBy::Client => "revoked_client",
                 },
             },
             GatewayError::InsufficientScope { .. } => "insufficient_scope",

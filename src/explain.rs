@@ -366,7 +366,7 @@ fn explain_auth(
         claim_text(claims, "sub"),
         claim_text(claims, "client_id").or_else(|| claim_text(claims, "azp")),
     );
-    let facts = crate::auth::revocation::TokenFacts {
+    let facts = crate::revocation::TokenFacts {
         issuer: &issuer.id,
         jti: jti.as_deref(),
         sub: sub.as_deref(),

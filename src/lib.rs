@@ -24,6 +24,7 @@ pub mod proxy;
 pub mod query;
 pub mod reload;
 pub mod request_id;
+pub mod revocation;
 pub mod routes;
 pub mod snapshot;
 pub mod target;

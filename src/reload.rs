@@ -17,9 +17,9 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::auth::keys::IssuerKeys;
-use crate::auth::revocation_file::{FileLoad, RevocationFile};
 use crate::config::{self, ConfigErrors};
 use crate::metrics::Metrics;
+use crate::revocation::file::{FileLoad, RevocationFile};
 use crate::snapshot::{Snapshot, SnapshotHolder};
 
 /// Log what a revocation-file load found.

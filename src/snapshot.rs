@@ -43,12 +43,12 @@ pub struct Snapshot {
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
     /// `revocation.redis`: share revocations between replicas through Redis.
-    pub revocation_redis: Option<crate::auth::revocation_redis::RedisSettings>,
+    pub revocation_redis: Option<crate::revocation::mirror::RedisSettings>,
     /// The revocation list: runtime state, carried over from snapshot to snapshot on reload.
-    pub revocations: Arc<crate::auth::revocation::RevocationList>,
+    pub revocations: Arc<crate::revocation::RevocationList>,
     /// The Redis mirror feeding `revocations`, started with the gateway when `revocation_redis`
     /// is set; runtime state, carried over on reload like `revocations`.
-    pub revocation_mirror: Option<Arc<crate::auth::revocation_redis::RedisMirror>>,
+    pub revocation_mirror: Option<Arc<crate::revocation::mirror::RedisMirror>>,
 }
 
 /// A listener: plain HTTP, or HTTPS with `tls`.

@@ -258,7 +258,7 @@ fn a_revocation_file_caught_mid_rewrite_never_un_revokes() {
         "{\"type\":\"jti\",\"jti\":\"a\"}\n{\"type\":\"jti\",\"jti\":\"b\"}\n",
     )
     .unwrap();
-    let file = portcullis::auth::revocation_file::RevocationFile::new(&path);
+    let file = portcullis::revocation::file::RevocationFile::new(&path);
     file.load(&snapshot, now()).unwrap();
     assert_eq!(snapshot.revocations.len(), 2);
     // Rewritten in place, read half-way: `b` is not there yet and a line is cut.
@@ -336,7 +336,7 @@ fn a_revocation_file_loads_good_entries_and_reports_bad_lines() {
         "# stolen on 2026-11-20\n{\"type\":\"jti\",\"jti\":\"a\"}\n{\"type\":\"jti\"\nnot json\n{\"type\":\"subject\",\"issuer\":\"corp\",\"sub\":\"mallory\",\"issued_before\":1795300000}\n{\"type\":\"subject\",\"issuer\":\"corp\",\"sub\":\"eve\"}\n",
     )
     .unwrap();
-    let file = portcullis::auth::revocation_file::RevocationFile::new(&jsonl);
+    let file = portcullis::revocation::file::RevocationFile::new(&jsonl);
     let load = file.load(&snapshot, now()).unwrap();
     assert_eq!(load.entries, 2);
     assert_eq!(load.problems.len(), 3, "{:?}", load.problems);
@@ -362,7 +362,7 @@ fn a_revocation_file_loads_good_entries_and_reports_bad_lines() {
 
     let yaml_file = dir.path().join("revoked.yaml");
     std::fs::write(&yaml_file, "- { type: client, issuer: corp, client_id: leaky, issued_before: 1795300000 }\n- { type: client, issuer: nobody, client_id: x, issued_before: 1795300000 }\n").unwrap();
-    let load = portcullis::auth::revocation_file::RevocationFile::new(&yaml_file)
+    let load = portcullis::revocation::file::RevocationFile::new(&yaml_file)
         .load(&snapshot, now())
         .unwrap();
     assert_eq!(load.entries, 1);

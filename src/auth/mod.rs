@@ -6,14 +6,10 @@
 pub mod algorithm;
 pub mod bearer;
 pub mod fetch;
-pub mod journal;
 pub mod jwks;
 pub mod jwt;
 pub mod keys;
 pub mod principal;
-pub mod revocation;
-pub mod revocation_file;
-pub mod revocation_redis;
 pub mod scope;
 
 use std::sync::Arc;
@@ -59,7 +55,7 @@ pub fn authenticate(
         })?;
     let issuer = &snapshot.issuers[verified.issuer];
     let principal = Principal::new(verified, issuer);
-    let facts = revocation::TokenFacts {
+    let facts = crate::revocation::TokenFacts {
         issuer: &issuer.id,
         jti: principal.jti.as_deref(),
         sub: principal.subject.as_deref(),

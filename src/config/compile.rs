@@ -20,8 +20,8 @@ use crate::auth::algorithm::Algorithm;
 use crate::auth::fetch::{check_key_url, HttpKeySource, KeySource, Remote};
 use crate::auth::jwks::KeySet;
 use crate::auth::keys::{IssuerKeys, RefreshPolicy};
-use crate::auth::revocation_redis::RedisSettings;
 use crate::auth::scope::{is_valid_scope_token, ScopeRequirement};
+use crate::revocation::mirror::RedisSettings;
 use crate::routes::{normalize_path, PathMatch, RouteMatch, RouteTable};
 use crate::snapshot::*;
 
@@ -1521,7 +1521,7 @@ fn compile_redis(cx: &mut Ctx, revocation: Option<&RevocationFile>) -> Option<Re
         }
     };
     let client = match url.split_once("://").map(|(scheme, _)| scheme) {
-        Some("redis") => match crate::auth::revocation_redis::client_with_keepalive(&url) {
+        Some("redis") => match crate::revocation::mirror::client_with_keepalive(&url) {
             Ok(c) => Some(c),
             Err(_) => {
                 // The parser's message is not echoed: it could quote a password.

@@ -162,7 +162,7 @@ pub struct TestGateway {
     pub reloads: watch::Receiver<Option<portcullis::reload::ReloadOutcome>>,
     /// Revocation-file reloads (when started from a file with a revocation file).
     pub revocation_file_loads:
-        watch::Receiver<Option<Result<portcullis::auth::revocation_file::FileLoad, String>>>,
+        watch::Receiver<Option<Result<portcullis::revocation::file::FileLoad, String>>>,
     shutdown: watch::Sender<bool>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }

@@ -10,7 +10,12 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
-use super::journal::{Journal, JournalError};
+pub mod file;
+pub mod journal;
+pub mod mirror;
+pub mod request;
+
+use journal::{Journal, JournalError};
 
 /// One revocation, as the admin API and files describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use super::revocation::{Revocation, RevocationList, Source};
+use super::{Revocation, RevocationList, Source};
 
 /// One journal line.
 #[derive(Debug, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
-use super::revocation::{Revocation, Source};
+use super::{Revocation, Source};
 use crate::snapshot::Snapshot;
 
 /// The file and the entries it contributed last time.
@@ -50,7 +50,7 @@ impl RevocationFile {
         for (line, value) in parse_entries(&self.path, &text)? {
             let parsed = value
                 .and_then(require_cutoff)
-                .and_then(|v| crate::admin_api::parse_revocation(v, snapshot, now));
+                .and_then(|v| super::request::parse_revocation(v, snapshot, now));
             match parsed {
                 Ok(entry) => entries.push(entry),
                 Err(e) => result

@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::revocation::{Revocation, RevocationList, Source};
+use super::{Revocation, RevocationList, Source};
 
 /// The Redis settings of `revocation.redis`.
 #[derive(Clone)]
