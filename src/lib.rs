@@ -7,7 +7,6 @@
 //! every rejection is an [`error::GatewayError`] rendered by [`error::render`].
 
 pub mod admin;
-pub mod admin_api;
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -1,5 +1,8 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`. It listens on `admin.address`, never on
+//! The admin listener: `/metrics`, `/healthz`, `/readyz` and the revocations API ([`revocations`]).
+//! It listens on `admin.address`, never on
 //! a public listener.
+
+pub mod revocations;
 
 use std::sync::Arc;
 
@@ -114,7 +117,7 @@ impl ServeHttp for AdminApp {
                 }
             };
             let now = crate::clock::unix_now();
-            let (status, value) = crate::admin_api::handle(
+            let (status, value) = revocations::handle(
                 &method,
                 &session.req_header().headers,
                 &body,
