@@ -1,6 +1,5 @@
 //! The admin listener: `/metrics`, `/healthz`, `/readyz` and the revocations API ([`revocations`]).
-//! It listens on `admin.address`, never on
-//! a public listener.
+//! It listens on `admin.address`, never on a public listener.
 
 pub mod revocations;
 
