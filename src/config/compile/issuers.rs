@@ -1,0 +1,363 @@
+//! `issuers[]`: the verification policy and the key source of each issuer.
+
+use super::*;
+
+pub(super) fn compile_issuers(
+    cx: &mut Ctx,
+    issuers: &[Spanned<IssuerFile>],
+    base_dir: &Path,
+) -> Vec<Option<Issuer>> {
+    let mut out = Vec::new();
+    let mut ids = HashSet::new();
+    let mut iss_values = HashSet::new();
+    for (i, spanned) in issuers.iter().enumerate() {
+        let path = format!("issuers[{i}]");
+        let f = &spanned.value;
+        let mut ok = true;
+        if f.id.value.is_empty() || !ids.insert(f.id.value.clone()) {
+            cx.error(
+                f.id.referenced,
+                format!("{path}.id"),
+                "issuer ids must be non-empty and unique",
+            );
+            ok = false;
+        }
+        if f.issuer.value.is_empty() || !iss_values.insert(f.issuer.value.clone()) {
+            cx.error(
+                f.issuer.referenced,
+                format!("{path}.issuer"),
+                "issuer (the exact `iss` value) must be non-empty and unique",
+            );
+            ok = false;
+        }
+        let audiences: Vec<String> = match &f.audiences {
+            Some(a) if !a.value.is_empty() => {
+                for aud in a.value.iter().filter(|a| a.value.is_empty()) {
+                    cx.error(
+                        aud.referenced,
+                        format!("{path}.audiences"),
+                        "an audience must not be empty",
+                    );
+                    ok = false;
+                }
+                a.value.iter().map(|a| a.value.clone()).collect()
+            }
+            Some(a) => {
+                cx.error(
+                    a.referenced,
+                    format!("{path}.audiences"),
+                    "at least one audience is required: tokens for other APIs must not be accepted",
+                );
+                ok = false;
+                Vec::new()
+            }
+            None => {
+                cx.error(
+                    spanned.referenced,
+                    format!("{path}.audiences"),
+                    "audiences is required: tokens for other APIs must not be accepted",
+                );
+                ok = false;
+                Vec::new()
+            }
+        };
+        let algorithms =
+            compile_algorithms(cx, &path, f.algorithms.as_ref()).unwrap_or_else(|| {
+                ok = false;
+                Vec::new()
+            });
+        let leeway = match &f.leeway {
+            None => DEFAULT_LEEWAY,
+            Some(l) => match parse_duration(cx, l, &format!("{path}.leeway")) {
+                Some(d) if d > MAX_LEEWAY => {
+                    cx.error(
+                        l.referenced,
+                        format!("{path}.leeway"),
+                        "leeway above 5m defeats expiry checks",
+                    );
+                    ok = false;
+                    d
+                }
+                Some(d) => d,
+                None => {
+                    ok = false;
+                    DEFAULT_LEEWAY
+                }
+            },
+        };
+        let scope_claims = match &f.scope_claims {
+            None => vec!["scope".to_owned(), "scp".to_owned()],
+            Some(s) => s.value.iter().map(|c| c.value.clone()).collect(),
+        };
+        let token_type = f.token_type.as_ref().map(|t| t.value.clone());
+        let id: Arc<str> = Arc::from(f.id.value.as_str());
+        let compiled =
+            compile_key_source(cx, &path, spanned.referenced, f, base_dir, &algorithms, &id);
+        let CompiledKeys {
+            keys,
+            source: key_source,
+            description: key_source_description,
+        } = compiled.unwrap_or_else(|| {
+            ok = false;
+            CompiledKeys {
+                keys: IssuerKeys::fixed(Arc::clone(&id), KeySet::default()),
+                source: None,
+                description: None,
+            }
+        });
+        out.push(ok.then(|| {
+            Issuer {
+                id,
+                issuer: f.issuer.value.clone(),
+                audiences,
+                algorithms,
+                leeway,
+                scope_claims,
+                rfc9068: token_type
+                    .as_deref()
+                    .is_some_and(|t| crate::auth::jwt::check_type(Some(t), Some("at+jwt")).is_ok()),
+                token_type,
+                // Set once `revocation` is compiled.
+                max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
+                keys: Arc::new(keys),
+                key_source,
+                key_source_description,
+            }
+        }));
+    }
+    out
+}
+
+/// An issuer's compiled key source.
+pub(super) struct CompiledKeys {
+    keys: IssuerKeys,
+    source: Option<Arc<dyn KeySource>>,
+    /// For remote sources: what defines them, to carry keys over unchanged sources on reload.
+    description: Option<String>,
+}
+
+/// Exactly one of `jwks_file`, `jwks_uri`, `discovery: true`.
+pub(super) fn compile_key_source(
+    cx: &mut Ctx,
+    path: &str,
+    issuer_at: Location,
+    f: &IssuerFile,
+    base_dir: &Path,
+    algorithms: &[Algorithm],
+    id: &Arc<str>,
+) -> Option<CompiledKeys> {
+    let discovery = f.discovery.as_ref().filter(|d| d.value);
+    let chosen = usize::from(f.jwks_file.is_some())
+        + usize::from(f.jwks_uri.is_some())
+        + usize::from(discovery.is_some());
+    if chosen != 1 {
+        cx.error(
+            issuer_at,
+            path.to_owned(),
+            "exactly one key source is required: jwks_file, jwks_uri, or discovery: true",
+        );
+        return None;
+    }
+    if let Some(file) = &f.jwks_file {
+        if f.jwks_refresh.is_some() {
+            cx.warn(
+                issuer_at,
+                format!("{path}.jwks_refresh"),
+                "ignored: a jwks_file is read once",
+            );
+        }
+        let keys = load_jwks_file(cx, path, file, base_dir, algorithms)?;
+        return Some(CompiledKeys {
+            keys: IssuerKeys::fixed(Arc::clone(id), keys),
+            source: None,
+            description: None,
+        });
+    }
+    let remote = match (&f.jwks_uri, discovery) {
+        (Some(uri), _) => match check_key_url(&uri.value) {
+            Ok(()) => Remote::Jwks(uri.value.clone()),
+            Err(e) => {
+                cx.error(uri.referenced, format!("{path}.jwks_uri"), e);
+                return None;
+            }
+        },
+        (None, Some(d)) => match check_key_url(&f.issuer.value) {
+            Ok(()) => Remote::Discovery {
+                issuer: f.issuer.value.clone(),
+            },
+            Err(e) => {
+                cx.error(
+                    d.referenced,
+                    format!("{path}.discovery"),
+                    format!("discovery needs an https issuer: {e}"),
+                );
+                return None;
+            }
+        },
+        (None, None) => return None,
+    };
+    let (policy, timeout, max_bytes) = compile_refresh(cx, path, f.jwks_refresh.as_ref())?;
+    let description = format!("{remote:?} {policy:?} timeout={timeout:?} max_bytes={max_bytes}");
+    let source = HttpKeySource::new(remote, timeout, max_bytes)
+        .map_err(|e| cx.error(issuer_at, path.to_owned(), e))
+        .ok()?;
+    Some(CompiledKeys {
+        keys: IssuerKeys::remote(Arc::clone(id), policy),
+        source: Some(Arc::new(source)),
+        description: Some(description),
+    })
+}
+
+pub(super) const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(super) const DEFAULT_MAX_JWKS_BYTES: usize = 1024 * 1024;
+
+pub(super) fn compile_refresh(
+    cx: &mut Ctx,
+    path: &str,
+    r: Option<&JwksRefreshFile>,
+) -> Option<(RefreshPolicy, Duration, usize)> {
+    let mut policy = RefreshPolicy::default();
+    let mut timeout = DEFAULT_FETCH_TIMEOUT;
+    let mut max_bytes = DEFAULT_MAX_JWKS_BYTES;
+    let Some(r) = r else {
+        return Some((policy, timeout, max_bytes));
+    };
+    let errors_before = cx.errors.len();
+    let base = format!("{path}.jwks_refresh");
+    let mut set = |value: &Option<Text>, name: &str, target: &mut Duration| {
+        if let Some(v) = value {
+            if let Some(d) = parse_duration(cx, v, &format!("{base}.{name}")) {
+                *target = d;
+            }
+        }
+    };
+    set(&r.interval, "interval", &mut policy.interval);
+    set(&r.min_interval, "min_interval", &mut policy.min_interval);
+    set(&r.max_interval, "max_interval", &mut policy.max_interval);
+    set(
+        &r.unknown_kid_cooldown,
+        "unknown_kid_cooldown",
+        &mut policy.unknown_kid_cooldown,
+    );
+    set(&r.max_staleness, "max_staleness", &mut policy.max_staleness);
+    set(&r.timeout, "timeout", &mut timeout);
+    if let Some(m) = &r.max_response_bytes {
+        match usize::try_from(m.value) {
+            Ok(v) if (1024..=16 * 1024 * 1024).contains(&v) => max_bytes = v,
+            _ => cx.error(
+                m.referenced,
+                format!("{base}.max_response_bytes"),
+                "must be between 1024 and 16777216",
+            ),
+        }
+    }
+    if policy.min_interval > policy.max_interval {
+        cx.error(
+            Location::UNKNOWN,
+            base.clone(),
+            "min_interval must not exceed max_interval",
+        );
+    }
+    if timeout.is_zero() || policy.min_interval.is_zero() {
+        cx.error(
+            Location::UNKNOWN,
+            base,
+            "timeout and min_interval must be positive",
+        );
+    }
+    (cx.errors.len() == errors_before).then_some((policy, timeout, max_bytes))
+}
+
+pub(super) fn compile_algorithms(
+    cx: &mut Ctx,
+    path: &str,
+    algorithms: Option<&Spanned<Vec<Text>>>,
+) -> Option<Vec<Algorithm>> {
+    let Some(list) = algorithms else {
+        return Some(vec![Algorithm::RS256]);
+    };
+    if list.value.is_empty() {
+        cx.error(
+            list.referenced,
+            format!("{path}.algorithms"),
+            "at least one algorithm is required",
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for a in &list.value {
+        match a.value.parse::<Algorithm>() {
+            Ok(alg) => out.push(alg),
+            Err(()) => {
+                let why = if a.value.eq_ignore_ascii_case("none")
+                    || a.value.to_ascii_uppercase().starts_with("HS")
+                {
+                    "unsigned and symmetric algorithms are never accepted".to_owned()
+                } else {
+                    let supported: Vec<&str> = Algorithm::ALL.iter().map(|a| a.as_str()).collect();
+                    format!("supported: {}", supported.join(", "))
+                };
+                cx.error(
+                    a.referenced,
+                    format!("{path}.algorithms"),
+                    format!("unknown algorithm \"{}\": {why}", a.value),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+pub(super) fn load_jwks_file(
+    cx: &mut Ctx,
+    path: &str,
+    file: &Text,
+    base_dir: &Path,
+    algorithms: &[Algorithm],
+) -> Option<KeySet> {
+    let at = file.referenced;
+    let field = format!("{path}.jwks_file");
+    let full = base_dir.join(&file.value);
+    let bytes = match std::fs::read(&full) {
+        Ok(b) => b,
+        Err(e) => {
+            cx.error(at, field, format!("cannot read {}: {e}", full.display()));
+            return None;
+        }
+    };
+    let (keys, key_errors) = match KeySet::from_jwks_json(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            cx.error(at, field, format!("{}: {e}", full.display()));
+            return None;
+        }
+    };
+    for e in key_errors {
+        cx.warn(
+            at,
+            field.clone(),
+            format!("{}: {e}; the other keys are used", full.display()),
+        );
+    }
+    if keys.is_empty() {
+        cx.error(
+            at,
+            field,
+            format!("{}: no usable signing key", full.display()),
+        );
+        return None;
+    }
+    for alg in algorithms {
+        if keys.accepting(*alg).next().is_none() {
+            cx.warn(
+                at,
+                field.clone(),
+                format!("no key in {} can verify {alg}", full.display()),
+            );
+        }
+    }
+    Some(keys)
+}

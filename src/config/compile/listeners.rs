@@ -1,0 +1,238 @@
+//! `listeners[]`, with their TLS settings (certificates loaded and matched here).
+
+use super::*;
+
+pub(super) fn compile_listeners(
+    cx: &mut Ctx,
+    listeners: &Spanned<Vec<Spanned<ListenerFile>>>,
+    base_dir: &Path,
+) -> Vec<Listener> {
+    if listeners.value.is_empty() {
+        cx.error(
+            listeners.referenced,
+            "listeners",
+            "at least one listener is required",
+        );
+    }
+    let mut out = Vec::new();
+    let mut names = HashSet::new();
+    let mut addresses = HashSet::new();
+    for (i, l) in listeners.value.iter().enumerate() {
+        let path = format!("listeners[{i}]");
+        let l = &l.value;
+        if l.name.value.is_empty() || !names.insert(l.name.value.clone()) {
+            cx.error(
+                l.name.referenced,
+                format!("{path}.name"),
+                "listener names must be non-empty and unique",
+            );
+        }
+        match l.address.value.parse::<SocketAddr>() {
+            Ok(address) => {
+                if !addresses.insert(address) {
+                    cx.error(
+                        l.address.referenced,
+                        format!("{path}.address"),
+                        format!("address {address} is used by another listener"),
+                    );
+                }
+                if !address.ip().is_loopback() && l.tls.is_none() {
+                    cx.warn(
+                        l.address.referenced,
+                        format!("{path}.address"),
+                        "plain HTTP on a non-loopback address: tokens travel unencrypted",
+                    );
+                }
+                let tls = match &l.tls {
+                    None => None,
+                    Some(t) => match compile_listener_tls(cx, &l.name.value, t, &path, base_dir) {
+                        Some(tls) => Some(tls),
+                        None => continue,
+                    },
+                };
+                out.push(Listener {
+                    name: l.name.value.clone(),
+                    address,
+                    tls,
+                });
+            }
+            Err(_) => cx.error(
+                l.address.referenced,
+                format!("{path}.address"),
+                format!(
+                    "\"{}\" is not an IP:port address (for example 0.0.0.0:8080 or [::]:8080)",
+                    l.address.value
+                ),
+            ),
+        }
+    }
+    out
+}
+
+/// A listener's `tls`: every pair loaded and matched, the client CA loaded; errors located at
+/// the setting that names the bad file.
+pub(super) fn compile_listener_tls(
+    cx: &mut Ctx,
+    listener: &str,
+    tls: &Spanned<ListenerTlsFile>,
+    path: &str,
+    base_dir: &Path,
+) -> Option<crate::tls::ListenerTls> {
+    use crate::tls::{ClientAuthMode, PairFiles};
+    let path = format!("{path}.tls");
+    let t = &tls.value;
+    let mut ok = true;
+    if t.certificates.value.is_empty() {
+        cx.error(
+            t.certificates.referenced,
+            format!("{path}.certificates"),
+            "at least one certificate is required",
+        );
+        ok = false;
+    }
+    let now = crate::clock::unix_now();
+    let mut pairs = Vec::new();
+    for (i, c) in t.certificates.value.iter().enumerate() {
+        let at = format!("{path}.certificates[{i}]");
+        let c = &c.value;
+        let files = PairFiles {
+            cert_file: base_dir.join(&c.cert_file.value),
+            key_file: base_dir.join(&c.key_file.value),
+            server_names: c.server_names.as_ref().map(|names| {
+                names
+                    .iter()
+                    .filter(|n| {
+                        let host = n.value.strip_prefix("*.").unwrap_or(&n.value);
+                        let valid = matches!(
+                            rustls::pki_types::ServerName::try_from(host),
+                            Ok(rustls::pki_types::ServerName::DnsName(_))
+                        );
+                        if !valid {
+                            cx.error(
+                                n.referenced,
+                                format!("{at}.server_names"),
+                                format!("\"{}\" is not a host name (or *.domain)", n.value),
+                            );
+                            ok = false;
+                        }
+                        valid
+                    })
+                    .map(|n| n.value.clone())
+                    .collect()
+            }),
+        };
+        // Report the cert file's own problems at cert_file, the key's at key_file.
+        if let Err(e) = crate::tls::read_certificates(&files.cert_file) {
+            cx.error(c.cert_file.referenced, format!("{at}.cert_file"), e);
+            ok = false;
+            continue;
+        }
+        if let Err(e) = crate::tls::read_key(&files.key_file) {
+            cx.error(c.key_file.referenced, format!("{at}.key_file"), e);
+            ok = false;
+            continue;
+        }
+        match crate::tls::load_pair(&files) {
+            Ok(pair) => {
+                if pair.not_after < now {
+                    cx.warn(
+                        c.cert_file.referenced,
+                        format!("{at}.cert_file"),
+                        format!("the certificate {} has expired", c.cert_file.value),
+                    );
+                }
+                if pair.names.is_empty() {
+                    cx.warn(
+                        c.cert_file.referenced,
+                        format!("{at}.cert_file"),
+                        "the certificate names no host: it can only serve as the default",
+                    );
+                }
+            }
+            Err(e) => {
+                cx.error(c.key_file.referenced, format!("{at}.key_file"), e);
+                ok = false;
+            }
+        }
+        pairs.push(files);
+    }
+    let tls13_only = match t.min_version.as_ref().map(|v| v.value.as_str()) {
+        None | Some("1.2") => false,
+        Some("1.3") => true,
+        Some(other) => {
+            let at = t
+                .min_version
+                .as_ref()
+                .map(|v| v.referenced)
+                .unwrap_or(tls.referenced);
+            cx.error(
+                at,
+                format!("{path}.min_version"),
+                format!("\"{other}\" is not a TLS version: \"1.2\" or \"1.3\""),
+            );
+            ok = false;
+            false
+        }
+    };
+    let (client_auth, client_verifier) = match &t.client_auth {
+        None => (ClientAuthMode::None, None),
+        Some(ca) => {
+            let mode = match ca.value.mode.value.as_str() {
+                "none" => Some(ClientAuthMode::None),
+                "optional" => Some(ClientAuthMode::Optional),
+                "required" => Some(ClientAuthMode::Required),
+                other => {
+                    cx.error(
+                        ca.value.mode.referenced,
+                        format!("{path}.client_auth.mode"),
+                        format!("\"{other}\": expected none, optional or required"),
+                    );
+                    None
+                }
+            };
+            match (mode, &ca.value.ca_file) {
+                (None, _) => {
+                    ok = false;
+                    (ClientAuthMode::None, None)
+                }
+                (Some(ClientAuthMode::None), _) => (ClientAuthMode::None, None),
+                (Some(_), None) => {
+                    cx.error(
+                        ca.referenced,
+                        format!("{path}.client_auth.ca_file"),
+                        "optional and required client authentication need the clients' CA (ca_file)",
+                    );
+                    ok = false;
+                    (ClientAuthMode::None, None)
+                }
+                (Some(mode), Some(file)) => {
+                    let verifier = crate::tls::load_ca(&base_dir.join(&file.value))
+                        .and_then(|roots| crate::tls::client_verifier(roots, mode));
+                    match verifier {
+                        Ok(v) => (mode, Some(v)),
+                        Err(e) => {
+                            cx.error(file.referenced, format!("{path}.client_auth.ca_file"), e);
+                            ok = false;
+                            (ClientAuthMode::None, None)
+                        }
+                    }
+                }
+            }
+        }
+    };
+    if !ok {
+        return None;
+    }
+    match crate::tls::CertStore::load(listener, pairs, tls13_only) {
+        Ok(store) => Some(crate::tls::ListenerTls {
+            store: Arc::new(store),
+            client_auth,
+            client_verifier,
+        }),
+        Err(e) => {
+            // The files changed between the checks above and now.
+            cx.error(tls.referenced, path, e);
+            None
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! Compiling the file model into a [`Snapshot`], collecting every error with its YAML location.
+//!
+//! The compiler never stops at the first problem: each section is checked, each error recorded
+//! with `line:column` and a path such as `routes[2].match.path_prefix`, and only a configuration
+//! without errors becomes a snapshot. Warnings (risky but valid settings) travel alongside.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use pingora::upstreams::peer::HttpPeer;
+use serde_saphyr::{Location, Spanned};
+
+use super::file::*;
+use super::{ConfigError, ConfigErrors};
+use crate::auth::algorithm::Algorithm;
+use crate::auth::fetch::{check_key_url, HttpKeySource, KeySource, Remote};
+use crate::auth::jwks::KeySet;
+use crate::auth::keys::{IssuerKeys, RefreshPolicy};
+use crate::auth::scope::{is_valid_scope_token, ScopeRequirement};
+use crate::revocation::mirror::RedisSettings;
+use crate::routes::{normalize_path, PathMatch, RouteMatch, RouteTable};
+use crate::snapshot::*;
+
+mod admin;
+mod identity;
+mod issuers;
+mod lints;
+mod listeners;
+mod revocation;
+mod routes;
+mod upstreams;
+mod values;
+use admin::*;
+use identity::*;
+use issuers::*;
+use lints::*;
+use listeners::*;
+use revocation::*;
+use routes::*;
+use upstreams::*;
+use values::*;
+
+/// A compiled configuration and the warnings it raised.
+#[derive(Debug)]
+pub struct Compiled {
+    pub snapshot: Snapshot,
+    pub warnings: Vec<ConfigError>,
+}
+
+/// Identity headers used when `identity.headers` is not given.
+pub const DEFAULT_IDENTITY_HEADERS: [(&str, &str); 4] = [
+    ("x-auth-subject", "sub"),
+    ("x-auth-client-id", "client_id"),
+    ("x-auth-scopes", "scope"),
+    ("x-auth-issuer", "iss"),
+];
+const DEFAULT_STRIP_PREFIX: &str = "x-auth-";
+const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+const MAX_LEEWAY: Duration = Duration::from_secs(300);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// Headers that may never be set from claims: they carry transport, framing or credentials.
+const FORBIDDEN_IDENTITY_HEADERS: [&str; 14] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "proxy-connection",
+    "x-request-id",
+];
+
+#[derive(Default)]
+struct Ctx {
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+}
+
+impl Ctx {
+    fn error(&mut self, at: Location, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError::at(at, path, message));
+    }
+    fn warn(&mut self, at: Location, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(ConfigError::at(at, path, message));
+    }
+}
+
+/// Compile a parsed file. Relative file paths (`jwks_file`) resolve against `base_dir`, the
+/// directory of the configuration file.
+pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErrors> {
+    let mut cx = Ctx {
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+
+    let listeners = compile_listeners(&mut cx, &file.listeners, base_dir);
+    // Ids resolve by position in the file even when their entry has errors, so a broken issuer
+    // is reported once, where it is, and not again as "unknown" by every route naming it.
+    let issuers = compile_issuers(&mut cx, &file.issuers, base_dir);
+    let issuer_ids: HashMap<&str, usize> = file
+        .issuers
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.value.id.value.as_str(), i))
+        .collect();
+    let upstreams = compile_upstreams(&mut cx, &file.upstreams, base_dir);
+    let upstream_ids: HashMap<&str, usize> = file
+        .upstreams
+        .value
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.value.id.value.as_str(), i))
+        .collect();
+    let (identity, gateway_headers) = compile_identity(&mut cx, file.identity.as_ref());
+    let (forwarding, forwarding_errors) = super::forwarding::compile(file.forwarding.as_ref());
+    cx.errors.extend(forwarding_errors);
+    let limits = compile_limits(&mut cx, file.limits.as_ref());
+    let admin_address = compile_admin(&mut cx, file.admin.as_ref(), &listeners);
+    check_logging(&mut cx, file.logging.as_ref());
+    let admin_token = compile_admin_token(&mut cx, file.admin.as_ref(), base_dir);
+    let max_token_lifetime = match file
+        .revocation
+        .as_ref()
+        .and_then(|r| r.max_token_lifetime.as_ref())
+    {
+        None => DEFAULT_MAX_TOKEN_LIFETIME,
+        Some(t) => parse_duration(&mut cx, t, "revocation.max_token_lifetime")
+            .unwrap_or(DEFAULT_MAX_TOKEN_LIFETIME),
+    };
+    let revocation_redis = compile_redis(&mut cx, file.revocation.as_ref());
+    let shutdown_grace = match file.shutdown.as_ref() {
+        None => DEFAULT_SHUTDOWN_GRACE,
+        Some(s) => parse_duration(&mut cx, &s.grace_period, "shutdown.grace_period")
+            .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+    };
+
+    let mut routes = Vec::new();
+    let mut route_locations = Vec::new();
+    let mut matches = Vec::new();
+    let mut strip_names = gateway_headers
+        .iter()
+        .map(|(n, _)| n.clone())
+        .collect::<Vec<_>>();
+    let mut seen_ids = HashSet::new();
+    let mut seen_matches: Vec<(String, RouteMatch)> = Vec::new();
+    if file.routes.value.is_empty() {
+        cx.error(
+            file.routes.referenced,
+            "routes",
+            "at least one route is required",
+        );
+    }
+    for (i, route) in file.routes.value.iter().enumerate() {
+        let path = format!("routes[{i}]");
+        let r = &route.value;
+        if !seen_ids.insert(r.id.value.as_str()) {
+            cx.error(
+                r.id.referenced,
+                format!("{path}.id"),
+                format!("duplicate route id \"{}\"", r.id.value),
+            );
+        }
+        let matcher = compile_match(&mut cx, &path, &r.matcher);
+        let path_parameters = allow_keyword(
+            &mut cx,
+            r.matcher.value.path_parameters.as_ref(),
+            &format!("{path}.match.path_parameters"),
+        );
+        let script_path_info = allow_keyword(
+            &mut cx,
+            r.matcher.value.script_path_info.as_ref(),
+            &format!("{path}.match.script_path_info"),
+        );
+        let method_override = allow_keyword(
+            &mut cx,
+            r.method_override.as_ref(),
+            &format!("{path}.method_override"),
+        );
+        let upstream = match upstream_ids.get(r.upstream.value.as_str()) {
+            Some(&u) => Some(u),
+            None => {
+                cx.error(
+                    r.upstream.referenced,
+                    format!("{path}.upstream"),
+                    format!(
+                        "unknown upstream \"{}\" (known: {})",
+                        r.upstream.value,
+                        known(upstream_ids.keys())
+                    ),
+                );
+                None
+            }
+        };
+        let auth = compile_route_auth(
+            &mut cx,
+            &path,
+            route.referenced,
+            r.auth.as_ref(),
+            &issuer_ids,
+        );
+        let mut headers = gateway_headers.clone();
+        if let Some(extra) = &r.identity {
+            for (name, source) in
+                compile_header_map(&mut cx, &format!("{path}.identity.headers"), &extra.headers)
+            {
+                strip_names.push(name.clone());
+                headers.retain(|(n, _)| n != name);
+                headers.push((name, source));
+            }
+        }
+        if let Some(m) = &matcher {
+            if let Some((other, _)) = seen_matches.iter().find(|(_, seen)| same_match(seen, m)) {
+                cx.error(
+                    r.matcher.referenced,
+                    format!("{path}.match"),
+                    format!("same host, path and methods as route \"{other}\": this route could never be chosen for them"),
+                );
+            }
+            seen_matches.push((r.id.value.clone(), m.clone()));
+            if method_override
+                && m.methods
+                    .as_ref()
+                    .is_some_and(|ms| ms.contains(&Method::POST))
+            {
+                cx.error(
+                    r.matcher.referenced,
+                    format!("{path}.method_override"),
+                    "a route that honours method overrides is chosen by the overriding method: list that method (PUT, PATCH, DELETE), not POST",
+                );
+            }
+        }
+        if matches!(auth, Some(RouteAuth::Public)) && r.forward_token {
+            cx.warn(
+                route.referenced,
+                format!("{path}.forward_token"),
+                "a public route forwards whatever Authorization header a client sends, unverified",
+            );
+        }
+        if let (Some(m), Some(upstream), Some(auth)) = (matcher, upstream, auth) {
+            matches.push(m);
+            route_locations.push(r.matcher.referenced);
+            routes.push(Route {
+                id: Arc::from(r.id.value.as_str()),
+                upstream,
+                auth,
+                identity_headers: headers,
+                forward_token: r.forward_token,
+                method_override,
+                path_parameters,
+                script_path_info,
+            });
+        }
+    }
+    strip_names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    strip_names.dedup();
+
+    if !cx.errors.is_empty() {
+        return Err(ConfigErrors(cx.errors));
+    }
+    let route_table = RouteTable::new(matches);
+    warn_risky_routes(&mut cx, &route_table, &routes, &route_locations);
+    warn_hostless_routes_on_virtual_hosts(&mut cx, &route_table, &routes, &route_locations);
+    let snapshot = Snapshot {
+        listeners,
+        // Without errors every entry compiled, so positions still match the ids above.
+        issuers: issuers
+            .into_iter()
+            .flatten()
+            .map(|issuer| {
+                Arc::new(Issuer {
+                    max_token_lifetime,
+                    ..issuer
+                })
+            })
+            .collect(),
+        upstreams: upstreams.into_iter().flatten().collect(),
+        routes,
+        route_table,
+        identity: IdentityPolicy {
+            strip_names,
+            ..identity
+        },
+        forwarding,
+        admin_address,
+        admin_token,
+        max_token_lifetime,
+        revocation_state_file: file
+            .revocation
+            .as_ref()
+            .and_then(|r| r.state_file.as_ref())
+            .map(|f| base_dir.join(&f.value)),
+        revocation_file: file
+            .revocation
+            .as_ref()
+            .and_then(|r| r.file.as_ref())
+            .map(|f| base_dir.join(&f.value)),
+        shutdown_grace,
+        revocation_redis,
+        revocations: Arc::default(),
+        revocation_mirror: None,
+        limits,
+    };
+    Ok(Compiled {
+        snapshot,
+        warnings: cx.warnings,
+    })
+}
+
+fn known<'a>(names: impl Iterator<Item = &'a &'a str>) -> String {
+    let mut v: Vec<&str> = names.copied().collect();
+    v.sort_unstable();
+    if v.is_empty() {
+        "none".to_owned()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// Helpers for the sections' unit tests: YAML text in, the section's file model out, no files.
+#[cfg(test)]
+mod test_support {
+    pub(super) fn parse<T: serde::de::DeserializeOwned>(yaml: &str) -> T {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    pub(super) fn messages(cx: &super::Ctx) -> Vec<String> {
+        cx.errors.iter().map(ToString::to_string).collect()
+    }
+}

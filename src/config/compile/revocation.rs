@@ -1,0 +1,140 @@
+//! `revocation.redis`: the shared revocation store.
+
+use super::*;
+
+pub(super) const DEFAULT_REDIS_PREFIX: &str = "portcullis:revocations";
+
+pub(super) const DEFAULT_REDIS_RESYNC: Duration = Duration::from_secs(60);
+
+pub(super) const DEFAULT_REDIS_MAX_STALENESS: Duration = Duration::from_secs(300);
+
+pub(super) const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `revocation.redis`: the URL (from the file or an environment variable) parsed, never echoed
+/// (it may hold a password), and the timings checked.
+pub(super) fn compile_redis(
+    cx: &mut Ctx,
+    revocation: Option<&RevocationFile>,
+) -> Option<RedisSettings> {
+    let revocation = revocation?;
+    let redis_at = revocation.redis.as_ref()?.referenced;
+    let redis = &revocation.redis.as_ref()?.value;
+    if let (Some(state), Some(_)) = (
+        &revocation.state_file,
+        &redis.url.as_ref().or(redis.url_env.as_ref()),
+    ) {
+        cx.error(
+            state.referenced,
+            "revocation.state_file",
+            "give revocation.state_file or revocation.redis, not both: with Redis, Redis is where admin-API revocations are kept",
+        );
+    }
+    let (url, at, path) = match (&redis.url, &redis.url_env) {
+        (Some(_), Some(env)) => {
+            cx.error(
+                env.referenced,
+                "revocation.redis.url_env",
+                "give url or url_env, not both",
+            );
+            return None;
+        }
+        (Some(url), None) => (url.value.clone(), url, "revocation.redis.url"),
+        (None, Some(env)) => match std::env::var(&env.value) {
+            Ok(v) => (v.trim().to_owned(), env, "revocation.redis.url_env"),
+            Err(_) => {
+                cx.error(
+                    env.referenced,
+                    "revocation.redis.url_env",
+                    format!("the environment variable {} is not set", env.value),
+                );
+                return None;
+            }
+        },
+        (None, None) => {
+            cx.error(redis_at, "revocation.redis", "give url or url_env");
+            return None;
+        }
+    };
+    let client = match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("redis") => match crate::revocation::mirror::client_with_keepalive(&url) {
+            Ok(c) => Some(c),
+            Err(_) => {
+                // The parser's message is not echoed: it could quote a password.
+                cx.error(
+                    at.referenced,
+                    path,
+                    "not a valid Redis URL: expected redis://[user:password@]host:port[/db]",
+                );
+                None
+            }
+        },
+        Some("rediss") => {
+            cx.error(at.referenced, path, "rediss:// (TLS to Redis) is not supported yet; use redis:// on a private network or a TLS sidecar");
+            None
+        }
+        _ => {
+            cx.error(
+                at.referenced,
+                path,
+                "expected redis://[user:password@]host:port[/db]",
+            );
+            None
+        }
+    };
+    let duration = |cx: &mut Ctx, t: &Option<Text>, name: &str, default: Duration| match t {
+        None => default,
+        Some(t) => match parse_duration(cx, t, &format!("revocation.redis.{name}")) {
+            Some(d) if d.is_zero() => {
+                cx.error(
+                    t.referenced,
+                    format!("revocation.redis.{name}"),
+                    "must be more than zero",
+                );
+                default
+            }
+            Some(d) => d,
+            None => default,
+        },
+    };
+    let resync_interval = duration(
+        cx,
+        &redis.resync_interval,
+        "resync_interval",
+        DEFAULT_REDIS_RESYNC,
+    );
+    let max_staleness = duration(
+        cx,
+        &redis.max_staleness,
+        "max_staleness",
+        DEFAULT_REDIS_MAX_STALENESS,
+    );
+    let timeout = duration(cx, &redis.timeout, "timeout", DEFAULT_REDIS_TIMEOUT);
+    let key_prefix = match &redis.key_prefix {
+        None => DEFAULT_REDIS_PREFIX.to_owned(),
+        Some(p) => {
+            let ok = !p.value.is_empty()
+                && p.value.len() <= 128
+                && p.value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b":_.-".contains(&b));
+            if !ok {
+                cx.error(
+                    p.referenced,
+                    "revocation.redis.key_prefix",
+                    "1 to 128 of A-Z a-z 0-9 : _ . -",
+                );
+            }
+            p.value.clone()
+        }
+    };
+    let client = client?;
+    let description = client.get_connection_info().addr().to_string();
+    Some(RedisSettings {
+        client,
+        description,
+        key_prefix,
+        resync_interval,
+        max_staleness,
+        timeout,
+    })
+}

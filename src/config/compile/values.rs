@@ -1,0 +1,101 @@
+//! Values shared by sections (durations), and the small sections (`logging`, `limits`).
+
+use super::*;
+
+/// `logging.level` must be a valid filter (`info`, `warn,portcullis=debug`), `format` json or text.
+/// They are applied at start-up, before the configuration compiles; here they are only checked.
+pub(super) fn check_logging(cx: &mut Ctx, logging: Option<&LoggingFile>) {
+    let Some(logging) = logging else { return };
+    if let Some(level) = &logging.level {
+        if tracing_subscriber::EnvFilter::try_new(&level.value).is_err() {
+            cx.error(
+                level.referenced,
+                "logging.level",
+                format!(
+                    "\"{}\" is not a log filter (for example info, or warn,portcullis=debug)",
+                    level.value
+                ),
+            );
+        }
+    }
+    if let Some(format) = &logging.format {
+        if crate::telemetry::parse_format(&format.value).is_none() {
+            cx.error(
+                format.referenced,
+                "logging.format",
+                format!("\"{}\" is not a log format: json or text", format.value),
+            );
+        }
+    }
+}
+
+pub(super) fn compile_limits(cx: &mut Ctx, limits: Option<&LimitsFile>) -> Limits {
+    let mut out = Limits::default();
+    if let Some(max) = limits.and_then(|l| l.max_token_bytes.as_ref()) {
+        match usize::try_from(max.value) {
+            Ok(v) if (256..=64 * 1024).contains(&v) => out.max_token_bytes = v,
+            _ => cx.error(
+                max.referenced,
+                "limits.max_token_bytes",
+                "must be between 256 and 65536",
+            ),
+        }
+    }
+    out
+}
+
+/// The longest duration any setting accepts: enough for every timeout, interval and lifetime here,
+/// and far from the overflow of time arithmetic.
+pub(super) const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+pub(super) fn parse_duration(cx: &mut Ctx, t: &Text, path: &str) -> Option<Duration> {
+    match humantime::parse_duration(&t.value) {
+        Ok(d) if d > MAX_DURATION => {
+            cx.error(
+                t.referenced,
+                path,
+                format!("\"{}\" is too long: at most 30 days", t.value),
+            );
+            None
+        }
+        Ok(d) => Some(d),
+        Err(_) => {
+            cx.error(
+                t.referenced,
+                path,
+                format!(
+                    "\"{}\" is not a duration (for example 500ms, 30s, 2m)",
+                    t.value
+                ),
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::*;
+
+    #[test]
+    fn durations_are_parsed_bounded_and_located() {
+        let mut cx = Ctx::default();
+        let ok: Text = parse("30s");
+        assert_eq!(
+            parse_duration(&mut cx, &ok, "x"),
+            Some(Duration::from_secs(30))
+        );
+        let long: Text = parse("31d");
+        assert_eq!(
+            parse_duration(&mut cx, &long, "shutdown.grace_period"),
+            None
+        );
+        let bad: Text = parse("soon");
+        assert_eq!(parse_duration(&mut cx, &bad, "leeway"), None);
+        let m = messages(&cx);
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(m[0].contains("shutdown.grace_period") && m[0].contains("at most 30 days"));
+        assert!(m[1].contains("is not a duration"));
+    }
+}
