@@ -1,0 +1,308 @@
+//! The gateway under test, in-process: the real Pingora proxy and admin services on pre-bound
+//! `127.0.0.1:0` listeners, and the standard configuration.
+
+use std::net::SocketAddr;
+use std::os::fd::IntoRawFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+use pingora::server::Fds;
+use pingora::services::Service as _;
+use portcullis::snapshot::SnapshotHolder;
+use tokio::sync::watch;
+
+use super::*;
+
+/// A gateway running in-process: the real Pingora proxy and admin services on pre-bound
+/// listeners, the key refreshers, and (when started from a file) the reload watcher.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub metrics: portcullis::metrics::Metrics,
+    pub snapshots: Arc<SnapshotHolder>,
+    /// Reload outcomes, when started with [`TestGateway::start_reloading`].
+    pub reloads: watch::Receiver<Option<portcullis::reload::ReloadOutcome>>,
+    /// Revocation-file reloads (when started from a file with a revocation file).
+    pub revocation_file_loads:
+        watch::Receiver<Option<Result<portcullis::revocation::file::FileLoad, String>>>,
+    shutdown: watch::Sender<bool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl TestGateway {
+    /// Start a gateway on `yaml`, where `{listen}` is replaced by the listener address.
+    /// Relative paths resolve against `tests/fixtures`.
+    pub fn start(yaml: &str) -> TestGateway {
+        let (listener, addr) = bind_free();
+        let (admin_listener, admin) = bind_free();
+        let yaml = with_addresses(yaml, addr, admin);
+        let compiled = portcullis::config::load_str(&yaml, &fixtures())
+            .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+        Self::run(
+            compiled.snapshot,
+            (listener, addr),
+            (admin_listener, admin),
+            None,
+        )
+    }
+
+    /// Start a gateway on the config file `path`, reloading it when its content changes.
+    /// `{listen}` and `{admin}` in the file are replaced (in place) by the listener addresses.
+    pub fn start_reloading(path: &std::path::Path) -> TestGateway {
+        let (listener, addr) = bind_free();
+        let (admin_listener, admin) = bind_free();
+        let yaml = with_addresses(&std::fs::read_to_string(path).unwrap(), addr, admin);
+        std::fs::write(path, yaml).unwrap();
+        let loaded_hash = portcullis::reload::content_hash(path);
+        let compiled =
+            portcullis::config::load(path).unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+        Self::run(
+            compiled.snapshot,
+            (listener, addr),
+            (admin_listener, admin),
+            Some((path.to_path_buf(), loaded_hash)),
+        )
+    }
+
+    fn run(
+        mut snapshot: portcullis::snapshot::Snapshot,
+        (listener, addr): (std::net::TcpListener, SocketAddr),
+        (admin_listener, admin): (std::net::TcpListener, SocketAddr),
+        reload_from: Option<(PathBuf, Option<u64>)>,
+    ) -> TestGateway {
+        portcullis::install_crypto_provider();
+        portcullis::app::open_revocation_journal(&snapshot).unwrap();
+        let mirror = portcullis::app::attach_revocation_mirror(&mut snapshot);
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let snapshots = Arc::new(SnapshotHolder::new(snapshot));
+        let metrics = portcullis::metrics::Metrics::new().unwrap();
+        let conf = Arc::new(portcullis::app::server_conf(
+            std::time::Duration::from_secs(1),
+        ));
+        let in_flight = Arc::new(portcullis::drain::InFlight::default());
+        let mut proxy = portcullis::app::proxy_service(
+            Arc::clone(&snapshots),
+            metrics.clone(),
+            in_flight,
+            &conf,
+        )
+        .unwrap();
+        let mut admin_service =
+            portcullis::app::admin_service(Arc::clone(&snapshots), metrics.clone());
+
+        // Hand the bound sockets to Pingora the way a graceful upgrade does: by fd, keyed by address.
+        let mut fds = Fds::new();
+        fds.add(addr.to_string(), listener.into_raw_fd());
+        fds.add(admin.to_string(), admin_listener.into_raw_fd());
+        let fds = Arc::new(parking_lot::Mutex::new(fds));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (outcomes, reloads) = watch::channel(None);
+        let (revocation_loads, revocation_file_loads) = watch::channel(None);
+        let revocation_file = portcullis::app::open_revocation_file(&snapshots.current());
+        let watcher = portcullis::reload::ReloadWatcher {
+            path: reload_from
+                .as_ref()
+                .map(|(p, _)| p.clone())
+                .unwrap_or_default(),
+            loaded_hash: reload_from.as_ref().and_then(|(_, h)| *h),
+            snapshots: Arc::clone(&snapshots),
+            refreshers: Arc::new(portcullis::reload::Refreshers::default()),
+            metrics: metrics.clone(),
+            poll_interval: std::time::Duration::from_millis(20),
+            outcomes,
+            revocation_file,
+            revocation_loads,
+        };
+        let (cert_snapshots, cert_metrics) = (Arc::clone(&snapshots), metrics.clone());
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                if reload_from.is_some() {
+                    tokio::spawn(watcher.run(shutdown_rx.clone()));
+                } else {
+                    // No file to watch: only the key refreshers, stopped with the gateway.
+                    let refreshers = Arc::clone(&watcher.refreshers);
+                    refreshers.sync(&watcher.snapshots.current(), &watcher.metrics);
+                    let mut stop = shutdown_rx.clone();
+                    tokio::spawn(async move {
+                        let _ = stop.changed().await;
+                        refreshers.stop_all();
+                    });
+                }
+                if let Some(mirror) = mirror {
+                    tokio::spawn(mirror.run(shutdown_rx.clone()));
+                }
+                tokio::spawn(portcullis::app::watch_certificates(
+                    Arc::clone(&cert_snapshots),
+                    cert_metrics,
+                    std::time::Duration::from_millis(20),
+                    shutdown_rx.clone(),
+                ));
+                let admin_fds = Arc::clone(&fds);
+                let admin_shutdown = shutdown_rx.clone();
+                tokio::spawn(async move {
+                    admin_service
+                        .start_service(Some(admin_fds), admin_shutdown, 1)
+                        .await
+                });
+                proxy.start_service(Some(fds), shutdown_rx, 1).await;
+            });
+        });
+        TestGateway {
+            addr,
+            admin,
+            metrics,
+            snapshots,
+            reloads,
+            revocation_file_loads,
+            shutdown,
+            thread: Mutex::new(Some(thread)),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    /// The Prometheus text of the admin listener's `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        let resp = client()
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap();
+        resp.text().await.unwrap()
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The status of `GET path` with a bearer token.
+pub async fn status_of(gw: &TestGateway, path: &str, token: &str) -> u16 {
+    client()
+        .get(gw.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// `{listen}` and `{admin}` replaced; an `admin` section added when the YAML has none.
+fn with_addresses(yaml: &str, addr: SocketAddr, admin: SocketAddr) -> String {
+    let mut yaml = yaml
+        .replace("{listen}", &addr.to_string())
+        .replace("{admin}", &admin.to_string());
+    if !yaml.contains("\nadmin:") {
+        yaml.push_str(&format!("\nadmin: {{ address: \"{admin}\" }}\n"));
+    }
+    yaml
+}
+
+/// The standard test configuration around the given upstreams.
+pub fn config(echo: SocketAddr, silent: SocketAddr, closed: SocketAddr) -> String {
+    format!(
+        r#"
+listeners:
+  - name: test
+    address: "{{listen}}"
+issuers:
+  - id: corp
+    issuer: "{ISSUER}"
+    jwks_file: jwks.json
+    audiences: ["{AUDIENCE}", "other-api"]
+    algorithms: [RS256, ES256]
+    leeway: 30s
+upstreams:
+  - id: echo
+    url: "http://{echo}"
+  - id: silent
+    url: "http://{silent}"
+    read_timeout: 300ms
+  - id: closed
+    url: "http://{closed}"
+    connect_timeout: 500ms
+identity:
+  headers:
+    X-Auth-Subject: sub
+    X-Auth-Client-Id: client_id
+    X-Auth-Scopes: scope
+    X-Auth-Issuer: iss
+  strip_prefixes: ["x-auth-"]
+routes:
+  - id: orders-read
+    match: {{ path_prefix: /orders, methods: [GET, HEAD] }}
+    upstream: echo
+    auth:
+      issuers: [corp]
+      scopes: {{ all_of: ["read:orders"] }}
+    identity: {{ headers: {{ X-Legacy-User: sub }} }}
+  - id: admin
+    match: {{ host: admin.example.com, path_prefix: /orders }}
+    upstream: echo
+    auth:
+      scopes: {{ all_of: ["admin"], any_of: ["tenant:a", "tenant:b"] }}
+  - id: forwarding
+    match: {{ path_prefix: /forward }}
+    upstream: echo
+    forward_token: true
+  - id: public
+    match: {{ path_prefix: /public }}
+    upstream: echo
+    auth: public
+  - id: health
+    match: {{ path: /healthz }}
+    upstream: echo
+    auth: public
+  - id: slow
+    match: {{ path_prefix: /slow }}
+    upstream: silent
+    auth: public
+  - id: down
+    match: {{ path_prefix: /down }}
+    upstream: closed
+    auth: public
+"#
+    )
+}
+
+/// A non-blocking listener on a free loopback port (Pingora's tokio listener needs non-blocking).
+pub fn bind_free() -> (std::net::TcpListener, SocketAddr) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    (listener, addr)
+}
+
+/// A gateway with the standard configuration and its upstreams.
+pub async fn standard_gateway() -> TestGateway {
+    let echo = echo_upstream().await;
+    let silent = silent_upstream().await;
+    TestGateway::start(&config(echo, silent, closed_port()))
+}
+
+pub fn client() -> reqwest::Client {
+    portcullis::install_crypto_provider();
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}

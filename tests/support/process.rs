@@ -1,0 +1,103 @@
+//! The built binary as a process, for signal and CLI tests.
+
+use std::net::SocketAddr;
+
+use pingora::server::Fds;
+
+use super::*;
+
+/// The built binary, running on sockets this test bound on `127.0.0.1:0` and handed over the
+/// way a graceful upgrade does (`run --upgrade`), so there is no port to guess and no start-up to
+/// wait for: connections queue in the backlog until the binary accepts them. Its JSON log lines
+/// arrive on a channel, so tests wait for events it logs. Killed when dropped.
+pub struct GatewayProcess {
+    pub child: std::process::Child,
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    logs: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl GatewayProcess {
+    /// Start the binary on `yaml` (with `{listen}` and `{admin}` placeholders), written to `dir`.
+    pub async fn start(yaml: &str, dir: &std::path::Path) -> GatewayProcess {
+        use std::io::BufRead;
+        use std::os::fd::AsRawFd;
+        let (listener, listen) = bind_free();
+        let (admin_listener, admin) = bind_free();
+        let path = dir.join("gateway.yaml");
+        std::fs::write(
+            &path,
+            yaml.replace("{listen}", &listen.to_string())
+                .replace("{admin}", &admin.to_string()),
+        )
+        .unwrap();
+        let sock = dir.join("upgrade.sock");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["--log-format", "json", "run", "--upgrade", "--upgrade-sock"])
+            .arg(&sock)
+            .arg("-c")
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, logs) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let mut fds = Fds::new();
+        fds.add(listen.to_string(), listener.as_raw_fd());
+        fds.add(admin.to_string(), admin_listener.as_raw_fd());
+        // Pingora's upgrade protocol: retried until the binary listens on the socket.
+        let sock = sock.display().to_string();
+        tokio::task::spawn_blocking(move || fds.send_to_sock(sock.as_str()).map(|_| ()))
+            .await
+            .unwrap()
+            .unwrap();
+        // The binary has its own copies now; closing ours lets the sockets close when it exits.
+        drop((listener, admin_listener));
+        GatewayProcess {
+            child,
+            listen,
+            admin,
+            logs,
+        }
+    }
+
+    /// Wait until the binary logs a line containing `needle`, and return it.
+    pub async fn wait_for_log(&mut self, needle: &str) -> String {
+        let wait = async {
+            while let Some(line) = self.logs.recv().await {
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+            panic!("the gateway exited without logging {needle:?}");
+        };
+        // A bound on a broken test, not a synchronisation delay.
+        tokio::time::timeout(std::time::Duration::from_secs(60), wait)
+            .await
+            .unwrap_or_else(|_| panic!("no log line {needle:?} within 60 s"))
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
