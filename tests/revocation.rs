@@ -243,14 +243,19 @@ async fn a_cutoff_covers_tokens_from_an_issuer_whose_clock_runs_ahead() {
     assert_eq!(status(&s.gw, &ahead).await, 401);
 }
 
-#[test]
-fn a_revocation_file_caught_mid_rewrite_never_un_revokes() {
+/// The standard test configuration compiled (no gateway running).
+fn standard_snapshot() -> portcullis::snapshot::Snapshot {
     portcullis::install_crypto_provider();
     let yaml =
         config(closed_port(), closed_port(), closed_port()).replace("{listen}", "127.0.0.1:8080");
-    let snapshot = portcullis::config::load_str(&yaml, &fixtures())
+    portcullis::config::load_str(&yaml, &fixtures())
         .unwrap()
-        .snapshot;
+        .snapshot
+}
+
+#[test]
+fn a_revocation_file_caught_mid_rewrite_never_un_revokes() {
+    let snapshot = standard_snapshot();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("revoked.jsonl");
     std::fs::write(
@@ -322,12 +327,7 @@ async fn an_upgrade_hand_over_loses_no_acknowledged_revocation() {
 
 #[test]
 fn a_revocation_file_loads_good_entries_and_reports_bad_lines() {
-    portcullis::install_crypto_provider();
-    let yaml =
-        config(closed_port(), closed_port(), closed_port()).replace("{listen}", "127.0.0.1:8080");
-    let snapshot = portcullis::config::load_str(&yaml, &fixtures())
-        .unwrap()
-        .snapshot;
+    let snapshot = standard_snapshot();
     let dir = tempfile::tempdir().unwrap();
 
     let jsonl = dir.path().join("revoked.jsonl");
