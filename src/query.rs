@@ -86,14 +86,48 @@ fn is_named(piece: &str, name: &str) -> bool {
     {
         return false;
     }
-    let decoded = decode(raw);
-    let decoded = decoded.split('\0').next().unwrap_or_default();
-    let trimmed = decoded.trim_start_matches(' ');
-    let mangled: String = trimmed
-        .chars()
-        .map(|c| if matches!(c, ' ' | '.' | '[') { '_' } else { c })
-        .collect();
-    mangled == name || (mangled.starts_with(name) && trimmed[name.len()..].starts_with('['))
+    // Compared byte by byte as it decodes, without building the decoded name (a JSON:API query
+    // such as `filter[status]=…` would otherwise allocate for every parameter).
+    let mut bytes = decoded_bytes(raw)
+        .take_while(|&b| b != 0)
+        .skip_while(|&b| b == b' ');
+    for want in name.bytes() {
+        match bytes.next() {
+            Some(b) if mangled(b) == want => {}
+            _ => return false,
+        }
+    }
+    matches!(bytes.next(), None | Some(b'['))
+}
+
+/// PHP's renaming of a parameter-name byte.
+fn mangled(b: u8) -> u8 {
+    if matches!(b, b' ' | b'.' | b'[') {
+        b'_'
+    } else {
+        b
+    }
+}
+
+/// The bytes of `text` percent-decoded (an invalid escape stays as it is), `+` as a space.
+fn decoded_bytes(text: &str) -> impl Iterator<Item = u8> + '_ {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let b = *bytes.get(i)?;
+        let hex = |b: u8| (b as char).to_digit(16);
+        if b == b'%' {
+            if let (Some(h), Some(l)) = (
+                bytes.get(i + 1).and_then(|&b| hex(b)),
+                bytes.get(i + 2).and_then(|&b| hex(b)),
+            ) {
+                i += 3;
+                return Some((h * 16 + l) as u8);
+            }
+        }
+        i += 1;
+        Some(if b == b'+' { b' ' } else { b })
+    })
 }
 
 /// Percent-decode (invalid escapes kept, invalid UTF-8 replaced) with `+` as a space.

@@ -72,3 +72,12 @@ fn normalising_a_long_path_does_not_allocate_per_segment() {
     assert!(normal.ends_with("/a/x/y"));
     assert!(n < 40, "{n} allocations for 2,000 segments");
 }
+
+#[test]
+fn reading_a_bracketed_query_allocates_nothing() {
+    let query = "filter[status]=open&page[size]=10&page[number]=2&sort=-created";
+    let n = allocations_of(|| {
+        assert!(!portcullis::auth::bearer::query_has_access_token(query));
+    });
+    assert_eq!(n, 0);
+}
