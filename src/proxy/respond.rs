@@ -46,3 +46,60 @@ pub async fn reject(
     }
     Ok(())
 }
+
+/// What a proxy failure becomes for the client.
+enum Failure {
+    /// Ours to render (502/504).
+    Gateway(GatewayError),
+    /// The client went away: nobody to answer.
+    ClientGone,
+    /// Pingora's own answer with this status (a malformed request body, an internal fault).
+    Plain(u16),
+}
+
+fn classify(e: &pingora::Error) -> Failure {
+    use pingora::{ErrorSource, ErrorType};
+    match (e.esource(), e.etype()) {
+        (
+            ErrorSource::Upstream,
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
+        ) => Failure::Gateway(GatewayError::UpstreamTimeout),
+        (ErrorSource::Upstream, _) => Failure::Gateway(GatewayError::UpstreamUnavailable),
+        (
+            ErrorSource::Downstream,
+            ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+        ) => Failure::ClientGone,
+        (ErrorSource::Downstream, _) => Failure::Plain(400),
+        _ => Failure::Plain(500),
+    }
+}
+
+/// Answer a request the proxy could not complete, and tell Pingora what was answered.
+pub async fn fail(
+    session: &mut Session,
+    e: &pingora::Error,
+    ctx: &mut crate::proxy::RequestCtx,
+) -> pingora::proxy::FailToProxy {
+    // The connection is not reused after a proxy failure: say so (`Connection: close`), or a
+    // client reusing it would see its next request fail.
+    session.set_keepalive(None);
+    let error_code = match classify(e) {
+        Failure::Gateway(error) => {
+            if let Err(write_err) = reject(session, &error, &ctx.request_id).await {
+                tracing::debug!(error = %write_err, "could not write the error response");
+            }
+            let status = error.status();
+            ctx.error = Some(error);
+            status
+        }
+        Failure::ClientGone => 0,
+        Failure::Plain(status) => {
+            let _ = session.respond_error(status).await;
+            status
+        }
+    };
+    pingora::proxy::FailToProxy {
+        error_code,
+        can_reuse_downstream: false,
+    }
+}
