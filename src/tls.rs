@@ -43,51 +43,104 @@ pub struct LoadedPair {
     pub not_after: i64,
 }
 
+/// Why certificates, keys or a TLS configuration could not be loaded; the messages name the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a PEM certificate file: {reason}", path.display())]
+    NotPemCertificates {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("{}: no PEM certificate in it", path.display())]
+    NoCertificate { path: std::path::PathBuf },
+    #[error("{}: no PEM private key in it (PKCS#8, PKCS#1 or SEC1)", path.display())]
+    NoKey { path: std::path::PathBuf },
+    #[error("{} does not match the certificate {}: {reason}", key.display(), cert.display())]
+    KeyMismatch {
+        key: std::path::PathBuf,
+        cert: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("{}: cannot parse the certificate: {reason}", path.display())]
+    CertificateParse {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("at least one certificate is required")]
+    NoPair,
+    #[error("{}: not a usable CA certificate: {reason}", path.display())]
+    UnusableCa {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("client certificate verifier: {0}")]
+    Verifier(String),
+    #[error("TLS settings: {0}")]
+    Settings(String),
+}
+
 fn provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
 /// Every certificate in a PEM file.
-pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = read(path)?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))?;
+        .map_err(|e| TlsError::NotPemCertificates {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     if certs.is_empty() {
-        return Err(format!("{}: no PEM certificate in it", path.display()));
+        return Err(TlsError::NoCertificate {
+            path: path.to_path_buf(),
+        });
     }
     Ok(certs)
 }
 
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
-pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|_| {
-        format!(
-            "{}: no PEM private key in it (PKCS#8, PKCS#1 or SEC1)",
-            path.display()
-        )
+pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let bytes = read(path)?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|_| TlsError::NoKey {
+        path: path.to_path_buf(),
     })
 }
 
 /// Load a pair and check that the key belongs to the certificate.
-pub fn load_pair(files: &PairFiles) -> Result<LoadedPair, String> {
+pub fn load_pair(files: &PairFiles) -> Result<LoadedPair, TlsError> {
     let certs = read_certificates(&files.cert_file)?;
     let key = read_key(&files.key_file)?;
-    let leaf = certs.first().cloned().ok_or("no certificate")?;
-    let key = CertifiedKey::from_der(certs, key, &provider()).map_err(|e| {
-        format!(
-            "{} does not match the certificate {}: {e}",
-            files.key_file.display(),
-            files.cert_file.display()
-        )
-    })?;
-    let (_, parsed) = X509Certificate::from_der(leaf.as_ref()).map_err(|e| {
-        format!(
-            "{}: cannot parse the certificate: {e}",
-            files.cert_file.display()
-        )
-    })?;
+    let leaf = certs
+        .first()
+        .cloned()
+        .ok_or_else(|| TlsError::NoCertificate {
+            path: files.cert_file.clone(),
+        })?;
+    let key =
+        CertifiedKey::from_der(certs, key, &provider()).map_err(|e| TlsError::KeyMismatch {
+            key: files.key_file.clone(),
+            cert: files.cert_file.clone(),
+            reason: e.to_string(),
+        })?;
+    let (_, parsed) =
+        X509Certificate::from_der(leaf.as_ref()).map_err(|e| TlsError::CertificateParse {
+            path: files.cert_file.clone(),
+            reason: e.to_string(),
+        })?;
     let names = match &files.server_names {
         Some(names) => names.iter().map(|n| n.to_ascii_lowercase()).collect(),
         None => certificate_names(&parsed),
@@ -229,11 +282,10 @@ impl CertStore {
         listener: &str,
         pairs: Vec<PairFiles>,
         tls13_only: bool,
-    ) -> Result<CertStore, String> {
+    ) -> Result<CertStore, TlsError> {
         let hash = files_hash(&pairs);
         let loaded = pairs.iter().map(load_pair).collect::<Result<Vec<_>, _>>()?;
-        CertStore::new(listener, pairs, &loaded, hash, tls13_only)
-            .ok_or_else(|| "at least one certificate is required".to_owned())
+        CertStore::new(listener, pairs, &loaded, hash, tls13_only).ok_or(TlsError::NoPair)
     }
 
     pub fn current(&self) -> Arc<CertificateSet> {
@@ -269,7 +321,7 @@ impl CertStore {
                 }
                 None => CertReload::Refused("no certificate".into()),
             },
-            Err(e) => CertReload::Refused(e),
+            Err(e) => CertReload::Refused(e.to_string()),
         };
         self.outcomes.send_replace(Some(outcome.clone()));
         Some(outcome)
@@ -299,12 +351,13 @@ impl ResolvesServerCert for CertStore {
 }
 
 /// The CA certificates of a PEM file, as a root store.
-pub fn load_ca(path: &Path) -> Result<RootCertStore, String> {
+pub fn load_ca(path: &Path) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in read_certificates(path)? {
-        roots
-            .add(cert)
-            .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
+        roots.add(cert).map_err(|e| TlsError::UnusableCa {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     }
     Ok(roots)
 }
@@ -321,7 +374,7 @@ pub enum ClientAuthMode {
 pub fn client_verifier(
     roots: RootCertStore,
     mode: ClientAuthMode,
-) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
     let builder =
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::new(provider()));
     let builder = if mode == ClientAuthMode::Optional {
@@ -329,7 +382,9 @@ pub fn client_verifier(
     } else {
         builder
     };
-    builder.build().map_err(|e| e.to_string())
+    builder
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))
 }
 
 /// The verified client certificate of a connection, for the auth layer (RFC 8705
@@ -416,11 +471,12 @@ pub struct ListenerTls {
 
 /// Pingora's TLS settings for a listener: our resolver, ALPN h2 + http/1.1, client
 /// certificates when configured.
-pub fn settings(tls: &ListenerTls) -> Result<TlsSettings, String> {
+pub fn settings(tls: &ListenerTls) -> Result<TlsSettings, TlsError> {
     let callbacks: TlsAcceptCallbacks = Box::new(ConnectionCallback {
         tls13_only: tls.store.tls13_only,
     });
-    let mut settings = TlsSettings::with_callbacks(callbacks).map_err(|e| e.to_string())?;
+    let mut settings =
+        TlsSettings::with_callbacks(callbacks).map_err(|e| TlsError::Settings(e.to_string()))?;
     settings.set_cert_resolver(Arc::clone(&tls.store) as Arc<dyn ResolvesServerCert>);
     settings.enable_h2();
     if let Some(v) = &tls.client_verifier {

@@ -123,12 +123,20 @@ pub(super) fn compile_listener_tls(
         };
         // Report the cert file's own problems at cert_file, the key's at key_file.
         if let Err(e) = crate::tls::read_certificates(&files.cert_file) {
-            cx.error(c.cert_file.referenced, format!("{at}.cert_file"), e);
+            cx.error(
+                c.cert_file.referenced,
+                format!("{at}.cert_file"),
+                e.to_string(),
+            );
             ok = false;
             continue;
         }
         if let Err(e) = crate::tls::read_key(&files.key_file) {
-            cx.error(c.key_file.referenced, format!("{at}.key_file"), e);
+            cx.error(
+                c.key_file.referenced,
+                format!("{at}.key_file"),
+                e.to_string(),
+            );
             ok = false;
             continue;
         }
@@ -150,7 +158,11 @@ pub(super) fn compile_listener_tls(
                 }
             }
             Err(e) => {
-                cx.error(c.key_file.referenced, format!("{at}.key_file"), e);
+                cx.error(
+                    c.key_file.referenced,
+                    format!("{at}.key_file"),
+                    e.to_string(),
+                );
                 ok = false;
             }
         }
@@ -211,7 +223,11 @@ pub(super) fn compile_listener_tls(
                     match verifier {
                         Ok(v) => (mode, Some(v)),
                         Err(e) => {
-                            cx.error(file.referenced, format!("{path}.client_auth.ca_file"), e);
+                            cx.error(
+                                file.referenced,
+                                format!("{path}.client_auth.ca_file"),
+                                e.to_string(),
+                            );
                             ok = false;
                             (ClientAuthMode::None, None)
                         }
@@ -231,7 +247,7 @@ pub(super) fn compile_listener_tls(
         }),
         Err(e) => {
             // The files changed between the checks above and now.
-            cx.error(tls.referenced, path, e);
+            cx.error(tls.referenced, path, e.to_string());
             None
         }
     }

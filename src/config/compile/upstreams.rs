@@ -38,12 +38,14 @@ pub(super) fn compile_upstream_tls(
         None => None,
         Some(f) => {
             let file = base_dir.join(&f.value);
-            let loaded = crate::tls::read_certificates(&file).and_then(|certs| {
-                certs
-                    .iter()
-                    .map(|c| wrap(c.as_ref()).map_err(|e| format!("{}: {e}", file.display())))
-                    .collect::<Result<Vec<_>, _>>()
-            });
+            let loaded = crate::tls::read_certificates(&file)
+                .map_err(|e| e.to_string())
+                .and_then(|certs| {
+                    certs
+                        .iter()
+                        .map(|c| wrap(c.as_ref()).map_err(|e| format!("{}: {e}", file.display())))
+                        .collect::<Result<Vec<_>, _>>()
+                });
             match loaded {
                 Ok(certs) => Some(Arc::from(certs)),
                 Err(e) => {
@@ -75,9 +77,10 @@ pub(super) fn compile_upstream_tls(
                 key_file: base_dir.join(&key.value),
                 server_names: Some(Vec::new()),
             };
-            let loaded = crate::tls::load_pair(&files).and_then(|_| {
-                let certs = crate::tls::read_certificates(&files.cert_file)?;
-                let key = crate::tls::read_key(&files.key_file)?;
+            let loaded = crate::tls::load_pair(&files).map_err(|e| e.to_string()).and_then(|_| {
+                let certs =
+                    crate::tls::read_certificates(&files.cert_file).map_err(|e| e.to_string())?;
+                let key = crate::tls::read_key(&files.key_file).map_err(|e| e.to_string())?;
                 // Pingora re-derives the key's format from its DER when it connects, and panics
                 // if it cannot: make sure it can, here.
                 let format = std::mem::discriminant(&key);
