@@ -1,5 +1,6 @@
-//! The request-path decision (normalise + route lookup + token validation + scope check) for an
-//! RS256 and an ES256 token, plus its parts. Figures and machine: benches/README.md.
+//! The request-path decision (`admission::admit`: normalise + route lookup + token validation +
+//! revocation + scope check) for an RS256 and an ES256 token, plus its parts. Figures and machine:
+//! benches/README.md.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 use criterion::{criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use pingora::http::RequestHeader;
-use portcullis::proxy::decision::decide;
+use portcullis::admission::{admit_now, Silent, Transport};
 use portcullis::routes::normalize_path;
 use serde_json::json;
 
@@ -72,9 +73,17 @@ fn bench(c: &mut Criterion) {
         ("es256", Algorithm::ES256, "test-ec-1", "ec-private.pem"),
     ] {
         let req = request(&token(alg, kid, pem));
-        assert!(decide(&req, &snapshot, now).is_ok());
+        assert!(admit_now(&req, Transport::Plain, &snapshot, now, &mut Silent).is_ok());
         group.bench_function(name, |b| {
-            b.iter(|| decide(black_box(&req), black_box(&snapshot), now))
+            b.iter(|| {
+                admit_now(
+                    black_box(&req),
+                    Transport::Plain,
+                    black_box(&snapshot),
+                    now,
+                    &mut Silent,
+                )
+            })
         });
     }
     group.finish();
@@ -86,7 +95,9 @@ fn bench(c: &mut Criterion) {
     // path normalisation (already normal here), route lookup.
     let plain = request("x.y.z");
     c.bench_function("route", |b| {
-        b.iter(|| portcullis::proxy::decision::route(black_box(&plain), black_box(&snapshot)))
+        b.iter(|| {
+            portcullis::admission::route(black_box(&plain), black_box(&snapshot), &mut Silent)
+        })
     });
     c.bench_function("route_lookup", |b| {
         let method = http::Method::GET;

@@ -133,6 +133,17 @@ pub enum GatewayError {
     TlsVersionTooOld,
 }
 
+/// A refused token is 401 `invalid_token`, except when the issuer's keys are not loaded: that is
+/// the gateway's problem, 503 and retry.
+impl From<TokenFault> for GatewayError {
+    fn from(fault: TokenFault) -> Self {
+        match fault {
+            TokenFault::KeysNotLoaded => GatewayError::KeysUnavailable,
+            fault => GatewayError::InvalidToken(fault),
+        }
+    }
+}
+
 impl GatewayError {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> u16 {

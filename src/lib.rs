@@ -1,12 +1,16 @@
 //! portcullis: an OAuth 2.0 enforcing reverse-proxy API gateway on Pingora.
 //!
 //! A request's way through the code:
-//! [`proxy`] (Pingora phases) → [`proxy::decision::route`] ([`target`]: method, target form and
-//! host; [`routes`]: normalise, match) → [`auth::authenticate`] (bearer → JWT → scopes) →
-//! [`forwarding`] and [`identity`] (strip, then set headers) → upstream. Configuration is compiled by [`config`] into an immutable [`snapshot::Snapshot`];
-//! every rejection is an [`error::GatewayError`] rendered by [`error::render`].
+//! [`proxy`] (thin Pingora phases) → [`admission::admit`], the one admission function:
+//! [`admission::route`] ([`target`]: method, target form and host; [`routes`]: normalise, match),
+//! the TLS version, [`auth::authenticate`] (bearer → JWT → revocation → scopes), the unknown-`kid`
+//! key refresh → [`forwarding`] and [`identity`] (strip, then set headers) → upstream.
+//! `explain` runs the same [`admission::admit`] with a recording observer.
+//! Configuration is compiled by [`config`] into an immutable [`snapshot::Snapshot`]; every
+//! rejection is an [`error::GatewayError`] rendered by [`error::render`].
 
 pub mod admin;
+pub mod admission;
 pub mod app;
 pub mod auth;
 pub mod cli;

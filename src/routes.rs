@@ -327,6 +327,27 @@ pub struct RouteMatch {
     pub methods: Option<Vec<Method>>,
 }
 
+/// How `explain` names a route's match: `host h, path_prefix /p, methods GET,HEAD`.
+impl std::fmt::Display for RouteMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(host) = &self.host {
+            write!(f, "host {host}, ")?;
+        }
+        match &self.path {
+            PathMatch::Exact(p) => write!(f, "path {p}")?,
+            PathMatch::Prefix(p) => write!(f, "path_prefix {p}")?,
+        }
+        if self.case_insensitive {
+            f.write_str(", case_insensitive")?;
+        }
+        if let Some(methods) = &self.methods {
+            let names: Vec<&str> = methods.iter().map(Method::as_str).collect();
+            write!(f, ", methods {}", names.join(","))?;
+        }
+        Ok(())
+    }
+}
+
 impl RouteMatch {
     /// Host and path, without the method: what selects a route's group.
     fn matches_location(&self, host: Option<&str>, path: &str, mode: Mode) -> bool {

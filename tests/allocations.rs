@@ -8,8 +8,8 @@
 mod support;
 
 use pingora::http::RequestHeader;
+use portcullis::admission::{self, Silent};
 use portcullis::forwarding::{self, Keep};
-use portcullis::proxy::decision;
 
 /// Allocations `f` makes on this thread.
 fn allocations_of(f: impl FnOnce()) -> u64 {
@@ -39,9 +39,9 @@ fn routing_a_normal_request_allocates_only_the_forwarded_path() {
     .unwrap();
     let snapshot = compiled.snapshot;
     let req = request();
-    assert!(decision::route(&req, &snapshot).is_ok());
+    assert!(admission::route(&req, &snapshot, &mut Silent).is_ok());
     let mut routed = None;
-    let n = allocations_of(|| routed = Some(decision::route(&req, &snapshot)));
+    let n = allocations_of(|| routed = Some(admission::route(&req, &snapshot, &mut Silent)));
     let routed = routed.unwrap().unwrap();
     assert_eq!(routed.path, "/orders/7");
     assert!(routed.upstream_host.is_none());

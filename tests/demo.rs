@@ -6,8 +6,16 @@
 use std::path::Path;
 
 use pingora::http::RequestHeader;
+use portcullis::admission::{admit_now, Admitted, Silent, Transport};
 use portcullis::error::{GatewayError, TokenFault};
-use portcullis::proxy::decision::decide;
+
+fn decide(
+    req: &pingora::http::RequestHeader,
+    snapshot: &portcullis::snapshot::Snapshot,
+    now: i64,
+) -> Result<Admitted, GatewayError> {
+    admit_now(req, Transport::Plain, snapshot, now, &mut Silent).map_err(|r| r.error)
+}
 
 fn request(token: &str) -> RequestHeader {
     let mut req = RequestHeader::build("GET", b"/orders/42", None).unwrap();

@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 
 use super::algorithm::Algorithm;
 use super::jwks::{KeySet, VerificationKey};
-use crate::error::TokenFault;
+use crate::admission::observe::{Observer, Silent, Step};
+use crate::error::{GatewayError, TokenFault};
 use crate::snapshot::Issuer;
 
 /// How many keys a token without `kid` may be tried against, so such tokens cannot make the
@@ -76,21 +77,29 @@ pub fn parse(token: &str) -> Result<ParsedToken<'_>, TokenFault> {
 }
 
 /// Verify `token` for a route that accepts the issuers `candidates` (snapshot index, issuer).
-pub fn verify<'a>(
-    token: &str,
-    candidates: impl IntoIterator<Item = (usize, &'a Issuer)>,
-    now: i64,
-) -> Result<VerifiedToken, TokenFault> {
-    verify_for(token, candidates, None, now)
+pub fn verify<'a, I>(token: &str, candidates: I, now: i64) -> Result<VerifiedToken, TokenFault>
+where
+    I: IntoIterator<Item = (usize, &'a Issuer)>,
+    I::IntoIter: Clone,
+{
+    verify_for(token, candidates, None, now, &mut Silent)
 }
 
-/// [`verify`] with the route's audiences (`auth.audiences`) in place of the issuer's, when set.
-pub fn verify_for<'a>(
+/// [`verify`] with the route's audiences (`auth.audiences`) in place of the issuer's, when set,
+/// each check reported to `obs` as it runs. The order is the order of [`Step`].
+pub fn verify_for<'a, I, O>(
     token: &str,
-    candidates: impl IntoIterator<Item = (usize, &'a Issuer)>,
+    candidates: I,
     audiences: Option<&[String]>,
     now: i64,
-) -> Result<VerifiedToken, TokenFault> {
+    obs: &mut O,
+) -> Result<VerifiedToken, TokenFault>
+where
+    I: IntoIterator<Item = (usize, &'a Issuer)>,
+    I::IntoIter: Clone,
+    O: Observer,
+{
+    let parsed = parse(token);
     let ParsedToken {
         signing_input,
         signature,
@@ -99,36 +108,102 @@ pub fn verify_for<'a>(
         typ,
         has_crit,
         claims,
-    } = parse(token)?;
+    } = checked(obs, Step::Jws, parsed, |p| {
+        format!(
+            "compact JWS, alg {}, kid {}",
+            p.alg,
+            p.kid.as_deref().unwrap_or("(none)")
+        )
+    })?;
 
     // RFC 7515 §4.1.11: a recipient must reject a token whose `crit` names an extension it does
     // not understand; portcullis understands none.
-    if has_crit {
-        return Err(TokenFault::UnsupportedCritical);
-    }
-    let algorithm: Algorithm = alg.parse().map_err(|()| TokenFault::AlgorithmNotAllowed)?;
+    let crit = if has_crit {
+        Err(TokenFault::UnsupportedCritical)
+    } else {
+        Ok(())
+    };
+    checked(obs, Step::Crit, crit, |()| "no crit header".to_owned())?;
+    let algorithm = alg
+        .parse::<Algorithm>()
+        .map_err(|()| TokenFault::AlgorithmNotAllowed);
+    let algorithm = checked(obs, Step::Alg, algorithm, |a| a.to_string())?;
 
-    let iss = claims
-        .get("iss")
-        .and_then(Value::as_str)
-        .ok_or(TokenFault::WrongIssuer)?;
-    let (issuer_idx, issuer) = candidates
-        .into_iter()
-        .find(|(_, issuer)| issuer.issuer == iss)
-        .ok_or(TokenFault::WrongIssuer)?;
-    if !issuer.algorithms.contains(&algorithm) {
-        return Err(TokenFault::AlgorithmNotAllowed);
-    }
+    let iss = claims.get("iss").and_then(Value::as_str);
+    let candidates = candidates.into_iter();
+    let found = iss
+        .and_then(|iss| candidates.clone().find(|(_, issuer)| issuer.issuer == iss))
+        .ok_or(TokenFault::WrongIssuer);
+    obs.record(Step::Iss, failure(&found), || match &found {
+        Ok((_, issuer)) => format!("issuer \"{}\" ({})", issuer.id, issuer.issuer),
+        Err(_) => format!(
+            "{} is not one of this route's issuers: {}",
+            iss.map_or_else(|| "no iss".to_owned(), |iss| format!("\"{iss}\"")),
+            candidates
+                .clone()
+                .map(|(_, i)| i.issuer.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    });
+    let (issuer_idx, issuer) = found?;
+    let allowed = if issuer.algorithms.contains(&algorithm) {
+        Ok(())
+    } else {
+        Err(TokenFault::AlgorithmNotAllowed)
+    };
+    checked(obs, Step::AlgAllowed, allowed, |()| {
+        format!("{algorithm} is allowed for issuer \"{}\"", issuer.id)
+    })?;
 
-    let keys = issuer.keys.current().ok_or(TokenFault::KeysNotLoaded)?;
-    verify_signature(signing_input, signature, kid.as_deref(), algorithm, &keys)?;
-    check_type(typ.as_deref(), issuer.token_type.as_deref())?;
-    check_claims_for(&claims, issuer, audiences.unwrap_or(&issuer.audiences), now)?;
+    let keys = issuer.keys.current().ok_or(TokenFault::KeysNotLoaded);
+    let keys = checked(obs, Step::Keys, keys, |k| {
+        format!("{} keys loaded", k.len())
+    })?;
+    let verified = verify_signature(signing_input, signature, kid.as_deref(), algorithm, &keys);
+    checked(obs, Step::Signature, verified, |()| {
+        format!("verified with kid {}", kid.as_deref().unwrap_or("(none)"))
+    })?;
+    let type_ok = check_type(typ.as_deref(), issuer.token_type.as_deref());
+    checked(obs, Step::Typ, type_ok, |()| match &issuer.token_type {
+        Some(required) => required.clone(),
+        None => "no token_type required".to_owned(),
+    })?;
+    check_claims_observed(
+        &claims,
+        issuer,
+        audiences.unwrap_or(&issuer.audiences),
+        now,
+        obs,
+    )?;
     Ok(VerifiedToken {
         issuer: issuer_idx,
         algorithm,
         claims,
     })
+}
+
+/// The reason a check failed, as logs and metrics name it.
+fn failure<T>(result: &Result<T, TokenFault>) -> Option<&'static str> {
+    match result {
+        Ok(_) => None,
+        Err(fault) => Some(GatewayError::from(*fault).reason()),
+    }
+}
+
+/// Report `result` as `step` to `obs` (`pass` describes a success) and hand it back.
+#[inline(always)]
+fn checked<T, O: Observer>(
+    obs: &mut O,
+    step: Step,
+    result: Result<T, TokenFault>,
+    pass: impl FnOnce(&T) -> String,
+) -> Result<T, TokenFault> {
+    obs.record(step, failure(&result), || match &result {
+        Ok(value) => pass(value),
+        Err(_) => String::new(),
+    });
+    result
 }
 
 /// For a token refused with an unknown `kid`: the snapshot index of the issuer its `iss` names
@@ -243,13 +318,52 @@ pub fn check_claims_for(
     audiences: &[String],
     now: i64,
 ) -> Result<(), TokenFault> {
-    check_expiry(claims, issuer, now)?;
-    check_not_before(claims, issuer, now)?;
-    check_issued_at(claims, issuer, now)?;
-    check_audience_in(claims, audiences)?;
-    check_lifetime(claims, issuer, now)?;
+    check_claims_observed(claims, issuer, audiences, now, &mut Silent)
+}
+
+/// [`check_claims_for`], each check reported to `obs`.
+fn check_claims_observed<O: Observer>(
+    claims: &Map<String, Value>,
+    issuer: &Issuer,
+    audiences: &[String],
+    now: i64,
+    obs: &mut O,
+) -> Result<(), TokenFault> {
+    let date = |name: &str| match claims.get(name) {
+        Some(v) => format!("{name} {v}, now {now}, leeway {}s", issuer.leeway.as_secs()),
+        None => format!("no {name}"),
+    };
+    let expiry = check_expiry(claims, issuer, now);
+    obs.record(Step::Exp, failure(&expiry), || date("exp"));
+    expiry?;
+    let not_before = check_not_before(claims, issuer, now);
+    obs.record(Step::Nbf, failure(&not_before), || date("nbf"));
+    not_before?;
+    let issued_at = check_issued_at(claims, issuer, now);
+    obs.record(Step::Iat, failure(&issued_at), || date("iat"));
+    issued_at?;
+    let audience = check_audience_in(claims, audiences);
+    obs.record(Step::Aud, failure(&audience), || {
+        let aud = claims
+            .get("aud")
+            .map_or_else(|| "none".to_owned(), Value::to_string);
+        format!("token aud {aud}, expected one of {}", audiences.join(", "))
+    });
+    audience?;
+    let lifetime = check_lifetime(claims, issuer, now);
+    obs.record(Step::Lifetime, failure(&lifetime), || {
+        format!(
+            "revocation.max_token_lifetime {}s",
+            issuer.max_token_lifetime.as_secs()
+        )
+    });
+    lifetime?;
     if issuer.rfc9068 {
-        check_rfc9068_profile(claims)?;
+        let profile = check_rfc9068_profile(claims);
+        obs.record(Step::Profile, failure(&profile), || {
+            "RFC 9068 §2.2: sub, client_id, iat, jti, and scope as one string".to_owned()
+        });
+        profile?;
     }
     Ok(())
 }

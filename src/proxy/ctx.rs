@@ -22,7 +22,7 @@ pub struct RequestCtx {
     pub path: String,
     /// How the upstream request differs from the client's (canonical host, origin-form,
     /// honoured method override); set with `route`.
-    pub routed: Option<crate::proxy::decision::Routed>,
+    pub routed: Option<crate::admission::Routed>,
     pub principal: Option<Principal>,
     /// Why the gateway refused or failed the request, for the access log.
     pub error: Option<GatewayError>,
@@ -46,6 +46,13 @@ impl RequestCtx {
             upstream_started: None,
             upstream_elapsed: None,
         }
+    }
+
+    /// Keep where an admitted (or, for the access log, a refused) request was routed.
+    pub fn set_routed(&mut self, mut routed: crate::admission::Routed) {
+        self.route = Some(routed.route);
+        self.path = std::mem::take(&mut routed.path);
+        self.routed = Some(routed);
     }
 
     pub fn route(&self) -> Option<&Route> {

@@ -1,7 +1,7 @@
 //! The Pingora proxy: each phase is short and delegates to plain functions.
 //!
-//! - `request_filter`: `Gateway::admit` ([`decision::route`], the TLS version, then
-//!   [`decision::authenticate_with_key_refresh`]), or reject via [`respond::reject`];
+//! - `request_filter`: [`crate::admission::admit`] (through `Gateway::admit`, which adds the
+//!   connection's TLS facts and the live key refresh), or reject via [`respond::reject`];
 //! - `upstream_peer`: the route's prebuilt peer;
 //! - `upstream_request_filter`: [`upstream::prepare`]: the request as routed (normalised path,
 //!   canonical host), then strip-then-set: forwarding and identity headers;
@@ -10,7 +10,6 @@
 
 pub mod access_log;
 pub mod ctx;
-pub mod decision;
 pub mod respond;
 pub mod upstream;
 
@@ -25,6 +24,7 @@ use pingora::{Error, ErrorType};
 
 pub use ctx::RequestCtx;
 
+use crate::admission::{self, Silent};
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::snapshot::SnapshotHolder;
@@ -37,32 +37,38 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Route, check the TLS version, authenticate (refreshing keys for an unknown `kid`), and
-    /// keep what the later phases need in `ctx`.
+    /// [`admission::admit`] with the connection's TLS facts, the live key refresh and no
+    /// observer; keeps what the later phases need in `ctx`.
     async fn admit(&self, session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
-        let too_old = session
+        let transport = session
             .digest()
             .and_then(|d| d.ssl_digest.as_ref())
-            .and_then(|s| s.extension.get::<crate::tls::TlsConnection>())
-            .is_some_and(|c| c.below_min_version);
-        let mut routed = decision::route(session.req_header(), &ctx.snapshot)?;
-        if too_old {
-            return Err(GatewayError::TlsVersionTooOld);
+            .map(|ssl| admission::Transport::Tls {
+                below_min_version: ssl
+                    .extension
+                    .get::<crate::tls::TlsConnection>()
+                    .is_some_and(|c| c.below_min_version),
+            })
+            .unwrap_or(admission::Transport::Plain);
+        let refresh = admission::refresh::Refresh {
+            on_refresh: |issuer: &str| self.metrics.record_unknown_kid_refresh(issuer),
+        };
+        let snapshot = &ctx.snapshot;
+        let req = session.req_header();
+        let now = crate::clock::unix_now;
+        match admission::admit(req, transport, snapshot, now, &refresh, &mut Silent).await {
+            Ok(admitted) => {
+                ctx.principal = admitted.principal;
+                ctx.set_routed(admitted.routed);
+                Ok(())
+            }
+            Err(refused) => {
+                if let Some(routed) = refused.routed {
+                    ctx.set_routed(routed);
+                }
+                Err(refused.error)
+            }
         }
-        let route = routed.route;
-        ctx.route = Some(route);
-        ctx.path = std::mem::take(&mut routed.path);
-        ctx.routed = Some(routed);
-        let on_refresh = |issuer: &str| self.metrics.record_unknown_kid_refresh(issuer);
-        ctx.principal = decision::authenticate_with_key_refresh(
-            session.req_header(),
-            &ctx.snapshot,
-            route,
-            crate::clock::unix_now,
-            on_refresh,
-        )
-        .await?;
-        Ok(())
     }
 
     pub fn new(

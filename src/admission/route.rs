@@ -1,12 +1,10 @@
-//! The admission decision for one request, as plain functions: check the request line and host,
-//! normalise the path, find the route ([`route`]), authenticate
-//! ([`authenticate_with_key_refresh`]). They need no socket.
+//! Routing, the first part of admission: check the request line and host, normalise the path,
+//! find the route, and refuse a request that backends could read as another route.
 
 use pingora::http::RequestHeader;
 
-use crate::auth::jwt::unknown_kid_context;
-use crate::auth::{authenticate, Principal};
-use crate::error::{GatewayError, PathFault, TokenFault};
+use super::observe::{seen, Observer, Step};
+use crate::error::{GatewayError, PathFault};
 use crate::routes::{
     has_script_path_info, has_suffix_form, normalize_path, with_unicode_folds,
     without_path_parameters, Lookup,
@@ -14,17 +12,6 @@ use crate::routes::{
 use crate::snapshot::Snapshot;
 use crate::target;
 use http::Method;
-
-/// A request that may proceed.
-#[derive(Debug, Clone)]
-pub struct Admitted {
-    /// Index of the route in the snapshot.
-    pub route: usize,
-    /// The normalised path, which is what the upstream receives.
-    pub path: String,
-    /// The verified identity; `None` on public routes.
-    pub principal: Option<Principal>,
-}
 
 /// Where a request goes, and the canonical form in which the upstream receives it.
 #[derive(Debug, Clone)]
@@ -43,13 +30,58 @@ pub struct Routed {
 
 /// Check the request line and host, normalise the path and find the route (no authentication
 /// yet). The canonical request this returns is the one forwarded: whatever the backend reads
-/// is what was routed here.
-pub fn route(req: &RequestHeader, snapshot: &Snapshot) -> Result<Routed, GatewayError> {
-    if !req.raw_path_is_utf8() {
-        return Err(GatewayError::BadPath(PathFault::NotUtf8));
-    }
-    let target = target::read(req).map_err(GatewayError::BadTarget)?;
-    let path = normalize_path(target.path).map_err(GatewayError::BadPath)?;
+/// is what was routed here. Reports [`Step::Target`], [`Step::Path`] and [`Step::Route`].
+pub fn route<O: Observer>(
+    req: &RequestHeader,
+    snapshot: &Snapshot,
+    obs: &mut O,
+) -> Result<Routed, GatewayError> {
+    let target = match req.raw_path_is_utf8() {
+        true => target::read(req).map_err(GatewayError::BadTarget),
+        false => Err(GatewayError::BadPath(PathFault::NotUtf8)),
+    };
+    let target = seen(obs, Step::Target, target, |t| {
+        let form = if t.absolute_form {
+            "absolute-form"
+        } else {
+            "origin-form"
+        };
+        match &t.host {
+            Some(host) => format!("{} {form}, host {}", req.method, host.authority()),
+            None => format!("{} {form}, no host", req.method),
+        }
+    })?;
+    let path = normalize_path(target.path).map_err(GatewayError::BadPath);
+    let path = seen(obs, Step::Path, path, |p| format!("normalised {p}"))?;
+    let chosen = choose(req, snapshot, &target, path);
+    seen(obs, Step::Route, chosen, |r| {
+        let route = &snapshot.routes[r.route];
+        let matcher = snapshot
+            .route_table
+            .iter()
+            .find(|(_, i)| *i == r.route)
+            .map(|(m, _)| m.to_string())
+            .unwrap_or_default();
+        let method = r
+            .method_override
+            .as_ref()
+            .map(|m| format!("; as {m} (method override)"));
+        format!(
+            "\"{}\" ({matcher}){}; upstream path {}",
+            route.id,
+            method.unwrap_or_default(),
+            r.path
+        )
+    })
+}
+
+/// The route for an already read target and normalised path.
+fn choose(
+    req: &RequestHeader,
+    snapshot: &Snapshot,
+    target: &target::Target<'_>,
+    path: String,
+) -> Result<Routed, GatewayError> {
     let host = target.host.as_ref().map(|h| h.name());
     // Servlet containers map `/admin;x/users` as `/admin/users`: route it as they will read it.
     let stripped = without_path_parameters(&path);
@@ -118,57 +150,4 @@ pub fn route(req: &RequestHeader, snapshot: &Snapshot) -> Result<Routed, Gateway
         absolute_form: target.absolute_form,
         method_override,
     })
-}
-
-/// Route and authenticate `req` against `snapshot` at time `now` (seconds since the epoch).
-pub fn decide(
-    req: &RequestHeader,
-    snapshot: &Snapshot,
-    now: i64,
-) -> Result<Admitted, GatewayError> {
-    let Routed { route, path, .. } = route(req, snapshot)?;
-    let principal = authenticate(
-        &req.headers,
-        req.uri.query(),
-        &snapshot.routes[route],
-        snapshot,
-        now,
-    )?;
-    Ok(Admitted {
-        route,
-        path,
-        principal,
-    })
-}
-
-/// [`authenticate`] for an already routed request, and when the token names a `kid` its issuer's
-/// keys lack, one refresh of those keys (shared with every other request that needs it, bounded
-/// in time) and one more attempt. This is how a key rotation is picked up on the first request
-/// that uses the new key. `on_refresh` is told which issuer refreshed.
-pub async fn authenticate_with_key_refresh(
-    req: &RequestHeader,
-    snapshot: &Snapshot,
-    route: usize,
-    now: impl Fn() -> i64,
-    on_refresh: impl Fn(&str),
-) -> Result<Option<Principal>, GatewayError> {
-    let route = &snapshot.routes[route];
-    let query = req.uri.query();
-    let first = authenticate(&req.headers, query, route, snapshot, now());
-    let Err(GatewayError::InvalidToken(TokenFault::UnknownKid)) = &first else {
-        return first;
-    };
-    let token = crate::auth::bearer::extract(&req.headers, snapshot.limits.max_token_bytes)
-        .ok()
-        .flatten();
-    let issuers = snapshot.issuers.iter().map(|i| &**i).enumerate();
-    let Some((issuer, kid)) = token.and_then(|t| unknown_kid_context(t, issuers)) else {
-        return first;
-    };
-    let keys = &snapshot.issuers[issuer].keys;
-    if keys.refresh_for_unknown_kid(kid.as_deref()).await {
-        on_refresh(&snapshot.issuers[issuer].id);
-        return authenticate(&req.headers, query, route, snapshot, now());
-    }
-    first
 }

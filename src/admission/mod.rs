@@ -1,0 +1,160 @@
+//! The one admission function: [`admit`] decides whether a request is forwarded, and how.
+//!
+//! ```text
+//! admit ─ route::route ─ target::read      request line and host        (Step::Target)
+//!       │               routes::normalize_path                          (Step::Path)
+//!       │               RouteTable::lookup + ambiguity refusals          (Step::Route)
+//!       ├ TLS version against the listener's min_version                (Step::Tls)
+//!       ├ auth::authenticate ─ bearer::extract                          (Step::Bearer)
+//!       │                     jwt::verify_for  jws … signature … profile
+//!       │                     revocation list, scopes
+//!       └ unknown kid: KeyRefresh::refresh, then authenticate once more (Step::KeyRefresh)
+//! ```
+//!
+//! Every caller goes through it: the proxy's `request_filter` (with the live key refresh and
+//! [`Silent`]), `portcullis explain` (with [`NoRefresh`] and a [`Recorder`]), the request-path
+//! bench and the tests. The checks report to an [`Observer`] type parameter, so `explain` lists
+//! exactly the checks the proxy runs, in the proxy's order, and the proxy pays nothing for it.
+
+pub mod observe;
+pub mod refresh;
+pub mod route;
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use pingora::http::RequestHeader;
+
+pub use observe::{Check, Observer, Recorder, Silent, Step};
+pub use refresh::{KeyRefresh, NoRefresh};
+pub use route::{route, Routed};
+
+use crate::auth::jwt::unknown_kid_context;
+use crate::auth::{authenticate, Principal};
+use crate::error::{GatewayError, TokenFault};
+use crate::snapshot::Snapshot;
+
+/// What the admission path knows about the connection a request came on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Plain,
+    /// TLS, negotiated below the listener's `min_version` or not.
+    Tls {
+        below_min_version: bool,
+    },
+}
+
+/// A request that may proceed.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// Where it goes and in which canonical form.
+    pub routed: Routed,
+    /// The verified identity; `None` on public routes.
+    pub principal: Option<Principal>,
+}
+
+/// A request that may not, and how far it got.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub error: GatewayError,
+    /// The route, when the request was refused after routing (for the access log).
+    pub routed: Option<Routed>,
+}
+
+/// Decide `req`: route it, check the TLS version, authenticate it against the route and, when
+/// the token names a `kid` its issuer's keys lack, refresh those keys once through `refresh` and
+/// authenticate again. `now` is read for each attempt (a refresh may take a while). Each check is
+/// reported to `obs` as it runs.
+pub async fn admit<R: KeyRefresh, O: Observer>(
+    req: &RequestHeader,
+    transport: Transport,
+    snapshot: &Snapshot,
+    now: impl Fn() -> i64,
+    refresh: &R,
+    obs: &mut O,
+) -> Result<Admitted, Refused> {
+    let routed = route(req, snapshot, obs).map_err(|error| Refused {
+        error,
+        routed: None,
+    })?;
+    match authorise(req, transport, snapshot, &routed, now, refresh, obs).await {
+        Ok(principal) => Ok(Admitted { routed, principal }),
+        Err(error) => Err(Refused {
+            error,
+            routed: Some(routed),
+        }),
+    }
+}
+
+/// Everything after routing.
+async fn authorise<R: KeyRefresh, O: Observer>(
+    req: &RequestHeader,
+    transport: Transport,
+    snapshot: &Snapshot,
+    routed: &Routed,
+    now: impl Fn() -> i64,
+    refresh: &R,
+    obs: &mut O,
+) -> Result<Option<Principal>, GatewayError> {
+    if let Transport::Tls { below_min_version } = transport {
+        let version = match below_min_version {
+            true => Err(GatewayError::TlsVersionTooOld),
+            false => Ok(()),
+        };
+        observe::seen(obs, Step::Tls, version, |()| {
+            "at or above the listener's min_version".to_owned()
+        })?;
+    }
+    let route = &snapshot.routes[routed.route];
+    let query = req.uri.query();
+    let first = authenticate(&req.headers, query, route, snapshot, now(), obs);
+    let Err(GatewayError::InvalidToken(TokenFault::UnknownKid)) = &first else {
+        return first;
+    };
+    let token = crate::auth::bearer::extract(&req.headers, snapshot.limits.max_token_bytes)
+        .ok()
+        .flatten();
+    let issuers = snapshot.issuers.iter().map(|i| &**i).enumerate();
+    let Some((issuer, kid)) = token.and_then(|t| unknown_kid_context(t, issuers)) else {
+        return first;
+    };
+    let issuer = &snapshot.issuers[issuer];
+    let refreshed = refresh.refresh(issuer, kid.as_deref()).await;
+    let failure = (!refreshed).then_some("unknown_kid");
+    obs.record(Step::KeyRefresh, failure, || {
+        let kid = kid.as_deref().unwrap_or("(none)");
+        match refreshed {
+            true => format!("kid {kid}: refreshed the keys of issuer \"{}\"", issuer.id),
+            false => format!(
+                "kid {kid}: the keys of issuer \"{}\" were not refreshed ({})",
+                issuer.id,
+                refresh.describe()
+            ),
+        }
+    });
+    if !refreshed {
+        return first;
+    }
+    authenticate(&req.headers, query, route, snapshot, now(), obs)
+}
+
+/// [`admit`] without a key refresh, at a fixed time: for `explain`, benches and tests, which run
+/// it outside an async runtime. With [`NoRefresh`] nothing awaits, so one poll completes it.
+pub fn admit_now<O: Observer>(
+    req: &RequestHeader,
+    transport: Transport,
+    snapshot: &Snapshot,
+    now: i64,
+    obs: &mut O,
+) -> Result<Admitted, Refused> {
+    let future = pin!(admit(req, transport, snapshot, || now, &NoRefresh, obs));
+    match future.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(result) => result,
+        // Unreachable: `NoRefresh` is always ready. Refuse rather than panic.
+        Poll::Pending => Err(Refused {
+            error: GatewayError::KeysUnavailable,
+            routed: None,
+        }),
+    }
+}

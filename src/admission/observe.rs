@@ -1,0 +1,177 @@
+//! Watching the admission checks as they run, for `explain` and tests.
+//!
+//! [`admit`](super::admit) reports every check it runs, in the order it runs them, to an
+//! [`Observer`]. The proxy passes [`Silent`], whose methods are empty and inlined: the details
+//! are closures that are never called, so the hot path pays nothing (no `dyn` call, no string).
+//! `explain` passes a [`Recorder`], which keeps each check with its outcome.
+
+use std::fmt;
+
+use crate::error::GatewayError;
+
+/// One check of the admission path, in the order the path runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Step {
+    /// The request line and host: method, target form, one valid `Host`.
+    Target,
+    /// Path normalisation (dot segments, percent-encoding, refused encodings).
+    Path,
+    /// Route lookup by host, normalised path and method, with the ambiguity refusals.
+    Route,
+    /// The negotiated TLS version against the listener's `min_version` (TLS listeners only).
+    Tls,
+    /// A public route: no token needed, none used.
+    Public,
+    /// The bearer token: one `Authorization: Bearer` header, within the size limit, and not also
+    /// in the query (RFC 6750 §2).
+    Bearer,
+    /// The compact JWS: three base64url parts with a JSON header and payload.
+    Jws,
+    /// No `crit` header (RFC 7515 §4.1.11).
+    Crit,
+    /// `alg` names an algorithm portcullis implements (never `none`).
+    Alg,
+    /// `iss` is one of the route's issuers.
+    Iss,
+    /// `alg` is in that issuer's allow-list (RFC 8725 §3.1).
+    AlgAllowed,
+    /// The issuer's keys are loaded.
+    Keys,
+    /// The signature verifies with the key `kid` names.
+    Signature,
+    /// The token's `kid` was unknown: one refresh of the issuer's keys, then the checks again.
+    KeyRefresh,
+    /// `typ` against the issuer's `token_type`.
+    Typ,
+    /// `exp` (RFC 7519 §4.1.4).
+    Exp,
+    /// `nbf` (RFC 7519 §4.1.5).
+    Nbf,
+    /// `iat` not in the future (RFC 7519 §4.1.6).
+    Iat,
+    /// `aud` names one of the route's (or issuer's) audiences (RFC 7519 §4.1.3).
+    Aud,
+    /// `exp - iat` within `revocation.max_token_lifetime`.
+    Lifetime,
+    /// The RFC 9068 §2.2 claims, for `token_type: at+jwt` issuers.
+    Profile,
+    /// The revocation list.
+    Revocation,
+    /// The route's scopes (RFC 6750 §3.1 `insufficient_scope`).
+    Scopes,
+}
+
+impl Step {
+    /// The name `explain` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Target => "target",
+            Step::Path => "path",
+            Step::Route => "route",
+            Step::Tls => "tls",
+            Step::Public => "public",
+            Step::Bearer => "bearer",
+            Step::Jws => "jws",
+            Step::Crit => "crit",
+            Step::Alg => "alg",
+            Step::Iss => "iss",
+            Step::AlgAllowed => "alg_allowed",
+            Step::Keys => "keys",
+            Step::Signature => "signature",
+            Step::KeyRefresh => "key_refresh",
+            Step::Typ => "typ",
+            Step::Exp => "exp",
+            Step::Nbf => "nbf",
+            Step::Iat => "iat",
+            Step::Aud => "aud",
+            Step::Lifetime => "lifetime",
+            Step::Profile => "profile",
+            Step::Revocation => "revocation",
+            Step::Scopes => "scopes",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Told about each check as it runs. `failure` is the reason (as in logs and metrics) when the
+/// check refused the request; `detail` describes what the check saw and is only worth calling
+/// when someone reads it.
+pub trait Observer {
+    fn record(
+        &mut self,
+        step: Step,
+        failure: Option<&'static str>,
+        detail: impl FnOnce() -> String,
+    );
+}
+
+/// The observer of the request path: records nothing, costs nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Silent;
+
+impl Observer for Silent {
+    #[inline(always)]
+    fn record(&mut self, _: Step, _: Option<&'static str>, _: impl FnOnce() -> String) {}
+}
+
+/// One check and its outcome, as recorded by a [`Recorder`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub step: Step,
+    /// The reason the check refused the request (the logged reason); `None` when it passed.
+    pub failure: Option<&'static str>,
+    /// What the check saw.
+    pub detail: String,
+}
+
+impl Check {
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.step.name()
+    }
+}
+
+/// Keeps every check, in order.
+#[derive(Debug, Default, Clone)]
+pub struct Recorder {
+    pub checks: Vec<Check>,
+}
+
+impl Observer for Recorder {
+    fn record(
+        &mut self,
+        step: Step,
+        failure: Option<&'static str>,
+        detail: impl FnOnce() -> String,
+    ) {
+        self.checks.push(Check {
+            step,
+            failure,
+            detail: detail(),
+        });
+    }
+}
+
+/// Report `result` as `step` to `obs` and hand it back: the detail of a pass is `pass(value)`,
+/// the failure is the error's reason.
+#[inline(always)]
+pub(crate) fn seen<T, O: Observer>(
+    obs: &mut O,
+    step: Step,
+    result: Result<T, GatewayError>,
+    pass: impl FnOnce(&T) -> String,
+) -> Result<T, GatewayError> {
+    match &result {
+        Ok(value) => obs.record(step, None, || pass(value)),
+        Err(error) => obs.record(step, Some(error.reason()), String::new),
+    }
+    result
+}

@@ -1,0 +1,47 @@
+//! The one thing admission may wait for: refreshing an issuer's keys for an unknown `kid`.
+
+use std::future::Future;
+
+use crate::snapshot::Issuer;
+
+/// Refreshes an issuer's keys when a token names a `kid` they lack.
+pub trait KeyRefresh {
+    /// Refresh `issuer`'s keys for `kid`; `true` when they changed and the token is worth
+    /// checking again.
+    fn refresh(&self, issuer: &Issuer, kid: Option<&str>) -> impl Future<Output = bool> + Send;
+
+    /// Why a refresh may not have happened, for `explain`.
+    fn describe(&self) -> &'static str {
+        "no new keys, or the last refresh was too recent"
+    }
+}
+
+/// Never refreshes: `explain` and unit tests see the keys as they are.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoRefresh;
+
+impl KeyRefresh for NoRefresh {
+    fn refresh(&self, _: &Issuer, _: Option<&str>) -> impl Future<Output = bool> + Send {
+        std::future::ready(false)
+    }
+
+    fn describe(&self) -> &'static str {
+        "this caller does not refresh keys"
+    }
+}
+
+/// The request path's refresh: shared with every other request that needs it, bounded in time
+/// (see `IssuerKeys::refresh_for_unknown_kid`); `on_refresh` is told which issuer refreshed.
+pub struct Refresh<F> {
+    pub on_refresh: F,
+}
+
+impl<F: Fn(&str) + Sync> KeyRefresh for Refresh<F> {
+    async fn refresh(&self, issuer: &Issuer, kid: Option<&str>) -> bool {
+        let refreshed = issuer.keys.refresh_for_unknown_kid(kid).await;
+        if refreshed {
+            (self.on_refresh)(&issuer.id);
+        }
+        refreshed
+    }
+}
