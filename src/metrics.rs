@@ -90,7 +90,7 @@ impl Metrics {
         )?;
         let unknown_kid_refreshes = counter(
             "jwks_unknown_kid_refreshes_total",
-            "Key refreshes requested because a token named a kid the issuer's keys lack.",
+            "Key refreshes, requested because a token named a kid the issuer's keys lacked, that brought it.",
             &["issuer"],
         )?;
         let reloads = counter(

@@ -5,34 +5,14 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-use portcullis::telemetry::LogFormat;
 use serde_json::json;
+use support::logs::Captured;
 use support::*;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn tokens_cookies_and_query_tokens_never_reach_the_logs() {
-    let captured = Captured::default();
-    let writer = captured.clone();
     // The gateway's own subscriber set-up, at the most verbose level anyone could ask for.
-    let installed =
-        portcullis::telemetry::init_with_writer(LogFormat::Json, "trace", move || writer.clone());
-    assert!(installed);
+    let captured = Captured::install("trace");
 
     let gw = standard_gateway().await;
     let c = client();
@@ -68,7 +48,7 @@ async fn tokens_cookies_and_query_tokens_never_reach_the_logs() {
         .unwrap();
     drop(gw); // stop the gateway so every log line is written
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("portcullis::access"),
         "the access log was captured"

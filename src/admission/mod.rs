@@ -26,7 +26,7 @@ use std::task::{Context, Poll, Waker};
 
 use pingora::http::RequestHeader;
 
-pub use observe::{Check, Observer, Recorder, Silent, Step};
+pub use observe::{Check, Observer, Recorder, Silent, Step, Traced};
 pub use refresh::{KeyRefresh, NoRefresh};
 pub use route::{route, Routed};
 

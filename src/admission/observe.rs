@@ -175,3 +175,41 @@ pub(crate) fn seen<T, O: Observer>(
     }
     result
 }
+
+/// The log target of [`Traced`]: `RUST_LOG=portcullis::admission=debug` logs every check of
+/// every request.
+pub const TRACE_TARGET: &str = "portcullis::admission";
+
+/// Logs each check at debug level under [`TRACE_TARGET`], with the request id: what `explain`
+/// prints, for live traffic. The proxy uses it only while that level is enabled. Details never
+/// hold a token (the bearer check logs its length only).
+#[derive(Debug, Clone, Copy)]
+pub struct Traced<'a> {
+    pub request_id: &'a str,
+}
+
+impl Traced<'_> {
+    /// Whether the proxy should trace (one cached filter check).
+    #[inline]
+    pub fn enabled() -> bool {
+        tracing::enabled!(target: TRACE_TARGET, tracing::Level::DEBUG)
+    }
+}
+
+impl Observer for Traced<'_> {
+    fn record(
+        &mut self,
+        step: Step,
+        failure: Option<&'static str>,
+        detail: impl FnOnce() -> String,
+    ) {
+        tracing::debug!(
+            target: TRACE_TARGET,
+            request_id = self.request_id,
+            step = step.name(),
+            failure = failure.unwrap_or("-"),
+            detail = %detail(),
+            "check"
+        );
+    }
+}

@@ -153,8 +153,9 @@ impl IssuerKeys {
     }
 
     /// A request met `kid`, which the current keys lack. Returns `true` when a fetch completed
-    /// while waiting, so the request should verify once more; `false` when no fetch is allowed
-    /// (fixed keys, cooldown, `kid` known to be bogus) or none finished within the wait bound.
+    /// while waiting and (for a token with a `kid`) brought that `kid`, so the request should
+    /// verify once more; `false` when no fetch is allowed (fixed keys, cooldown, `kid` known to
+    /// be bogus), none finished within the wait bound, or the fetch did not bring the `kid`.
     pub async fn refresh_for_unknown_kid(&self, kid: Option<&str>) -> bool {
         let Some(remote) = &self.remote else {
             return false;
@@ -194,18 +195,20 @@ impl IssuerKeys {
         )
         .await
         .is_ok_and(|r| r.is_ok());
-        if let Some(kid) = kid {
-            let known = self
-                .current()
-                .is_some_and(|keys| keys.by_kid(kid).is_some());
-            if finished && !known && remote.unknown_kids.len() < MAX_REMEMBERED_UNKNOWN_KIDS {
-                // Remembered until the next successful fetch clears the list, at most max_interval.
-                remote
-                    .unknown_kids
-                    .insert(kid.to_owned(), Instant::now() + remote.policy.max_interval);
-            }
+        let Some(kid) = kid else {
+            return finished;
+        };
+        let known = self
+            .current()
+            .is_some_and(|keys| keys.by_kid(kid).is_some());
+        if finished && !known && remote.unknown_kids.len() < MAX_REMEMBERED_UNKNOWN_KIDS {
+            // Remembered until the next successful fetch clears the list, at most max_interval.
+            remote
+                .unknown_kids
+                .insert(kid.to_owned(), Instant::now() + remote.policy.max_interval);
         }
-        finished
+        // A fetch that did not bring the kid is no reason to verify again.
+        finished && known
     }
 
     /// Run the refresher for a remote issuer until `shutdown` flips. Returns at once for fixed keys.
@@ -408,7 +411,10 @@ mod tests {
         assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
         // After it, one more fetch; the still-unknown kid is then remembered past the cooldown.
         tokio::time::sleep(Duration::from_secs(31)).await;
-        assert!(keys.refresh_for_unknown_kid(Some("k3")).await);
+        assert!(
+            !keys.refresh_for_unknown_kid(Some("k3")).await,
+            "fetched, but k3 is still unknown: no reason to verify again"
+        );
         assert_eq!(source.fetches.load(Ordering::SeqCst), 3);
         tokio::time::sleep(Duration::from_secs(31)).await;
         assert!(

@@ -24,7 +24,7 @@ use pingora::{Error, ErrorType};
 
 pub use ctx::RequestCtx;
 
-use crate::admission::{self, Silent};
+use crate::admission::{self, Silent, Traced};
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::snapshot::SnapshotHolder;
@@ -37,8 +37,9 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// [`admission::admit`] with the connection's TLS facts, the live key refresh and no
-    /// observer; keeps what the later phases need in `ctx`.
+    /// [`admission::admit`] with the connection's TLS facts and the live key refresh; no
+    /// observer, unless `portcullis::admission` debug logging is on ([`Traced`]). Keeps what the
+    /// later phases need in `ctx`.
     async fn admit(&self, session: &Session, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
         let transport = session
             .digest()
@@ -53,10 +54,17 @@ impl Gateway {
         let refresh = admission::refresh::Refresh {
             on_refresh: |issuer: &str| self.metrics.record_unknown_kid_refresh(issuer),
         };
-        let snapshot = &ctx.snapshot;
-        let req = session.req_header();
+        let (snapshot, req) = (&ctx.snapshot, session.req_header());
         let now = crate::clock::unix_now;
-        match admission::admit(req, transport, snapshot, now, &refresh, &mut Silent).await {
+        let verdict = if Traced::enabled() {
+            let mut traced = Traced {
+                request_id: &ctx.request_id,
+            };
+            admission::admit(req, transport, snapshot, now, &refresh, &mut traced).await
+        } else {
+            admission::admit(req, transport, snapshot, now, &refresh, &mut Silent).await
+        };
+        match verdict {
             Ok(admitted) => {
                 ctx.principal = admitted.principal;
                 ctx.set_routed(admitted.routed);
