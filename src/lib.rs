@@ -30,6 +30,7 @@ pub mod request_id;
 pub mod revocation;
 pub mod routes;
 pub mod snapshot;
+pub mod source;
 pub mod target;
 pub mod telemetry;
 pub mod tls;

@@ -221,19 +221,53 @@ pub struct ReloadWatcher {
 }
 
 impl ReloadWatcher {
-    /// Re-read the revocation file when its content changed.
-    fn check_revocation_file(&mut self) {
-        let Some((file, last)) = &mut self.revocation_file else {
+    /// Re-read the revocation file when its content changed, off the async workers.
+    async fn check_revocation_file(&mut self) {
+        let Some((file, last)) = self.revocation_file.clone() else {
             return;
         };
-        let hash = content_hash(file.path());
-        if hash == *last {
-            return;
+        let snapshots = Arc::clone(&self.snapshots);
+        let checked = tokio::task::spawn_blocking(move || {
+            let hash = content_hash(file.path());
+            if hash == last {
+                return (hash, None);
+            }
+            let result = file.load(&snapshots.current(), crate::clock::unix_now());
+            log_revocation_file_load(file.path(), &result);
+            (hash, Some(result))
+        })
+        .await;
+        match checked {
+            Ok((hash, result)) => {
+                if let Some((_, last)) = &mut self.revocation_file {
+                    *last = hash;
+                }
+                if let Some(result) = result {
+                    self.revocation_loads.send_replace(Some(result));
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "the revocation file check failed"),
         }
-        *last = hash;
-        let result = file.load(&self.snapshots.current(), crate::clock::unix_now());
-        log_revocation_file_load(file.path(), &result);
-        self.revocation_loads.send_replace(Some(result));
+    }
+
+    /// [`reload`] off the async workers: compiling reads files and resolves upstream names.
+    async fn reload_blocking(&self) -> Option<ReloadOutcome> {
+        let (path, snapshots, refreshers, metrics) = (
+            self.path.clone(),
+            Arc::clone(&self.snapshots),
+            Arc::clone(&self.refreshers),
+            self.metrics.clone(),
+        );
+        let reloaded =
+            tokio::task::spawn_blocking(move || reload(&path, &snapshots, &refreshers, &metrics))
+                .await;
+        match reloaded {
+            Ok(outcome) => Some(outcome),
+            Err(e) => {
+                tracing::error!(error = %e, "the configuration reload failed");
+                None
+            }
+        }
     }
 
     /// Run until `shutdown` flips; then stop every key refresher too.
@@ -265,8 +299,12 @@ impl ReloadWatcher {
                 Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
                 _ = shutdown.changed() => break,
             };
-            self.check_revocation_file();
-            let now = content_hash(&self.path);
+            self.check_revocation_file().await;
+            let path = self.path.clone();
+            let now = tokio::task::spawn_blocking(move || content_hash(&path))
+                .await
+                .ok()
+                .flatten();
             if !forced && now == last {
                 continue;
             }
@@ -274,8 +312,9 @@ impl ReloadWatcher {
             if forced {
                 tracing::info!("SIGHUP: reloading the configuration");
             }
-            let outcome = reload(&self.path, &self.snapshots, &self.refreshers, &self.metrics);
-            self.outcomes.send_replace(Some(outcome));
+            if let Some(outcome) = self.reload_blocking().await {
+                self.outcomes.send_replace(Some(outcome));
+            }
         }
         self.refreshers.stop_all();
     }

@@ -24,6 +24,8 @@ use rustls::{CipherSuite, RootCertStore};
 use tokio::sync::watch;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
+use crate::source::{Source, System};
+
 /// One certificate and key pair of a listener, as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PairFiles {
@@ -89,8 +91,11 @@ fn provider() -> rustls::crypto::CryptoProvider {
 }
 
 /// Every certificate in a PEM file.
-pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = read(path)?;
+pub fn read_certificates(
+    src: &dyn Source,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = read(src, path)?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
         .map_err(|e| TlsError::NotPemCertificates {
@@ -105,25 +110,25 @@ pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tl
     Ok(certs)
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+fn read(src: &dyn Source, path: &Path) -> Result<Vec<u8>, TlsError> {
+    src.read(path).map_err(|source| TlsError::Read {
         path: path.to_path_buf(),
         source,
     })
 }
 
 /// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
-pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let bytes = read(path)?;
+pub fn read_key(src: &dyn Source, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let bytes = read(src, path)?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|_| TlsError::NoKey {
         path: path.to_path_buf(),
     })
 }
 
 /// Load a pair and check that the key belongs to the certificate.
-pub fn load_pair(files: &PairFiles) -> Result<LoadedPair, TlsError> {
-    let certs = read_certificates(&files.cert_file)?;
-    let key = read_key(&files.key_file)?;
+pub fn load_pair(src: &dyn Source, files: &PairFiles) -> Result<LoadedPair, TlsError> {
+    let certs = read_certificates(src, &files.cert_file)?;
+    let key = read_key(src, &files.key_file)?;
     let leaf = certs
         .first()
         .cloned()
@@ -229,11 +234,11 @@ impl CertificateSet {
 }
 
 /// A hash of the content of every file of the pairs (changes when Kubernetes swaps a symlink).
-fn files_hash(pairs: &[PairFiles]) -> u64 {
+fn files_hash(src: &dyn Source, pairs: &[PairFiles]) -> u64 {
     let mut h = DefaultHasher::new();
     for p in pairs {
         for f in [&p.cert_file, &p.key_file] {
-            std::fs::read(f).ok().hash(&mut h);
+            src.read(f).ok().hash(&mut h);
         }
     }
     h.finish()
@@ -279,12 +284,16 @@ impl CertStore {
 
     /// Load `pairs` into a new store (the compiler's entry point).
     pub fn load(
+        src: &dyn Source,
         listener: &str,
         pairs: Vec<PairFiles>,
         tls13_only: bool,
     ) -> Result<CertStore, TlsError> {
-        let hash = files_hash(&pairs);
-        let loaded = pairs.iter().map(load_pair).collect::<Result<Vec<_>, _>>()?;
+        let hash = files_hash(src, &pairs);
+        let loaded = pairs
+            .iter()
+            .map(|p| load_pair(src, p))
+            .collect::<Result<Vec<_>, _>>()?;
         CertStore::new(listener, pairs, &loaded, hash, tls13_only).ok_or(TlsError::NoPair)
     }
 
@@ -298,9 +307,10 @@ impl CertStore {
     }
 
     /// When any file changed since the last attempt, load every pair again and swap them in;
-    /// a pair that fails to load or match keeps the old set serving.
+    /// a pair that fails to load or match keeps the old set serving. Reads the real files.
     pub fn reload_if_changed(&self) -> Option<CertReload> {
-        let hash = files_hash(&self.pairs);
+        let src = &System;
+        let hash = files_hash(src, &self.pairs);
         {
             let mut last = self.loaded_hash.lock();
             if *last == hash {
@@ -311,7 +321,7 @@ impl CertStore {
         let outcome = match self
             .pairs
             .iter()
-            .map(load_pair)
+            .map(|p| load_pair(src, p))
             .collect::<Result<Vec<_>, _>>()
         {
             Ok(loaded) => match CertificateSet::new(&loaded) {
@@ -351,9 +361,9 @@ impl ResolvesServerCert for CertStore {
 }
 
 /// The CA certificates of a PEM file, as a root store.
-pub fn load_ca(path: &Path) -> Result<RootCertStore, TlsError> {
+pub fn load_ca(src: &dyn Source, path: &Path) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
-    for cert in read_certificates(path)? {
+    for cert in read_certificates(src, path)? {
         roots.add(cert).map_err(|e| TlsError::UnusableCa {
             path: path.to_path_buf(),
             reason: e.to_string(),

@@ -46,7 +46,7 @@ pub(super) fn compile_admin(
 pub(super) fn compile_admin_token(
     cx: &mut Ctx,
     admin: Option<&AdminFile>,
-    base_dir: &Path,
+    inputs: &Inputs<'_>,
 ) -> Option<Secret> {
     let admin = admin?;
     let token = match (&admin.token_file, &admin.token_env) {
@@ -58,8 +58,12 @@ pub(super) fn compile_admin_token(
             );
             return None;
         }
-        (Some(file), None) => match std::fs::read_to_string(base_dir.join(&file.value)) {
-            Ok(t) => (t.trim().to_owned(), file, "admin.token_file"),
+        (Some(file), None) => match inputs.src.read(&inputs.path(&file.value)) {
+            Ok(t) => (
+                String::from_utf8_lossy(&t).trim().to_owned(),
+                file,
+                "admin.token_file",
+            ),
             Err(e) => {
                 cx.error(
                     file.referenced,
@@ -69,9 +73,9 @@ pub(super) fn compile_admin_token(
                 return None;
             }
         },
-        (None, Some(env)) => match std::env::var(&env.value) {
-            Ok(t) => (t.trim().to_owned(), env, "admin.token_env"),
-            Err(_) => {
+        (None, Some(env)) => match inputs.src.var(&env.value) {
+            Some(t) => (t.trim().to_owned(), env, "admin.token_env"),
+            None => {
                 cx.error(
                     env.referenced,
                     "admin.token_env",
@@ -100,4 +104,50 @@ pub(super) fn compile_admin_token(
         return None;
     }
     Some(Secret::new(&value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::*;
+    use crate::source::Memory;
+
+    fn token(yaml: &str, src: &Memory) -> (Option<Secret>, Vec<String>) {
+        let mut cx = Ctx::default();
+        let file: AdminFile = parse(yaml);
+        let out = compile_admin_token(&mut cx, Some(&file), &inputs(src));
+        (out, messages(&cx))
+    }
+
+    #[test]
+    fn the_admin_token_comes_from_a_file_or_a_variable_of_the_source() {
+        let src = Memory::new(NOW)
+            .file(at("secrets/admin"), "0123456789abcdef-token\n")
+            .var("ADMIN_TOKEN", " from-the-environment-0123 ");
+        let (from_file, errors) = token("{ token_file: secrets/admin }", &src);
+        assert_eq!(errors, Vec::<String>::new());
+        assert!(from_file.unwrap().matches(b"0123456789abcdef-token"));
+        let (from_env, errors) = token("{ token_env: ADMIN_TOKEN }", &src);
+        assert_eq!(errors, Vec::<String>::new());
+        assert!(from_env.unwrap().matches(b"from-the-environment-0123"));
+    }
+
+    #[test]
+    fn unreadable_unset_short_or_unsendable_tokens_are_refused() {
+        let src = Memory::new(NOW)
+            .file(at("short"), "tiny")
+            .file(at("spaces"), "has spaces in the middle of it");
+        for (yaml, expected) in [
+            ("{ token_file: missing }", "cannot read missing"),
+            ("{ token_env: UNSET }", "UNSET is not set"),
+            ("{ token_file: short }", "at least 16 characters"),
+            ("{ token_file: spaces }", "may only use"),
+            ("{ token_file: short, token_env: UNSET }", "not both"),
+        ] {
+            let (out, errors) = token(yaml, &src);
+            assert!(out.is_none(), "{yaml}");
+            assert_eq!(errors.len(), 1, "{yaml}: {errors:?}");
+            assert!(errors[0].contains(expected), "{yaml}: {}", errors[0]);
+        }
+    }
 }

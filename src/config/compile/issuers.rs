@@ -5,7 +5,7 @@ use super::*;
 pub(super) fn compile_issuers(
     cx: &mut Ctx,
     issuers: &[Spanned<IssuerFile>],
-    base_dir: &Path,
+    inputs: &Inputs<'_>,
 ) -> Vec<Option<Issuer>> {
     let mut out = Vec::new();
     let mut ids = HashSet::new();
@@ -92,7 +92,7 @@ pub(super) fn compile_issuers(
         let token_type = f.token_type.as_ref().map(|t| t.value.clone());
         let id: Arc<str> = Arc::from(f.id.value.as_str());
         let compiled =
-            compile_key_source(cx, &path, spanned.referenced, f, base_dir, &algorithms, &id);
+            compile_key_source(cx, &path, spanned.referenced, f, inputs, &algorithms, &id);
         let CompiledKeys {
             keys,
             source: key_source,
@@ -142,7 +142,7 @@ pub(super) fn compile_key_source(
     path: &str,
     issuer_at: Location,
     f: &IssuerFile,
-    base_dir: &Path,
+    inputs: &Inputs<'_>,
     algorithms: &[Algorithm],
     id: &Arc<str>,
 ) -> Option<CompiledKeys> {
@@ -166,7 +166,7 @@ pub(super) fn compile_key_source(
                 "ignored: a jwks_file is read once",
             );
         }
-        let keys = load_jwks_file(cx, path, file, base_dir, algorithms)?;
+        let keys = load_jwks_file(cx, path, file, inputs, algorithms)?;
         return Some(CompiledKeys {
             keys: IssuerKeys::fixed(Arc::clone(id), keys),
             source: None,
@@ -315,13 +315,13 @@ pub(super) fn load_jwks_file(
     cx: &mut Ctx,
     path: &str,
     file: &Text,
-    base_dir: &Path,
+    inputs: &Inputs<'_>,
     algorithms: &[Algorithm],
 ) -> Option<KeySet> {
     let at = file.referenced;
     let field = format!("{path}.jwks_file");
-    let full = base_dir.join(&file.value);
-    let bytes = match std::fs::read(&full) {
+    let full = inputs.path(&file.value);
+    let bytes = match inputs.src.read(&full) {
         Ok(b) => b,
         Err(e) => {
             cx.error(at, field, format!("cannot read {}: {e}", full.display()));
@@ -360,4 +360,92 @@ pub(super) fn load_jwks_file(
         }
     }
     Some(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::*;
+    use crate::source::Memory;
+
+    const JWKS: &str = include_str!("../../../tests/fixtures/jwks.json");
+
+    fn issuers(yaml: &str, src: &Memory) -> (Vec<Option<Issuer>>, Vec<String>, Vec<String>) {
+        let mut cx = Ctx::default();
+        let file: Vec<Spanned<IssuerFile>> = parse(yaml);
+        let out = compile_issuers(&mut cx, &file, &inputs(src));
+        let warnings = cx.warnings.iter().map(ToString::to_string).collect();
+        (out, messages(&cx), warnings)
+    }
+
+    #[test]
+    fn a_jwks_file_is_read_through_the_source() {
+        let src = Memory::new(NOW).file(at("keys/jwks.json"), JWKS);
+        let (out, errors, warnings) = issuers(
+            r#"
+- { id: corp, issuer: "https://idp.test", jwks_file: keys/jwks.json, audiences: [api], algorithms: [RS256, ES256], token_type: at+jwt }
+- { id: gone, issuer: "https://gone.test", jwks_file: missing.json, audiences: [api] }
+"#,
+            &src,
+        );
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].contains("issuers[1].jwks_file") && errors[0].contains("missing.json"));
+        assert_eq!(warnings, Vec::<String>::new());
+        let corp = out[0].as_ref().unwrap();
+        assert_eq!(corp.keys.current().map(|k| k.len()), Some(2));
+        assert!(corp.rfc9068);
+        assert!(out[1].is_none());
+    }
+
+    #[test]
+    fn a_jwks_file_without_usable_keys_is_an_error_and_unused_algorithms_a_warning() {
+        let rsa_only = r#"{"keys":[{"kty":"RSA","kid":"k","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB"}]}"#;
+        let src = Memory::new(NOW)
+            .file(at("rsa.json"), rsa_only)
+            .file(at("empty.json"), r#"{"keys":[]}"#)
+            .file(at("garbage.json"), "not json");
+        let (_, errors, warnings) = issuers(
+            r#"
+- { id: a, issuer: "https://a.test", jwks_file: rsa.json, audiences: [api], algorithms: [RS256, ES256] }
+- { id: b, issuer: "https://b.test", jwks_file: empty.json, audiences: [api] }
+- { id: c, issuer: "https://c.test", jwks_file: garbage.json, audiences: [api] }
+"#,
+            &src,
+        );
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(
+            errors[0].contains("issuers[1].jwks_file")
+                && errors[0].contains("no usable signing key")
+        );
+        assert!(errors[1].contains("issuers[2].jwks_file"));
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(warnings[0].contains("can verify ES256"), "{}", warnings[0]);
+    }
+
+    #[test]
+    fn policy_mistakes_are_all_reported() {
+        let src = Memory::new(NOW).file(at("jwks.json"), JWKS);
+        let (out, errors, _) = issuers(
+            r#"
+- { id: a, issuer: "https://a.test", jwks_file: jwks.json, audiences: [], leeway: 10m }
+- { id: a, issuer: "https://a.test", jwks_file: jwks.json, jwks_uri: "https://a.test/jwks", audiences: [api], algorithms: [HS256] }
+- { id: c, issuer: "https://c.test", jwks_uri: "http://plain.test/jwks", audiences: [api] }
+"#,
+            &src,
+        );
+        assert!(out.iter().all(Option::is_none));
+        let expect = [
+            "issuers[0].audiences",
+            "issuers[0].leeway",
+            "issuers[1].id",
+            "issuers[1].issuer",
+            "issuers[1].algorithms",
+            "exactly one key source",
+            "issuers[2].jwks_uri",
+        ];
+        assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+        for (error, expected) in errors.iter().zip(expect) {
+            assert!(error.contains(expected), "{error} (expected {expected})");
+        }
+    }
 }

@@ -5,7 +5,7 @@ use super::*;
 pub(super) fn compile_listeners(
     cx: &mut Ctx,
     listeners: &Spanned<Vec<Spanned<ListenerFile>>>,
-    base_dir: &Path,
+    inputs: &Inputs<'_>,
 ) -> Vec<Listener> {
     if listeners.value.is_empty() {
         cx.error(
@@ -45,7 +45,7 @@ pub(super) fn compile_listeners(
                 }
                 let tls = match &l.tls {
                     None => None,
-                    Some(t) => match compile_listener_tls(cx, &l.name.value, t, &path, base_dir) {
+                    Some(t) => match compile_listener_tls(cx, &l.name.value, t, &path, inputs) {
                         Some(tls) => Some(tls),
                         None => continue,
                     },
@@ -76,7 +76,7 @@ pub(super) fn compile_listener_tls(
     listener: &str,
     tls: &Spanned<ListenerTlsFile>,
     path: &str,
-    base_dir: &Path,
+    inputs: &Inputs<'_>,
 ) -> Option<crate::tls::ListenerTls> {
     use crate::tls::{ClientAuthMode, PairFiles};
     let path = format!("{path}.tls");
@@ -90,14 +90,14 @@ pub(super) fn compile_listener_tls(
         );
         ok = false;
     }
-    let now = crate::clock::unix_now();
+    let now = inputs.src.now();
     let mut pairs = Vec::new();
     for (i, c) in t.certificates.value.iter().enumerate() {
         let at = format!("{path}.certificates[{i}]");
         let c = &c.value;
         let files = PairFiles {
-            cert_file: base_dir.join(&c.cert_file.value),
-            key_file: base_dir.join(&c.key_file.value),
+            cert_file: inputs.path(&c.cert_file.value),
+            key_file: inputs.path(&c.key_file.value),
             server_names: c.server_names.as_ref().map(|names| {
                 names
                     .iter()
@@ -122,7 +122,7 @@ pub(super) fn compile_listener_tls(
             }),
         };
         // Report the cert file's own problems at cert_file, the key's at key_file.
-        if let Err(e) = crate::tls::read_certificates(&files.cert_file) {
+        if let Err(e) = crate::tls::read_certificates(inputs.src, &files.cert_file) {
             cx.error(
                 c.cert_file.referenced,
                 format!("{at}.cert_file"),
@@ -131,7 +131,7 @@ pub(super) fn compile_listener_tls(
             ok = false;
             continue;
         }
-        if let Err(e) = crate::tls::read_key(&files.key_file) {
+        if let Err(e) = crate::tls::read_key(inputs.src, &files.key_file) {
             cx.error(
                 c.key_file.referenced,
                 format!("{at}.key_file"),
@@ -140,7 +140,7 @@ pub(super) fn compile_listener_tls(
             ok = false;
             continue;
         }
-        match crate::tls::load_pair(&files) {
+        match crate::tls::load_pair(inputs.src, &files) {
             Ok(pair) => {
                 if pair.not_after < now {
                     cx.warn(
@@ -218,7 +218,7 @@ pub(super) fn compile_listener_tls(
                     (ClientAuthMode::None, None)
                 }
                 (Some(mode), Some(file)) => {
-                    let verifier = crate::tls::load_ca(&base_dir.join(&file.value))
+                    let verifier = crate::tls::load_ca(inputs.src, &inputs.path(&file.value))
                         .and_then(|roots| crate::tls::client_verifier(roots, mode));
                     match verifier {
                         Ok(v) => (mode, Some(v)),
@@ -239,7 +239,7 @@ pub(super) fn compile_listener_tls(
     if !ok {
         return None;
     }
-    match crate::tls::CertStore::load(listener, pairs, tls13_only) {
+    match crate::tls::CertStore::load(inputs.src, listener, pairs, tls13_only) {
         Ok(store) => Some(crate::tls::ListenerTls {
             store: Arc::new(store),
             client_auth,
@@ -250,5 +250,134 @@ pub(super) fn compile_listener_tls(
             cx.error(tls.referenced, path, e.to_string());
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::*;
+    use crate::source::Memory;
+
+    fn listeners(yaml: &str, src: &Memory) -> (Vec<Listener>, Vec<String>) {
+        let mut cx = Ctx::default();
+        let file: Spanned<Vec<Spanned<ListenerFile>>> = parse(yaml);
+        let out = compile_listeners(&mut cx, &file, &inputs(src));
+        (out, messages(&cx))
+    }
+
+    #[test]
+    fn a_tls_listener_loads_its_pair_from_the_source() {
+        let (cert, key) = certificate(&["api.test"]);
+        let src = Memory::new(NOW)
+            .file(at("api.crt"), cert)
+            .file(at("api.key"), key);
+        let (out, errors) = listeners(
+            r#"[{ name: web, address: "127.0.0.1:8443", tls: { certificates: [{ cert_file: api.crt, key_file: api.key }], min_version: "1.3" } }]"#,
+            &src,
+        );
+        assert_eq!(errors, Vec::<String>::new());
+        let tls = out[0].tls.as_ref().unwrap();
+        assert!(tls.store.tls13_only);
+        assert_eq!(tls.store.current().not_after.len(), 1);
+    }
+
+    #[test]
+    fn missing_mismatched_and_unparsable_tls_files_are_reported_where_they_are_named() {
+        let (cert, _) = certificate(&["api.test"]);
+        let (_, other_key) = certificate(&["other.test"]);
+        let src = Memory::new(NOW)
+            .file(at("api.crt"), cert)
+            .file(at("other.key"), other_key)
+            .file(at("garbage.crt"), "not pem");
+        let (out, errors) = listeners(
+            r#"
+- name: a
+  address: "127.0.0.1:1"
+  tls: { certificates: [{ cert_file: api.crt, key_file: missing.key }] }
+- name: b
+  address: "127.0.0.1:2"
+  tls: { certificates: [{ cert_file: api.crt, key_file: other.key }] }
+- name: c
+  address: "127.0.0.1:3"
+  tls: { certificates: [{ cert_file: garbage.crt, key_file: other.key }], min_version: "1.1" }
+"#,
+            &src,
+        );
+        assert!(
+            out.is_empty() || out.iter().all(|l| l.tls.is_none()),
+            "{out:?}"
+        );
+        assert_eq!(errors.len(), 4, "{errors:#?}");
+        assert!(
+            errors[0].contains("listeners[0].tls.certificates[0].key_file"),
+            "{}",
+            errors[0]
+        );
+        assert!(errors[0].contains("missing.key"), "{}", errors[0]);
+        assert!(
+            errors[1].contains("listeners[1].tls.certificates[0].key_file"),
+            "{}",
+            errors[1]
+        );
+        assert!(
+            errors[2].contains("listeners[2].tls.certificates[0].cert_file"),
+            "{}",
+            errors[2]
+        );
+        assert!(
+            errors[3].contains("listeners[2].tls.min_version"),
+            "{}",
+            errors[3]
+        );
+    }
+
+    #[test]
+    fn an_expired_certificate_is_a_warning_by_the_sources_clock() {
+        let (cert, key) = certificate(&["api.test"]);
+        let src = Memory::new(i64::MAX / 2)
+            .file(at("api.crt"), cert)
+            .file(at("api.key"), key);
+        let mut cx = Ctx::default();
+        let file: Spanned<Vec<Spanned<ListenerFile>>> = parse(
+            r#"[{ name: web, address: "127.0.0.1:8443", tls: { certificates: [{ cert_file: api.crt, key_file: api.key }] } }]"#,
+        );
+        compile_listeners(&mut cx, &file, &inputs(&src));
+        assert!(cx.errors.is_empty());
+        let warnings: Vec<String> = cx.warnings.iter().map(ToString::to_string).collect();
+        assert!(
+            warnings.iter().any(|w| w.contains("has expired")),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn client_authentication_needs_a_readable_ca() {
+        let (cert, key) = certificate(&["api.test"]);
+        let (ca, _) = certificate(&["clients.test"]);
+        let src = Memory::new(NOW)
+            .file(at("api.crt"), cert)
+            .file(at("api.key"), key)
+            .file(at("clients.crt"), ca);
+        let tls = "certificates: [{ cert_file: api.crt, key_file: api.key }]";
+        let (out, errors) = listeners(
+            &format!(
+                r#"
+- {{ name: a, address: "127.0.0.1:1", tls: {{ {tls}, client_auth: {{ mode: required, ca_file: clients.crt }} }} }}
+- {{ name: b, address: "127.0.0.1:2", tls: {{ {tls}, client_auth: {{ mode: optional }} }} }}
+- {{ name: c, address: "127.0.0.1:3", tls: {{ {tls}, client_auth: {{ mode: required, ca_file: nowhere.crt }} }} }}
+"#
+            ),
+            &src,
+        );
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(
+            errors[0].contains("listeners[1].tls.client_auth.ca_file"),
+            "{}",
+            errors[0]
+        );
+        assert!(errors[1].contains("nowhere.crt"), "{}", errors[1]);
+        let a = out.iter().find(|l| l.name == "a").unwrap();
+        assert!(a.tls.as_ref().unwrap().client_verifier.is_some());
     }
 }

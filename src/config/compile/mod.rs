@@ -5,7 +5,7 @@
 //! without errors becomes a snapshot. Warnings (risky but valid settings) travel alongside.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +24,7 @@ use crate::auth::scope::{is_valid_scope_token, ScopeRequirement};
 use crate::revocation::mirror::RedisSettings;
 use crate::routes::{normalize_path, PathMatch, RouteMatch, RouteTable};
 use crate::snapshot::*;
+use crate::source::Source;
 
 mod admin;
 mod identity;
@@ -85,6 +86,21 @@ const FORBIDDEN_IDENTITY_HEADERS: [&str; 14] = [
     "x-request-id",
 ];
 
+/// Where relative paths resolve, and what the compiler reads files, variables, DNS and the
+/// clock through.
+#[derive(Clone, Copy)]
+pub struct Inputs<'a> {
+    pub base_dir: &'a Path,
+    pub src: &'a dyn Source,
+}
+
+impl Inputs<'_> {
+    /// A path from the file, resolved against the config's directory.
+    fn path(&self, relative: &str) -> std::path::PathBuf {
+        self.base_dir.join(relative)
+    }
+}
+
 #[derive(Default)]
 struct Ctx {
     errors: Vec<ConfigError>,
@@ -100,25 +116,38 @@ impl Ctx {
     }
 }
 
-/// Compile a parsed file. Relative file paths (`jwks_file`) resolve against `base_dir`, the
-/// directory of the configuration file.
+/// Compile a parsed file on this machine. Relative file paths (`jwks_file`) resolve against
+/// `base_dir`, the directory of the configuration file.
 pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErrors> {
+    compile_with(
+        file,
+        Inputs {
+            base_dir,
+            src: &crate::source::System,
+        },
+    )
+}
+
+/// Compile a parsed file, reading only through `inputs.src`: a pure function of the file and
+/// the source.
+pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, ConfigErrors> {
+    let base_dir = inputs.base_dir;
     let mut cx = Ctx {
         errors: Vec::new(),
         warnings: Vec::new(),
     };
 
-    let listeners = compile_listeners(&mut cx, &file.listeners, base_dir);
+    let listeners = compile_listeners(&mut cx, &file.listeners, &inputs);
     // Ids resolve by position in the file even when their entry has errors, so a broken issuer
     // is reported once, where it is, and not again as "unknown" by every route naming it.
-    let issuers = compile_issuers(&mut cx, &file.issuers, base_dir);
+    let issuers = compile_issuers(&mut cx, &file.issuers, &inputs);
     let issuer_ids: HashMap<&str, usize> = file
         .issuers
         .iter()
         .enumerate()
         .map(|(i, f)| (f.value.id.value.as_str(), i))
         .collect();
-    let upstreams = compile_upstreams(&mut cx, &file.upstreams, base_dir);
+    let upstreams = compile_upstreams(&mut cx, &file.upstreams, &inputs);
     let upstream_ids: HashMap<&str, usize> = file
         .upstreams
         .value
@@ -132,7 +161,7 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
     let limits = compile_limits(&mut cx, file.limits.as_ref());
     let admin_address = compile_admin(&mut cx, file.admin.as_ref(), &listeners);
     check_logging(&mut cx, file.logging.as_ref());
-    let admin_token = compile_admin_token(&mut cx, file.admin.as_ref(), base_dir);
+    let admin_token = compile_admin_token(&mut cx, file.admin.as_ref(), &inputs);
     let max_token_lifetime = match file
         .revocation
         .as_ref()
@@ -142,7 +171,7 @@ pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErr
         Some(t) => parse_duration(&mut cx, t, "revocation.max_token_lifetime")
             .unwrap_or(DEFAULT_MAX_TOKEN_LIFETIME),
     };
-    let revocation_redis = compile_redis(&mut cx, file.revocation.as_ref());
+    let revocation_redis = compile_redis(&mut cx, file.revocation.as_ref(), &inputs);
     let shutdown_grace = match file.shutdown.as_ref() {
         None => DEFAULT_SHUTDOWN_GRACE,
         Some(s) => parse_duration(&mut cx, &s.grace_period, "shutdown.grace_period")
@@ -331,14 +360,143 @@ fn known<'a>(names: impl Iterator<Item = &'a &'a str>) -> String {
     }
 }
 
-/// Helpers for the sections' unit tests: YAML text in, the section's file model out, no files.
+/// Helpers for the sections' unit tests: YAML text in, the section's file model out; files,
+/// variables and DNS from a [`crate::source::Memory`], never the machine's.
 #[cfg(test)]
 mod test_support {
+    use std::path::Path;
+
+    use crate::source::Memory;
+
+    /// The configuration's directory in the tests (nothing is read from it).
+    pub(super) const DIR: &str = "/etc/portcullis";
+    /// The tests' clock.
+    pub(super) const NOW: i64 = 1_800_000_000;
+
     pub(super) fn parse<T: serde::de::DeserializeOwned>(yaml: &str) -> T {
         serde_saphyr::from_str(yaml).unwrap()
     }
 
+    pub(super) fn inputs(src: &Memory) -> super::Inputs<'_> {
+        super::Inputs {
+            base_dir: Path::new(DIR),
+            src,
+        }
+    }
+
+    /// `name` in the tests' configuration directory.
+    pub(super) fn at(name: &str) -> String {
+        format!("{DIR}/{name}")
+    }
+
+    /// A self-signed certificate for `names` and its key, as PEM.
+    pub(super) fn certificate(names: &[&str]) -> (String, String) {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let made = rcgen::generate_simple_self_signed(names).unwrap();
+        (made.cert.pem(), made.signing_key.serialize_pem())
+    }
+
     pub(super) fn messages(cx: &super::Ctx) -> Vec<String> {
         cx.errors.iter().map(ToString::to_string).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+    use crate::source::Memory;
+
+    const JWKS: &str = include_str!("../../../tests/fixtures/jwks.json");
+
+    fn compile_yaml(yaml: &str, src: &Memory) -> Result<Compiled, ConfigErrors> {
+        compile_with(super::super::parse(yaml).unwrap(), inputs(src))
+    }
+
+    /// A whole gateway: TLS listener, issuer keys from a file, upstream by host name, admin token
+    /// from the environment. Nothing is read from the machine.
+    fn machine() -> Memory {
+        let (cert, key) = certificate(&["api.test"]);
+        Memory::new(NOW)
+            .file(at("tls/api.crt"), cert)
+            .file(at("tls/api.key"), key)
+            .file(at("jwks.json"), JWKS)
+            .var("ADMIN_TOKEN", "admin-token-0123456789")
+            .host("orders.internal", &["10.0.0.7".parse().unwrap()])
+    }
+
+    const GATEWAY: &str = r#"
+listeners:
+  - name: web
+    address: "0.0.0.0:8443"
+    tls: { certificates: [{ cert_file: tls/api.crt, key_file: tls/api.key }] }
+issuers:
+  - { id: corp, issuer: "https://idp.test", jwks_file: jwks.json, audiences: [orders] }
+upstreams:
+  - { id: orders, url: "http://orders.internal:8080" }
+admin: { address: "127.0.0.1:9901", token_env: ADMIN_TOKEN }
+revocation: { state_file: state/revocations.jsonl }
+routes:
+  - id: public
+    match: { path_prefix: /orders }
+    upstream: orders
+    auth: public
+  - id: write
+    match: { path_prefix: /orders/admin, methods: [POST] }
+    upstream: orders
+    auth: { scopes: { all_of: ["write:orders"] } }
+  - id: shadowed
+    match: { path_prefix: /orders/admin, methods: [POST] }
+    upstream: orders
+    auth: { scopes: { all_of: ["other"] } }
+"#;
+
+    #[test]
+    fn a_whole_gateway_compiles_from_memory() {
+        let yaml = GATEWAY.replace(
+            "  - id: shadowed\n    match: { path_prefix: /orders/admin, methods: [POST] }\n",
+            "  - id: shadowed\n    match: { path_prefix: /other }\n",
+        );
+        let compiled = compile_yaml(&yaml, &machine()).unwrap();
+        let s = &compiled.snapshot;
+        assert!(s.listeners[0].tls.is_some());
+        assert_eq!(s.upstreams[0].address, "10.0.0.7:8080".parse().unwrap());
+        assert_eq!(s.issuers[0].keys.current().map(|k| k.len()), Some(2));
+        assert!(s
+            .admin_token
+            .as_ref()
+            .unwrap()
+            .matches(b"admin-token-0123456789"));
+        assert_eq!(
+            s.revocation_state_file.as_deref(),
+            Some(Path::new("/etc/portcullis/state/revocations.jsonl"))
+        );
+        let warnings: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(
+            warnings[0].contains("routes[0].auth")
+                && warnings[0].contains("contains the protected route \"write\""),
+            "{}",
+            warnings[0]
+        );
+    }
+
+    #[test]
+    fn every_section_reports_its_errors_in_one_run() {
+        // An empty machine: no files, no variables, no names.
+        let errors = compile_yaml(GATEWAY, &Memory::new(NOW)).unwrap_err();
+        let text: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+        for expected in [
+            "listeners[0].tls.certificates[0].cert_file",
+            "issuers[0].jwks_file",
+            "upstreams[0].url",
+            "admin.token_env",
+            "routes[2].match",
+        ] {
+            assert!(
+                text.iter().any(|e| e.contains(expected)),
+                "no error at {expected}: {text:#?}"
+            );
+        }
     }
 }

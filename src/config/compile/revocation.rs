@@ -15,6 +15,7 @@ pub(super) const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 pub(super) fn compile_redis(
     cx: &mut Ctx,
     revocation: Option<&RevocationFile>,
+    inputs: &Inputs<'_>,
 ) -> Option<RedisSettings> {
     let revocation = revocation?;
     let redis_at = revocation.redis.as_ref()?.referenced;
@@ -39,9 +40,9 @@ pub(super) fn compile_redis(
             return None;
         }
         (Some(url), None) => (url.value.clone(), url, "revocation.redis.url"),
-        (None, Some(env)) => match std::env::var(&env.value) {
-            Ok(v) => (v.trim().to_owned(), env, "revocation.redis.url_env"),
-            Err(_) => {
+        (None, Some(env)) => match inputs.src.var(&env.value) {
+            Some(v) => (v.trim().to_owned(), env, "revocation.redis.url_env"),
+            None => {
                 cx.error(
                     env.referenced,
                     "revocation.redis.url_env",
@@ -137,4 +138,64 @@ pub(super) fn compile_redis(
         max_staleness,
         timeout,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::*;
+    use crate::source::Memory;
+
+    fn redis(yaml: &str, src: &Memory) -> (Option<RedisSettings>, Vec<String>) {
+        let mut cx = Ctx::default();
+        let file: RevocationFile = parse(yaml);
+        let out = compile_redis(&mut cx, Some(&file), &inputs(src));
+        (out, messages(&cx))
+    }
+
+    #[test]
+    fn the_redis_url_may_come_from_a_variable_of_the_source() {
+        let src = Memory::new(NOW).var("REDIS_URL", "redis://:secret@10.0.0.5:6380/2\n");
+        let (settings, errors) = redis(
+            "redis: { url_env: REDIS_URL, key_prefix: \"gw:prod\", resync_interval: 30s }",
+            &src,
+        );
+        assert_eq!(errors, Vec::<String>::new());
+        let settings = settings.unwrap();
+        assert_eq!(settings.key_prefix, "gw:prod");
+        assert_eq!(settings.resync_interval, Duration::from_secs(30));
+        assert!(
+            settings.description.contains("10.0.0.5"),
+            "{}",
+            settings.description
+        );
+        assert!(!format!("{settings:?}").contains("secret"));
+    }
+
+    #[test]
+    fn redis_mistakes_are_reported_without_quoting_the_url() {
+        let src = Memory::new(NOW).var("BAD_URL", "redis://:secret@[nonsense");
+        for (yaml, expected) in [
+            ("redis: { url_env: UNSET }", "UNSET is not set"),
+            ("redis: { url_env: BAD_URL }", "not a valid Redis URL"),
+            ("redis: { url: \"rediss://10.0.0.5\" }", "rediss://"),
+            (
+                "redis: { url: \"redis://10.0.0.5\", timeout: 0s }",
+                "more than zero",
+            ),
+            (
+                "redis: { url: \"redis://10.0.0.5\", key_prefix: \"a b\" }",
+                "1 to 128",
+            ),
+            (
+                "state_file: s.jsonl\nredis: { url: \"redis://10.0.0.5\" }",
+                "not both",
+            ),
+        ] {
+            let (_, errors) = redis(yaml, &src);
+            assert_eq!(errors.len(), 1, "{yaml}: {errors:?}");
+            assert!(errors[0].contains(expected), "{yaml}: {}", errors[0]);
+            assert!(!errors[0].contains("secret"), "{}", errors[0]);
+        }
+    }
 }

@@ -24,7 +24,7 @@ pub(super) fn compile_upstream_tls(
     cx: &mut Ctx,
     t: &UpstreamTlsFile,
     path: &str,
-    base_dir: &Path,
+    inputs: &Inputs<'_>,
 ) -> Option<UpstreamTls> {
     use pingora::utils::tls::{CertKey, WrappedX509};
     use x509_parser::prelude::{FromDer, X509Certificate};
@@ -37,8 +37,8 @@ pub(super) fn compile_upstream_tls(
     let ca = match &t.ca_file {
         None => None,
         Some(f) => {
-            let file = base_dir.join(&f.value);
-            let loaded = crate::tls::read_certificates(&file)
+            let file = inputs.path(&f.value);
+            let loaded = crate::tls::read_certificates(inputs.src, &file)
                 .map_err(|e| e.to_string())
                 .and_then(|certs| {
                     certs
@@ -73,14 +73,14 @@ pub(super) fn compile_upstream_tls(
         (None, None) => None,
         (Some(cert), Some(key)) => {
             let files = crate::tls::PairFiles {
-                cert_file: base_dir.join(&cert.value),
-                key_file: base_dir.join(&key.value),
+                cert_file: inputs.path(&cert.value),
+                key_file: inputs.path(&key.value),
                 server_names: Some(Vec::new()),
             };
-            let loaded = crate::tls::load_pair(&files).map_err(|e| e.to_string()).and_then(|_| {
+            let loaded = crate::tls::load_pair(inputs.src, &files).map_err(|e| e.to_string()).and_then(|_| {
                 let certs =
-                    crate::tls::read_certificates(&files.cert_file).map_err(|e| e.to_string())?;
-                let key = crate::tls::read_key(&files.key_file).map_err(|e| e.to_string())?;
+                    crate::tls::read_certificates(inputs.src, &files.cert_file).map_err(|e| e.to_string())?;
+                let key = crate::tls::read_key(inputs.src, &files.key_file).map_err(|e| e.to_string())?;
                 // Pingora re-derives the key's format from its DER when it connects, and panics
                 // if it cannot: make sure it can, here.
                 let format = std::mem::discriminant(&key);
@@ -127,7 +127,7 @@ pub(super) fn compile_upstream_tls(
 pub(super) fn compile_upstreams(
     cx: &mut Ctx,
     upstreams: &Spanned<Vec<Spanned<UpstreamFile>>>,
-    base_dir: &Path,
+    inputs: &Inputs<'_>,
 ) -> Vec<Option<Upstream>> {
     if upstreams.value.is_empty() {
         cx.error(
@@ -161,7 +161,7 @@ pub(super) fn compile_upstreams(
         );
         let read = timeout(&u.read_timeout, "read_timeout", DEFAULT_READ_TIMEOUT);
         let write = timeout(&u.write_timeout, "write_timeout", DEFAULT_WRITE_TIMEOUT);
-        let target = parse_upstream_url(&u.url.value);
+        let target = parse_upstream_url(&u.url.value, inputs.src);
         let target = match target {
             Ok(t) => Some(t),
             Err(message) => {
@@ -180,7 +180,7 @@ pub(super) fn compile_upstreams(
                 None
             }
             (Some(t), _) => {
-                let compiled = compile_upstream_tls(cx, &t.value, &path, base_dir);
+                let compiled = compile_upstream_tls(cx, &t.value, &path, inputs);
                 ok &= compiled.is_some();
                 compiled
             }
@@ -221,7 +221,10 @@ pub(super) fn compile_upstreams(
 /// `http(s)://host[:port]` → (resolved address, tls, host for SNI).
 ///
 /// The host is resolved once, here, so the request path never waits on DNS.
-pub(super) fn parse_upstream_url(url: &str) -> Result<(SocketAddr, bool, String), String> {
+pub(super) fn parse_upstream_url(
+    url: &str,
+    src: &dyn Source,
+) -> Result<(SocketAddr, bool, String), String> {
     let uri: http::Uri = url
         .parse()
         .map_err(|e| format!("\"{url}\" is not a URL: {e}"))?;
@@ -249,10 +252,111 @@ pub(super) fn parse_upstream_url(url: &str) -> Result<(SocketAddr, bool, String)
         .trim_end_matches(']')
         .to_owned();
     let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let addr = (host.as_str(), port)
-        .to_socket_addrs()
+    let addr = src
+        .resolve(&host, port)
         .map_err(|e| format!("cannot resolve \"{host}\": {e}"))?
+        .into_iter()
         .next()
         .ok_or_else(|| format!("\"{host}\" resolves to no address"))?;
     Ok((addr, tls, host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::*;
+    use crate::source::Memory;
+
+    fn upstreams(yaml: &str, src: &Memory) -> (Vec<Option<Upstream>>, Vec<String>) {
+        let mut cx = Ctx::default();
+        let file: Spanned<Vec<Spanned<UpstreamFile>>> = parse(yaml);
+        let out = compile_upstreams(&mut cx, &file, &inputs(src));
+        (out, messages(&cx))
+    }
+
+    #[test]
+    fn host_names_resolve_through_the_source() {
+        let src = Memory::new(NOW).host("orders.internal", &["10.1.2.3".parse().unwrap()]);
+        let (out, errors) = upstreams(
+            r#"
+- { id: orders, url: "http://orders.internal:8080", connect_timeout: 1s }
+- { id: literal, url: "https://192.0.2.7" }
+- { id: unknown, url: "http://nowhere.internal" }
+"#,
+            &src,
+        );
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].contains("upstreams[2].url"), "{}", errors[0]);
+        assert!(
+            errors[0].contains("cannot resolve \"nowhere.internal\""),
+            "{}",
+            errors[0]
+        );
+        let orders = out[0].as_ref().unwrap();
+        assert_eq!(orders.address, "10.1.2.3:8080".parse().unwrap());
+        assert_eq!(
+            orders.peer.options.connection_timeout,
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            out[1].as_ref().unwrap().address,
+            "192.0.2.7:443".parse().unwrap()
+        );
+        assert!(out[2].is_none());
+    }
+
+    #[test]
+    fn upstream_tls_reads_its_ca_and_client_pair_from_the_source() {
+        let (ca, _) = certificate(&["ca.test"]);
+        let (client, client_key) = certificate(&["client.test"]);
+        let src = Memory::new(NOW)
+            .file(at("ca.crt"), ca)
+            .file(at("client.crt"), client)
+            .file(at("client.key"), client_key);
+        let (out, errors) = upstreams(
+            r#"
+- id: good
+  url: "https://192.0.2.1"
+  tls: { ca_file: ca.crt, server_name: orders.test, client_cert_file: client.crt, client_key_file: client.key }
+- id: bad
+  url: "https://192.0.2.2"
+  tls: { ca_file: missing.crt, client_cert_file: client.crt }
+- id: plain
+  url: "http://192.0.2.3"
+  tls: { ca_file: ca.crt }
+"#,
+            &src,
+        );
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        assert!(
+            errors[0].contains("upstreams[1].tls.ca_file") && errors[0].contains("missing.crt")
+        );
+        assert!(errors[1].contains("client_cert_file and client_key_file go together"));
+        assert!(errors[2].contains("upstreams[2].tls") && errors[2].contains("https://"));
+        let good = out[0].as_ref().unwrap();
+        assert_eq!(good.peer.sni, "orders.test");
+        assert!(good.peer.options.ca.is_some());
+        assert!(good.peer.client_cert_key.is_some());
+        assert!(out[1].is_none() && out[2].is_none());
+    }
+
+    #[test]
+    fn urls_with_paths_credentials_or_other_schemes_are_refused() {
+        let src = Memory::new(NOW);
+        let (_, errors) = upstreams(
+            r#"
+- { id: a, url: "http://192.0.2.1/api" }
+- { id: b, url: "http://user:pw@192.0.2.1" }
+- { id: c, url: "ftp://192.0.2.1" }
+- { id: a, url: "http://192.0.2.1", read_timeout: soon }
+"#,
+            &src,
+        );
+        assert_eq!(errors.len(), 5, "{errors:#?}");
+        assert!(errors[0].contains("a path or query is not supported"));
+        assert!(errors[1].contains("credentials"));
+        assert!(errors[2].contains("the scheme must be http or https"));
+        assert!(errors[3].contains("upstreams[3].id"));
+        assert!(errors[4].contains("upstreams[3].read_timeout"));
+    }
 }
