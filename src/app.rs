@@ -1,5 +1,6 @@
-//! Bootstrap: configuration → snapshot → Pingora server with the proxy, admin and key-refresh
-//! services.
+//! Bootstrap, one for production and tests: configuration → [`Stores`] and a snapshot →
+//! [`Services`] (the proxy, the admin listener, the background tasks) → a Pingora server
+//! ([`run`]) or the test harness.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,10 +17,12 @@ use crate::config::{self, Compiled, ConfigErrors};
 use crate::drain::{exit_when_drained, InFlight};
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
-use crate::reload::{Refreshers, ReloadWatcher};
-use crate::revocation::file::RevocationFile;
-use crate::revocation::mirror::RedisMirror;
+use crate::reload::{Refreshers, ReloadOutcome, ReloadWatcher};
+use crate::revocation::file::{FileLoad, RevocationFile};
 use crate::snapshot::{Snapshot, SnapshotHolder};
+use crate::stores::Stores;
+use futures_util::future::BoxFuture;
+use tokio::sync::watch;
 
 /// Why the gateway could not run.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +90,7 @@ pub const CERTIFICATE_POLL_INTERVAL: std::time::Duration = std::time::Duration::
 /// Watch the certificate files of every TLS listener and swap in changed pairs; a bad new pair
 /// is refused (logged, counted) and the old one keeps serving. Runs until `shutdown`.
 pub async fn watch_certificates(
-    snapshots: Arc<SnapshotHolder>,
+    stores: Arc<Stores>,
     metrics: Metrics,
     interval: std::time::Duration,
     mut shutdown: ShutdownWatch,
@@ -99,39 +102,30 @@ pub async fn watch_certificates(
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        for listener in &snapshots.current().listeners {
-            let Some(tls) = &listener.tls else { continue };
-            match tls.store.reload_if_changed() {
+        for store in stores.certificate_stores() {
+            // Reading and parsing the files is blocking work.
+            let checked = Arc::clone(&store);
+            let outcome = match tokio::task::spawn_blocking(move || checked.reload_if_changed())
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::error!(listener = %store.listener, error = %e, "certificate check failed");
+                    continue;
+                }
+            };
+            match outcome {
                 None => {}
                 Some(crate::tls::CertReload::Applied) => {
-                    tracing::info!(listener = %listener.name, "TLS certificates reloaded");
-                    metrics.record_certificate_reload(&listener.name, "applied");
+                    tracing::info!(listener = %store.listener, "TLS certificates reloaded");
+                    metrics.record_certificate_reload(&store.listener, "applied");
                 }
                 Some(crate::tls::CertReload::Refused(e)) => {
-                    tracing::error!(listener = %listener.name, error = %e, "new TLS certificates refused; the previous ones keep serving");
-                    metrics.record_certificate_reload(&listener.name, "refused");
+                    tracing::error!(listener = %store.listener, error = %e, "new TLS certificates refused; the previous ones keep serving");
+                    metrics.record_certificate_reload(&store.listener, "refused");
                 }
             }
         }
-    }
-}
-
-/// Runs [`watch_certificates`] inside the Pingora server.
-struct CertificateService {
-    snapshots: Arc<SnapshotHolder>,
-    metrics: Metrics,
-}
-
-#[async_trait::async_trait]
-impl BackgroundService for CertificateService {
-    async fn start(&self, shutdown: ShutdownWatch) {
-        watch_certificates(
-            Arc::clone(&self.snapshots),
-            self.metrics.clone(),
-            CERTIFICATE_POLL_INTERVAL,
-            shutdown,
-        )
-        .await;
     }
 }
 
@@ -146,34 +140,196 @@ pub fn admin_service(snapshots: Arc<SnapshotHolder>, metrics: Metrics) -> Servic
     service
 }
 
-/// How often the configuration file is checked for changes.
-const CONFIG_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Where the configuration comes from.
+pub enum ConfigFrom {
+    /// A file, watched and reloaded on change and on SIGHUP.
+    File(PathBuf),
+    /// YAML text, compiled once; relative paths resolve against `base_dir` (tests).
+    Text { yaml: String, base_dir: PathBuf },
+}
 
-/// Runs the reload watcher (SIGHUP, file changes) and through it the key refreshers, inside the
-/// Pingora server so they stop with it.
-struct ReloadService {
-    path: PathBuf,
+/// How often the background tasks look for changes.
+#[derive(Debug, Clone, Copy)]
+pub struct Intervals {
+    pub config: std::time::Duration,
+    pub certificates: std::time::Duration,
+}
+
+impl Intervals {
+    pub const PRODUCTION: Intervals = Intervals {
+        config: std::time::Duration::from_secs(2),
+        certificates: CERTIFICATE_POLL_INTERVAL,
+    };
+}
+
+/// The configuration compiled into long-lived stores, with the revocation journal and file
+/// opened: everything before the services are made.
+pub struct Prepared {
+    from: ConfigFrom,
+    /// The config file's content hash before it was read (so a change in between is seen).
     loaded_hash: Option<u64>,
+    stores: Arc<Stores>,
+    snapshot: Snapshot,
     revocation_file: Option<(Arc<RevocationFile>, Option<u64>)>,
-    snapshots: Arc<SnapshotHolder>,
-    metrics: Metrics,
+}
+
+/// Everything a running gateway is made of. `run` and the test harness both build it with
+/// [`Services::prepare`] and [`Prepared::build`], then start its services their own way: the
+/// one difference between production and tests is how sockets are bound and tasks spawned.
+pub struct Services {
+    pub stores: Arc<Stores>,
+    pub snapshots: Arc<SnapshotHolder>,
+    pub metrics: Metrics,
+    pub in_flight: Arc<InFlight>,
+    pub proxy: Service<HttpProxy<Gateway>>,
+    pub admin: Service<AdminApp>,
+    /// Background tasks, each run until shutdown: the reload watcher (with the key refreshers,
+    /// revocation purge and revocation file), the certificate watcher, the Redis mirror.
+    pub tasks: Vec<Task>,
+    /// Reload outcomes and revocation-file loads, as they happen (tests wait on them).
+    pub reloads: watch::Receiver<Option<ReloadOutcome>>,
+    pub revocation_file_loads: watch::Receiver<Option<Result<FileLoad, String>>>,
+}
+
+impl Services {
+    /// Compile the configuration into new stores, open the revocation journal (replaying it)
+    /// and load the revocation file.
+    pub fn prepare(from: ConfigFrom) -> Result<Prepared, RunError> {
+        let stores = Stores::new();
+        let (compiled, loaded_hash) = match &from {
+            ConfigFrom::File(path) => {
+                let hash = crate::reload::content_hash(path);
+                (config::load_into(path, &stores)?, hash)
+            }
+            ConfigFrom::Text { yaml, base_dir } => {
+                (config::load_str_into(yaml, base_dir, &stores)?, None)
+            }
+        };
+        let Compiled { snapshot, warnings } = compiled;
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        open_revocation_journal(&snapshot)?;
+        let revocation_file = open_revocation_file(&snapshot);
+        Ok(Prepared {
+            from,
+            loaded_hash,
+            stores,
+            snapshot,
+            revocation_file,
+        })
+    }
+}
+
+impl Prepared {
+    /// The compiled configuration.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// Make the services: the proxy on every listener, the admin listener, and the tasks.
+    pub fn build(self, conf: &Arc<ServerConf>, intervals: Intervals) -> Result<Services, RunError> {
+        let metrics = Metrics::new().map_err(|e| RunError::Server(format!("metrics: {e}")))?;
+        let mirror = self.snapshot.revocation_mirror.clone();
+        if let Some(settings) = &self.snapshot.revocation_redis {
+            tracing::info!(redis = %settings.description, prefix = %settings.key_prefix, "revocations shared through Redis");
+        }
+        let snapshots = Arc::new(SnapshotHolder::new(self.snapshot));
+        let in_flight = Arc::new(InFlight::default());
+        let proxy = proxy_service(
+            Arc::clone(&snapshots),
+            metrics.clone(),
+            Arc::clone(&in_flight),
+            conf,
+        )?;
+        let admin = admin_service(Arc::clone(&snapshots), metrics.clone());
+        let (outcomes, reloads) = watch::channel(None);
+        let (revocation_loads, revocation_file_loads) = watch::channel(None);
+        let watcher = ReloadWatcher {
+            path: match self.from {
+                ConfigFrom::File(path) => Some(path),
+                ConfigFrom::Text { .. } => None,
+            },
+            stores: Arc::clone(&self.stores),
+            snapshots: Arc::clone(&snapshots),
+            refreshers: Arc::new(Refreshers::default()),
+            metrics: metrics.clone(),
+            poll_interval: intervals.config,
+            loaded_hash: self.loaded_hash,
+            outcomes,
+            revocation_file: self.revocation_file,
+            revocation_loads,
+        };
+        let mut tasks = vec![Task::new(
+            "config reload and key refresh",
+            move |shutdown| Box::pin(watcher.run(shutdown)),
+        )];
+        if !self.stores.certificate_stores().is_empty() {
+            let (stores, metrics) = (Arc::clone(&self.stores), metrics.clone());
+            tasks.push(Task::new("certificate reload", move |shutdown| {
+                Box::pin(watch_certificates(
+                    stores,
+                    metrics,
+                    intervals.certificates,
+                    shutdown,
+                ))
+            }));
+        }
+        if let Some(mirror) = mirror {
+            tasks.push(Task::new("revocation mirror", move |shutdown| {
+                Box::pin(mirror.run(shutdown))
+            }));
+        }
+        Ok(Services {
+            stores: self.stores,
+            snapshots,
+            metrics,
+            in_flight,
+            proxy,
+            admin,
+            tasks,
+            reloads,
+            revocation_file_loads,
+        })
+    }
+}
+
+type TaskFn = Box<dyn FnOnce(ShutdownWatch) -> BoxFuture<'static, ()> + Send>;
+
+/// A background task that runs until shutdown: a Pingora background service in production,
+/// spawned by the test harness.
+pub struct Task {
+    pub name: &'static str,
+    start: parking_lot::Mutex<Option<TaskFn>>,
+}
+
+impl Task {
+    fn new(
+        name: &'static str,
+        start: impl FnOnce(ShutdownWatch) -> BoxFuture<'static, ()> + Send + 'static,
+    ) -> Task {
+        Task {
+            name,
+            start: parking_lot::Mutex::new(Some(Box::new(start))),
+        }
+    }
+
+    /// The task, to run until `shutdown` flips.
+    pub fn run(self, shutdown: ShutdownWatch) -> BoxFuture<'static, ()> {
+        match self.start.into_inner() {
+            Some(start) => start(shutdown),
+            None => Box::pin(async {}),
+        }
+    }
 }
 
 #[async_trait::async_trait]
-impl BackgroundService for ReloadService {
+impl BackgroundService for Task {
     async fn start(&self, shutdown: ShutdownWatch) {
-        let watcher = ReloadWatcher {
-            path: self.path.clone(),
-            snapshots: Arc::clone(&self.snapshots),
-            refreshers: Arc::new(Refreshers::default()),
-            metrics: self.metrics.clone(),
-            poll_interval: CONFIG_POLL_INTERVAL,
-            loaded_hash: self.loaded_hash,
-            revocation_file: self.revocation_file.clone(),
-            revocation_loads: tokio::sync::watch::channel(None).0,
-            outcomes: tokio::sync::watch::channel(None).0,
-        };
-        watcher.run(shutdown).await;
+        let start = self.start.lock().take();
+        if let Some(start) = start {
+            start(shutdown).await;
+        }
     }
 }
 
@@ -190,68 +346,35 @@ pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
 /// With `upgrade`, the listening sockets are taken over from a running instance (Pingora's
 /// graceful upgrade: that instance then gets SIGQUIT and drains).
 pub fn run(config_path: &Path, upgrade: bool, upgrade_sock: Option<&Path>) -> Result<(), RunError> {
-    let loaded_hash = crate::reload::content_hash(config_path);
-    let mut snapshot = load(config_path)?;
-    open_revocation_journal(&snapshot)?;
-    let mirror = attach_revocation_mirror(&mut snapshot);
-    let revocation_file = open_revocation_file(&snapshot);
+    let prepared = Services::prepare(ConfigFrom::File(config_path.to_path_buf()))?;
+    let snapshot = prepared.snapshot();
     if !upgrade {
-        check_listeners_free(&snapshot)?;
+        check_listeners_free(snapshot)?;
     }
     for l in &snapshot.listeners {
         let scheme = if l.tls.is_some() { "https" } else { "http" };
         tracing::info!(listener = %l.name, address = %l.address, scheme, "listening");
     }
     tracing::info!(address = %snapshot.admin_address, "admin endpoints: /metrics /healthz /readyz");
-    let metrics = Metrics::new().map_err(|e| RunError::Server(format!("metrics: {e}")))?;
-    let snapshots = Arc::new(SnapshotHolder::new(snapshot));
-    let in_flight = Arc::new(InFlight::default());
     let opt = pingora::server::configuration::Opt {
         upgrade,
         ..Default::default()
     };
-    let mut conf = server_conf(snapshots.current().shutdown_grace);
+    let mut conf = server_conf(snapshot.shutdown_grace);
     if let Some(sock) = upgrade_sock {
         conf.upgrade_sock = sock.display().to_string();
     }
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
-    exit_when_drained(server.watch_execution_phase(), Arc::clone(&in_flight));
-    let proxy = proxy_service(
-        Arc::clone(&snapshots),
-        metrics.clone(),
-        in_flight,
-        &server.configuration,
-    )?;
-    server.add_service(proxy);
-    if snapshots
-        .current()
-        .listeners
-        .iter()
-        .any(|l| l.tls.is_some())
-    {
-        server.add_service(background_service(
-            "certificate reload",
-            CertificateService {
-                snapshots: Arc::clone(&snapshots),
-                metrics: metrics.clone(),
-            },
-        ));
-    }
-    server.add_service(admin_service(Arc::clone(&snapshots), metrics.clone()));
-    let reload = ReloadService {
-        path: config_path.to_path_buf(),
-        loaded_hash,
-        revocation_file,
-        snapshots,
-        metrics,
-    };
-    server.add_service(background_service("config reload and key refresh", reload));
-    if let Some(mirror) = mirror {
-        server.add_service(background_service(
-            "revocation mirror",
-            MirrorService(mirror),
-        ));
+    let services = prepared.build(&server.configuration, Intervals::PRODUCTION)?;
+    exit_when_drained(
+        server.watch_execution_phase(),
+        Arc::clone(&services.in_flight),
+    );
+    server.add_service(services.proxy);
+    server.add_service(services.admin);
+    for task in services.tasks {
+        server.add_service(background_service(task.name, task));
     }
     server.run(RunArgs::default());
     Ok(())
@@ -292,26 +415,6 @@ pub fn open_revocation_journal(snapshot: &Snapshot) -> Result<(), RunError> {
             .map_err(|e| RunError::Server(format!("journal take-over thread: {e}")))?;
     }
     Ok(())
-}
-
-/// With `revocation.redis`, create the Redis mirror of the snapshot's revocation list (the admin
-/// API then writes Redis); run it with [`RedisMirror::run`].
-pub fn attach_revocation_mirror(snapshot: &mut Snapshot) -> Option<Arc<RedisMirror>> {
-    let settings = snapshot.revocation_redis.clone()?;
-    tracing::info!(redis = %settings.description, prefix = %settings.key_prefix, "revocations shared through Redis");
-    let mirror = RedisMirror::new(settings, Arc::clone(&snapshot.revocations));
-    snapshot.revocation_mirror = Some(Arc::clone(&mirror));
-    Some(mirror)
-}
-
-/// Runs the Redis revocation mirror inside the Pingora server, so it stops with it.
-struct MirrorService(Arc<RedisMirror>);
-
-#[async_trait::async_trait]
-impl BackgroundService for MirrorService {
-    async fn start(&self, shutdown: ShutdownWatch) {
-        Arc::clone(&self.0).run(shutdown).await;
-    }
 }
 
 /// Load the revocation file, when configured; returns it with the hash of the content loaded,
@@ -372,8 +475,7 @@ fn fetch_remote_state_once(snapshot: &Snapshot) -> Result<(), RunError> {
         .enable_all()
         .build()
         .map_err(|e| RunError::Server(e.to_string()))?;
-    if let Some(settings) = &snapshot.revocation_redis {
-        let mirror = RedisMirror::new(settings.clone(), Arc::clone(&snapshot.revocations));
+    if let Some(mirror) = &snapshot.revocation_mirror {
         if let Err(e) = runtime.block_on(mirror.resync()) {
             tracing::warn!(error = %e, "cannot read the revocations from Redis");
         }

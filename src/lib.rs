@@ -31,6 +31,7 @@ pub mod revocation;
 pub mod routes;
 pub mod snapshot;
 pub mod source;
+pub mod stores;
 pub mod target;
 pub mod telemetry;
 pub mod tls;

@@ -4,7 +4,8 @@
 //! A request keeps the snapshot it started with, so in-flight requests finish on their version.
 //! An invalid file is refused with its located errors logged and counted, and the old snapshot
 //! keeps serving. Remote issuers whose key source did not change keep their loaded keys and
-//! refresher, so a reload never makes the gateway unready. Listener and admin addresses cannot
+//! refresher (compiling takes them from the long-lived [`Stores`]), so a reload never makes the
+//! gateway unready. Listener and admin addresses cannot
 //! change live: such changes are reported as needing a restart, and the rest applies.
 
 use std::collections::hash_map::DefaultHasher;
@@ -21,6 +22,7 @@ use crate::config::{self, ConfigErrors};
 use crate::metrics::Metrics;
 use crate::revocation::file::{FileLoad, RevocationFile};
 use crate::snapshot::{Snapshot, SnapshotHolder};
+use crate::stores::Stores;
 
 /// Log what a revocation-file load found.
 pub fn log_revocation_file_load(path: &Path, result: &Result<FileLoad, String>) {
@@ -105,24 +107,6 @@ impl Refreshers {
     }
 }
 
-/// Reuse the old snapshot's keys for issuers whose key source is unchanged: no refetch, no 503s.
-fn carry_over_keys(old: &Snapshot, new: &mut Snapshot) {
-    for issuer in &mut new.issuers {
-        let Some(description) = &issuer.key_source_description else {
-            continue;
-        };
-        let same = old.issuers.iter().find(|o| {
-            o.id == issuer.id
-                && o.issuer == issuer.issuer
-                && o.key_source_description.as_ref() == Some(description)
-        });
-        if let (Some(previous), Some(fresh)) = (same, Arc::get_mut(issuer)) {
-            fresh.keys = Arc::clone(&previous.keys);
-            fresh.key_source = previous.key_source.clone();
-        }
-    }
-}
-
 /// Settings that only take effect at start-up.
 fn restart_needed(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     let mut changes = Vec::new();
@@ -153,14 +137,17 @@ fn restart_needed(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     changes
 }
 
-/// Load `path` and, if valid, make it the current snapshot.
+/// Load `path` into `stores` and, if valid, make it the current snapshot. Unchanged remote
+/// issuers keep their keys and listeners their certificate stores: compiling takes them from
+/// `stores`.
 pub fn reload(
     path: &Path,
+    stores: &Stores,
     snapshots: &SnapshotHolder,
     refreshers: &Refreshers,
     metrics: &Metrics,
 ) -> ReloadOutcome {
-    let outcome = match config::load(path) {
+    let outcome = match config::load_into(path, stores) {
         Err(errors) => {
             for e in &errors.0 {
                 tracing::error!(config = %path.display(), "reload refused: {e}");
@@ -172,18 +159,13 @@ pub fn reload(
                 tracing::warn!(config = %path.display(), "{w}");
             }
             let old = snapshots.current();
-            let mut new = compiled.snapshot;
-            carry_over_keys(&old, &mut new);
-            new.revocations = Arc::clone(&old.revocations);
-            new.revocation_mirror = old.revocation_mirror.clone();
+            let new = compiled.snapshot;
             let restart_needed = restart_needed(&old, &new);
-            // Listeners are bound at start: keep them, with the certificate stores their TLS
-            // acceptors resolve from (those reload on their own when the files change).
-            new.listeners = old.listeners.clone();
             for change in &restart_needed {
                 tracing::warn!(config = %path.display(), setting = %change, "changed, but takes effect only after a restart");
             }
             refreshers.sync(&new, metrics);
+            stores.retain_keys_of(&new);
             snapshots.replace(new);
             tracing::info!(config = %path.display(), "configuration reloaded");
             ReloadOutcome::Applied { restart_needed }
@@ -205,7 +187,11 @@ pub fn content_hash(path: &Path) -> Option<u64> {
 /// Watches for SIGHUP and file changes and reloads; the outcomes are published on a channel
 /// (tests wait on it instead of sleeping).
 pub struct ReloadWatcher {
-    pub path: PathBuf,
+    /// The configuration file; `None` when the configuration was given as text (nothing to
+    /// reload, but keys are refreshed and revocations purged all the same).
+    pub path: Option<PathBuf>,
+    /// The runtime state every snapshot is compiled into.
+    pub stores: Arc<Stores>,
     pub snapshots: Arc<SnapshotHolder>,
     pub refreshers: Arc<Refreshers>,
     pub metrics: Metrics,
@@ -251,16 +237,17 @@ impl ReloadWatcher {
     }
 
     /// [`reload`] off the async workers: compiling reads files and resolves upstream names.
-    async fn reload_blocking(&self) -> Option<ReloadOutcome> {
-        let (path, snapshots, refreshers, metrics) = (
-            self.path.clone(),
+    async fn reload_blocking(&self, path: PathBuf) -> Option<ReloadOutcome> {
+        let (stores, snapshots, refreshers, metrics) = (
+            Arc::clone(&self.stores),
             Arc::clone(&self.snapshots),
             Arc::clone(&self.refreshers),
             self.metrics.clone(),
         );
-        let reloaded =
-            tokio::task::spawn_blocking(move || reload(&path, &snapshots, &refreshers, &metrics))
-                .await;
+        let reloaded = tokio::task::spawn_blocking(move || {
+            reload(&path, &stores, &snapshots, &refreshers, &metrics)
+        })
+        .await;
         match reloaded {
             Ok(outcome) => Some(outcome),
             Err(e) => {
@@ -274,15 +261,19 @@ impl ReloadWatcher {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         self.refreshers
             .sync(&self.snapshots.current(), &self.metrics);
-        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGHUP; reload on file change only");
-                None
+        let mut hangup = match &self.path {
+            None => None,
+            Some(path) => {
+                tracing::info!(config = %path.display(), "watching the configuration for changes; SIGHUP reloads");
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for SIGHUP; reload on file change only");
+                        None
+                    }
+                }
             }
         };
-        tracing::info!(config = %self.path.display(), "watching the configuration for changes; SIGHUP reloads");
         let mut last = self.loaded_hash;
         let mut tick = tokio::time::interval(self.poll_interval);
         let mut purge = tokio::time::interval(REVOCATION_PURGE_INTERVAL);
@@ -300,8 +291,11 @@ impl ReloadWatcher {
                 _ = shutdown.changed() => break,
             };
             self.check_revocation_file().await;
-            let path = self.path.clone();
-            let now = tokio::task::spawn_blocking(move || content_hash(&path))
+            let Some(path) = self.path.clone() else {
+                continue;
+            };
+            let hashed = path.clone();
+            let now = tokio::task::spawn_blocking(move || content_hash(&hashed))
                 .await
                 .ok()
                 .flatten();
@@ -312,7 +306,7 @@ impl ReloadWatcher {
             if forced {
                 tracing::info!("SIGHUP: reloading the configuration");
             }
-            if let Some(outcome) = self.reload_blocking().await {
+            if let Some(outcome) = self.reload_blocking(path).await {
                 self.outcomes.send_replace(Some(outcome));
             }
         }

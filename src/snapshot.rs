@@ -44,10 +44,11 @@ pub struct Snapshot {
     pub shutdown_grace: Duration,
     /// `revocation.redis`: share revocations between replicas through Redis.
     pub revocation_redis: Option<crate::revocation::mirror::RedisSettings>,
-    /// The revocation list: runtime state, carried over from snapshot to snapshot on reload.
+    /// The revocation list: runtime state, the one of the [`crate::stores::Stores`] this
+    /// snapshot was compiled into (every snapshot of a process shares it).
     pub revocations: Arc<crate::revocation::RevocationList>,
-    /// The Redis mirror feeding `revocations`, started with the gateway when `revocation_redis`
-    /// is set; runtime state, carried over on reload like `revocations`.
+    /// The Redis mirror feeding `revocations` when `revocation_redis` is set, from the same
+    /// stores; started with the gateway.
     pub revocation_mirror: Option<Arc<crate::revocation::mirror::RedisMirror>>,
 }
 
@@ -83,9 +84,6 @@ pub struct Issuer {
     pub keys: Arc<IssuerKeys>,
     /// Where remote keys are fetched from; `None` for a `jwks_file`.
     pub key_source: Option<Arc<dyn KeySource>>,
-    /// Everything that defines the remote key source (URL, tunables); equal descriptions across
-    /// a reload mean the loaded keys and their refresher carry over.
-    pub key_source_description: Option<String>,
 }
 
 impl Snapshot {

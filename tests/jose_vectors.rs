@@ -158,7 +158,6 @@ fn vector_payloads_are_not_access_tokens() {
                 v.keys,
             )),
             key_source: None,
-            key_source_description: None,
         };
         // Text payloads are malformed; JSON ones lack iss/aud or are expired.
         let got = verify(&v.compact, [(0, &issuer)], support::now());

@@ -511,7 +511,6 @@ mod tests {
                 KeySet::default(),
             )),
             key_source: None,
-            key_source_description: None,
         }
     }
 

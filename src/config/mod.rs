@@ -74,8 +74,14 @@ pub fn parse(text: &str) -> Result<file::GatewayFile, ConfigErrors> {
     })
 }
 
-/// Read, parse and compile a configuration file.
+/// Read, parse and compile a configuration file into stores of its own (for one-off commands
+/// and tests; a running gateway compiles into its long-lived stores with [`load_into`]).
 pub fn load(path: &Path) -> Result<Compiled, ConfigErrors> {
+    load_into(path, &crate::stores::Stores::default())
+}
+
+/// Read, parse and compile a configuration file; the snapshot refers to `stores`.
+pub fn load_into(path: &Path, stores: &crate::stores::Stores) -> Result<Compiled, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             line: None,
@@ -85,10 +91,19 @@ pub fn load(path: &Path) -> Result<Compiled, ConfigErrors> {
         }])
     })?;
     let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
-    load_str(&text, base_dir)
+    load_str_into(&text, base_dir, stores)
 }
 
 /// Parse and compile configuration text; relative paths resolve against `base_dir`.
 pub fn load_str(text: &str, base_dir: &Path) -> Result<Compiled, ConfigErrors> {
-    compile::compile(parse(text)?, base_dir)
+    load_str_into(text, base_dir, &crate::stores::Stores::default())
+}
+
+/// [`load_str`] into `stores`.
+pub fn load_str_into(
+    text: &str,
+    base_dir: &Path,
+    stores: &crate::stores::Stores,
+) -> Result<Compiled, ConfigErrors> {
+    compile::compile(parse(text)?, base_dir, stores)
 }

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::os::fd::IntoRawFd;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -38,13 +37,13 @@ impl TestGateway {
         let (listener, addr) = bind_free();
         let (admin_listener, admin) = bind_free();
         let yaml = with_addresses(yaml, addr, admin);
-        let compiled = portcullis::config::load_str(&yaml, &fixtures())
-            .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
         Self::run(
-            compiled.snapshot,
+            portcullis::app::ConfigFrom::Text {
+                yaml,
+                base_dir: fixtures(),
+            },
             (listener, addr),
             (admin_listener, admin),
-            None,
         )
     }
 
@@ -55,45 +54,45 @@ impl TestGateway {
         let (admin_listener, admin) = bind_free();
         let yaml = with_addresses(&std::fs::read_to_string(path).unwrap(), addr, admin);
         std::fs::write(path, yaml).unwrap();
-        let loaded_hash = portcullis::reload::content_hash(path);
-        let compiled =
-            portcullis::config::load(path).unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
         Self::run(
-            compiled.snapshot,
+            portcullis::app::ConfigFrom::File(path.to_path_buf()),
             (listener, addr),
             (admin_listener, admin),
-            Some((path.to_path_buf(), loaded_hash)),
         )
     }
 
+    /// The production bootstrap (`Services::prepare` and `build`), with the sockets handed over
+    /// by fd and the tasks spawned on a runtime of its own.
     fn run(
-        mut snapshot: portcullis::snapshot::Snapshot,
+        from: portcullis::app::ConfigFrom,
         (listener, addr): (std::net::TcpListener, SocketAddr),
         (admin_listener, admin): (std::net::TcpListener, SocketAddr),
-        reload_from: Option<(PathBuf, Option<u64>)>,
     ) -> TestGateway {
         portcullis::install_crypto_provider();
-        portcullis::app::open_revocation_journal(&snapshot).unwrap();
-        let mirror = portcullis::app::attach_revocation_mirror(&mut snapshot);
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let snapshots = Arc::new(SnapshotHolder::new(snapshot));
-        let metrics = portcullis::metrics::Metrics::new().unwrap();
+        let prepared = portcullis::app::Services::prepare(from)
+            .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
         let conf = Arc::new(portcullis::app::server_conf(
             std::time::Duration::from_secs(1),
         ));
-        let in_flight = Arc::new(portcullis::drain::InFlight::default());
-        let mut proxy = portcullis::app::proxy_service(
-            Arc::clone(&snapshots),
-            metrics.clone(),
-            in_flight,
-            &conf,
-        )
-        .unwrap();
-        let mut admin_service =
-            portcullis::app::admin_service(Arc::clone(&snapshots), metrics.clone());
+        let intervals = portcullis::app::Intervals {
+            config: std::time::Duration::from_millis(20),
+            certificates: std::time::Duration::from_millis(20),
+        };
+        let services = prepared.build(&conf, intervals).unwrap();
+        let portcullis::app::Services {
+            snapshots,
+            metrics,
+            mut proxy,
+            admin: mut admin_service,
+            tasks,
+            reloads,
+            revocation_file_loads,
+            ..
+        } = services;
 
         // Hand the bound sockets to Pingora the way a graceful upgrade does: by fd, keyed by address.
         let mut fds = Fds::new();
@@ -101,24 +100,6 @@ impl TestGateway {
         fds.add(admin.to_string(), admin_listener.into_raw_fd());
         let fds = Arc::new(parking_lot::Mutex::new(fds));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let (outcomes, reloads) = watch::channel(None);
-        let (revocation_loads, revocation_file_loads) = watch::channel(None);
-        let revocation_file = portcullis::app::open_revocation_file(&snapshots.current());
-        let watcher = portcullis::reload::ReloadWatcher {
-            path: reload_from
-                .as_ref()
-                .map(|(p, _)| p.clone())
-                .unwrap_or_default(),
-            loaded_hash: reload_from.as_ref().and_then(|(_, h)| *h),
-            snapshots: Arc::clone(&snapshots),
-            refreshers: Arc::new(portcullis::reload::Refreshers::default()),
-            metrics: metrics.clone(),
-            poll_interval: std::time::Duration::from_millis(20),
-            outcomes,
-            revocation_file,
-            revocation_loads,
-        };
-        let (cert_snapshots, cert_metrics) = (Arc::clone(&snapshots), metrics.clone());
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -126,27 +107,9 @@ impl TestGateway {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                if reload_from.is_some() {
-                    tokio::spawn(watcher.run(shutdown_rx.clone()));
-                } else {
-                    // No file to watch: only the key refreshers, stopped with the gateway.
-                    let refreshers = Arc::clone(&watcher.refreshers);
-                    refreshers.sync(&watcher.snapshots.current(), &watcher.metrics);
-                    let mut stop = shutdown_rx.clone();
-                    tokio::spawn(async move {
-                        let _ = stop.changed().await;
-                        refreshers.stop_all();
-                    });
+                for task in tasks {
+                    tokio::spawn(task.run(shutdown_rx.clone()));
                 }
-                if let Some(mirror) = mirror {
-                    tokio::spawn(mirror.run(shutdown_rx.clone()));
-                }
-                tokio::spawn(portcullis::app::watch_certificates(
-                    Arc::clone(&cert_snapshots),
-                    cert_metrics,
-                    std::time::Duration::from_millis(20),
-                    shutdown_rx.clone(),
-                ));
                 let admin_fds = Arc::clone(&fds);
                 let admin_shutdown = shutdown_rx.clone();
                 tokio::spawn(async move {

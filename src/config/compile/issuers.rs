@@ -96,13 +96,11 @@ pub(super) fn compile_issuers(
         let CompiledKeys {
             keys,
             source: key_source,
-            description: key_source_description,
         } = compiled.unwrap_or_else(|| {
             ok = false;
             CompiledKeys {
-                keys: IssuerKeys::fixed(Arc::clone(&id), KeySet::default()),
+                keys: Arc::new(IssuerKeys::fixed(Arc::clone(&id), KeySet::default())),
                 source: None,
-                description: None,
             }
         });
         out.push(ok.then(|| {
@@ -119,9 +117,8 @@ pub(super) fn compile_issuers(
                 token_type,
                 // Set once `revocation` is compiled.
                 max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
-                keys: Arc::new(keys),
+                keys,
                 key_source,
-                key_source_description,
             }
         }));
     }
@@ -130,10 +127,8 @@ pub(super) fn compile_issuers(
 
 /// An issuer's compiled key source.
 pub(super) struct CompiledKeys {
-    keys: IssuerKeys,
+    keys: Arc<IssuerKeys>,
     source: Option<Arc<dyn KeySource>>,
-    /// For remote sources: what defines them, to carry keys over unchanged sources on reload.
-    description: Option<String>,
 }
 
 /// Exactly one of `jwks_file`, `jwks_uri`, `discovery: true`.
@@ -168,9 +163,8 @@ pub(super) fn compile_key_source(
         }
         let keys = load_jwks_file(cx, path, file, inputs, algorithms)?;
         return Some(CompiledKeys {
-            keys: IssuerKeys::fixed(Arc::clone(id), keys),
+            keys: Arc::new(IssuerKeys::fixed(Arc::clone(id), keys)),
             source: None,
-            description: None,
         });
     }
     let remote = match (&f.jwks_uri, discovery) {
@@ -197,14 +191,24 @@ pub(super) fn compile_key_source(
         (None, None) => return None,
     };
     let (policy, timeout, max_bytes) = compile_refresh(cx, path, f.jwks_refresh.as_ref())?;
-    let description = format!("{remote:?} {policy:?} timeout={timeout:?} max_bytes={max_bytes}");
-    let source = HttpKeySource::new(remote, timeout, max_bytes)
-        .map_err(|e| cx.error(issuer_at, path.to_owned(), e))
+    // What defines the keys: an issuer whose origin is unchanged keeps its loaded keys (and
+    // refresher) across a reload.
+    let origin = format!(
+        "{id} {} {remote:?} {policy:?} timeout={timeout:?} max_bytes={max_bytes}",
+        f.issuer.value
+    );
+    let (keys, source) = inputs
+        .stores
+        .remote_keys(origin, || {
+            let source = HttpKeySource::new(remote, timeout, max_bytes)?;
+            let source: Arc<dyn KeySource> = Arc::new(source);
+            Ok((IssuerKeys::remote(Arc::clone(id), policy), source))
+        })
+        .map_err(|e: String| cx.error(issuer_at, path.to_owned(), e))
         .ok()?;
     Some(CompiledKeys {
-        keys: IssuerKeys::remote(Arc::clone(id), policy),
-        source: Some(Arc::new(source)),
-        description: Some(description),
+        keys,
+        source: Some(source),
     })
 }
 

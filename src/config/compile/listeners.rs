@@ -1,6 +1,7 @@
 //! `listeners[]`, with their TLS settings (certificates loaded and matched here).
 
 use super::*;
+use crate::stores::Certificates;
 
 pub(super) fn compile_listeners(
     cx: &mut Ctx,
@@ -239,9 +240,25 @@ pub(super) fn compile_listener_tls(
     if !ok {
         return None;
     }
-    match crate::tls::CertStore::load(inputs.src, listener, pairs, tls13_only) {
+    let files = pairs.clone();
+    let store = inputs
+        .stores
+        .certificates(listener, &files, tls13_only, || {
+            crate::tls::CertStore::load(inputs.src, listener, pairs, tls13_only)
+        });
+    match store {
         Ok(store) => Some(crate::tls::ListenerTls {
-            store: Arc::new(store),
+            store: match store {
+                Certificates::Current(store) => store,
+                Certificates::Bound(store) => {
+                    cx.warn(
+                        tls.referenced,
+                        path,
+                        "changed, but the listener keeps its certificate files and versions until a restart",
+                    );
+                    store
+                }
+            },
             client_auth,
             client_verifier,
         }),

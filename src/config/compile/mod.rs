@@ -25,6 +25,7 @@ use crate::revocation::mirror::RedisSettings;
 use crate::routes::{normalize_path, PathMatch, RouteMatch, RouteTable};
 use crate::snapshot::*;
 use crate::source::Source;
+use crate::stores::Stores;
 
 mod admin;
 mod identity;
@@ -92,6 +93,9 @@ const FORBIDDEN_IDENTITY_HEADERS: [&str; 14] = [
 pub struct Inputs<'a> {
     pub base_dir: &'a Path,
     pub src: &'a dyn Source,
+    /// The runtime state the snapshot refers to: remote keys and certificate stores are reused
+    /// from it when unchanged.
+    pub stores: &'a Stores,
 }
 
 impl Inputs<'_> {
@@ -116,14 +120,19 @@ impl Ctx {
     }
 }
 
-/// Compile a parsed file on this machine. Relative file paths (`jwks_file`) resolve against
-/// `base_dir`, the directory of the configuration file.
-pub fn compile(file: GatewayFile, base_dir: &Path) -> Result<Compiled, ConfigErrors> {
+/// Compile a parsed file on this machine, into `stores`. Relative file paths (`jwks_file`)
+/// resolve against `base_dir`, the directory of the configuration file.
+pub fn compile(
+    file: GatewayFile,
+    base_dir: &Path,
+    stores: &Stores,
+) -> Result<Compiled, ConfigErrors> {
     compile_with(
         file,
         Inputs {
             base_dir,
             src: &crate::source::System,
+            stores,
         },
     )
 }
@@ -339,9 +348,9 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
             .and_then(|r| r.file.as_ref())
             .map(|f| base_dir.join(&f.value)),
         shutdown_grace,
-        revocation_redis,
-        revocations: Arc::default(),
-        revocation_mirror: None,
+        revocation_redis: revocation_redis.clone(),
+        revocations: Arc::clone(&inputs.stores.revocations),
+        revocation_mirror: revocation_redis.as_ref().map(|r| inputs.stores.mirror(r)),
         limits,
     };
     Ok(Compiled {
@@ -377,10 +386,13 @@ mod test_support {
         serde_saphyr::from_str(yaml).unwrap()
     }
 
+    /// Inputs reading from `src`, into stores of their own.
     pub(super) fn inputs(src: &Memory) -> super::Inputs<'_> {
+        let stores = Box::leak(Box::default());
         super::Inputs {
             base_dir: Path::new(DIR),
             src,
+            stores,
         }
     }
 
