@@ -16,91 +16,6 @@ pub const KEYS_RETRY_AFTER_SECONDS: u32 = 5;
 /// The realm announced in every Bearer challenge.
 pub const REALM: &str = "portcullis";
 
-/// Why a request was malformed at the HTTP level (RFC 6750 §3.1 `invalid_request`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestFault {
-    /// More than one `Authorization` header.
-    DuplicateAuthorization,
-    /// An `Authorization: Bearer` header that is not `Bearer <token68>`.
-    MalformedAuthorization,
-    /// A bearer token over the configured size limit.
-    TokenTooLarge,
-    /// A token in the `Authorization` header and an `access_token` query parameter
-    /// (RFC 6750 §2: clients MUST NOT use more than one method).
-    TokenInHeaderAndQuery,
-}
-
-/// Why a request path was refused before routing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathFault {
-    /// The path does not start with `/`.
-    NotAbsolute,
-    /// An encoded `/` (`%2F`) or `\` (`%5C`), or a literal `\`.
-    EncodedSeparator,
-    /// A NUL byte, literal or encoded.
-    Nul,
-    /// A `%` not followed by two hex digits.
-    BadPercentEncoding,
-    /// A `..` segment that would climb above `/`.
-    ClimbsAboveRoot,
-    /// A dot segment carrying path parameters (`..;x`), which some servlet containers resolve.
-    DotSegmentParameters,
-    /// The request target is not valid UTF-8.
-    NotUtf8,
-    /// A segment carries path parameters (`/admin;x/users`), which servlet containers strip
-    /// before mapping; refused unless the route says `path_parameters: allow`.
-    Parameters,
-    /// Upper case that a case-insensitive backend would route to another route.
-    CaseAmbiguous,
-    /// A trailing `/` or a format suffix (`/x.json`) that backends disagree about, and that
-    /// selects another route depending on the reading.
-    SuffixAmbiguous,
-    /// A `.php` segment followed by more path (`/index.php/admin`): PHP front controllers route
-    /// on what follows; refused unless the route says `script_path_info: allow`.
-    ScriptPathInfo,
-}
-
-/// Why a bearer token was refused (RFC 6750 §3.1 `invalid_token`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenFault {
-    /// Not three base64url parts with JSON header and payload.
-    Malformed,
-    /// `alg` is not in the issuer's allow-list (this includes `none` and every HMAC algorithm).
-    AlgorithmNotAllowed,
-    /// The header names a `crit` extension this gateway does not understand (RFC 7515 §4.1.11).
-    UnsupportedCritical,
-    /// No key of the issuer has this `kid`, or no key fits a token without `kid`.
-    UnknownKid,
-    /// The key chosen by `kid` cannot verify this algorithm (for example an RSA key for `ES256`).
-    KeyAlgorithmMismatch,
-    /// The signature does not verify.
-    BadSignature,
-    /// `iss` is missing or is not one of the route's issuers.
-    WrongIssuer,
-    /// `aud` is missing or names none of the issuer's audiences.
-    WrongAudience,
-    /// `exp` is missing or not a number.
-    MissingExpiry,
-    /// `exp` is in the past (beyond leeway).
-    Expired,
-    /// `nbf` is in the future (beyond leeway).
-    NotYetValid,
-    /// `iat` is in the future (beyond leeway).
-    IssuedInFuture,
-    /// `typ` differs from the issuer's required `token_type`.
-    WrongType,
-    /// The token is on the revocation list.
-    Revoked(crate::revocation::RevokedBy),
-    /// `exp - iat` (or `exp - now` without `iat`) exceeds `revocation.max_token_lifetime`: a
-    /// revocation could expire before the token does.
-    LifetimeTooLong,
-    /// With `token_type: at+jwt`, a claim RFC 9068 §2.2 requires is missing or has the wrong type.
-    ProfileViolation,
-    /// The issuer's keys have not loaded yet (or went past their maximum staleness): the token
-    /// cannot be checked, which is the gateway's problem, not the client's.
-    KeysNotLoaded,
-}
-
 /// Every way the request path can refuse or fail a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewayError {
@@ -109,7 +24,7 @@ pub enum GatewayError {
     /// Routes match host and path, none of them this method (405 with `Allow`).
     MethodNotAllowed { allow: Arc<str> },
     /// The method, request-target form or host is refused before routing.
-    BadTarget(crate::target::TargetFault),
+    BadTarget(TargetFault),
     /// The request path cannot be normalised safely.
     BadPath(PathFault),
     /// The request's credentials are malformed.
@@ -131,6 +46,40 @@ pub enum GatewayError {
     UpstreamTimeout,
     /// The TLS connection uses an older version than the listener's `min_version`.
     TlsVersionTooOld,
+}
+
+pub use crate::auth::bearer::RequestFault;
+pub use crate::auth::jwt::TokenFault;
+pub use crate::routes::PathFault;
+pub use crate::target::TargetFault;
+
+impl From<PathFault> for GatewayError {
+    fn from(fault: PathFault) -> Self {
+        GatewayError::BadPath(fault)
+    }
+}
+
+impl From<TargetFault> for GatewayError {
+    fn from(fault: TargetFault) -> Self {
+        GatewayError::BadTarget(fault)
+    }
+}
+
+impl From<crate::auth::bearer::BearerError> for GatewayError {
+    fn from(e: crate::auth::bearer::BearerError) -> Self {
+        use crate::auth::bearer::BearerError;
+        match e {
+            BearerError::UnsupportedScheme => GatewayError::UnsupportedScheme,
+            BearerError::Request(fault) => GatewayError::InvalidRequest(fault),
+            BearerError::MalformedToken => GatewayError::InvalidToken(TokenFault::Malformed),
+        }
+    }
+}
+
+impl From<RequestFault> for GatewayError {
+    fn from(fault: RequestFault) -> Self {
+        GatewayError::InvalidRequest(fault)
+    }
 }
 
 /// A refused token is 401 `invalid_token`, except when the issuer's keys are not loaded: that is
@@ -170,49 +119,10 @@ impl GatewayError {
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
             GatewayError::BadTarget(fault) => fault.reason(),
             GatewayError::UnsupportedScheme => "unsupported_scheme",
-            GatewayError::BadPath(fault) => match fault {
-                PathFault::NotAbsolute => "path_not_absolute",
-                PathFault::EncodedSeparator => "path_encoded_separator",
-                PathFault::Nul => "path_nul",
-                PathFault::BadPercentEncoding => "path_bad_percent_encoding",
-                PathFault::ClimbsAboveRoot => "path_climbs_above_root",
-                PathFault::DotSegmentParameters => "path_dot_segment_parameters",
-                PathFault::NotUtf8 => "path_not_utf8",
-                PathFault::Parameters => "path_parameters",
-                PathFault::CaseAmbiguous => "path_case_ambiguous",
-                PathFault::SuffixAmbiguous => "path_suffix_ambiguous",
-                PathFault::ScriptPathInfo => "path_script_info",
-            },
-            GatewayError::InvalidRequest(fault) => match fault {
-                RequestFault::DuplicateAuthorization => "duplicate_authorization",
-                RequestFault::MalformedAuthorization => "malformed",
-                RequestFault::TokenTooLarge => "token_too_large",
-                RequestFault::TokenInHeaderAndQuery => "token_in_header_and_query",
-            },
+            GatewayError::BadPath(fault) => fault.reason(),
+            GatewayError::InvalidRequest(fault) => fault.reason(),
             GatewayError::MissingToken => "missing",
-            GatewayError::InvalidToken(fault) => match fault {
-                TokenFault::Malformed => "malformed_token",
-                TokenFault::AlgorithmNotAllowed => "algorithm_not_allowed",
-                TokenFault::UnsupportedCritical => "unsupported_crit",
-                TokenFault::UnknownKid => "unknown_kid",
-                TokenFault::KeyAlgorithmMismatch => "key_algorithm_mismatch",
-                TokenFault::BadSignature => "bad_signature",
-                TokenFault::WrongIssuer => "wrong_issuer",
-                TokenFault::WrongAudience => "wrong_audience",
-                TokenFault::MissingExpiry => "missing_exp",
-                TokenFault::Expired => "expired",
-                TokenFault::NotYetValid => "not_yet_valid",
-                TokenFault::IssuedInFuture => "issued_in_future",
-                TokenFault::WrongType => "wrong_type",
-                TokenFault::KeysNotLoaded => "keys_not_loaded",
-                TokenFault::LifetimeTooLong => "lifetime_too_long",
-                TokenFault::ProfileViolation => "profile_violation",
-                TokenFault::Revoked(by) => match by {
-                    crate::revocation::RevokedBy::Jti => "revoked_jti",
-                    crate::revocation::RevokedBy::Subject => "revoked_subject",
-                    crate::revocation::RevokedBy::Client => "revoked_client",
-                },
-            },
+            GatewayError::InvalidToken(fault) => fault.reason(),
             GatewayError::InsufficientScope { .. } => "insufficient_scope",
             GatewayError::KeysUnavailable => "keys_not_loaded",
             GatewayError::UpstreamUnavailable => "upstream_unavailable",

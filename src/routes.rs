@@ -6,7 +6,54 @@
 
 use http::Method;
 
-use crate::error::PathFault;
+/// Why a request path was refused before routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathFault {
+    /// The path does not start with `/`.
+    NotAbsolute,
+    /// An encoded `/` (`%2F`) or `\` (`%5C`), or a literal `\`.
+    EncodedSeparator,
+    /// A NUL byte, literal or encoded.
+    Nul,
+    /// A `%` not followed by two hex digits.
+    BadPercentEncoding,
+    /// A `..` segment that would climb above `/`.
+    ClimbsAboveRoot,
+    /// A dot segment carrying path parameters (`..;x`), which some servlet containers resolve.
+    DotSegmentParameters,
+    /// The request target is not valid UTF-8.
+    NotUtf8,
+    /// A segment carries path parameters (`/admin;x/users`), which servlet containers strip
+    /// before mapping; refused unless the route says `path_parameters: allow`.
+    Parameters,
+    /// Upper case that a case-insensitive backend would route to another route.
+    CaseAmbiguous,
+    /// A trailing `/` or a format suffix (`/x.json`) that backends disagree about, and that
+    /// selects another route depending on the reading.
+    SuffixAmbiguous,
+    /// A `.php` segment followed by more path (`/index.php/admin`): PHP front controllers route
+    /// on what follows; refused unless the route says `script_path_info: allow`.
+    ScriptPathInfo,
+}
+
+impl PathFault {
+    /// A stable, bounded label for logs and metrics (the request's reason).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NotAbsolute => "path_not_absolute",
+            Self::EncodedSeparator => "path_encoded_separator",
+            Self::Nul => "path_nul",
+            Self::BadPercentEncoding => "path_bad_percent_encoding",
+            Self::ClimbsAboveRoot => "path_climbs_above_root",
+            Self::DotSegmentParameters => "path_dot_segment_parameters",
+            Self::NotUtf8 => "path_not_utf8",
+            Self::Parameters => "path_parameters",
+            Self::CaseAmbiguous => "path_case_ambiguous",
+            Self::SuffixAmbiguous => "path_suffix_ambiguous",
+            Self::ScriptPathInfo => "path_script_info",
+        }
+    }
+}
 
 /// Normalise a request path (the path part of the request target, without the query).
 ///

@@ -9,42 +9,76 @@
 use http::header::AUTHORIZATION;
 use http::HeaderMap;
 
-use crate::error::{GatewayError, RequestFault, TokenFault};
+/// Why a request was malformed at the HTTP level (RFC 6750 §3.1 `invalid_request`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestFault {
+    /// More than one `Authorization` header.
+    DuplicateAuthorization,
+    /// An `Authorization: Bearer` header that is not `Bearer <token68>`.
+    MalformedAuthorization,
+    /// A bearer token over the configured size limit.
+    TokenTooLarge,
+    /// A token in the `Authorization` header and an `access_token` query parameter
+    /// (RFC 6750 §2: clients MUST NOT use more than one method).
+    TokenInHeaderAndQuery,
+}
+
+impl RequestFault {
+    /// A stable, bounded label for logs and metrics (the request's reason).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::DuplicateAuthorization => "duplicate_authorization",
+            Self::MalformedAuthorization => "malformed",
+            Self::TokenTooLarge => "token_too_large",
+            Self::TokenInHeaderAndQuery => "token_in_header_and_query",
+        }
+    }
+}
+
+/// Why the `Authorization` header holds no usable bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BearerError {
+    /// Another scheme (`Basic`, `Token`, `DPoP`): no bearer credentials, 401 without an error
+    /// code (RFC 6750 §3.1).
+    UnsupportedScheme,
+    /// A malformed request: 400 `invalid_request`.
+    Request(RequestFault),
+    /// A token that is not `token68`: 401 `invalid_token`.
+    MalformedToken,
+}
 
 /// The token of `Authorization: Bearer <token>`, `None` when no `Authorization` header is present.
 ///
 /// The scheme is case-insensitive (RFC 7235 §2.1). Following RFC 6750 §3.1:
 /// - another scheme (`Basic`, `Token`, `DPoP`) is the same as no bearer credentials: 401
-///   without an error code ([`GatewayError::UnsupportedScheme`]);
+///   without an error code ([`BearerError::UnsupportedScheme`]);
 /// - a token that is not `token68` is a malformed *token*: 401 `invalid_token`;
 /// - two `Authorization` headers, a header that is not visible ASCII, `Bearer` without a token,
 ///   or a token over `max_len` bytes make a malformed *request*: 400 `invalid_request`.
-pub fn extract(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, GatewayError> {
+pub fn extract(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, BearerError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
-    let malformed = GatewayError::InvalidRequest(RequestFault::MalformedAuthorization);
+    let malformed = BearerError::Request(RequestFault::MalformedAuthorization);
     if values.next().is_some() {
-        return Err(GatewayError::InvalidRequest(
-            RequestFault::DuplicateAuthorization,
-        ));
+        return Err(BearerError::Request(RequestFault::DuplicateAuthorization));
     }
-    let value = value.to_str().map_err(|_| malformed.clone())?;
+    let value = value.to_str().map_err(|_| malformed)?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(GatewayError::UnsupportedScheme);
+        return Err(BearerError::UnsupportedScheme);
     }
     // RFC 6750 §2.1 allows one or more spaces after the scheme; nothing may trail the token.
     let token = token.trim_start_matches(' ');
     if token.len() > max_len {
-        return Err(GatewayError::InvalidRequest(RequestFault::TokenTooLarge));
+        return Err(BearerError::Request(RequestFault::TokenTooLarge));
     }
     if token.is_empty() {
         return Err(malformed);
     }
     if !is_token68(token) {
-        return Err(GatewayError::InvalidToken(TokenFault::Malformed));
+        return Err(BearerError::MalformedToken);
     }
     Ok(Some(token))
 }
@@ -99,9 +133,7 @@ mod tests {
         for bad in ["Bearer", "Bearer ", "bearer    "] {
             assert_eq!(
                 extract(&headers(&[bad]), 100),
-                Err(GatewayError::InvalidRequest(
-                    RequestFault::MalformedAuthorization
-                )),
+                Err(BearerError::Request(RequestFault::MalformedAuthorization)),
                 "{bad}"
             );
         }
@@ -121,7 +153,7 @@ mod tests {
         ] {
             assert_eq!(
                 extract(&headers(&[other]), 100),
-                Err(GatewayError::UnsupportedScheme),
+                Err(BearerError::UnsupportedScheme),
                 "{other}"
             );
         }
@@ -139,7 +171,7 @@ mod tests {
         ] {
             assert_eq!(
                 extract(&headers(&[bad]), 100),
-                Err(GatewayError::InvalidToken(TokenFault::Malformed)),
+                Err(BearerError::MalformedToken),
                 "{bad}"
             );
         }
@@ -149,9 +181,7 @@ mod tests {
     fn two_authorization_headers_are_refused() {
         assert_eq!(
             extract(&headers(&["Bearer a", "Bearer b"]), 100),
-            Err(GatewayError::InvalidRequest(
-                RequestFault::DuplicateAuthorization
-            ))
+            Err(BearerError::Request(RequestFault::DuplicateAuthorization))
         );
     }
 
@@ -160,7 +190,7 @@ mod tests {
         let token = "a".repeat(101);
         assert_eq!(
             extract(&headers(&[&format!("Bearer {token}")]), 100),
-            Err(GatewayError::InvalidRequest(RequestFault::TokenTooLarge))
+            Err(BearerError::Request(RequestFault::TokenTooLarge))
         );
         assert!(extract(&headers(&[&format!("Bearer {}", &token[..100])]), 100).is_ok());
     }

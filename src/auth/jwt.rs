@@ -14,8 +14,77 @@ use serde_json::{Map, Value};
 use super::algorithm::Algorithm;
 use super::jwks::{KeySet, VerificationKey};
 use crate::admission::observe::{Observer, Silent, Step};
-use crate::error::{GatewayError, TokenFault};
 use crate::snapshot::Issuer;
+
+/// Why a bearer token was refused (RFC 6750 §3.1 `invalid_token`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFault {
+    /// Not three base64url parts with JSON header and payload.
+    Malformed,
+    /// `alg` is not in the issuer's allow-list (this includes `none` and every HMAC algorithm).
+    AlgorithmNotAllowed,
+    /// The header names a `crit` extension this gateway does not understand (RFC 7515 §4.1.11).
+    UnsupportedCritical,
+    /// No key of the issuer has this `kid`, or no key fits a token without `kid`.
+    UnknownKid,
+    /// The key chosen by `kid` cannot verify this algorithm (for example an RSA key for `ES256`).
+    KeyAlgorithmMismatch,
+    /// The signature does not verify.
+    BadSignature,
+    /// `iss` is missing or is not one of the route's issuers.
+    WrongIssuer,
+    /// `aud` is missing or names none of the issuer's audiences.
+    WrongAudience,
+    /// `exp` is missing or not a number.
+    MissingExpiry,
+    /// `exp` is in the past (beyond leeway).
+    Expired,
+    /// `nbf` is in the future (beyond leeway).
+    NotYetValid,
+    /// `iat` is in the future (beyond leeway).
+    IssuedInFuture,
+    /// `typ` differs from the issuer's required `token_type`.
+    WrongType,
+    /// The token is on the revocation list.
+    Revoked(crate::revocation::RevokedBy),
+    /// `exp - iat` (or `exp - now` without `iat`) exceeds `revocation.max_token_lifetime`: a
+    /// revocation could expire before the token does.
+    LifetimeTooLong,
+    /// With `token_type: at+jwt`, a claim RFC 9068 §2.2 requires is missing or has the wrong type.
+    ProfileViolation,
+    /// The issuer's keys have not loaded yet (or went past their maximum staleness): the token
+    /// cannot be checked, which is the gateway's problem, not the client's.
+    KeysNotLoaded,
+}
+
+impl TokenFault {
+    /// A stable, bounded label for logs and metrics (the request's reason).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed_token",
+            Self::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Self::UnsupportedCritical => "unsupported_crit",
+            Self::UnknownKid => "unknown_kid",
+            Self::KeyAlgorithmMismatch => "key_algorithm_mismatch",
+            Self::BadSignature => "bad_signature",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::MissingExpiry => "missing_exp",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::WrongType => "wrong_type",
+            Self::KeysNotLoaded => "keys_not_loaded",
+            Self::LifetimeTooLong => "lifetime_too_long",
+            Self::ProfileViolation => "profile_violation",
+            Self::Revoked(by) => match by {
+                crate::revocation::RevokedBy::Jti => "revoked_jti",
+                crate::revocation::RevokedBy::Subject => "revoked_subject",
+                crate::revocation::RevokedBy::Client => "revoked_client",
+            },
+        }
+    }
+}
 
 /// How many keys a token without `kid` may be tried against, so such tokens cannot make the
 /// gateway run an unbounded number of signature checks.
@@ -187,7 +256,7 @@ where
 fn failure<T>(result: &Result<T, TokenFault>) -> Option<&'static str> {
     match result {
         Ok(_) => None,
-        Err(fault) => Some(GatewayError::from(*fault).reason()),
+        Err(fault) => Some(fault.reason()),
     }
 }
 

@@ -50,6 +50,7 @@ pub fn authenticate<O: Observer>(
         } => (issuers, scopes, audiences.as_deref()),
     };
     let token = bearer::extract(headers, snapshot.limits.max_token_bytes)
+        .map_err(GatewayError::from)
         .and_then(|token| token.ok_or(GatewayError::MissingToken))
         // RFC 6750 §2: a client MUST NOT use more than one method to send the token.
         .and_then(
