@@ -18,7 +18,7 @@ use crate::drain::{exit_when_drained, InFlight};
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::reload::{Refreshers, ReloadOutcome, ReloadWatcher};
-use crate::revocation::file::{FileLoad, RevocationFile};
+use crate::revocation::file::{FileError, FileLoad, RevocationFile};
 use crate::snapshot::{Snapshot, SnapshotHolder};
 use crate::stores::Stores;
 use futures_util::future::BoxFuture;
@@ -188,7 +188,7 @@ pub struct Services {
     pub tasks: Vec<Task>,
     /// Reload outcomes and revocation-file loads, as they happen (tests wait on them).
     pub reloads: watch::Receiver<Option<ReloadOutcome>>,
-    pub revocation_file_loads: watch::Receiver<Option<Result<FileLoad, String>>>,
+    pub revocation_file_loads: watch::Receiver<Option<Result<FileLoad, FileError>>>,
 }
 
 impl Services {
@@ -463,7 +463,8 @@ pub fn explain(
     let _ = open_revocation_file(&snapshot);
     let method = http::Method::from_bytes(method.as_bytes())
         .map_err(|e| RunError::Server(format!("method: {e}")))?;
-    let req = crate::explain::request(&method, url, token.as_deref()).map_err(RunError::Server)?;
+    let req = crate::explain::request(&method, url, token.as_deref())
+        .map_err(|e| RunError::Server(e.to_string()))?;
     let explanation = crate::explain::explain(&req, &snapshot, crate::clock::unix_now());
     Ok(crate::explain::to_text(&explanation))
 }

@@ -26,21 +26,41 @@ pub struct Explanation {
     pub verdict: String,
 }
 
+/// Why `explain` cannot build the request it was asked about.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("\"{url}\" is not a URL: {source}")]
+    NotUrl {
+        url: String,
+        source: http::uri::InvalidUri,
+    },
+    /// The token (never quoted: it is a credential) cannot be a header value.
+    #[error("the token cannot be sent in an Authorization header")]
+    BadToken,
+    #[error("cannot build the request: {0}")]
+    Build(String),
+}
+
 /// Build the request `method url` (with `token` as a bearer token, if any).
-pub fn request(method: &Method, url: &str, token: Option<&str>) -> Result<RequestHeader, String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| format!("\"{url}\" is not a URL: {e}"))?;
+pub fn request(
+    method: &Method,
+    url: &str,
+    token: Option<&str>,
+) -> Result<RequestHeader, RequestError> {
+    let uri: http::Uri = url.parse().map_err(|source| RequestError::NotUrl {
+        url: url.to_owned(),
+        source,
+    })?;
     let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let mut req =
-        RequestHeader::build(method.clone(), target.as_bytes(), None).map_err(|e| e.to_string())?;
+    let build = |e: pingora::BError| RequestError::Build(e.to_string());
+    let mut req = RequestHeader::build(method.clone(), target.as_bytes(), None).map_err(build)?;
     if let Some(authority) = uri.authority() {
         req.insert_header(http::header::HOST, authority.as_str())
-            .map_err(|e| e.to_string())?;
+            .map_err(build)?;
     }
     if let Some(token) = token {
         req.insert_header(http::header::AUTHORIZATION, format!("Bearer {token}"))
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| RequestError::BadToken)?;
     }
     Ok(req)
 }

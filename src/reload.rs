@@ -20,12 +20,12 @@ use tokio::sync::watch;
 use crate::auth::keys::IssuerKeys;
 use crate::config::{self, ConfigErrors};
 use crate::metrics::Metrics;
-use crate::revocation::file::{FileLoad, RevocationFile};
+use crate::revocation::file::{FileError, FileLoad, RevocationFile};
 use crate::snapshot::{Snapshot, SnapshotHolder};
 use crate::stores::Stores;
 
 /// Log what a revocation-file load found.
-pub fn log_revocation_file_load(path: &Path, result: &Result<FileLoad, String>) {
+pub fn log_revocation_file_load(path: &Path, result: &Result<FileLoad, FileError>) {
     match result {
         Ok(load) => {
             for p in &load.problems {
@@ -203,7 +203,7 @@ pub struct ReloadWatcher {
     /// The revocation file, when configured, with the hash of its content when last loaded.
     pub revocation_file: Option<(Arc<RevocationFile>, Option<u64>)>,
     /// Results of revocation-file loads (tests wait on it).
-    pub revocation_loads: watch::Sender<Option<Result<FileLoad, String>>>,
+    pub revocation_loads: watch::Sender<Option<Result<FileLoad, FileError>>>,
 }
 
 impl ReloadWatcher {

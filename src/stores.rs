@@ -157,15 +157,15 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::auth::fetch::{Fetched, KeySource};
+    use crate::auth::fetch::{FetchError, Fetched, KeySource};
     use crate::auth::keys::RefreshPolicy;
 
     struct Nowhere;
 
     #[async_trait::async_trait]
     impl KeySource for Nowhere {
-        async fn fetch(&self) -> Result<Fetched, String> {
-            Err("nowhere".into())
+        async fn fetch(&self) -> Result<Fetched, FetchError> {
+            Err(FetchError::Unavailable("nowhere".into()))
         }
     }
 

@@ -52,7 +52,7 @@ pub async fn handle(
             };
             let entry = match validate(request, snapshot, now) {
                 Ok(e) => e,
-                Err(message) => return error(StatusCode::BAD_REQUEST, message),
+                Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
             };
             if let Some(redis) = &snapshot.revocation_mirror {
                 return write_redis(method, redis, &entry).await;

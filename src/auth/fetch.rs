@@ -9,7 +9,50 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use serde::Deserialize;
 
-use super::jwks::{KeyLoadError, KeySet};
+use super::jwks::{JwksError, KeyLoadError, KeySet};
+
+/// Why keys could not be fetched. The messages name the URL, never a token (none is sent).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("cannot build the HTTP client: {0}")]
+    Client(reqwest::Error),
+    #[error("GET {url}: {source}")]
+    Request { url: String, source: reqwest::Error },
+    #[error("GET {url}: status {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    #[error("GET {url}: body larger than {max} bytes")]
+    TooLarge { url: String, max: usize },
+    #[error("{url}: not a discovery document: {reason}")]
+    NotDiscovery { url: String, reason: String },
+    /// OIDC Discovery §4.3: the document's issuer must be the configured one.
+    #[error("{url}: issuer \"{found}\" does not match the configured \"{expected}\"")]
+    IssuerMismatch {
+        url: String,
+        found: String,
+        expected: String,
+    },
+    #[error(transparent)]
+    KeyUrl(#[from] KeyUrlError),
+    #[error("{url}: {source}")]
+    NotJwks { url: String, source: JwksError },
+    #[error("{url}: no usable signing key")]
+    NoUsableKey { url: String },
+    /// A source other than HTTP (tests) could not answer.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Why a key URL is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyUrlError {
+    #[error("\"{url}\" is not a URL: {reason}")]
+    NotUrl { url: String, reason: String },
+    #[error("\"{url}\": keys are fetched over https only (plain http only on loopback)")]
+    NotHttps { url: String },
+}
 
 /// A successful fetch: the usable keys, the per-key problems, and the server's `max-age`.
 #[derive(Debug)]
@@ -23,7 +66,7 @@ pub struct Fetched {
 /// tested with paused time and an in-memory source, and its I/O with a real HTTP server.
 #[async_trait]
 pub trait KeySource: Send + Sync + 'static {
-    async fn fetch(&self) -> Result<Fetched, String>;
+    async fn fetch(&self) -> Result<Fetched, FetchError>;
 }
 
 impl std::fmt::Debug for dyn KeySource {
@@ -55,7 +98,7 @@ struct DiscoveryDocument {
 }
 
 impl HttpKeySource {
-    pub fn new(remote: Remote, timeout: Duration, max_bytes: usize) -> Result<Self, String> {
+    pub fn new(remote: Remote, timeout: Duration, max_bytes: usize) -> Result<Self, FetchError> {
         // reqwest takes the process-wide rustls provider; make sure there is one.
         crate::install_crypto_provider();
         let client = reqwest::Client::builder()
@@ -76,7 +119,7 @@ impl HttpKeySource {
             }))
             .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(FetchError::Client)?;
         Ok(HttpKeySource {
             remote,
             client,
@@ -85,15 +128,17 @@ impl HttpKeySource {
     }
 
     /// GET `url`, at most `max_bytes` of body; returns the body and the `max-age`.
-    async fn get(&self, url: &str) -> Result<(BytesMut, Option<Duration>), String> {
-        let mut resp = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+    async fn get(&self, url: &str) -> Result<(BytesMut, Option<Duration>), FetchError> {
+        let failed = |source| FetchError::Request {
+            url: url.to_owned(),
+            source,
+        };
+        let mut resp = self.client.get(url).send().await.map_err(failed)?;
         if !resp.status().is_success() {
-            return Err(format!("GET {url}: status {}", resp.status()));
+            return Err(FetchError::Status {
+                url: url.to_owned(),
+                status: resp.status(),
+            });
         }
         let max_age = resp
             .headers()
@@ -101,33 +146,37 @@ impl HttpKeySource {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_max_age);
         let mut body = BytesMut::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| format!("GET {url}: {e}"))? {
+        while let Some(chunk) = resp.chunk().await.map_err(failed)? {
             if body.len() + chunk.len() > self.max_bytes {
-                return Err(format!(
-                    "GET {url}: body larger than {} bytes",
-                    self.max_bytes
-                ));
+                return Err(FetchError::TooLarge {
+                    url: url.to_owned(),
+                    max: self.max_bytes,
+                });
             }
             body.extend_from_slice(&chunk);
         }
         Ok((body, max_age))
     }
 
-    async fn jwks_url(&self) -> Result<String, String> {
+    async fn jwks_url(&self) -> Result<String, FetchError> {
         match &self.remote {
             Remote::Jwks(url) => Ok(url.clone()),
             Remote::Discovery { issuer } => {
                 let url = discovery_url(issuer);
                 let (body, _) = self.get(&url).await?;
-                let doc: DiscoveryDocument = serde_json::from_slice(&body)
-                    .map_err(|e| format!("{url}: not a discovery document: {e}"))?;
+                let doc: DiscoveryDocument =
+                    serde_json::from_slice(&body).map_err(|e| FetchError::NotDiscovery {
+                        url: url.clone(),
+                        reason: e.to_string(),
+                    })?;
                 // OIDC Discovery §4.3: the issuer in the document must be identical to the one
                 // the configuration trusts, or the keys could belong to someone else.
                 if doc.issuer != *issuer {
-                    return Err(format!(
-                        "{url}: issuer \"{}\" does not match the configured \"{issuer}\"",
-                        doc.issuer
-                    ));
+                    return Err(FetchError::IssuerMismatch {
+                        url,
+                        found: doc.issuer,
+                        expected: issuer.clone(),
+                    });
                 }
                 check_key_url(&doc.jwks_uri)?;
                 Ok(doc.jwks_uri)
@@ -138,13 +187,15 @@ impl HttpKeySource {
 
 #[async_trait]
 impl KeySource for HttpKeySource {
-    async fn fetch(&self) -> Result<Fetched, String> {
+    async fn fetch(&self) -> Result<Fetched, FetchError> {
         let url = self.jwks_url().await?;
         let (body, max_age) = self.get(&url).await?;
-        let (keys, key_errors) =
-            KeySet::from_jwks_json(&body).map_err(|e| format!("{url}: {e}"))?;
+        let (keys, key_errors) = match KeySet::from_jwks_json(&body) {
+            Ok(parsed) => parsed,
+            Err(source) => return Err(FetchError::NotJwks { url, source }),
+        };
         if keys.is_empty() {
-            return Err(format!("{url}: no usable signing key"));
+            return Err(FetchError::NoUsableKey { url });
         }
         Ok(Fetched {
             keys,
@@ -163,10 +214,13 @@ pub fn discovery_url(issuer: &str) -> String {
 }
 
 /// Keys are only fetched over HTTPS, or plain HTTP on a loopback address (local IdPs, tests).
-pub fn check_key_url(url: &str) -> Result<(), String> {
+pub fn check_key_url(url: &str) -> Result<(), KeyUrlError> {
     let uri: http::Uri = url
         .parse()
-        .map_err(|e| format!("\"{url}\" is not a URL: {e}"))?;
+        .map_err(|e: http::uri::InvalidUri| KeyUrlError::NotUrl {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
     let host = uri
         .host()
         .unwrap_or_default()
@@ -179,9 +233,9 @@ pub fn check_key_url(url: &str) -> Result<(), String> {
     match uri.scheme_str() {
         Some("https") if !host.is_empty() => Ok(()),
         Some("http") if loopback => Ok(()),
-        _ => Err(format!(
-            "\"{url}\": keys are fetched over https only (plain http only on loopback)"
-        )),
+        _ => Err(KeyUrlError::NotHttps {
+            url: url.to_owned(),
+        }),
     }
 }
 

@@ -54,14 +54,23 @@ impl std::fmt::Display for KeyLoadError {
     }
 }
 
+/// Why a document is not a JWKS at all (one key's problem is a [`KeyLoadError`] instead).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwksError {
+    #[error("not valid JSON: {0}")]
+    NotJson(String),
+    #[error("not a JWKS: no \"keys\" array")]
+    NoKeysArray,
+}
+
 impl KeySet {
     /// Parse a JWKS document. `Err` when the document itself is not a JWKS; otherwise the keys
     /// that loaded and one error per key that did not.
-    pub fn from_jwks_json(document: &[u8]) -> Result<(KeySet, Vec<KeyLoadError>), String> {
+    pub fn from_jwks_json(document: &[u8]) -> Result<(KeySet, Vec<KeyLoadError>), JwksError> {
         let doc: Value =
-            serde_json::from_slice(document).map_err(|e| format!("not valid JSON: {e}"))?;
+            serde_json::from_slice(document).map_err(|e| JwksError::NotJson(e.to_string()))?;
         let Some(Value::Array(entries)) = doc.get("keys") else {
-            return Err("not a JWKS: no \"keys\" array".to_owned());
+            return Err(JwksError::NoKeysArray);
         };
         let mut set = KeySet::default();
         let mut errors = Vec::new();

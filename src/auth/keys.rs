@@ -282,6 +282,7 @@ fn jittered(base: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::fetch::FetchError;
     use crate::auth::fetch::Fetched;
     use async_trait::async_trait;
     use std::sync::atomic::AtomicU64;
@@ -317,10 +318,10 @@ mod tests {
 
     #[async_trait]
     impl KeySource for Scripted {
-        async fn fetch(&self) -> Result<Fetched, String> {
+        async fn fetch(&self) -> Result<Fetched, FetchError> {
             self.fetches.fetch_add(1, Ordering::SeqCst);
             if self.failing.load(Ordering::SeqCst) {
-                return Err("down".into());
+                return Err(FetchError::Unavailable("down".into()));
             }
             Ok(Fetched {
                 keys: keyset(&self.kid.lock()),

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
+use super::request::RevocationError;
 use super::{Revocation, Source};
 use crate::snapshot::Snapshot;
 
@@ -19,6 +20,15 @@ use crate::snapshot::Snapshot;
 pub struct RevocationFile {
     path: PathBuf,
     loaded: Mutex<Vec<Revocation>>,
+}
+
+/// Why the revocation file could not be read at all (the entries loaded before stay).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path}: not a YAML list of revocations: {reason}")]
+    NotYamlList { path: String, reason: String },
 }
 
 /// What one load found.
@@ -42,9 +52,11 @@ impl RevocationFile {
     }
 
     /// Read the file and make the snapshot's list agree with it.
-    pub fn load(&self, snapshot: &Snapshot, now: i64) -> Result<FileLoad, String> {
-        let text = std::fs::read_to_string(&self.path)
-            .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
+    pub fn load(&self, snapshot: &Snapshot, now: i64) -> Result<FileLoad, FileError> {
+        let text = std::fs::read_to_string(&self.path).map_err(|e| FileError::Read {
+            path: self.path.display().to_string(),
+            reason: e.to_string(),
+        })?;
         let mut result = FileLoad::default();
         let mut entries = Vec::new();
         for (line, value) in parse_entries(&self.path, &text)? {
@@ -85,29 +97,31 @@ impl RevocationFile {
 
 /// A subject or client entry in the file must say `issued_before`: defaulting it to "now", as the
 /// admin API does, would move the cutoff forward on every re-read and revoke tokens issued since.
-fn require_cutoff(value: Value) -> Result<Value, String> {
+fn require_cutoff(value: Value) -> Result<Value, RevocationError> {
     let kind = value.get("type").and_then(Value::as_str);
     if matches!(kind, Some("subject" | "client")) && value.get("issued_before").is_none() {
-        return Err(format!(
-            "a {} entry in the revocation file needs `issued_before` (seconds since the epoch): without it the cutoff would move to the time of every re-read",
-            kind.unwrap_or_default()
-        ));
+        return Err(RevocationError::MissingCutoff {
+            kind: kind.unwrap_or_default().to_owned(),
+        });
     }
     Ok(value)
 }
 
 /// An entry with its 1-based line, or why that line is not an entry.
-type NumberedEntry = (u64, Result<Value, String>);
+type NumberedEntry = (u64, Result<Value, RevocationError>);
 
 /// `(line, entry)` pairs: a YAML sequence for `.yaml`/`.yml`, JSON lines otherwise.
-fn parse_entries(path: &Path, text: &str) -> Result<Vec<NumberedEntry>, String> {
+fn parse_entries(path: &Path, text: &str) -> Result<Vec<NumberedEntry>, FileError> {
     let yaml = matches!(
         path.extension().and_then(|e| e.to_str()),
         Some("yaml" | "yml")
     );
     if yaml {
-        let items: Vec<Spanned<Value>> = serde_saphyr::from_str(text)
-            .map_err(|e| format!("{}: not a YAML list of revocations: {e}", path.display()))?;
+        let items: Vec<Spanned<Value>> =
+            serde_saphyr::from_str(text).map_err(|e| FileError::NotYamlList {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
         return Ok(items
             .into_iter()
             .map(|s| (s.referenced.line(), Ok(s.value)))
@@ -119,7 +133,8 @@ fn parse_entries(path: &Path, text: &str) -> Result<Vec<NumberedEntry>, String> 
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let value = serde_json::from_str(trimmed).map_err(|e| format!("not JSON: {e}"));
+        let value =
+            serde_json::from_str(trimmed).map_err(|e| RevocationError::NotJson(e.to_string()));
         out.push((n as u64 + 1, value));
     }
     Ok(out)

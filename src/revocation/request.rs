@@ -36,40 +36,64 @@ pub enum RevocationRequest {
     },
 }
 
+/// Why a revocation is refused (the admin API answers 400 with this message; the revocation
+/// file logs it with the line number).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RevocationError {
+    #[error("invalid entry: {0}")]
+    Invalid(String),
+    #[error("{field} must be 1 to {MAX_ID_LEN} characters")]
+    BadId { field: &'static str },
+    #[error("unknown issuer \"{issuer}\" (configured: {known})")]
+    UnknownIssuer { issuer: String, known: String },
+    #[error("exp is in the past: that token is already refused as expired")]
+    AlreadyExpired,
+    /// A revocation-file line that is not JSON.
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    /// A subject or client entry of the revocation file without `issued_before`.
+    #[error("a {kind} entry in the revocation file needs `issued_before` (seconds since the epoch): without it the cutoff would move to the time of every re-read")]
+    MissingCutoff { kind: String },
+}
+
 /// Parse and check one revocation as the admin API and the revocation file write it.
 pub fn parse_revocation(
     value: serde_json::Value,
     snapshot: &Snapshot,
     now: i64,
-) -> Result<Revocation, String> {
+) -> Result<Revocation, RevocationError> {
     let request: RevocationRequest =
-        serde_json::from_value(value).map_err(|e| format!("invalid entry: {e}"))?;
+        serde_json::from_value(value).map_err(|e| RevocationError::Invalid(e.to_string()))?;
     validate(request, snapshot, now)
 }
 
-pub fn validate(r: RevocationRequest, snapshot: &Snapshot, now: i64) -> Result<Revocation, String> {
+pub fn validate(
+    r: RevocationRequest,
+    snapshot: &Snapshot,
+    now: i64,
+) -> Result<Revocation, RevocationError> {
     // Every entry outlives the last moment its tokens could be accepted: `exp` (at most
     // `max_token_lifetime` after `iat`, which the token checks enforce) plus the leeway margin.
     let margin = snapshot.revocation_margin_secs();
     let lifetime = i64::try_from(snapshot.max_token_lifetime.as_secs())
         .unwrap_or(i64::MAX)
         .saturating_add(margin);
-    let id = |name: &str, value: &str| -> Result<(), String> {
+    let id = |field: &'static str, value: &str| {
         if value.is_empty() || value.len() > MAX_ID_LEN {
-            Err(format!("{name} must be 1 to {MAX_ID_LEN} characters"))
+            Err(RevocationError::BadId { field })
         } else {
             Ok(())
         }
     };
-    let issuer = |value: &str| -> Result<(), String> {
+    let issuer = |value: &str| {
         if snapshot.issuers.iter().any(|i| &*i.id == value) {
             Ok(())
         } else {
             let known: Vec<&str> = snapshot.issuers.iter().map(|i| &*i.id).collect();
-            Err(format!(
-                "unknown issuer \"{value}\" (configured: {})",
-                known.join(", ")
-            ))
+            Err(RevocationError::UnknownIssuer {
+                issuer: value.to_owned(),
+                known: known.join(", "),
+            })
         }
     };
     Ok(match r {
@@ -87,7 +111,7 @@ pub fn validate(r: RevocationRequest, snapshot: &Snapshot, now: i64) -> Result<R
                 None => now.saturating_add(lifetime),
             };
             if expires_at <= now {
-                return Err("exp is in the past: that token is already refused as expired".into());
+                return Err(RevocationError::AlreadyExpired);
             }
             Revocation::Jti {
                 jti,

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use parking_lot::Mutex;
 use pingora::server::Fds;
 use pingora::services::Service as _;
+use portcullis::revocation::file::FileLoad;
 use portcullis::snapshot::SnapshotHolder;
 use tokio::sync::watch;
 
@@ -25,7 +26,7 @@ pub struct TestGateway {
     pub reloads: watch::Receiver<Option<portcullis::reload::ReloadOutcome>>,
     /// Revocation-file reloads (when started from a file with a revocation file).
     pub revocation_file_loads:
-        watch::Receiver<Option<Result<portcullis::revocation::file::FileLoad, String>>>,
+        watch::Receiver<Option<Result<FileLoad, portcullis::revocation::file::FileError>>>,
     shutdown: watch::Sender<bool>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }

@@ -171,7 +171,7 @@ pub(super) fn compile_key_source(
         (Some(uri), _) => match check_key_url(&uri.value) {
             Ok(()) => Remote::Jwks(uri.value.clone()),
             Err(e) => {
-                cx.error(uri.referenced, format!("{path}.jwks_uri"), e);
+                cx.error(uri.referenced, format!("{path}.jwks_uri"), e.to_string());
                 return None;
             }
         },
@@ -201,10 +201,13 @@ pub(super) fn compile_key_source(
         .stores
         .remote_keys(origin, || {
             let source = HttpKeySource::new(remote, timeout, max_bytes)?;
+
             let source: Arc<dyn KeySource> = Arc::new(source);
             Ok((IssuerKeys::remote(Arc::clone(id), policy), source))
         })
-        .map_err(|e: String| cx.error(issuer_at, path.to_owned(), e))
+        .map_err(|e: crate::auth::fetch::FetchError| {
+            cx.error(issuer_at, path.to_owned(), e.to_string())
+        })
         .ok()?;
     Some(CompiledKeys {
         keys,

@@ -164,8 +164,8 @@ pub(super) fn compile_upstreams(
         let target = parse_upstream_url(&u.url.value, inputs.src);
         let target = match target {
             Ok(t) => Some(t),
-            Err(message) => {
-                cx.error(u.url.referenced, format!("{path}.url"), message);
+            Err(e) => {
+                cx.error(u.url.referenced, format!("{path}.url"), e.to_string());
                 None
             }
         };
@@ -224,27 +224,25 @@ pub(super) fn compile_upstreams(
 pub(super) fn parse_upstream_url(
     url: &str,
     src: &dyn Source,
-) -> Result<(SocketAddr, bool, String), String> {
+) -> Result<(SocketAddr, bool, String), UpstreamUrlError> {
+    let url_error = |kind| UpstreamUrlError::Url {
+        url: url.to_owned(),
+        kind,
+    };
     let uri: http::Uri = url
         .parse()
-        .map_err(|e| format!("\"{url}\" is not a URL: {e}"))?;
+        .map_err(|e: http::uri::InvalidUri| url_error(UrlFault::NotUrl(e.to_string())))?;
     let tls = match uri.scheme_str() {
         Some("http") => false,
         Some("https") => true,
-        _ => return Err(format!("\"{url}\": the scheme must be http or https")),
+        _ => return Err(url_error(UrlFault::Scheme)),
     };
-    let authority = uri
-        .authority()
-        .ok_or_else(|| format!("\"{url}\" has no host"))?;
+    let authority = uri.authority().ok_or(url_error(UrlFault::NoHost))?;
     if authority.as_str().contains('@') {
-        return Err(format!(
-            "\"{url}\": credentials in upstream URLs are not supported"
-        ));
+        return Err(url_error(UrlFault::Credentials));
     }
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-        return Err(format!(
-            "\"{url}\": a path or query is not supported; requests keep their own path"
-        ));
+        return Err(url_error(UrlFault::PathOrQuery));
     }
     let host = authority
         .host()
@@ -254,11 +252,40 @@ pub(super) fn parse_upstream_url(
     let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let addr = src
         .resolve(&host, port)
-        .map_err(|e| format!("cannot resolve \"{host}\": {e}"))?
+        .map_err(|e| UpstreamUrlError::Resolve {
+            host: host.clone(),
+            reason: e.to_string(),
+        })?
         .into_iter()
         .next()
-        .ok_or_else(|| format!("\"{host}\" resolves to no address"))?;
+        .ok_or_else(|| UpstreamUrlError::NoAddress { host: host.clone() })?;
     Ok((addr, tls, host))
+}
+
+/// Why an upstream URL is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum UpstreamUrlError {
+    #[error("\"{url}\"{kind}")]
+    Url { url: String, kind: UrlFault },
+    #[error("cannot resolve \"{host}\": {reason}")]
+    Resolve { host: String, reason: String },
+    #[error("\"{host}\" resolves to no address")]
+    NoAddress { host: String },
+}
+
+/// What is wrong with the URL itself (the message follows the quoted URL).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum UrlFault {
+    #[error(" is not a URL: {0}")]
+    NotUrl(String),
+    #[error(": the scheme must be http or https")]
+    Scheme,
+    #[error(" has no host")]
+    NoHost,
+    #[error(": credentials in upstream URLs are not supported")]
+    Credentials,
+    #[error(": a path or query is not supported; requests keep their own path")]
+    PathOrQuery,
 }
 
 #[cfg(test)]
