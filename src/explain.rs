@@ -23,6 +23,9 @@ pub struct Explanation {
     pub status: u16,
     /// The reason logs and metrics would carry; `None` when forwarded.
     pub reason: Option<&'static str>,
+    /// The route the access log and metrics would name; `None` when refused before one was
+    /// kept (bad target or path, no route, TLS version).
+    pub route: Option<std::sync::Arc<str>>,
     pub verdict: String,
 }
 
@@ -79,6 +82,11 @@ pub fn explain_on(
 ) -> Explanation {
     let mut recorder = Recorder::default();
     let decision = admission::admit_now(req, transport, snapshot, now, &mut recorder);
+    let routed = match &decision {
+        Ok(admitted) => Some(&admitted.routed),
+        Err(refused) => refused.routed.as_ref(),
+    };
+    let route = routed.map(|r| std::sync::Arc::clone(&snapshot.routes[r.route].id));
     let (status, reason, verdict) = match decision {
         Ok(admitted) => {
             let route = &snapshot.routes[admitted.routed.route];
@@ -108,6 +116,7 @@ pub fn explain_on(
         checks: recorder.checks,
         status,
         reason,
+        route,
         verdict,
     }
 }

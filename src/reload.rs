@@ -22,7 +22,7 @@ use crate::config::{self, ConfigErrors};
 use crate::metrics::Metrics;
 use crate::revocation::file::{FileError, FileLoad, RevocationFile};
 use crate::snapshot::{Snapshot, SnapshotHolder};
-use crate::stores::Stores;
+use crate::stores::{StartSettings, Stores};
 
 /// Log what a revocation-file load found.
 pub fn log_revocation_file_load(path: &Path, result: &Result<FileLoad, FileError>) {
@@ -107,36 +107,6 @@ impl Refreshers {
     }
 }
 
-/// Settings that only take effect at start-up.
-fn restart_needed(old: &Snapshot, new: &Snapshot) -> Vec<String> {
-    let mut changes = Vec::new();
-    let addresses = |s: &Snapshot| {
-        s.listeners
-            .iter()
-            .map(|l| (l.name.clone(), l.address, l.tls.is_some()))
-            .collect::<Vec<_>>()
-    };
-    if addresses(old) != addresses(new) {
-        changes.push("listeners".to_owned());
-    }
-    if old.admin_address != new.admin_address {
-        changes.push("admin.address".to_owned());
-    }
-    if old.revocation_file != new.revocation_file {
-        changes.push("revocation.file".to_owned());
-    }
-    if old.revocation_state_file != new.revocation_state_file {
-        changes.push("revocation.state_file".to_owned());
-    }
-    if old.revocation_redis != new.revocation_redis {
-        changes.push("revocation.redis".to_owned());
-    }
-    if old.shutdown_grace != new.shutdown_grace {
-        changes.push("shutdown.grace_period".to_owned());
-    }
-    changes
-}
-
 /// Load `path` into `stores` and, if valid, make it the current snapshot. Unchanged remote
 /// issuers keep their keys and listeners their certificate stores: compiling takes them from
 /// `stores`.
@@ -158,9 +128,12 @@ pub fn reload(
             for w in &compiled.warnings {
                 tracing::warn!(config = %path.display(), "{w}");
             }
-            let old = snapshots.current();
             let new = compiled.snapshot;
-            let restart_needed = restart_needed(&old, &new);
+            // Compared with what the process started with: that is what is bound and running.
+            let restart_needed = stores
+                .started()
+                .map(|s| s.settings.changed_in(&StartSettings::of(&new)))
+                .unwrap_or_default();
             for change in &restart_needed {
                 tracing::warn!(config = %path.display(), setting = %change, "changed, but takes effect only after a restart");
             }

@@ -7,7 +7,10 @@
 //! keys (and its refresher, which follows the keys), a listener keeps the certificate store its
 //! bound TLS acceptor resolves from, and the revocation list is the same list.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
@@ -23,9 +26,77 @@ use crate::tls::{CertStore, PairFiles};
 pub struct Stores {
     /// The revocation list every snapshot checks.
     pub revocations: Arc<RevocationList>,
-    mirror: Mutex<Option<Arc<RedisMirror>>>,
     keys: Mutex<Vec<RemoteKeys>>,
     certificates: Mutex<Vec<ListenerCertificates>>,
+    /// Decided by the first snapshot compiled into these stores: the one the process starts
+    /// with, whose listeners are bound and whose Redis mirror runs.
+    started: OnceLock<Started>,
+}
+
+/// What the process started with.
+pub struct Started {
+    /// The Redis mirror of the revocation list, when the first configuration had Redis.
+    pub mirror: Option<Arc<RedisMirror>>,
+    pub settings: StartSettings,
+}
+
+/// The settings that take effect only at start-up: a reload that changes them is reported as
+/// needing a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartSettings {
+    /// Name, address and TLS of each listener.
+    pub listeners: Vec<(String, SocketAddr, bool)>,
+    pub admin_address: SocketAddr,
+    pub revocation_file: Option<PathBuf>,
+    pub revocation_state_file: Option<PathBuf>,
+    pub revocation_redis: Option<RedisSettings>,
+    pub shutdown_grace: Duration,
+}
+
+impl StartSettings {
+    pub fn of(snapshot: &Snapshot) -> StartSettings {
+        StartSettings {
+            listeners: snapshot
+                .listeners
+                .iter()
+                .map(|l| (l.name.clone(), l.address, l.tls.is_some()))
+                .collect(),
+            admin_address: snapshot.admin_address,
+            revocation_file: snapshot.revocation_file.clone(),
+            revocation_state_file: snapshot.revocation_state_file.clone(),
+            revocation_redis: snapshot.revocation_redis.clone(),
+            shutdown_grace: snapshot.shutdown_grace,
+        }
+    }
+
+    /// The settings of `new` that differ from these, by configuration key.
+    pub fn changed_in(&self, new: &StartSettings) -> Vec<String> {
+        let mut changes = Vec::new();
+        let mut differs = |changed: bool, key: &str| {
+            if changed {
+                changes.push(key.to_owned());
+            }
+        };
+        differs(self.listeners != new.listeners, "listeners");
+        differs(self.admin_address != new.admin_address, "admin.address");
+        differs(
+            self.revocation_file != new.revocation_file,
+            "revocation.file",
+        );
+        differs(
+            self.revocation_state_file != new.revocation_state_file,
+            "revocation.state_file",
+        );
+        differs(
+            self.revocation_redis != new.revocation_redis,
+            "revocation.redis",
+        );
+        differs(
+            self.shutdown_grace != new.shutdown_grace,
+            "shutdown.grace_period",
+        );
+        changes
+    }
 }
 
 /// A remote issuer's keys, by what defines them.
@@ -100,7 +171,8 @@ impl Stores {
     }
 
     /// The certificate store of `listener`: the existing one when its files and versions are
-    /// unchanged, a new one (`load()`) for a listener without one.
+    /// unchanged, a new one (`load()`) for a listener without one. Only the stores of the first
+    /// configuration are kept (and watched): theirs are the listeners that are bound.
     pub fn certificates<E>(
         &self,
         listener: &str,
@@ -119,12 +191,14 @@ impl Stores {
             );
         }
         let store = Arc::new(load()?);
-        all.push(ListenerCertificates {
-            listener: listener.to_owned(),
-            files: files.to_vec(),
-            tls13_only,
-            store: Arc::clone(&store),
-        });
+        if self.started.get().is_none() {
+            all.push(ListenerCertificates {
+                listener: listener.to_owned(),
+                files: files.to_vec(),
+                tls13_only,
+                store: Arc::clone(&store),
+            });
+        }
         Ok(Certificates::Current(store))
     }
 
@@ -137,25 +211,27 @@ impl Stores {
             .collect()
     }
 
-    /// The Redis mirror of the revocation list for `settings`. There is one per process: a
-    /// reload with other settings keeps the running one (and is reported as needing a restart).
-    pub fn mirror(&self, settings: &RedisSettings) -> Arc<RedisMirror> {
-        let mut mirror = self.mirror.lock();
-        match &*mirror {
-            Some(running) => Arc::clone(running),
-            None => {
-                let created = RedisMirror::new(settings.clone(), Arc::clone(&self.revocations));
-                *mirror = Some(Arc::clone(&created));
-                created
-            }
-        }
+    /// Record what the process starts with, on the first call (the first snapshot compiled
+    /// into these stores), creating the Redis mirror when it has Redis; later calls return that
+    /// first record. A reload therefore keeps the running mirror, whatever its settings say.
+    pub fn start(&self, settings: StartSettings) -> &Started {
+        self.started.get_or_init(|| Started {
+            mirror: settings
+                .revocation_redis
+                .as_ref()
+                .map(|r| RedisMirror::new(r.clone(), Arc::clone(&self.revocations))),
+            settings,
+        })
+    }
+
+    /// What the process started with, once a snapshot was compiled.
+    pub fn started(&self) -> Option<&Started> {
+        self.started.get()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
     use crate::auth::fetch::{FetchError, Fetched, KeySource};
     use crate::auth::keys::RefreshPolicy;
@@ -240,5 +316,50 @@ mod tests {
             1,
             "a failed load binds nothing"
         );
+        // Once the process has started, a listener added by a reload is not bound: its store
+        // is checked, not kept or watched.
+        stores.start(settings(false, 10));
+        match stores.certificates("added", &files("b"), false, load("b")) {
+            Ok(Certificates::Current(store)) => assert!(!Arc::ptr_eq(&store, &first)),
+            _ => panic!("an added listener's files are still checked"),
+        }
+        assert_eq!(stores.certificate_stores().len(), 1);
+    }
+
+    fn settings(redis: bool, grace: u64) -> StartSettings {
+        StartSettings {
+            listeners: vec![("web".to_owned(), "127.0.0.1:8080".parse().unwrap(), false)],
+            admin_address: "127.0.0.1:9901".parse().unwrap(),
+            revocation_file: None,
+            revocation_state_file: None,
+            revocation_redis: redis.then(|| RedisSettings {
+                client: redis::Client::open("redis://127.0.0.1:1").unwrap(),
+                description: "127.0.0.1:1".to_owned(),
+                key_prefix: "portcullis".to_owned(),
+                resync_interval: Duration::from_secs(60),
+                max_staleness: Duration::from_secs(30),
+                timeout: Duration::from_secs(1),
+            }),
+            shutdown_grace: Duration::from_secs(grace),
+        }
+    }
+
+    #[test]
+    fn the_first_configuration_decides_the_mirror_and_what_needs_a_restart() {
+        // Redis added by a reload: no mirror that nothing would run; reported instead.
+        let stores = Stores::default();
+        assert!(stores.started().is_none());
+        assert!(stores.start(settings(false, 10)).mirror.is_none());
+        let later = stores.start(settings(true, 20));
+        assert!(later.mirror.is_none());
+        assert_eq!(
+            later.settings.changed_in(&settings(true, 20)),
+            ["revocation.redis", "shutdown.grace_period"]
+        );
+        // Redis removed by a reload: the running mirror stays.
+        let stores = Stores::default();
+        let running = stores.start(settings(true, 10)).mirror.clone().unwrap();
+        let later = stores.start(settings(false, 10));
+        assert!(Arc::ptr_eq(later.mirror.as_ref().unwrap(), &running));
     }
 }

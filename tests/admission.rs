@@ -874,6 +874,7 @@ impl Gateways {
 #[derive(Debug, Default)]
 struct Logged {
     reason: Option<String>,
+    route: Option<String>,
     checks: Vec<(String, Option<String>)>,
 }
 
@@ -890,6 +891,7 @@ fn logged(prefix: &str) -> HashMap<String, Logged> {
         match line["target"].as_str() {
             Some("portcullis::access") => {
                 entry.reason = line["reason"].as_str().map(str::to_owned);
+                entry.route = line["route"].as_str().map(str::to_owned);
             }
             Some("portcullis::admission") => {
                 let failure = line["failure"].as_str().filter(|f| *f != "-");
@@ -983,6 +985,12 @@ async fn explain_gives_the_gateways_answer_reason_and_checks_for_every_request()
             log.reason.as_deref(),
             Some(explanation.reason.unwrap_or("ok")),
             "{}: the access log's reason",
+            case.name
+        );
+        assert_eq!(
+            log.route.as_deref(),
+            Some(explanation.route.as_deref().unwrap_or("-")),
+            "{}: the access log's route",
             case.name
         );
         assert_eq!(

@@ -78,7 +78,13 @@ pub async fn admit<R: KeyRefresh, O: Observer>(
         error,
         routed: None,
     })?;
-    match authorise(req, transport, snapshot, &routed, now, refresh, obs).await {
+    // A connection below the listener's minimum TLS version is refused before its route is
+    // kept: the access log shows no route for it.
+    check_tls(transport, obs).map_err(|error| Refused {
+        error,
+        routed: None,
+    })?;
+    match authorise(req, snapshot, &routed, now, refresh, obs).await {
         Ok(principal) => Ok(Admitted { routed, principal }),
         Err(error) => Err(Refused {
             error,
@@ -87,25 +93,29 @@ pub async fn admit<R: KeyRefresh, O: Observer>(
     }
 }
 
-/// Everything after routing.
+/// A TLS connection negotiated below the listener's `min_version` is refused (403).
+fn check_tls<O: Observer>(transport: Transport, obs: &mut O) -> Result<(), GatewayError> {
+    let Transport::Tls { below_min_version } = transport else {
+        return Ok(());
+    };
+    let version = match below_min_version {
+        true => Err(GatewayError::TlsVersionTooOld),
+        false => Ok(()),
+    };
+    observe::seen(obs, Step::Tls, version, |()| {
+        "at or above the listener's min_version".to_owned()
+    })
+}
+
+/// Authentication of a routed request, with one key refresh for an unknown `kid`.
 async fn authorise<R: KeyRefresh, O: Observer>(
     req: &RequestHeader,
-    transport: Transport,
     snapshot: &Snapshot,
     routed: &Routed,
     now: impl Fn() -> i64,
     refresh: &R,
     obs: &mut O,
 ) -> Result<Option<Principal>, GatewayError> {
-    if let Transport::Tls { below_min_version } = transport {
-        let version = match below_min_version {
-            true => Err(GatewayError::TlsVersionTooOld),
-            false => Ok(()),
-        };
-        observe::seen(obs, Step::Tls, version, |()| {
-            "at or above the listener's min_version".to_owned()
-        })?;
-    }
     let route = &snapshot.routes[routed.route];
     let query = req.uri.query();
     let first = authenticate(&req.headers, query, route, snapshot, now(), obs);

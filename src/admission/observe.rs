@@ -155,9 +155,33 @@ impl Observer for Recorder {
         self.checks.push(Check {
             step,
             failure,
-            detail: detail(),
+            detail: printable(detail()),
         });
     }
+}
+
+/// Longest detail kept, in characters: details quote token fields (`kid`, `iss`) a client chose.
+const MAX_DETAIL_CHARS: usize = 256;
+
+/// `detail` safe for a log line or a terminal: control characters (newlines, escape sequences)
+/// written as escapes, and cut after [`MAX_DETAIL_CHARS`].
+pub fn printable(detail: String) -> String {
+    let clean = detail.chars().all(|c| !c.is_control()) && detail.len() <= MAX_DETAIL_CHARS;
+    if clean {
+        return detail;
+    }
+    let mut out = String::with_capacity(detail.len().min(MAX_DETAIL_CHARS + 8));
+    for (n, c) in detail.chars().enumerate() {
+        if n == MAX_DETAIL_CHARS {
+            out.push('…');
+            break;
+        }
+        match c.is_control() {
+            true => out.extend(c.escape_default()),
+            false => out.push(c),
+        }
+    }
+    out
 }
 
 /// Report `result` as `step` to `obs` and hand it back: the detail of a pass is `pass(value)`,
@@ -208,8 +232,27 @@ impl Observer for Traced<'_> {
             request_id = self.request_id,
             step = step.name(),
             failure = failure.unwrap_or("-"),
-            detail = %detail(),
+            detail = %printable(detail()),
             "check"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn details_cannot_forge_log_lines_or_grow_without_bound() {
+        assert_eq!(printable("kid k1".to_owned()), "kid k1");
+        let forged = printable("kid x\n{\"status\":200}\r\u{1b}[2J".to_owned());
+        assert!(!forged.chars().any(char::is_control), "{forged}");
+        assert!(
+            forged.contains("\\n") && forged.contains("\\u{1b}"),
+            "{forged}"
+        );
+        let long = printable("é".repeat(10_000));
+        assert_eq!(long.chars().count(), MAX_DETAIL_CHARS + 1);
+        assert!(long.ends_with('…'));
     }
 }

@@ -153,9 +153,10 @@ impl IssuerKeys {
     }
 
     /// A request met `kid`, which the current keys lack. Returns `true` when a fetch completed
-    /// while waiting and (for a token with a `kid`) brought that `kid`, so the request should
-    /// verify once more; `false` when no fetch is allowed (fixed keys, cooldown, `kid` known to
-    /// be bogus), none finished within the wait bound, or the fetch did not bring the `kid`.
+    /// while waiting and (for a token with a `kid`) brought that `kid` or left no keys at all,
+    /// so the request should verify once more; `false` when no fetch is allowed (fixed keys,
+    /// cooldown, `kid` known to be bogus), none finished within the wait bound, or the fetch did
+    /// not bring the `kid`.
     pub async fn refresh_for_unknown_kid(&self, kid: Option<&str>) -> bool {
         let Some(remote) = &self.remote else {
             return false;
@@ -207,8 +208,10 @@ impl IssuerKeys {
                 .unknown_kids
                 .insert(kid.to_owned(), Instant::now() + remote.policy.max_interval);
         }
-        // A fetch that did not bring the kid is no reason to verify again.
-        finished && known
+        // Verify again when the fetch brought the kid, or when the keys are now gone (past
+        // their staleness): the request then gets 503, not a 401 blaming its token. A fetch that
+        // left the kid unknown is no reason to verify again.
+        finished && (known || !self.is_loaded())
     }
 
     /// Run the refresher for a remote issuer until `shutdown` flips. Returns at once for fixed keys.
@@ -423,6 +426,27 @@ mod tests {
             "k3 is remembered as unknown"
         );
         assert_eq!(source.fetches.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_that_drops_stale_keys_asks_for_another_check() {
+        // The request is then refused as "keys not loaded" (503), not for its kid (401).
+        let source = Scripted::new("k1", None);
+        let keys = Arc::new(IssuerKeys::remote(
+            Arc::from("corp"),
+            RefreshPolicy {
+                max_staleness: Duration::from_secs(10),
+                ..policy()
+            },
+        ));
+        let (_stop, stopped) = watch::channel(false);
+        tokio::spawn(Arc::clone(&keys).run_refresher(Arc::clone(&source) as _, None, stopped));
+        attempts_reach(&keys, 1).await;
+        source.failing.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert!(keys.is_loaded(), "the next scheduled refresh is at 300 s");
+        assert!(keys.refresh_for_unknown_kid(Some("k9")).await);
+        assert!(!keys.is_loaded());
     }
 
     #[tokio::test(start_paused = true)]

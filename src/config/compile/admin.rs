@@ -58,12 +58,20 @@ pub(super) fn compile_admin_token(
             );
             return None;
         }
-        (Some(file), None) => match inputs.src.read(&inputs.path(&file.value)) {
-            Ok(t) => (
-                String::from_utf8_lossy(&t).trim().to_owned(),
-                file,
-                "admin.token_file",
-            ),
+        (Some(file), None) => match inputs
+            .src
+            .read(&inputs.path(&file.value))
+            .map(String::from_utf8)
+        {
+            Ok(Ok(t)) => (t.trim().to_owned(), file, "admin.token_file"),
+            Ok(Err(_)) => {
+                cx.error(
+                    file.referenced,
+                    "admin.token_file",
+                    format!("{} is not UTF-8 text", file.value),
+                );
+                return None;
+            }
             Err(e) => {
                 cx.error(
                     file.referenced,
@@ -136,12 +144,14 @@ mod tests {
     fn unreadable_unset_short_or_unsendable_tokens_are_refused() {
         let src = Memory::new(NOW)
             .file(at("short"), "tiny")
-            .file(at("spaces"), "has spaces in the middle of it");
+            .file(at("spaces"), "has spaces in the middle of it")
+            .file(at("binary"), b"0123456789abcdef\xff".to_vec());
         for (yaml, expected) in [
             ("{ token_file: missing }", "cannot read missing"),
             ("{ token_env: UNSET }", "UNSET is not set"),
             ("{ token_file: short }", "at least 16 characters"),
             ("{ token_file: spaces }", "may only use"),
+            ("{ token_file: binary }", "not UTF-8"),
             ("{ token_file: short, token_env: UNSET }", "not both"),
         ] {
             let (out, errors) = token(yaml, &src);

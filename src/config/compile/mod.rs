@@ -25,7 +25,7 @@ use crate::revocation::mirror::RedisSettings;
 use crate::routes::{normalize_path, PathMatch, RouteMatch, RouteTable};
 use crate::snapshot::*;
 use crate::source::Source;
-use crate::stores::Stores;
+use crate::stores::{StartSettings, Stores};
 
 mod admin;
 mod identity;
@@ -348,10 +348,17 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
             .and_then(|r| r.file.as_ref())
             .map(|f| base_dir.join(&f.value)),
         shutdown_grace,
-        revocation_redis: revocation_redis.clone(),
+        revocation_redis,
         revocations: Arc::clone(&inputs.stores.revocations),
-        revocation_mirror: revocation_redis.as_ref().map(|r| inputs.stores.mirror(r)),
+        revocation_mirror: None,
         limits,
+    };
+    // The first snapshot compiled into these stores decides what the process starts with (and
+    // creates the Redis mirror); a reload keeps that mirror.
+    let started = inputs.stores.start(StartSettings::of(&snapshot));
+    let snapshot = Snapshot {
+        revocation_mirror: started.mirror.clone(),
+        ..snapshot
     };
     Ok(Compiled {
         snapshot,
