@@ -4,7 +4,7 @@
 //! Secrets never reach the logs: the gateway's own lines carry only verified, bounded fields, and
 //! the libraries that dump whole request headers or targets (Authorization, Cookie, query
 //! strings with `access_token`) at DEBUG and TRACE level are held at INFO whatever `RUST_LOG`
-//! asks for. Found by `tests/logging.rs`: pingora logs the full request header at TRACE and the
+//! asks for. Found by `tests/logs/logging.rs`: pingora logs the full request header at TRACE and the
 //! upstream request (query included) at DEBUG.
 
 use clap::ValueEnum;

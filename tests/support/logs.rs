@@ -2,7 +2,14 @@
 //! subscriber (one per binary: it is global).
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Everything the gateway logs in this test binary, at trace level: the gateway's own JSON
+/// subscriber, installed by the first caller.
+pub fn captured() -> &'static Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| Captured::install("trace"))
+}
 
 /// A `MakeWriter` that keeps every byte written.
 #[derive(Clone, Default)]

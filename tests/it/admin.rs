@@ -1,12 +1,8 @@
 //! The admin listener: Prometheus metrics that move with traffic, health and readiness.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
+use crate::support::keyserver::{fixture_jwks, KeyServer, Mode};
+use crate::support::*;
 use serde_json::json;
-use support::keyserver::{fixture_jwks, KeyServer, Mode};
-use support::*;
 
 /// A strict reading of the Prometheus text format: `# HELP`/`# TYPE` comments and
 /// `name{label="value",...} number` samples. Returns the samples.

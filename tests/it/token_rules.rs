@@ -2,14 +2,10 @@
 //! profile, per-route audiences, numeric subjects, and the configuration checks that keep a
 //! route from failing open.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
+use crate::support::revocations::*;
+use crate::support::*;
 use portcullis::config::load_str;
 use serde_json::{json, Value};
-use support::revocations::*;
-use support::*;
 
 const DAY: i64 = 24 * 3600;
 

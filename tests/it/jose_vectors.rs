@@ -1,10 +1,6 @@
 //! The verification layer against published signature vectors (RFC 7520, RFC 8037, RFC 7515),
 //! copied from shared/vectors into tests/fixtures/jose_vectors.json.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use portcullis::auth::algorithm::Algorithm;
 use portcullis::auth::jwks::KeySet;
 use portcullis::auth::jwt::verify_signature;
@@ -12,7 +8,8 @@ use portcullis::error::TokenFault;
 use serde_json::{json, Value};
 
 fn vectors() -> Vec<Value> {
-    let text = std::fs::read_to_string(support::fixtures().join("jose_vectors.json")).unwrap();
+    let text =
+        std::fs::read_to_string(crate::support::fixtures().join("jose_vectors.json")).unwrap();
     let doc: Value = serde_json::from_str(&text).unwrap();
     doc["vectors"].as_array().unwrap().clone()
 }
@@ -160,7 +157,7 @@ fn vector_payloads_are_not_access_tokens() {
             key_source: None,
         };
         // Text payloads are malformed; JSON ones lack iss/aud or are expired.
-        let got = verify(&v.compact, [(0, &issuer)], support::now());
+        let got = verify(&v.compact, [(0, &issuer)], crate::support::now());
         assert!(got.is_err(), "{} was accepted as an access token", v.id);
     }
 }

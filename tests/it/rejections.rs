@@ -1,11 +1,7 @@
 //! Every RFC 6750 rejection, with its status and WWW-Authenticate value, on the real gateway.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
+use crate::support::*;
 use serde_json::json;
-use support::*;
 
 const INVALID_TOKEN: &str = "Bearer realm=\"portcullis\", error=\"invalid_token\"";
 

@@ -1,10 +1,6 @@
 //! The authenticated request path end to end: real gateway, real upstream, real tokens.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
-use support::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn valid_rsa_token_reaches_upstream_with_exactly_the_identity_headers() {

@@ -4,33 +4,26 @@
 //! client got and the reason the access log carries, and lists exactly the checks the proxy ran,
 //! in the proxy's order: the proxy's own checks are read from its `portcullis::admission` debug
 //! log of that request.
-//!
-//! This file is its own test binary: its global log subscriber captures what the gateway logs.
-
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
+use crate::support::keyserver::{fixture_jwks, rotated_jwks, KeyServer};
+use crate::support::logs::{captured, Captured};
+use crate::support::revocations::{revoke, with_admin};
+use crate::support::tls::{roots, TestCa};
+use crate::support::*;
 use pingora::http::RequestHeader;
 use portcullis::admission::Transport;
 use portcullis::explain::{explain_on, Explanation};
 use serde_json::{json, Value};
-use support::keyserver::{fixture_jwks, rotated_jwks, KeyServer};
-use support::logs::Captured;
-use support::revocations::{revoke, with_admin};
-use support::tls::{roots, TestCa};
-use support::*;
 
 const STRICT: &str = "https://strict.test";
 
 fn logs() -> &'static Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
-    LOGS.get_or_init(|| Captured::install("info,portcullis::admission=debug"))
+    captured()
 }
 
 /// Every route kind: protected with methods, a host route, public, opt-ins, an RFC 9068 issuer,

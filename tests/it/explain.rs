@@ -1,14 +1,10 @@
 //! `portcullis explain`: the right verdict, with the failing check named, for a valid, an
 //! expired and an under-scoped token.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
+use crate::support::*;
 use http::Method;
 use portcullis::explain::{explain, request, Explanation};
 use serde_json::json;
-use support::*;
 
 fn snapshot() -> portcullis::snapshot::Snapshot {
     portcullis::install_crypto_provider();

@@ -3,13 +3,9 @@
 //! the configuration is reloaded at once. The binary runs on sockets the test bound and handed
 //! over; the test waits on the binary's log lines, never on time.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn sigterm_drains_an_in_flight_request_then_exits_0() {

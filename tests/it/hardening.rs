@@ -3,14 +3,10 @@
 //! Each test is one row of the hardening table (issue #10), sent as raw bytes so no client
 //! library normalises anything on the way.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::net::SocketAddr;
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 /// The route table of the issue: a public catch-all, an admin host route, and `/orders` read and
 /// write routes, plus opt-in routes for method overrides and path parameters.

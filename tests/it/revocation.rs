@@ -1,12 +1,8 @@
 //! The revocation list through the admin API, enforced on the request path.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
+use crate::support::revocations::*;
+use crate::support::*;
 use serde_json::json;
-use support::revocations::*;
-use support::*;
 
 struct Setup {
     gw: TestGateway,

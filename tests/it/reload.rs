@@ -1,13 +1,9 @@
 //! Configuration hot reload: a changed file applies without dropping in-flight requests; an
 //! invalid file is refused and the old configuration keeps serving.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
+use crate::support::keyserver::{fixture_jwks, KeyServer};
+use crate::support::*;
 use portcullis::reload::ReloadOutcome;
-use support::keyserver::{fixture_jwks, KeyServer};
-use support::*;
 
 fn config(echo: std::net::SocketAddr, gated: std::net::SocketAddr, extra_route: &str) -> String {
     format!(

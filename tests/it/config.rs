@@ -1,9 +1,5 @@
 //! Configuration compiling: every error at once, each with its YAML location.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use portcullis::config::load_str;
 use portcullis::snapshot::{ClaimSource, RouteAuth};
 
@@ -31,7 +27,7 @@ routes:
 
 #[test]
 fn a_minimal_config_compiles_with_safe_defaults() {
-    let compiled = load_str(GOOD, &support::fixtures()).unwrap();
+    let compiled = load_str(GOOD, &crate::support::fixtures()).unwrap();
     let s = &compiled.snapshot;
     assert_eq!(
         s.issuers[0].algorithms,
@@ -81,7 +77,7 @@ routes:
     upstream: orders
     auth: open
 "#;
-    let errors = load_str(bad, &support::fixtures()).unwrap_err().0;
+    let errors = load_str(bad, &crate::support::fixtures()).unwrap_err().0;
     let found: Vec<(u64, &str)> = errors
         .iter()
         .map(|e| (e.line.unwrap(), e.path.as_str()))
@@ -126,7 +122,7 @@ fn unknown_keys_are_refused_with_their_location() {
         "    audiences: [orders-api]",
         "    audiences: [orders-api]\n    audience: [x]",
     );
-    let errors = load_str(&typo, &support::fixtures()).unwrap_err().0;
+    let errors = load_str(&typo, &crate::support::fixtures()).unwrap_err().0;
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].line, Some(10));
     assert!(errors[0].message.contains("audience"), "{}", errors[0]);
@@ -137,7 +133,9 @@ fn missing_audiences_and_key_source_are_errors() {
     let no_aud = GOOD
         .replace("    audiences: [orders-api]\n", "")
         .replace("    jwks_file: jwks.json\n", "");
-    let errors = load_str(&no_aud, &support::fixtures()).unwrap_err().0;
+    let errors = load_str(&no_aud, &crate::support::fixtures())
+        .unwrap_err()
+        .0;
     let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["issuers[0].audiences", "issuers[0]"]);
     assert!(
@@ -150,13 +148,15 @@ fn missing_audiences_and_key_source_are_errors() {
 #[test]
 fn unreadable_or_empty_key_files_are_located_errors() {
     let missing = GOOD.replace("jwks_file: jwks.json", "jwks_file: nope.json");
-    let errors = load_str(&missing, &support::fixtures()).unwrap_err().0;
+    let errors = load_str(&missing, &crate::support::fixtures())
+        .unwrap_err()
+        .0;
     assert_eq!(
         (errors[0].line, errors[0].path.as_str()),
         (Some(8), "issuers[0].jwks_file")
     );
     let not_jwks = GOOD.replace("jwks_file: jwks.json", "jwks_file: rsa-public.pem");
-    assert!(load_str(&not_jwks, &support::fixtures()).is_err());
+    assert!(load_str(&not_jwks, &crate::support::fixtures()).is_err());
 }
 
 #[test]
@@ -169,7 +169,7 @@ routes:
     match: { path_prefix: / }
     upstream: u
 "#;
-    let errors = load_str(yaml, &support::fixtures()).unwrap_err().0;
+    let errors = load_str(yaml, &crate::support::fixtures()).unwrap_err().0;
     assert!(
         errors[0].message.contains("needs an issuer"),
         "{}",
@@ -183,7 +183,7 @@ fn identity_headers_may_not_take_over_transport_headers() {
         "routes:",
         "identity:\n  headers: { Authorization: sub, X-Forwarded-For: sub }\nroutes:",
     );
-    let errors = load_str(&yaml, &support::fixtures()).unwrap_err().0;
+    let errors = load_str(&yaml, &crate::support::fixtures()).unwrap_err().0;
     assert_eq!(errors.len(), 2, "{errors:#?}");
 }
 
@@ -193,7 +193,7 @@ fn duplicate_matches_are_refused() {
         "match: { path: /healthz }",
         "match: { path_prefix: /orders }",
     );
-    let errors = load_str(&yaml, &support::fixtures()).unwrap_err().0;
+    let errors = load_str(&yaml, &crate::support::fixtures()).unwrap_err().0;
     assert!(
         errors[0]
             .message
@@ -206,7 +206,7 @@ fn duplicate_matches_are_refused() {
 #[test]
 fn non_loopback_plain_http_is_a_warning() {
     let yaml = GOOD.replace("127.0.0.1:8080", "0.0.0.0:8080");
-    let compiled = load_str(&yaml, &support::fixtures()).unwrap();
+    let compiled = load_str(&yaml, &crate::support::fixtures()).unwrap();
     assert!(compiled
         .warnings
         .iter()
@@ -219,7 +219,7 @@ fn remote_key_sources_must_be_https_and_exactly_one() {
         "jwks_file: jwks.json",
         "jwks_uri: \"http://idp.example.com/keys\"",
     );
-    let errors = load_str(&plain, &support::fixtures()).unwrap_err().0;
+    let errors = load_str(&plain, &crate::support::fixtures()).unwrap_err().0;
     assert_eq!(
         (errors[0].line, errors[0].path.as_str()),
         (Some(8), "issuers[0].jwks_uri")
@@ -230,7 +230,7 @@ fn remote_key_sources_must_be_https_and_exactly_one() {
         "jwks_file: jwks.json",
         "jwks_file: jwks.json\n    discovery: true",
     );
-    let errors = load_str(&two, &support::fixtures()).unwrap_err().0;
+    let errors = load_str(&two, &crate::support::fixtures()).unwrap_err().0;
     assert!(
         errors[0].message.contains("exactly one key source"),
         "{}",
@@ -241,7 +241,9 @@ fn remote_key_sources_must_be_https_and_exactly_one() {
         "jwks_file: jwks.json",
         "jwks_uri: \"https://idp.test/keys\"\n    jwks_refresh: { interval: 10m, timeout: 0s, max_response_bytes: 12 }",
     );
-    let errors = load_str(&remote, &support::fixtures()).unwrap_err().0;
+    let errors = load_str(&remote, &crate::support::fixtures())
+        .unwrap_err()
+        .0;
     let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
         paths,
@@ -257,7 +259,7 @@ fn a_remote_issuer_starts_without_keys() {
     let remote = GOOD
         .replace("jwks_file: jwks.json", "discovery: true")
         .replace("https://idp.test", "https://idp.test/realms/a");
-    let compiled = load_str(&remote, &support::fixtures()).unwrap();
+    let compiled = load_str(&remote, &crate::support::fixtures()).unwrap();
     assert!(compiled.snapshot.issuers[0].key_source.is_some());
     assert!(!compiled.snapshot.keys_ready());
 }
@@ -274,7 +276,7 @@ routes:
   - { id: open, match: { path_prefix: /public }, upstream: u, auth: public }
   - { id: secret, match: { path: /public/admin }, upstream: u }
 "#;
-    let compiled = load_str(yaml, &support::fixtures()).unwrap();
+    let compiled = load_str(yaml, &crate::support::fixtures()).unwrap();
     let warnings: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
     assert!(
         warnings.iter().any(|w| w.contains("routes[1].match")
@@ -293,7 +295,7 @@ routes:
 fn logging_settings_are_checked_and_follow_their_precedence() {
     use portcullis::telemetry::{settings, LogFormat};
     let bad = format!("{GOOD}logging: {{ level: \"info,[\", format: xml }}\n");
-    let errors = load_str(&bad, &support::fixtures()).unwrap_err().0;
+    let errors = load_str(&bad, &crate::support::fixtures()).unwrap_err().0;
     let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["logging.level", "logging.format"]);
 
@@ -327,7 +329,7 @@ fn absurd_durations_are_located_errors_not_overflows() {
         "jwks_file: jwks.json",
         "jwks_uri: \"https://idp.test/keys\"\n    jwks_refresh: { max_interval: 500000000y }",
     );
-    let errors = load_str(&yaml, &support::fixtures()).unwrap_err().0;
+    let errors = load_str(&yaml, &crate::support::fixtures()).unwrap_err().0;
     assert_eq!(errors[0].path, "issuers[0].jwks_refresh.max_interval");
     assert!(
         errors[0].message.contains("at most 30 days"),
@@ -341,7 +343,7 @@ fn redis_settings_are_checked_without_echoing_the_url() {
     let with = |redis: &str| format!("{GOOD}revocation:\n  redis: {redis}\n");
     let ok = load_str(
         &with("{ url: \"redis://:s3cret@127.0.0.1:6379/2\", max_staleness: 30s }"),
-        &support::fixtures(),
+        &crate::support::fixtures(),
     )
     .unwrap();
     let settings = ok.snapshot.revocation_redis.as_ref().unwrap();
@@ -352,7 +354,7 @@ fn redis_settings_are_checked_without_echoing_the_url() {
     assert!(!format!("{:?}", ok.snapshot).contains("s3cret"));
 
     let errors = |redis: &str| {
-        load_str(&with(redis), &support::fixtures())
+        load_str(&with(redis), &crate::support::fixtures())
             .unwrap_err()
             .to_string()
     };
@@ -382,7 +384,7 @@ fn redis_settings_are_checked_without_echoing_the_url() {
     );
     let both =
         format!("{GOOD}revocation:\n  state_file: /tmp/x\n  redis: {{ url: \"redis://cache\" }}\n");
-    let e = load_str(&both, &support::fixtures())
+    let e = load_str(&both, &crate::support::fixtures())
         .unwrap_err()
         .to_string();
     assert!(
@@ -393,7 +395,7 @@ fn redis_settings_are_checked_without_echoing_the_url() {
 
 #[test]
 fn tls_files_are_checked_when_the_config_compiles() {
-    use support::tls::TestCa;
+    use crate::support::tls::TestCa;
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("test CA");
     let (cert, key) = ca.server(&["api.test"]).write(dir.path(), "api");
@@ -418,7 +420,7 @@ fn tls_files_are_checked_when_the_config_compiles() {
             k.display()
         )
     };
-    let ok = load_str(&with_tls(&pair(&cert, &key)), &support::fixtures()).unwrap();
+    let ok = load_str(&with_tls(&pair(&cert, &key)), &crate::support::fixtures()).unwrap();
     assert!(ok.snapshot.listeners[0].tls.is_some());
     assert!(
         ok.warnings
@@ -428,7 +430,7 @@ fn tls_files_are_checked_when_the_config_compiles() {
     );
 
     let error = |tls: String| {
-        load_str(&with_tls(&tls), &support::fixtures())
+        load_str(&with_tls(&tls), &crate::support::fixtures())
             .unwrap_err()
             .to_string()
     };
@@ -496,7 +498,7 @@ fn an_expired_certificate_is_a_warning() {
         ),
         1,
     );
-    let compiled = load_str(&yaml, &support::fixtures()).unwrap();
+    let compiled = load_str(&yaml, &crate::support::fixtures()).unwrap();
     let warnings: Vec<String> = compiled.warnings.iter().map(|w| w.to_string()).collect();
     assert!(
         warnings
@@ -511,7 +513,7 @@ fn upstream_tls_settings_are_checked() {
     let with = |upstream: &str| GOOD.replacen("    url: \"http://127.0.0.1:9000\"\n", upstream, 1);
     let e = load_str(
         &with("    url: \"http://127.0.0.1:9000\"\n    tls: { server_name: billing.internal }\n"),
-        &support::fixtures(),
+        &crate::support::fixtures(),
     )
     .unwrap_err()
     .to_string();
@@ -521,7 +523,7 @@ fn upstream_tls_settings_are_checked() {
     );
     let e = load_str(
         &with("    url: \"https://127.0.0.1:9000\"\n    tls: { ca_file: missing.pem, client_cert_file: x.pem }\n"),
-        &support::fixtures(),
+        &crate::support::fixtures(),
     )
     .unwrap_err()
     .to_string();

@@ -1,17 +1,13 @@
 //! HTTPS: TLS termination with certificates made in the test, SNI, hot certificate reload,
 //! HTTP/2, client certificates, and HTTPS upstreams.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::support::tls::*;
+use crate::support::*;
 use serde_json::Value;
-use support::tls::*;
-use support::*;
 
 /// The standard test config with its listener speaking TLS (`tls` is the YAML of the listener's
 /// `tls` mapping, indented under it).

@@ -1,15 +1,11 @@
 //! Remote issuer keys against a real local key server: discovery, rotation without outage,
 //! unknown-kid floods, key-server failures, issuer isolation, readiness.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::net::SocketAddr;
 
+use crate::support::keyserver::{fixture_jwks, renamed, rotated_jwks, KeyServer, Mode};
+use crate::support::*;
 use serde_json::{json, Value};
-use support::keyserver::{fixture_jwks, renamed, rotated_jwks, KeyServer, Mode};
-use support::*;
 
 /// One issuer entry: (id, iss, key-source YAML lines).
 fn gateway_config(echo: SocketAddr, issuers: &[(&str, String, String)]) -> String {

@@ -1,10 +1,6 @@
 //! Client-sent identity headers never reach the upstream, on protected and public routes.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
-use support::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn forged_identity_headers_are_stripped_on_protected_routes() {

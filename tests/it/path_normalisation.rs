@@ -1,10 +1,6 @@
 //! A client can never reach a protected path through a spelling that matches a public route.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
-use support::*;
+use crate::support::*;
 
 /// Send a raw request line, since HTTP clients normalise paths themselves.
 async fn raw_get(gw: &TestGateway, target: &str, token: Option<&str>) -> (u16, String) {

@@ -1,9 +1,5 @@
 //! The binary's command-line contract: validate, exit codes, help.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use assert_cmd::Command;
 
 fn portcullis() -> Command {

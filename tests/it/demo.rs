@@ -1,8 +1,6 @@
 //! The shipped gateway.yaml, the demo JWKS and the demo signing key agree: the demo's three tokens
 //! get the answers the demo promises.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::Path;
 
 use pingora::http::RequestHeader;

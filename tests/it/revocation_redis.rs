@@ -1,15 +1,11 @@
 //! Revocations shared between gateways through a real `redis-server` (started on a free port).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::redis::{Gate, RedisServer};
+use crate::support::revocations::*;
+use crate::support::*;
 use serde_json::{json, Value};
-use support::redis::{Gate, RedisServer};
-use support::revocations::*;
-use support::*;
 
 struct Replica {
     gw: TestGateway,
