@@ -128,6 +128,40 @@ mod tests {
     }
 
     #[test]
+    fn the_admin_address_defaults_to_loopback_and_never_shares_a_listener() {
+        let web = Listener {
+            name: "web".to_owned(),
+            address: "0.0.0.0:8080".parse().unwrap(),
+            tls: None,
+        };
+        let address = |yaml: &str| {
+            let mut cx = Ctx::default();
+            let file: Option<AdminFile> = (!yaml.is_empty()).then(|| parse(yaml));
+            let a = compile_admin(&mut cx, file.as_ref(), std::slice::from_ref(&web));
+            let warnings: Vec<String> = cx.warnings.iter().map(ToString::to_string).collect();
+            (a.to_string(), messages(&cx), warnings)
+        };
+        assert_eq!(address(""), ("127.0.0.1:9901".into(), vec![], vec![]));
+        let (a, errors, _) = address(r#"{ address: "0.0.0.0:8080" }"#);
+        assert_eq!(a, "127.0.0.1:9901");
+        assert!(
+            errors[0].contains("must not share a public listener"),
+            "{errors:?}"
+        );
+        let (a, errors, warnings) = address(r#"{ address: "0.0.0.0:9901" }"#);
+        assert_eq!((a.as_str(), errors.len()), ("0.0.0.0:9901", 0));
+        assert!(
+            warnings[0].contains("exposed beyond this host"),
+            "{warnings:?}"
+        );
+        let (_, errors, _) = address(r#"{ address: "localhost:9901" }"#);
+        assert!(
+            errors[0].contains("is not an IP:port address"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
     fn the_admin_token_comes_from_a_file_or_a_variable_of_the_source() {
         let src = Memory::new(NOW)
             .file(at("secrets/admin"), "0123456789abcdef-token\n")
