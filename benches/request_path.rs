@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use criterion::{criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use pingora::http::RequestHeader;
-use portcullis::admission::{admit_now, Silent, Transport};
+use portcullis::admission::{admit_now, CacheUse, Silent, Transport};
 use portcullis::routes::normalize_path;
 use serde_json::json;
 
@@ -73,7 +73,9 @@ fn bench(c: &mut Criterion) {
         ("es256", Algorithm::ES256, "test-ec-1", "ec-private.pem"),
     ] {
         let req = request(&token(alg, kid, pem));
-        assert!(admit_now(&req, Transport::Plain, &snapshot, now, &mut Silent).is_ok());
+        // Every request verifies (the cache off): the cost of a token seen for the first time.
+        let admit = |cache| admit_now(&req, Transport::Plain, &snapshot, now, cache, &mut Silent);
+        assert!(admit(CacheUse::Off).is_ok());
         group.bench_function(name, |b| {
             b.iter(|| {
                 admit_now(
@@ -81,6 +83,21 @@ fn bench(c: &mut Criterion) {
                     Transport::Plain,
                     black_box(&snapshot),
                     now,
+                    CacheUse::Off,
+                    &mut Silent,
+                )
+            })
+        });
+        // The same token again: a verified-token cache hit, then the route's checks.
+        assert!(admit(CacheUse::Fill).is_ok());
+        group.bench_function(format!("{name}_cached"), |b| {
+            b.iter(|| {
+                admit_now(
+                    black_box(&req),
+                    Transport::Plain,
+                    black_box(&snapshot),
+                    now,
+                    CacheUse::Fill,
                     &mut Silent,
                 )
             })

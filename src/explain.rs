@@ -2,8 +2,9 @@
 //!
 //! It runs [`admission::admit_now`], the admission function the proxy runs, with a
 //! [`Recorder`] as its observer: the checks it prints are the ones the proxy runs, in the proxy's
-//! order, stopping where the proxy stops. It does not refresh keys ([`admission::NoRefresh`]) and
-//! sees the connection as plain HTTP unless told otherwise.
+//! order, stopping where the proxy stops. It does not refresh keys ([`admission::NoRefresh`]),
+//! looks into the verified-token cache without changing it, and sees the connection as plain
+//! HTTP unless told otherwise.
 
 use std::fmt::Write as _;
 
@@ -81,7 +82,15 @@ pub fn explain_on(
     now: i64,
 ) -> Explanation {
     let mut recorder = Recorder::default();
-    let decision = admission::admit_now(req, transport, snapshot, now, &mut recorder);
+    // Peek: the cache says what the proxy would find, and explaining changes nothing.
+    let decision = admission::admit_now(
+        req,
+        transport,
+        snapshot,
+        now,
+        admission::CacheUse::Peek,
+        &mut recorder,
+    );
     let routed = match &decision {
         Ok(admitted) => Some(&admitted.routed),
         Err(refused) => refused.routed.as_ref(),

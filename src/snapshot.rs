@@ -50,6 +50,10 @@ pub struct Snapshot {
     /// The Redis mirror feeding `revocations` when `revocation_redis` is set, from the same
     /// stores; started with the gateway.
     pub revocation_mirror: Option<Arc<crate::revocation::mirror::RedisMirror>>,
+    /// `auth_cache`.
+    pub auth_cache: crate::auth::cache::CacheSettings,
+    /// The verified-token cache (runtime state, from the stores); `None` when disabled.
+    pub token_cache: Option<Arc<crate::auth::cache::TokenCache>>,
 }
 
 /// A listener: plain HTTP, or HTTPS with `tls`.

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::auth::cache::{CacheSettings, TokenCache};
 use crate::auth::fetch::KeySource;
 use crate::auth::keys::IssuerKeys;
 use crate::revocation::mirror::{RedisMirror, RedisSettings};
@@ -37,6 +38,9 @@ pub struct Stores {
 pub struct Started {
     /// The Redis mirror of the revocation list, when the first configuration had Redis.
     pub mirror: Option<Arc<RedisMirror>>,
+    /// The verified-token cache, when the first configuration enabled it (a later one may turn
+    /// it off; turning it on or resizing it needs a restart).
+    pub token_cache: Option<Arc<TokenCache>>,
     pub settings: StartSettings,
 }
 
@@ -51,6 +55,7 @@ pub struct StartSettings {
     pub revocation_state_file: Option<PathBuf>,
     pub revocation_redis: Option<RedisSettings>,
     pub shutdown_grace: Duration,
+    pub auth_cache: CacheSettings,
 }
 
 impl StartSettings {
@@ -66,6 +71,7 @@ impl StartSettings {
             revocation_state_file: snapshot.revocation_state_file.clone(),
             revocation_redis: snapshot.revocation_redis.clone(),
             shutdown_grace: snapshot.shutdown_grace,
+            auth_cache: snapshot.auth_cache,
         }
     }
 
@@ -220,6 +226,10 @@ impl Stores {
                 .revocation_redis
                 .as_ref()
                 .map(|r| RedisMirror::new(r.clone(), Arc::clone(&self.revocations))),
+            token_cache: settings
+                .auth_cache
+                .enabled
+                .then(|| Arc::new(TokenCache::new(settings.auth_cache))),
             settings,
         })
     }
@@ -341,6 +351,7 @@ mod tests {
                 timeout: Duration::from_secs(1),
             }),
             shutdown_grace: Duration::from_secs(grace),
+            auth_cache: CacheSettings::default(),
         }
     }
 

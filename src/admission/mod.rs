@@ -6,7 +6,8 @@
 //!       │               RouteTable::lookup + ambiguity refusals          (Step::Route)
 //!       ├ TLS version against the listener's min_version                (Step::Tls)
 //!       ├ auth::authenticate ─ bearer::extract                          (Step::Bearer)
-//!       │                     jwt::verify_for  jws … signature … profile
+//!       │                     the verified-token cache                  (Step::Cache)
+//!       │                     on a miss, jwt::verify_for  jws … signature … profile
 //!       │                     revocation list, scopes
 //!       └ unknown kid: KeyRefresh::refresh, then authenticate once more (Step::KeyRefresh)
 //! ```
@@ -22,6 +23,7 @@ pub mod route;
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use pingora::http::RequestHeader;
@@ -30,6 +32,7 @@ pub use observe::{Check, Observer, Recorder, Silent, Step, Traced};
 pub use refresh::{KeyRefresh, NoRefresh};
 pub use route::{route, Routed};
 
+pub use crate::auth::cache::CacheUse;
 use crate::auth::jwt::unknown_kid_context;
 use crate::auth::{authenticate, Principal};
 use crate::error::{GatewayError, TokenFault};
@@ -51,7 +54,7 @@ pub struct Admitted {
     /// Where it goes and in which canonical form.
     pub routed: Routed,
     /// The verified identity; `None` on public routes.
-    pub principal: Option<Principal>,
+    pub principal: Option<Arc<Principal>>,
 }
 
 /// A request that may not, and how far it got.
@@ -72,6 +75,7 @@ pub async fn admit<R: KeyRefresh, O: Observer>(
     snapshot: &Snapshot,
     now: impl Fn() -> i64,
     refresh: &R,
+    cache: CacheUse,
     obs: &mut O,
 ) -> Result<Admitted, Refused> {
     let routed = route(req, snapshot, obs).map_err(|error| Refused {
@@ -84,7 +88,7 @@ pub async fn admit<R: KeyRefresh, O: Observer>(
         error,
         routed: None,
     })?;
-    match authorise(req, snapshot, &routed, now, refresh, obs).await {
+    match authorise(req, snapshot, &routed, now, refresh, cache, obs).await {
         Ok(principal) => Ok(Admitted { routed, principal }),
         Err(error) => Err(Refused {
             error,
@@ -114,11 +118,12 @@ async fn authorise<R: KeyRefresh, O: Observer>(
     routed: &Routed,
     now: impl Fn() -> i64,
     refresh: &R,
+    cache: CacheUse,
     obs: &mut O,
-) -> Result<Option<Principal>, GatewayError> {
+) -> Result<Option<Arc<Principal>>, GatewayError> {
     let route = &snapshot.routes[routed.route];
     let query = req.uri.query();
-    let first = authenticate(&req.headers, query, route, snapshot, now(), obs);
+    let first = authenticate(&req.headers, query, route, snapshot, now(), cache, obs);
     let Err(GatewayError::InvalidToken(TokenFault::UnknownKid)) = &first else {
         return first;
     };
@@ -146,7 +151,7 @@ async fn authorise<R: KeyRefresh, O: Observer>(
     if !refreshed {
         return first;
     }
-    authenticate(&req.headers, query, route, snapshot, now(), obs)
+    authenticate(&req.headers, query, route, snapshot, now(), cache, obs)
 }
 
 /// [`admit`] without a key refresh, at a fixed time: for `explain`, benches and tests, which run
@@ -156,9 +161,18 @@ pub fn admit_now<O: Observer>(
     transport: Transport,
     snapshot: &Snapshot,
     now: i64,
+    cache: CacheUse,
     obs: &mut O,
 ) -> Result<Admitted, Refused> {
-    let future = pin!(admit(req, transport, snapshot, || now, &NoRefresh, obs));
+    let future = pin!(admit(
+        req,
+        transport,
+        snapshot,
+        || now,
+        &NoRefresh,
+        cache,
+        obs
+    ));
     match future.poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(result) => result,
         // Unreachable: `NoRefresh` is always ready. Refuse rather than panic.

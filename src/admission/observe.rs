@@ -25,6 +25,9 @@ pub enum Step {
     /// The bearer token: one `Authorization: Bearer` header, within the size limit, and not also
     /// in the query (RFC 6750 §2).
     Bearer,
+    /// The verified-token cache: a hit skips `jws` to `profile` (the route's audiences are still
+    /// checked, then revocation and scopes); a miss verifies.
+    Cache,
     /// The compact JWS: three base64url parts with a JSON header and payload.
     Jws,
     /// No `crit` header (RFC 7515 §4.1.11).
@@ -71,6 +74,7 @@ impl Step {
             Step::Tls => "tls",
             Step::Public => "public",
             Step::Bearer => "bearer",
+            Step::Cache => "cache",
             Step::Jws => "jws",
             Step::Crit => "crit",
             Step::Alg => "alg",

@@ -20,6 +20,9 @@ pub struct VerificationKey {
     /// The algorithm the JWK's `alg` pins, if any.
     pub alg: Option<Algorithm>,
     pub(crate) key: DecodingKey,
+    /// SHA-256 of the key's public parameters, `kid` and pinned `alg`: the verified-token cache
+    /// keeps a token only while its issuer still has this very key.
+    pub fingerprint: [u8; 32],
 }
 
 impl VerificationKey {
@@ -112,6 +115,11 @@ impl KeySet {
         self.keys.iter().filter(move |k| k.accepts(alg))
     }
 
+    /// Every key.
+    pub fn iter(&self) -> impl Iterator<Item = &VerificationKey> {
+        self.keys.iter()
+    }
+
     pub fn len(&self) -> usize {
         self.keys.len()
     }
@@ -160,11 +168,16 @@ fn load_key(entry: &Value) -> Result<Option<VerificationKey>, String> {
         }
     }
     let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("unusable key material: {e}"))?;
+    let identity = serde_json::json!([jwk.common.key_id, alg.map(|a| a.as_str()), jwk.algorithm]);
+    let digest = ring::digest::digest(&ring::digest::SHA256, identity.to_string().as_bytes());
+    let mut fingerprint = [0u8; 32];
+    fingerprint.copy_from_slice(digest.as_ref());
     Ok(Some(VerificationKey {
         kid: jwk.common.key_id.clone(),
         key_type,
         alg,
         key,
+        fingerprint,
     }))
 }
 

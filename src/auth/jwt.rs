@@ -96,6 +96,8 @@ pub struct VerifiedToken {
     /// Index of the issuer (in the snapshot) that vouched for the token.
     pub issuer: usize,
     pub algorithm: Algorithm,
+    /// The fingerprint of the key that verified the signature.
+    pub key: [u8; 32],
     pub claims: Map<String, Value>,
 }
 
@@ -230,7 +232,7 @@ where
         format!("{} keys loaded", k.len())
     })?;
     let verified = verify_signature(signing_input, signature, kid.as_deref(), algorithm, &keys);
-    checked(obs, Step::Signature, verified, |()| {
+    let key = checked(obs, Step::Signature, verified, |_| {
         format!("verified with kid {}", kid.as_deref().unwrap_or("(none)"))
     })?;
     let type_ok = check_type(typ.as_deref(), issuer.token_type.as_deref());
@@ -248,6 +250,7 @@ where
     Ok(VerifiedToken {
         issuer: issuer_idx,
         algorithm,
+        key,
         claims,
     })
 }
@@ -275,6 +278,12 @@ fn checked<T, O: Observer>(
     result
 }
 
+/// The `kid` of a token that verified (parsed again: only for tokens being cached).
+pub fn kid_of(token: &str) -> Option<String> {
+    let header = token.split('.').next()?;
+    decode_json::<JoseHeader>(header).ok()?.kid
+}
+
 /// For a token refused with an unknown `kid`: the snapshot index of the issuer its `iss` names
 /// (among `candidates`) and its `kid`. Only called on that rare path, so it parses again.
 pub fn unknown_kid_context<'a>(
@@ -297,14 +306,15 @@ fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, TokenFau
 }
 
 /// Verify a JWS signature over `signing_input` (`header.payload`) with a key of `keys`: the key
-/// named by `kid`, or for a token without `kid` the first few keys that fit `algorithm`.
+/// named by `kid`, or for a token without `kid` the first few keys that fit `algorithm`. Returns
+/// the fingerprint of the key that verified it.
 pub fn verify_signature(
     signing_input: &str,
     signature: &str,
     kid: Option<&str>,
     algorithm: Algorithm,
     keys: &KeySet,
-) -> Result<(), TokenFault> {
+) -> Result<[u8; 32], TokenFault> {
     match kid {
         Some(kid) => {
             let key = keys.by_kid(kid).ok_or(TokenFault::UnknownKid)?;
@@ -312,7 +322,7 @@ pub fn verify_signature(
                 return Err(TokenFault::KeyAlgorithmMismatch);
             }
             if signature_matches(signing_input, signature, key, algorithm) {
-                Ok(())
+                Ok(key.fingerprint)
             } else {
                 Err(TokenFault::BadSignature)
             }
@@ -322,7 +332,7 @@ pub fn verify_signature(
             for key in keys.accepting(algorithm).take(MAX_KIDLESS_CANDIDATES) {
                 tried = true;
                 if signature_matches(signing_input, signature, key, algorithm) {
-                    return Ok(());
+                    return Ok(key.fingerprint);
                 }
             }
             Err(if tried {

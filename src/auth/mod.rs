@@ -7,6 +7,7 @@
 
 pub mod algorithm;
 pub mod bearer;
+pub mod cache;
 pub mod fetch;
 pub mod jwks;
 pub mod jwt;
@@ -20,7 +21,8 @@ use http::HeaderMap;
 
 use crate::admission::observe::{seen, Observer, Step};
 use crate::error::{GatewayError, RequestFault, TokenFault};
-use crate::snapshot::{Route, RouteAuth, Snapshot};
+use crate::snapshot::{Issuer, Route, RouteAuth, Snapshot};
+use cache::CacheUse;
 pub use principal::Principal;
 
 /// Decide whether a request may use `route`, each check reported to `obs` as it runs.
@@ -34,8 +36,9 @@ pub fn authenticate<O: Observer>(
     route: &Route,
     snapshot: &Snapshot,
     now: i64,
+    cache: CacheUse,
     obs: &mut O,
-) -> Result<Option<Principal>, GatewayError> {
+) -> Result<Option<Arc<Principal>>, GatewayError> {
     let (issuers, scopes, audiences) = match &route.auth {
         RouteAuth::Public => {
             obs.record(Step::Public, None, || {
@@ -64,16 +67,13 @@ pub fn authenticate<O: Observer>(
     let token = seen(obs, Step::Bearer, token, |t| {
         format!("Authorization: Bearer, {} bytes", t.len())
     })?;
-    let candidates = issuers.iter().map(|&i| (i, &*snapshot.issuers[i]));
-    let verified = jwt::verify_for(token, candidates, audiences, now, obs)?;
-    let issuer = &snapshot.issuers[verified.issuer];
-    let principal = Principal::new(verified, issuer);
+    let (principal, issuer) = verified(token, issuers, audiences, snapshot, now, cache, obs)?;
     let facts = crate::revocation::TokenFacts {
         issuer: &issuer.id,
         jti: principal.jti.as_deref(),
         sub: principal.subject.as_deref(),
         client_id: principal.client_id.as_deref(),
-        iat: principal::iat_for_cutoffs(&principal.claims, issuer),
+        iat: principal::iat_for_cutoffs(&principal.claims, &issuer),
     };
     let revoked = match snapshot.revocations.check(&facts) {
         Some(by) => Err(GatewayError::InvalidToken(TokenFault::Revoked(by))),
@@ -105,4 +105,68 @@ pub fn authenticate<O: Observer>(
     );
     scoped?;
     Ok(Some(principal))
+}
+
+/// The verified principal of `token` and the issuer that vouched for it: from the cache when it
+/// holds this token for one of the route's issuers (then only the route's audiences are checked
+/// here), else by [`jwt::verify_for`] (then kept, with [`CacheUse::Fill`]).
+fn verified<O: Observer>(
+    token: &str,
+    issuers: &[usize],
+    audiences: Option<&[String]>,
+    snapshot: &Snapshot,
+    now: i64,
+    cache: CacheUse,
+    obs: &mut O,
+) -> Result<(Arc<Principal>, Arc<Issuer>), GatewayError> {
+    let cache = snapshot
+        .token_cache
+        .as_deref()
+        .filter(|_| cache != CacheUse::Off)
+        .map(|c| (c, cache));
+    let key = cache.map(|_| cache::digest(token));
+    if let (Some((tokens, usage)), Some(key)) = (cache, &key) {
+        let candidates = issuers.iter().map(|&i| &snapshot.issuers[i]);
+        match tokens.get(key, now, candidates, usage) {
+            Some(entry) => {
+                obs.record(Step::Cache, None, || {
+                    format!(
+                        "hit: verified earlier by issuer \"{}\"; entry ends at {}",
+                        entry.issuer.id, entry.expires_at
+                    )
+                });
+                let expected = audiences.unwrap_or(&entry.issuer.audiences);
+                let audience = jwt::check_audience_in(&entry.principal.claims, expected);
+                obs.record(Step::Aud, audience.err().map(TokenFault::reason), || {
+                    let aud = entry.principal.claims.get("aud");
+                    let aud = aud.map_or_else(|| "none".to_owned(), ToString::to_string);
+                    format!("token aud {aud}, expected one of {}", expected.join(", "))
+                });
+                audience?;
+                return Ok((Arc::clone(&entry.principal), Arc::clone(&entry.issuer)));
+            }
+            None => obs.record(Step::Cache, None, || "miss".to_owned()),
+        }
+    }
+    let candidates = issuers.iter().map(|&i| (i, &*snapshot.issuers[i]));
+    let verified = jwt::verify_for(token, candidates, audiences, now, obs)?;
+    let issuer = Arc::clone(&snapshot.issuers[verified.issuer]);
+    let (kid, key_fingerprint) = (jwt::kid_of(token), verified.key);
+    let principal = Arc::new(Principal::new(verified, &issuer));
+    if let (Some((tokens, CacheUse::Fill)), Some(key)) = (cache, key) {
+        let exp = principal
+            .claims
+            .get("exp")
+            .and_then(serde_json::Value::as_f64);
+        let entry = cache::Cached {
+            issuer: Arc::clone(&issuer),
+            kid,
+            key: key_fingerprint,
+            principal: Arc::clone(&principal),
+            expires_at: tokens.expiry(exp, now, snapshot.auth_cache.max_ttl),
+            bytes: cache::weight_of(&principal),
+        };
+        tokens.insert(key, entry, now);
+    }
+    Ok((principal, issuer))
 }

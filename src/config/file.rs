@@ -34,6 +34,22 @@ pub struct GatewayFile {
     pub revocation: Option<RevocationFile>,
     #[serde(default)]
     pub forwarding: Option<ForwardingFile>,
+    #[serde(default)]
+    pub auth_cache: Option<AuthCacheFile>,
+}
+
+/// The verified-token cache.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthCacheFile {
+    #[serde(default)]
+    pub enabled: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub max_entries: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub max_bytes: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub max_ttl: Option<Text>,
 }
 
 /// Which client headers reach the upstream.

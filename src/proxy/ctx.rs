@@ -23,7 +23,7 @@ pub struct RequestCtx {
     /// How the upstream request differs from the client's (canonical host, origin-form,
     /// honoured method override); set with `route`.
     pub routed: Option<crate::admission::Routed>,
-    pub principal: Option<Principal>,
+    pub principal: Option<Arc<Principal>>,
     /// Why the gateway refused or failed the request, for the access log.
     pub error: Option<GatewayError>,
     /// When the request was sent upstream, and how long the upstream took to answer.

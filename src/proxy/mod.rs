@@ -24,7 +24,7 @@ use pingora::{Error, ErrorType};
 
 pub use ctx::RequestCtx;
 
-use crate::admission::{self, Silent, Traced};
+use crate::admission::{self, CacheUse::Fill, Silent, Traced};
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::snapshot::SnapshotHolder;
@@ -60,9 +60,9 @@ impl Gateway {
             let mut traced = Traced {
                 request_id: &ctx.request_id,
             };
-            admission::admit(req, transport, snapshot, now, &refresh, &mut traced).await
+            admission::admit(req, transport, snapshot, now, &refresh, Fill, &mut traced).await
         } else {
-            admission::admit(req, transport, snapshot, now, &refresh, &mut Silent).await
+            admission::admit(req, transport, snapshot, now, &refresh, Fill, &mut Silent).await
         };
         match verdict {
             Ok(admitted) => {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use pingora::http::RequestHeader;
-use portcullis::admission::{admit_now, Admitted, Silent, Transport};
+use portcullis::admission::{admit_now, Admitted, CacheUse, Silent, Transport};
 use portcullis::error::{GatewayError, TokenFault};
 
 fn decide(
@@ -12,7 +12,15 @@ fn decide(
     snapshot: &portcullis::snapshot::Snapshot,
     now: i64,
 ) -> Result<Admitted, GatewayError> {
-    admit_now(req, Transport::Plain, snapshot, now, &mut Silent).map_err(|r| r.error)
+    admit_now(
+        req,
+        Transport::Plain,
+        snapshot,
+        now,
+        CacheUse::Fill,
+        &mut Silent,
+    )
+    .map_err(|r| r.error)
 }
 
 fn request(token: &str) -> RequestHeader {

@@ -40,6 +40,7 @@ fn a_valid_token_passes_every_check_and_is_forwarded() {
             "path",
             "route",
             "bearer",
+            "cache",
             "jws",
             "crit",
             "alg",

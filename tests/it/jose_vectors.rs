@@ -83,9 +83,8 @@ fn supported_vectors_verify_and_reject_a_flipped_bit() {
     );
     for v in &vectors {
         let (input, signature, kid) = v.parts();
-        assert_eq!(
-            verify_signature(input, signature, kid.as_deref(), v.alg, &v.keys),
-            Ok(()),
+        assert!(
+            verify_signature(input, signature, kid.as_deref(), v.alg, &v.keys).is_ok(),
             "{}",
             v.id
         );

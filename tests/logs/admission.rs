@@ -1007,10 +1007,10 @@ async fn explain_gives_the_gateways_answer_reason_and_checks_for_every_request()
 }
 
 /// A key the gateway has not seen yet: the proxy fails the signature check, refreshes the keys
-/// and runs the checks again. `explain` does not refresh; run after the request, it sees the new
-/// keys and lists the proxy's second pass.
+/// and runs the checks again. `explain` does not refresh: before the request it lists the proxy's
+/// first pass; after it, the token is in the verified-token cache, and `explain` lists the hit.
 #[tokio::test]
-async fn after_a_key_refresh_the_proxy_checks_again_and_explain_lists_that_pass() {
+async fn after_a_key_refresh_the_proxy_checks_again_and_caches_the_token() {
     logs();
     let keys = KeyServer::start(fixture_jwks()).await;
     let remote = keys.issuer();
@@ -1023,41 +1023,62 @@ async fn after_a_key_refresh_the_proxy_checks_again_and_explain_lists_that_pass(
     keys.serve(jwks);
     let rotated = Issuer::rsa_untrusted("test-rsa-2", &issued_by(&remote, ""));
     let case = case("rotated key", "GET /remote/1", Some(&rotated), (200, "ok"));
+    let explain = || {
+        explain_on(
+            &case.request_header("rotation-1"),
+            Transport::Plain,
+            &gws.plain.snapshots.current(),
+            now(),
+        )
+    };
+    let before = explained(&explain());
     assert_eq!(gws.send(Via::Plain, &case.bytes("rotation-1")).await, 200);
-    let explanation = explain_on(
-        &case.request_header("rotation-1"),
-        Transport::Plain,
-        &gws.plain.snapshots.current(),
-        now(),
-    );
-    assert_eq!((explanation.status, explanation.reason), (200, None));
+    let after = explain();
+    assert_eq!((after.status, after.reason), (200, None));
     drop(gws);
 
     let log = logged("rotation-").remove("rotation-1").unwrap();
-    let steps: Vec<&str> = log.checks.iter().map(|(s, _)| s.as_str()).collect();
-    let refresh = steps.iter().position(|s| *s == "key_refresh").unwrap();
-    assert_eq!(
-        log.checks[refresh - 1],
-        ("signature".to_owned(), Some("unknown_kid".to_owned()))
-    );
-    assert_eq!(log.checks[refresh], ("key_refresh".to_owned(), None));
-    // The first pass runs explain's checks up to the signature, the second all of them from the
-    // bearer token on.
-    let explained = explained(&explanation);
-    let names = |checks: &[(String, Option<String>)]| -> Vec<String> {
-        checks.iter().map(|(s, _)| s.clone()).collect()
-    };
-    let signature = explained
-        .iter()
-        .position(|(s, _)| s == "signature")
-        .unwrap();
-    assert_eq!(
-        names(&log.checks[..refresh]),
-        names(&explained[..=signature])
-    );
-    let bearer = explained.iter().position(|(s, _)| s == "bearer").unwrap();
-    assert_eq!(&log.checks[refresh + 1..], &explained[bearer..]);
     assert_eq!(log.reason.as_deref(), Some("ok"));
+    let refresh = log
+        .checks
+        .iter()
+        .position(|(s, _)| s == "key_refresh")
+        .unwrap();
+    assert_eq!(log.checks[refresh], ("key_refresh".to_owned(), None));
+    // The first pass is what explain listed before the request, up to the failed signature.
+    let unknown = ("signature".to_owned(), Some("unknown_kid".to_owned()));
+    let signature = before.iter().position(|c| *c == unknown).unwrap();
+    assert_eq!(&log.checks[..refresh], &before[..=signature]);
+    // The second pass verifies the token, from the bearer check on, and passes.
+    let second: Vec<&str> = log.checks[refresh + 1..]
+        .iter()
+        .map(|(s, failure)| {
+            assert_eq!(failure, &None, "{s}");
+            s.as_str()
+        })
+        .collect();
+    assert_eq!(second[..3], ["bearer", "cache", "jws"]);
+    assert_eq!(second[second.len() - 2..], ["revocation", "scopes"]);
+    // Then the token is cached: explain finds it there, and checks only the route's part.
+    let names: Vec<&str> = after.checks.iter().map(|c| c.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "target",
+            "path",
+            "route",
+            "bearer",
+            "cache",
+            "aud",
+            "revocation",
+            "scopes"
+        ]
+    );
+    assert!(
+        after.checks[4].detail.starts_with("hit"),
+        "{:?}",
+        after.checks[4]
+    );
 }
 
 #[test]

@@ -168,6 +168,7 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
     let (forwarding, forwarding_errors) = super::forwarding::compile(file.forwarding.as_ref());
     cx.errors.extend(forwarding_errors);
     let limits = compile_limits(&mut cx, file.limits.as_ref());
+    let auth_cache = compile_auth_cache(&mut cx, file.auth_cache.as_ref());
     let admin_address = compile_admin(&mut cx, file.admin.as_ref(), &listeners);
     check_logging(&mut cx, file.logging.as_ref());
     let admin_token = compile_admin_token(&mut cx, file.admin.as_ref(), &inputs);
@@ -351,6 +352,8 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
         revocation_redis,
         revocations: Arc::clone(&inputs.stores.revocations),
         revocation_mirror: None,
+        auth_cache,
+        token_cache: None,
         limits,
     };
     // The first snapshot compiled into these stores decides what the process starts with (and
@@ -358,6 +361,10 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
     let started = inputs.stores.start(StartSettings::of(&snapshot));
     let snapshot = Snapshot {
         revocation_mirror: started.mirror.clone(),
+        token_cache: started
+            .token_cache
+            .clone()
+            .filter(|_| snapshot.auth_cache.enabled),
         ..snapshot
     };
     Ok(Compiled {

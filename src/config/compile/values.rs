@@ -44,6 +44,68 @@ pub(super) fn compile_limits(cx: &mut Ctx, limits: Option<&LimitsFile>) -> Limit
     out
 }
 
+/// `auth_cache`: on by default; bounded by entries, bytes and time.
+pub(super) fn compile_auth_cache(
+    cx: &mut Ctx,
+    file: Option<&AuthCacheFile>,
+) -> crate::auth::cache::CacheSettings {
+    let mut out = crate::auth::cache::CacheSettings::default();
+    let Some(file) = file else {
+        return out;
+    };
+    if let Some(enabled) = &file.enabled {
+        out.enabled = enabled.value;
+    }
+    let mut bounded = |value: &Option<Spanned<u64>>,
+                       path: &str,
+                       range: std::ops::RangeInclusive<u64>,
+                       what: &str| {
+        let v = value.as_ref()?;
+        if range.contains(&v.value) {
+            Some(v.value)
+        } else {
+            cx.error(
+                v.referenced,
+                path,
+                format!(
+                    "must be between {} and {} {what}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+            None
+        }
+    };
+    if let Some(n) = bounded(
+        &file.max_entries,
+        "auth_cache.max_entries",
+        1..=10_000_000,
+        "entries",
+    ) {
+        out.max_entries = n;
+    }
+    if let Some(n) = bounded(
+        &file.max_bytes,
+        "auth_cache.max_bytes",
+        1024 * 1024..=16 * 1024 * 1024 * 1024,
+        "bytes",
+    ) {
+        out.max_bytes = n;
+    }
+    if let Some(t) = &file.max_ttl {
+        match parse_duration(cx, t, "auth_cache.max_ttl") {
+            Some(d) if d.is_zero() || d > Duration::from_secs(24 * 3600) => cx.error(
+                t.referenced,
+                "auth_cache.max_ttl",
+                "must be more than zero and at most 24h (entries never outlive their token's exp)",
+            ),
+            Some(d) => out.max_ttl = d,
+            None => {}
+        }
+    }
+    out
+}
+
 /// The longest duration any setting accepts: enough for every timeout, interval and lifetime here,
 /// and far from the overflow of time arithmetic.
 pub(super) const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);

@@ -1,0 +1,277 @@
+//! The verified-token cache: a token whose signature and claims verified is not verified again
+//! on its next request, until it expires.
+//!
+//! - **Key**: the SHA-256 of the whole token, so a hit is the very token that was verified (a
+//!   collision is as hard as breaking SHA-256), and a lookup stores 32 bytes, not the token.
+//! - **Value**: the issuer policy that verified it (by identity: a reload that makes new issuer
+//!   objects misses), the fingerprint of the key that verified it, the [`Principal`], and when the
+//!   entry ends: at the token's `exp`, or `max_ttl` after it was cached, whichever is first.
+//! - **What a hit skips**: the signature and the route-independent claim checks (`typ`, `exp`,
+//!   `nbf`, `iat`, lifetime, RFC 9068 profile). The route's checks run on every request: its
+//!   issuers, its audiences, the revocation list and its scopes. A hit is never an authorisation.
+//! - **What ends an entry early**: the issuer no longer being the same object (a reload changed
+//!   the configuration), its keys no longer holding the key that verified the token (a rotation
+//!   removed it). Such an entry is a miss, and is dropped.
+//! - **What is not cached**: failures (an attacker chooses them), and tokens whose `nbf` is still
+//!   in the future (they pass within the leeway only).
+//! - **Bounds**: `max_entries` and `max_bytes`, both hard (each entry weighs at least
+//!   `max_bytes / max_entries`); [quick_cache]'s S3-FIFO eviction resists floods of one-off
+//!   tokens.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter};
+
+use super::Principal;
+use crate::snapshot::Issuer;
+
+/// `auth_cache` in the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    pub enabled: bool,
+    pub max_entries: u64,
+    pub max_bytes: u64,
+    /// An entry lives at most this long, even when its token lives longer.
+    pub max_ttl: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            enabled: true,
+            max_entries: 100_000,
+            max_bytes: 64 * 1024 * 1024,
+            max_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// How a request uses the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheUse {
+    /// Look up, and keep what verifies (the proxy).
+    Fill,
+    /// Look up only, changing nothing (`explain`: it reports what the proxy would do).
+    Peek,
+    /// Verify every time.
+    Off,
+}
+
+/// One verified token.
+#[derive(Debug)]
+pub struct Cached {
+    /// The issuer policy that verified it; compared by identity.
+    pub issuer: Arc<Issuer>,
+    /// The `kid` of the token, and the fingerprint of the key that verified it.
+    pub kid: Option<String>,
+    pub key: [u8; 32],
+    pub principal: Arc<Principal>,
+    /// Seconds since the epoch at which the entry ends.
+    pub expires_at: i64,
+    /// What the entry costs in memory, roughly (bytes).
+    pub bytes: u64,
+}
+
+#[derive(Clone)]
+struct Weight {
+    /// The least an entry weighs: `max_bytes / max_entries`, so both bounds hold.
+    floor: u64,
+}
+
+impl Weighter<[u8; 32], Arc<Cached>> for Weight {
+    fn weight(&self, _: &[u8; 32], entry: &Arc<Cached>) -> u64 {
+        entry.bytes.max(self.floor).max(1)
+    }
+}
+
+/// Counts evictions.
+#[derive(Clone, Default)]
+struct Evictions(Arc<AtomicU64>);
+
+impl Lifecycle<[u8; 32], Arc<Cached>> for Evictions {
+    type RequestState = ();
+
+    fn on_evict(&self, _: &mut (), _: [u8; 32], _: Arc<Cached>) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+type Map = quick_cache::sync::Cache<[u8; 32], Arc<Cached>, Weight, DefaultHashBuilder, Evictions>;
+
+/// The cache, with its counters (read by the metrics at scrape time).
+pub struct TokenCache {
+    map: Map,
+    settings: CacheSettings,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: Evictions,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("settings", &self.settings)
+            .field("entries", &self.map.len())
+            .finish()
+    }
+}
+
+/// What the counters say, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// The lookup key of `token`.
+pub fn digest(token: &str) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(digest.as_ref());
+    key
+}
+
+impl TokenCache {
+    pub fn new(settings: CacheSettings) -> TokenCache {
+        let max_entries = settings.max_entries.max(1);
+        let evictions = Evictions::default();
+        TokenCache {
+            map: Map::with(
+                usize::try_from(max_entries).unwrap_or(usize::MAX),
+                settings.max_bytes.max(1),
+                Weight {
+                    floor: settings.max_bytes / max_entries,
+                },
+                DefaultHashBuilder::default(),
+                evictions.clone(),
+            ),
+            settings,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            evictions,
+        }
+    }
+
+    pub fn settings(&self) -> &CacheSettings {
+        &self.settings
+    }
+
+    /// The entry for `key` if it is still good at `now` for `issuers` (the candidates of the
+    /// route, as in the current snapshot). A stale entry is dropped (with [`CacheUse::Fill`]) and
+    /// reported as a miss.
+    pub fn get<'a>(
+        &self,
+        key: &[u8; 32],
+        now: i64,
+        mut issuers: impl Iterator<Item = &'a Arc<Issuer>>,
+        usage: CacheUse,
+    ) -> Option<Arc<Cached>> {
+        let found = match usage {
+            CacheUse::Fill => self.map.get(key),
+            CacheUse::Peek => self.map.peek(key),
+            CacheUse::Off => return None,
+        };
+        let good = found.filter(|entry| {
+            now < entry.expires_at
+                && issuers.any(|i| Arc::ptr_eq(i, &entry.issuer))
+                && still_has_key(entry)
+        });
+        if usage == CacheUse::Fill {
+            match &good {
+                Some(_) => self.hits.fetch_add(1, Ordering::Relaxed),
+                None => self.misses.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+        if good.is_none() && usage == CacheUse::Fill {
+            // Expired, or its issuer or key is gone: nothing will make it good again.
+            self.map.remove_if(key, |entry| {
+                now >= entry.expires_at || !still_has_key(entry)
+            });
+        }
+        good
+    }
+
+    /// Keep a verified token, unless it is not yet valid (`nbf` ahead of `now`) or ends before
+    /// `now`.
+    pub fn insert(&self, key: [u8; 32], entry: Cached, now: i64) {
+        let nbf_ahead = entry
+            .principal
+            .claims
+            .get("nbf")
+            .and_then(serde_json::Value::as_f64)
+            .is_some_and(|nbf| nbf > now as f64);
+        if nbf_ahead || entry.expires_at <= now {
+            return;
+        }
+        self.map.insert(key, Arc::new(entry));
+    }
+
+    /// When an entry made at `now` for a token expiring at `exp` ends, with the configuration's
+    /// `max_ttl` (which a reload may change).
+    pub fn expiry(&self, exp: Option<f64>, now: i64, max_ttl: Duration) -> i64 {
+        let ttl = i64::try_from(max_ttl.as_secs()).unwrap_or(i64::MAX);
+        let by_ttl = now.saturating_add(ttl);
+        match exp {
+            // Truncated: an entry never outlives `exp`.
+            Some(exp) if exp.is_finite() => by_ttl.min(exp.floor() as i64),
+            _ => now,
+        }
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            evictions: self.evictions.0.load(Ordering::Relaxed),
+            entries: self.map.len() as u64,
+            bytes: self.map.weight(),
+        }
+    }
+}
+
+/// The issuer still holds the key that verified the token (a rotation may have removed it, or a
+/// refresh may have put another key under the same `kid`).
+fn still_has_key(entry: &Cached) -> bool {
+    let Some(keys) = entry.issuer.keys.current() else {
+        return false;
+    };
+    match &entry.kid {
+        Some(kid) => keys.by_kid(kid).is_some_and(|k| k.fingerprint == entry.key),
+        None => keys.iter().any(|k| k.fingerprint == entry.key),
+    }
+}
+
+/// Roughly what a principal costs in memory: its strings and claims, and the entry around it.
+pub fn weight_of(principal: &Principal) -> u64 {
+    fn value(v: &serde_json::Value) -> usize {
+        match v {
+            serde_json::Value::String(s) => 24 + s.len(),
+            serde_json::Value::Array(a) => 24 + a.iter().map(value).sum::<usize>(),
+            serde_json::Value::Object(o) => {
+                48 + o
+                    .iter()
+                    .map(|(k, v)| 24 + k.len() + value(v))
+                    .sum::<usize>()
+            }
+            _ => 16,
+        }
+    }
+    let claims: usize = principal
+        .claims
+        .iter()
+        .map(|(k, v)| 48 + k.len() + value(v))
+        .sum();
+    let text = |s: &Option<String>| s.as_ref().map_or(0, |s| 24 + s.len());
+    let fixed = 512; // the entry, the Arcs, the scope set and the map's slot
+    (fixed
+        + claims
+        + text(&principal.subject)
+        + text(&principal.client_id)
+        + text(&principal.jti)
+        + principal.scopes.to_header_value().len() * 2) as u64
+}
