@@ -30,6 +30,11 @@ pub struct Metrics {
     mirror_connected: IntGaugeVec,
     certificate_reloads: IntCounterVec,
     certificate_expiry: GaugeVec,
+    token_cache_events: IntCounterVec,
+    token_cache_size: IntGaugeVec,
+    /// The cache's own counters as last exported (hits, misses, evictions): each scrape adds
+    /// what happened since.
+    token_cache_seen: std::sync::Arc<[std::sync::atomic::AtomicU64; 3]>,
 }
 
 /// Latency buckets in seconds: 0.5 ms to 30 s.
@@ -162,6 +167,19 @@ impl Metrics {
             &["listener", "name"],
         )?;
         registry.register(Box::new(certificate_expiry.clone()))?;
+        let token_cache_events = counter(
+            "token_cache_events_total",
+            "Verified-token cache lookups by the proxy (hit, miss) and entries evicted (eviction).",
+            &["event"],
+        )?;
+        let token_cache_size = IntGaugeVec::new(
+            Opts::new(
+                "token_cache_size",
+                "The verified-token cache's entries and their estimated bytes, by unit.",
+            ),
+            &["unit"],
+        )?;
+        registry.register(Box::new(token_cache_size.clone()))?;
         let build_info = Gauge::with_opts(
             Opts::new(
                 "build_info",
@@ -187,6 +205,9 @@ impl Metrics {
             mirror_connected,
             certificate_reloads,
             certificate_expiry,
+            token_cache_events,
+            token_cache_size,
+            token_cache_seen: std::sync::Arc::default(),
         })
     }
 
@@ -272,6 +293,28 @@ impl Metrics {
             self.mirror_connected
                 .with_label_values(&["redis"])
                 .set(i64::from(status.connected));
+        }
+        if let Some(cache) = &snapshot.token_cache {
+            let stats = cache.stats();
+            for (i, (event, now)) in [
+                ("hit", stats.hits),
+                ("miss", stats.misses),
+                ("eviction", stats.evictions),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let before =
+                    self.token_cache_seen[i].swap(now, std::sync::atomic::Ordering::Relaxed);
+                self.token_cache_events
+                    .with_label_values(&[event])
+                    .inc_by(now.saturating_sub(before));
+            }
+            for (unit, n) in [("entries", stats.entries), ("bytes", stats.bytes)] {
+                self.token_cache_size
+                    .with_label_values(&[unit])
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
         }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {

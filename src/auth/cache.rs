@@ -275,3 +275,207 @@ pub fn weight_of(principal: &Principal) -> u64 {
         + text(&principal.jti)
         + principal.scopes.to_header_value().len() * 2) as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::auth::algorithm::Algorithm;
+    use crate::auth::jwks::KeySet;
+    use crate::auth::keys::IssuerKeys;
+    use crate::auth::scope::ScopeSet;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn keys(jwks: &str) -> KeySet {
+        KeySet::from_jwks_json(jwks.as_bytes()).unwrap().0
+    }
+
+    fn fixture_keys() -> KeySet {
+        keys(include_str!("../../tests/fixtures/jwks.json"))
+    }
+
+    fn issuer() -> Arc<Issuer> {
+        Arc::new(Issuer {
+            id: "corp".into(),
+            issuer: "https://idp.test".into(),
+            audiences: vec!["orders".into()],
+            algorithms: vec![Algorithm::RS256],
+            leeway: Duration::from_secs(30),
+            scope_claims: vec!["scope".into()],
+            token_type: None,
+            rfc9068: false,
+            max_token_lifetime: Duration::from_secs(24 * 3600),
+            keys: Arc::new(IssuerKeys::fixed("corp".into(), fixture_keys())),
+            key_source: None,
+        })
+    }
+
+    fn entry(issuer: &Arc<Issuer>, claims: serde_json::Value, expires_at: i64) -> Cached {
+        let claims = claims.as_object().unwrap().clone();
+        let principal = Arc::new(Principal {
+            issuer_id: Arc::clone(&issuer.id),
+            subject: Some("alice".into()),
+            client_id: None,
+            jti: None,
+            iat: None,
+            scopes: ScopeSet::from_claims(&claims, &issuer.scope_claims),
+            claims,
+        });
+        let key = issuer
+            .keys
+            .current()
+            .unwrap()
+            .by_kid("test-rsa-1")
+            .unwrap()
+            .fingerprint;
+        Cached {
+            issuer: Arc::clone(issuer),
+            kid: Some("test-rsa-1".into()),
+            key,
+            bytes: weight_of(&principal),
+            principal,
+            expires_at,
+        }
+    }
+
+    fn one(issuer: &Arc<Issuer>) -> impl Iterator<Item = &Arc<Issuer>> {
+        std::iter::once(issuer)
+    }
+
+    #[test]
+    fn an_entry_ends_at_its_expiry_and_is_dropped() {
+        let cache = TokenCache::new(CacheSettings::default());
+        let corp = issuer();
+        cache.insert(digest("t"), entry(&corp, json!({}), NOW + 10), NOW);
+        assert!(cache
+            .get(&digest("t"), NOW + 9, one(&corp), CacheUse::Fill)
+            .is_some());
+        assert!(cache
+            .get(&digest("t"), NOW + 10, one(&corp), CacheUse::Fill)
+            .is_none());
+        assert_eq!(cache.stats().entries, 0, "dropped");
+        assert_eq!((cache.stats().hits, cache.stats().misses), (1, 1));
+        // Another token never finds it.
+        cache.insert(digest("t"), entry(&corp, json!({}), NOW + 10), NOW);
+        assert!(cache
+            .get(&digest("t2"), NOW, one(&corp), CacheUse::Fill)
+            .is_none());
+    }
+
+    #[test]
+    fn an_entry_never_outlives_exp_or_max_ttl() {
+        let cache = TokenCache::new(CacheSettings::default());
+        let ttl = Duration::from_secs(300);
+        assert_eq!(
+            cache.expiry(Some((NOW + 60) as f64 + 0.9), NOW, ttl),
+            NOW + 60
+        );
+        assert_eq!(cache.expiry(Some((NOW + 3600) as f64), NOW, ttl), NOW + 300);
+        assert_eq!(cache.expiry(None, NOW, ttl), NOW, "no exp: not cached");
+        let corp = issuer();
+        cache.insert(digest("gone"), entry(&corp, json!({}), NOW), NOW);
+        assert_eq!(cache.stats().entries, 0);
+    }
+
+    #[test]
+    fn a_token_not_yet_valid_is_not_cached() {
+        let cache = TokenCache::new(CacheSettings::default());
+        let corp = issuer();
+        cache.insert(
+            digest("t"),
+            entry(&corp, json!({"nbf": NOW + 5}), NOW + 60),
+            NOW,
+        );
+        assert_eq!(cache.stats().entries, 0);
+        cache.insert(
+            digest("t"),
+            entry(&corp, json!({"nbf": NOW}), NOW + 60),
+            NOW,
+        );
+        assert_eq!(cache.stats().entries, 1);
+    }
+
+    #[test]
+    fn another_issuer_policy_or_a_rotated_out_key_misses() {
+        let cache = TokenCache::new(CacheSettings::default());
+        let corp = issuer();
+        cache.insert(digest("t"), entry(&corp, json!({}), NOW + 60), NOW);
+        // A reload compiles a new issuer object, even with the same settings.
+        let reloaded = issuer();
+        assert!(cache
+            .get(&digest("t"), NOW, one(&reloaded), CacheUse::Fill)
+            .is_none());
+        assert_eq!(
+            cache.stats().entries,
+            1,
+            "kept: the old configuration may still serve"
+        );
+        // The issuer's keys lose the key that verified the token.
+        corp.keys
+            .install(keys(include_str!("../../tests/fixtures/jwks-rotated.json")));
+        assert!(cache
+            .get(&digest("t"), NOW, one(&corp), CacheUse::Fill)
+            .is_none());
+        assert_eq!(cache.stats().entries, 0, "dropped");
+        // The same kid with another key is another key.
+        cache.insert(digest("u"), entry(&issuer(), json!({}), NOW + 60), NOW);
+        let corp = issuer();
+        cache.insert(digest("u"), entry(&corp, json!({}), NOW + 60), NOW);
+        let renamed = include_str!("../../tests/fixtures/jwks-rotated.json")
+            .replace("test-rsa-2", "test-rsa-1");
+        corp.keys.install(keys(&renamed));
+        assert!(cache
+            .get(&digest("u"), NOW, one(&corp), CacheUse::Fill)
+            .is_none());
+    }
+
+    #[test]
+    fn peeking_changes_nothing() {
+        let cache = TokenCache::new(CacheSettings::default());
+        let corp = issuer();
+        cache.insert(digest("t"), entry(&corp, json!({}), NOW + 10), NOW);
+        assert!(cache
+            .get(&digest("t"), NOW, one(&corp), CacheUse::Peek)
+            .is_some());
+        assert!(cache
+            .get(&digest("t"), NOW + 20, one(&corp), CacheUse::Peek)
+            .is_none());
+        assert!(cache
+            .get(&digest("t"), NOW, one(&corp), CacheUse::Off)
+            .is_none());
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses, stats.entries), (0, 0, 1));
+    }
+
+    #[test]
+    fn a_flood_of_unique_tokens_stays_within_both_bounds() {
+        let settings = CacheSettings {
+            max_entries: 1_000,
+            max_bytes: 1024 * 1024,
+            ..CacheSettings::default()
+        };
+        let cache = TokenCache::new(settings);
+        let corp = issuer();
+        let big = "x".repeat(4096);
+        for i in 0..20_000 {
+            // Small entries first (the entry bound), then big ones (the byte bound).
+            let claims = match i < 10_000 {
+                true => json!({"n": i}),
+                false => json!({"n": i, "blob": big}),
+            };
+            cache.insert(
+                digest(&format!("token-{i}")),
+                entry(&corp, claims, NOW + 60),
+                NOW,
+            );
+            let stats = cache.stats();
+            assert!(stats.entries <= 1_000, "{stats:?} after {i}");
+            assert!(stats.bytes <= 1024 * 1024, "{stats:?} after {i}");
+        }
+        assert!(cache.stats().evictions >= 19_000, "{:?}", cache.stats());
+    }
+}

@@ -26,4 +26,5 @@ mod revocation;
 mod revocation_redis;
 mod signals;
 mod tls;
+mod token_cache;
 mod token_rules;
