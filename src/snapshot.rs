@@ -52,6 +52,9 @@ pub struct Snapshot {
     pub revocation_mirror: Option<Arc<crate::revocation::mirror::RedisMirror>>,
     /// `auth_cache`.
     pub auth_cache: crate::auth::cache::CacheSettings,
+    /// The claims anything reads after verification (identity headers, `aud`, `iat`, `nbf`,
+    /// `exp`), sorted: the verified-token cache keeps only these.
+    pub kept_claims: Vec<String>,
     /// The verified-token cache (runtime state, from the stores); `None` when disabled.
     pub token_cache: Option<Arc<crate::auth::cache::TokenCache>>,
 }

@@ -246,34 +246,41 @@ fn still_has_key(entry: &Cached) -> bool {
     }
 }
 
-/// Roughly what a principal costs in memory: its strings and claims, and the entry around it.
+/// Roughly what a cached principal costs in memory: its strings and claims, the allocator's
+/// overhead on each, and the entry around it. Calibrated against the process's RSS growth in
+/// `benches/token_cache_memory.rs` (benches/README.md), so `max_bytes` bounds real memory.
 pub fn weight_of(principal: &Principal) -> u64 {
+    /// A heap string: its header, its bytes, and the allocator's rounding.
+    fn text(s: &str) -> usize {
+        40 + s.len()
+    }
     fn value(v: &serde_json::Value) -> usize {
         match v {
-            serde_json::Value::String(s) => 24 + s.len(),
-            serde_json::Value::Array(a) => 24 + a.iter().map(value).sum::<usize>(),
+            serde_json::Value::String(s) => 32 + text(s),
+            serde_json::Value::Array(a) => 48 + a.iter().map(value).sum::<usize>(),
             serde_json::Value::Object(o) => {
-                48 + o
+                64 + o
                     .iter()
-                    .map(|(k, v)| 24 + k.len() + value(v))
+                    .map(|(k, v)| 48 + text(k) + value(v))
                     .sum::<usize>()
             }
-            _ => 16,
+            _ => 32,
         }
     }
     let claims: usize = principal
         .claims
         .iter()
-        .map(|(k, v)| 48 + k.len() + value(v))
+        .map(|(k, v)| 48 + text(k) + value(v))
         .sum();
-    let text = |s: &Option<String>| s.as_ref().map_or(0, |s| 24 + s.len());
-    let fixed = 512; // the entry, the Arcs, the scope set and the map's slot
+    let optional = |s: &Option<String>| s.as_deref().map_or(0, text);
+    let scopes: usize = principal.scopes.iter().map(text).sum::<usize>() + 24;
+    let fixed = 640; // the entry, the Arcs, the principal, the map's slot and node
     (fixed
         + claims
-        + text(&principal.subject)
-        + text(&principal.client_id)
-        + text(&principal.jti)
-        + principal.scopes.to_header_value().len() * 2) as u64
+        + scopes
+        + optional(&principal.subject)
+        + optional(&principal.client_id)
+        + optional(&principal.jti)) as u64
 }
 
 #[cfg(test)]

@@ -158,13 +158,14 @@ fn verified<O: Observer>(
             .claims
             .get("exp")
             .and_then(serde_json::Value::as_f64);
+        let kept = Arc::new(principal.keeping(&snapshot.kept_claims));
         let entry = cache::Cached {
             issuer: Arc::clone(&issuer),
             kid,
             key: key_fingerprint,
-            principal: Arc::clone(&principal),
+            bytes: cache::weight_of(&kept),
+            principal: kept,
             expires_at: tokens.expiry(exp, now, snapshot.auth_cache.max_ttl),
-            bytes: cache::weight_of(&principal),
         };
         tokens.insert(key, entry, now);
     }

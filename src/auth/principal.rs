@@ -25,6 +25,26 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The same principal with only the claims named in `names` (sorted): what the verified-token
+    /// cache keeps, so an entry holds what identity headers, audiences and revocation read, not
+    /// the whole payload.
+    pub fn keeping(&self, names: &[String]) -> Principal {
+        Principal {
+            issuer_id: Arc::clone(&self.issuer_id),
+            subject: self.subject.clone(),
+            client_id: self.client_id.clone(),
+            jti: self.jti.clone(),
+            iat: self.iat,
+            scopes: self.scopes.clone(),
+            claims: self
+                .claims
+                .iter()
+                .filter(|(name, _)| names.binary_search(name).is_ok())
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+        }
+    }
+
     pub fn new(token: VerifiedToken, issuer: &Issuer) -> Self {
         let claims = token.claims;
         let text = |name: &str| claim_text(&claims, name);

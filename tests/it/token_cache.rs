@@ -148,3 +148,39 @@ routes: [{{ id: api, match: {{ path_prefix: /api }}, upstream: echo }}]
     // The old token's entry names a key its issuer no longer has: verified again, refused.
     assert_eq!(get(&gw, "api.example.com", "/api/x", &old).await, 401);
 }
+
+#[tokio::test]
+async fn a_cache_hit_sets_the_same_identity_headers_as_the_verification() {
+    let gw = standard_gateway().await;
+    let mut c = claims("read:orders profile");
+    c["client_id"] = json!("orders-ui");
+    let token = Issuer::rsa(&c);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let resp = client()
+            .get(gw.url("/orders/1"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let echoed = echoed(resp).await;
+        let headers: Vec<_> = [
+            "x-auth-subject",
+            "x-auth-client-id",
+            "x-auth-scopes",
+            "x-auth-issuer",
+            "x-legacy-user",
+        ]
+        .into_iter()
+        .map(|name| echoed.header(name))
+        .collect();
+        assert!(headers.iter().all(Option::is_some), "{headers:?}");
+        seen.push(headers);
+    }
+    assert_eq!(
+        cache_events(&gw).await,
+        (1, 1),
+        "the second request was a hit"
+    );
+    assert_eq!(seen[0], seen[1]);
+}

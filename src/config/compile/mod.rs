@@ -312,6 +312,17 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
         return Err(ConfigErrors(cx.errors));
     }
     let route_table = RouteTable::new(matches);
+    let mut kept_claims: Vec<String> = ["aud", "exp", "iat", "nbf"].map(String::from).to_vec();
+    kept_claims.extend(routes.iter().flat_map(|r| {
+        r.identity_headers
+            .iter()
+            .filter_map(|(_, source)| match source {
+                ClaimSource::Claim(name) => Some(name.clone()),
+                ClaimSource::Scopes => None,
+            })
+    }));
+    kept_claims.sort();
+    kept_claims.dedup();
     warn_risky_routes(&mut cx, &route_table, &routes, &route_locations);
     warn_hostless_routes_on_virtual_hosts(&mut cx, &route_table, &routes, &route_locations);
     let snapshot = Snapshot {
@@ -353,6 +364,7 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
         revocations: Arc::clone(&inputs.stores.revocations),
         revocation_mirror: None,
         auth_cache,
+        kept_claims,
         token_cache: None,
         limits,
     };
