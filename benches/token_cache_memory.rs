@@ -98,6 +98,7 @@ fn fill(
             key,
             bytes: weight_of(&principal),
             principal,
+            cached_at: now,
             expires_at: now + 300,
         };
         cache.insert(digest(&format!("token-{i}")), entry, now);

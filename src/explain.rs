@@ -3,8 +3,9 @@
 //! It runs [`admission::admit_now`], the admission function the proxy runs, with a
 //! [`Recorder`] as its observer: the checks it prints are the ones the proxy runs, in the proxy's
 //! order, stopping where the proxy stops. It does not refresh keys ([`admission::NoRefresh`]),
-//! looks into the verified-token cache without changing it, and sees the connection as plain
-//! HTTP unless told otherwise.
+//! looks into the verified-token cache without changing it (the CLI's own cache is empty, so it
+//! always shows the full verification), and sees the connection as plain HTTP unless told
+//! otherwise.
 
 use std::fmt::Write as _;
 
@@ -82,7 +83,8 @@ pub fn explain_on(
     now: i64,
 ) -> Explanation {
     let mut recorder = Recorder::default();
-    // Peek: the cache says what the proxy would find, and explaining changes nothing.
+    // Peek: explaining changes nothing. On a running gateway's snapshot (tests) the cache says
+    // what the proxy would find; `portcullis explain` has a cache of its own, always empty.
     let decision = admission::admit_now(
         req,
         transport,

@@ -139,6 +139,9 @@ pub fn reload(
             }
             refreshers.sync(&new, metrics);
             stores.retain_keys_of(&new);
+            if let Some(cache) = &new.token_cache {
+                cache.retain_issuers_of(&new);
+            }
             snapshots.replace(new);
             tracing::info!(config = %path.display(), "configuration reloaded");
             ReloadOutcome::Applied { restart_needed }

@@ -12,8 +12,10 @@
 //! - **What ends an entry early**: the issuer no longer being the same object (a reload changed
 //!   the configuration), its keys no longer holding the key that verified the token (a rotation
 //!   removed it). Such an entry is a miss, and is dropped.
-//! - **What is not cached**: failures (an attacker chooses them), and tokens whose `nbf` is still
-//!   in the future (they pass within the leeway only).
+//! - **What is not cached**: failures (an attacker chooses them), tokens whose `nbf` is still in
+//!   the future (they pass within the leeway only), and tokens without `kid` (verified by trying
+//!   the first few keys, an order a key-set change may alter). An entry made before a clock step
+//!   back misses.
 //! - **Bounds**: `max_entries` and `max_bytes`, both hard (each entry weighs at least
 //!   `max_bytes / max_entries`); [quick_cache]'s S3-FIFO eviction resists floods of one-off
 //!   tokens.
@@ -68,7 +70,8 @@ pub struct Cached {
     pub kid: Option<String>,
     pub key: [u8; 32],
     pub principal: Arc<Principal>,
-    /// Seconds since the epoch at which the entry ends.
+    /// Seconds since the epoch at which the entry was made, and at which it ends.
+    pub cached_at: i64,
     pub expires_at: i64,
     /// What the entry costs in memory, roughly (bytes).
     pub bytes: u64,
@@ -176,8 +179,10 @@ impl TokenCache {
             CacheUse::Peek => self.map.peek(key),
             CacheUse::Off => return None,
         };
+        // A clock stepped back before `cached_at` could make `nbf` or `iat` fail again: miss.
         let good = found.filter(|entry| {
-            now < entry.expires_at
+            entry.cached_at <= now
+                && now < entry.expires_at
                 && issuers.any(|i| Arc::ptr_eq(i, &entry.issuer))
                 && still_has_key(entry)
         });
@@ -190,14 +195,15 @@ impl TokenCache {
         if good.is_none() && usage == CacheUse::Fill {
             // Expired, or its issuer or key is gone: nothing will make it good again.
             self.map.remove_if(key, |entry| {
-                now >= entry.expires_at || !still_has_key(entry)
+                now >= entry.expires_at || now < entry.cached_at || !still_has_key(entry)
             });
         }
         good
     }
 
-    /// Keep a verified token, unless it is not yet valid (`nbf` ahead of `now`) or ends before
-    /// `now`.
+    /// Keep a verified token, unless it is not yet valid (`nbf` ahead of `now`), ends before
+    /// `now`, or has no `kid`: a token without one was verified by trying the first few keys for
+    /// its algorithm, and a key set that changes order could put its key past them.
     pub fn insert(&self, key: [u8; 32], entry: Cached, now: i64) {
         let nbf_ahead = entry
             .principal
@@ -205,7 +211,7 @@ impl TokenCache {
             .get("nbf")
             .and_then(serde_json::Value::as_f64)
             .is_some_and(|nbf| nbf > now as f64);
-        if nbf_ahead || entry.expires_at <= now {
+        if nbf_ahead || entry.expires_at <= now || entry.kid.is_none() {
             return;
         }
         self.map.insert(key, Arc::new(entry));
@@ -221,6 +227,17 @@ impl TokenCache {
             Some(exp) if exp.is_finite() => by_ttl.min(exp.floor() as i64),
             _ => now,
         }
+    }
+
+    /// Drop the entries of issuer objects `snapshot` does not have (after a reload made it
+    /// current): they can never hit again, and they keep the old issuers alive.
+    pub fn retain_issuers_of(&self, snapshot: &crate::snapshot::Snapshot) {
+        self.map.retain(|_, entry| {
+            snapshot
+                .issuers
+                .iter()
+                .any(|i| Arc::ptr_eq(i, &entry.issuer))
+        });
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -240,10 +257,11 @@ fn still_has_key(entry: &Cached) -> bool {
     let Some(keys) = entry.issuer.keys.current() else {
         return false;
     };
-    match &entry.kid {
-        Some(kid) => keys.by_kid(kid).is_some_and(|k| k.fingerprint == entry.key),
-        None => keys.iter().any(|k| k.fingerprint == entry.key),
-    }
+    entry
+        .kid
+        .as_deref()
+        .and_then(|kid| keys.by_kid(kid))
+        .is_some_and(|k| k.fingerprint == entry.key)
 }
 
 /// Roughly what a cached principal costs in memory: its strings and claims, the allocator's
@@ -345,6 +363,7 @@ mod tests {
             key,
             bytes: weight_of(&principal),
             principal,
+            cached_at: NOW,
             expires_at,
         }
     }
@@ -438,6 +457,37 @@ mod tests {
         assert!(cache
             .get(&digest("u"), NOW, one(&corp), CacheUse::Fill)
             .is_none());
+    }
+
+    #[test]
+    fn a_token_without_kid_or_a_clock_stepped_back_does_not_hit() {
+        let cache = TokenCache::new(CacheSettings::default());
+        let corp = issuer();
+        let mut kidless = entry(&corp, json!({}), NOW + 60);
+        kidless.kid = None;
+        cache.insert(digest("kidless"), kidless, NOW);
+        assert_eq!(cache.stats().entries, 0);
+        cache.insert(digest("t"), entry(&corp, json!({}), NOW + 60), NOW);
+        assert!(cache
+            .get(&digest("t"), NOW - 1, one(&corp), CacheUse::Fill)
+            .is_none());
+        assert_eq!(cache.stats().entries, 0, "dropped");
+    }
+
+    #[test]
+    fn a_reload_drops_the_entries_of_issuers_it_replaced() {
+        let cache = TokenCache::new(CacheSettings::default());
+        let corp = issuer();
+        cache.insert(digest("t"), entry(&corp, json!({}), NOW + 60), NOW);
+        let yaml = "listeners: [{ name: t, address: \"127.0.0.1:1\" }]
+issuers: [{ id: corp, issuer: \"https://idp.test\", jwks_file: jwks.json, audiences: [orders] }]
+upstreams: [{ id: u, url: \"http://127.0.0.1:2\" }]
+routes: [{ id: r, match: { path_prefix: / }, upstream: u }]
+";
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let reloaded = crate::config::load_str(yaml, &fixtures).unwrap().snapshot;
+        cache.retain_issuers_of(&reloaded);
+        assert_eq!(cache.stats().entries, 0);
     }
 
     #[test]

@@ -165,6 +165,7 @@ fn verified<O: Observer>(
             key: key_fingerprint,
             bytes: cache::weight_of(&kept),
             principal: kept,
+            cached_at: now,
             expires_at: tokens.expiry(exp, now, snapshot.auth_cache.max_ttl),
         };
         tokens.insert(key, entry, now);
