@@ -43,4 +43,4 @@ test: test-deps lint
 	$(MAKE) --no-print-directory validate
 
 bench: deps
-	$(CARGO) bench --locked --bench request_path --bench revocation
+	$(CARGO) bench --locked --bench request_path --bench revocation --bench verify --bench token_cache_memory

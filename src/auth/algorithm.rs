@@ -20,6 +20,14 @@ pub enum Algorithm {
     EdDSA,
 }
 
+/// How aws-lc-rs verifies an algorithm: RSA keys are built from their components, the others
+/// parsed from their public-key bytes.
+#[derive(Clone, Copy)]
+pub enum Verification {
+    Rsa(&'static aws_lc_rs::signature::RsaParameters),
+    Other(&'static dyn aws_lc_rs::signature::VerificationAlgorithm),
+}
+
 /// The key type an algorithm verifies with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyType {
@@ -56,6 +64,23 @@ impl Algorithm {
         }
     }
 
+    /// The aws-lc-rs verification algorithm (the same ones `jsonwebtoken` verifies with: RSA
+    /// keys of 2048 to 8192 bits, fixed-length ECDSA signatures as JWS defines them).
+    pub fn verification(self) -> Verification {
+        use aws_lc_rs::signature as sig;
+        match self {
+            Algorithm::RS256 => Verification::Rsa(&sig::RSA_PKCS1_2048_8192_SHA256),
+            Algorithm::RS384 => Verification::Rsa(&sig::RSA_PKCS1_2048_8192_SHA384),
+            Algorithm::RS512 => Verification::Rsa(&sig::RSA_PKCS1_2048_8192_SHA512),
+            Algorithm::PS256 => Verification::Rsa(&sig::RSA_PSS_2048_8192_SHA256),
+            Algorithm::PS384 => Verification::Rsa(&sig::RSA_PSS_2048_8192_SHA384),
+            Algorithm::PS512 => Verification::Rsa(&sig::RSA_PSS_2048_8192_SHA512),
+            Algorithm::ES256 => Verification::Other(&sig::ECDSA_P256_SHA256_FIXED),
+            Algorithm::ES384 => Verification::Other(&sig::ECDSA_P384_SHA384_FIXED),
+            Algorithm::EdDSA => Verification::Other(&sig::ED25519),
+        }
+    }
+
     /// The only key type that may verify this algorithm (RFC 8725 §3.1: no cross-type use).
     pub fn key_type(self) -> KeyType {
         match self {
@@ -71,7 +96,8 @@ impl Algorithm {
         }
     }
 
-    pub(crate) fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
+    /// The same algorithm in `jsonwebtoken`'s vocabulary (benches compare with its `verify`).
+    pub fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
         match self {
             Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
             Algorithm::RS384 => jsonwebtoken::Algorithm::RS384,

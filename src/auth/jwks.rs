@@ -6,20 +6,23 @@
 
 use std::collections::HashMap;
 
+use aws_lc_rs::signature::{ParsedPublicKey, RsaPublicKeyComponents};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::DecodingKey;
+use jsonwebtoken::{DecodingKey, DecodingKeyKind};
 use serde_json::Value;
 
-use super::algorithm::{Algorithm, KeyType};
+use super::algorithm::{Algorithm, KeyType, Verification};
 
-/// One public key, ready to verify.
+/// One public key, ready to verify: parsed once, when the key set loads, into the crypto
+/// library's key for each algorithm it may verify, so a verification builds no key.
 #[derive(Debug, Clone)]
 pub struct VerificationKey {
     pub kid: Option<String>,
     pub key_type: KeyType,
     /// The algorithm the JWK's `alg` pins, if any.
     pub alg: Option<Algorithm>,
-    pub(crate) key: DecodingKey,
+    /// The parsed key, per algorithm it accepts.
+    verifiers: Vec<(Algorithm, ParsedPublicKey)>,
     /// SHA-256 of the key's public parameters, `kid` and pinned `alg`: the verified-token cache
     /// keeps a token only while its issuer still has this very key.
     pub fingerprint: [u8; 32],
@@ -30,6 +33,37 @@ impl VerificationKey {
     pub fn accepts(&self, alg: Algorithm) -> bool {
         self.key_type == alg.key_type() && self.alg.is_none_or(|pinned| pinned == alg)
     }
+
+    /// Whether `signature` (decoded) signs `message` under `alg` with this key.
+    pub fn verifies(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        self.verifiers
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .is_some_and(|(_, key)| key.verify_sig(message, signature).is_ok())
+    }
+}
+
+/// The crypto library's key for each algorithm in `algorithms`, from the JWK's key material.
+fn parse_verifiers(
+    key: &DecodingKey,
+    algorithms: impl Iterator<Item = Algorithm>,
+) -> Result<Vec<(Algorithm, ParsedPublicKey)>, String> {
+    algorithms
+        .map(|alg| {
+            let parsed = match (alg.verification(), key.kind()) {
+                (Verification::Rsa(params), DecodingKeyKind::RsaModulusExponent { n, e }) => {
+                    RsaPublicKeyComponents { n, e }.to_parsed_public_key(params)
+                }
+                (Verification::Other(algorithm), DecodingKeyKind::SecretOrDer(bytes)) => {
+                    ParsedPublicKey::new(algorithm, bytes)
+                }
+                _ => return Err(format!("the key material does not fit {alg}")),
+            };
+            parsed
+                .map(|p| (alg, p))
+                .map_err(|e| format!("unusable key material for {alg}: {e}"))
+        })
+        .collect()
 }
 
 /// The keys of one issuer, indexed by `kid`.
@@ -172,11 +206,15 @@ fn load_key(entry: &Value) -> Result<Option<VerificationKey>, String> {
     let digest = ring::digest::digest(&ring::digest::SHA256, identity.to_string().as_bytes());
     let mut fingerprint = [0u8; 32];
     fingerprint.copy_from_slice(digest.as_ref());
+    let accepted = Algorithm::ALL
+        .into_iter()
+        .filter(|a| a.key_type() == key_type && alg.is_none_or(|pinned| pinned == *a));
+    let verifiers = parse_verifiers(&key, accepted)?;
     Ok(Some(VerificationKey {
         kid: jwk.common.key_id.clone(),
         key_type,
         alg,
-        key,
+        verifiers,
         fingerprint,
     }))
 }
