@@ -7,9 +7,8 @@
 
 use std::sync::Arc;
 
-use portcullis::auth::cache::{digest, weight_of, CacheSettings, Cached, TokenCache};
+use portcullis::auth::cache::{digest, CacheSettings, Cached, TokenCache};
 use portcullis::auth::principal::Principal;
-use portcullis::auth::scope::ScopeSet;
 use serde_json::json;
 
 const TOKENS: usize = 100_000;
@@ -80,27 +79,17 @@ fn fill(
             "email": format!("user-{i:08}@example.com"), "name": "A. User",
         });
         let claims = claims.as_object().unwrap().clone();
-        let principal = Arc::new(Principal::keeping(
-            &Principal {
-                issuer_id: Arc::clone(&issuer.id),
-                subject: Some(format!("user-{i:08}")),
-                client_id: Some("orders-ui".into()),
-                jti: Some(format!("8f14e45f-ceea-467f-a8f2-{i:012}")),
-                iat: Some(now),
-                scopes: ScopeSet::from_claims(&claims, &issuer.scope_claims),
-                claims,
-            },
-            kept_claims,
-        ));
-        let entry = Cached {
-            issuer: Arc::clone(issuer),
-            kid: Some("test-rsa-1".into()),
+        let principal = Principal::from_claims(claims, issuer);
+        let entry = Cached::new(
+            issuer,
+            Some("test-rsa-1".into()),
             key,
-            bytes: weight_of(&principal),
-            principal,
-            cached_at: now,
-            expires_at: now + 300,
-        };
+            &principal,
+            kept_claims,
+            now,
+            now + 300,
+        )
+        .unwrap();
         cache.insert(digest(&format!("token-{i}")), entry, now);
     }
     let after = rss_bytes();

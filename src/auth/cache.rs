@@ -4,8 +4,10 @@
 //! - **Key**: the SHA-256 of the whole token, so a hit is the very token that was verified (a
 //!   collision is as hard as breaking SHA-256), and a lookup stores 32 bytes, not the token.
 //! - **Value**: the issuer policy that verified it (by identity: a reload that makes new issuer
-//!   objects misses), the fingerprint of the key that verified it, the [`Principal`], and when the
-//!   entry ends: at the token's `exp`, or `max_ttl` after it was cached, whichever is first.
+//!   objects misses), the fingerprint of the key that verified it, the claims the [`Principal`]
+//!   is made from and anything reads later (compact JSON: a hit makes the principal again), and
+//!   when the entry ends: at the token's `exp`, or `max_ttl` after it was cached, whichever is
+//!   first.
 //! - **What a hit skips**: the signature and the route-independent claim checks (`typ`, `exp`,
 //!   `nbf`, `iat`, lifetime, RFC 9068 profile). The route's checks run on every request: its
 //!   issuers, its audiences, the revocation list and its scopes. A hit is never an authorisation.
@@ -61,20 +63,66 @@ pub enum CacheUse {
     Off,
 }
 
-/// One verified token.
+/// One verified token, compact: the principal is made again from its kept claims on a hit.
 #[derive(Debug)]
 pub struct Cached {
     /// The issuer policy that verified it; compared by identity.
     pub issuer: Arc<Issuer>,
     /// The `kid` of the token, and the fingerprint of the key that verified it.
-    pub kid: Option<String>,
+    pub kid: Box<str>,
     pub key: [u8; 32],
-    pub principal: Arc<Principal>,
+    /// The claims a principal is built from and anything reads later, as compact JSON.
+    pub claims: Box<str>,
     /// Seconds since the epoch at which the entry was made, and at which it ends.
     pub cached_at: i64,
     pub expires_at: i64,
-    /// What the entry costs in memory, roughly (bytes).
-    pub bytes: u64,
+}
+
+impl Cached {
+    /// The entry for `principal`, verified by `issuer` with the key `key` named `kid`, keeping the
+    /// claims in `kept` (sorted). `None` for what is never cached: a token without `kid` (it was
+    /// verified by trying the first few keys, an order a key-set change may alter), or one whose
+    /// `nbf` is still ahead of `now` (it passed within the leeway only).
+    pub fn new(
+        issuer: &Arc<Issuer>,
+        kid: Option<String>,
+        key: [u8; 32],
+        principal: &Principal,
+        kept: &[String],
+        now: i64,
+        expires_at: i64,
+    ) -> Option<Cached> {
+        let nbf_ahead = principal
+            .claims
+            .get("nbf")
+            .and_then(serde_json::Value::as_f64)
+            .is_some_and(|nbf| nbf > now as f64);
+        if nbf_ahead {
+            return None;
+        }
+        Some(Cached {
+            issuer: Arc::clone(issuer),
+            kid: kid?.into_boxed_str(),
+            key,
+            claims: principal.kept_claims(kept).into_boxed_str(),
+            cached_at: now,
+            expires_at,
+        })
+    }
+
+    /// The principal again, from the kept claims.
+    pub fn principal(&self) -> Option<Principal> {
+        let claims = serde_json::from_str(&self.claims).ok()?;
+        Some(Principal::from_claims(claims, &self.issuer))
+    }
+
+    /// What the entry costs in memory, roughly: calibrated against the RSS growth in
+    /// `benches/token_cache_memory.rs` (benches/README.md), so `max_bytes` bounds real memory.
+    pub fn bytes(&self) -> u64 {
+        /// The entry, its Arc, its two heap strings and the map's slot, with allocator rounding.
+        const FIXED: usize = 256;
+        (FIXED + self.claims.len() + self.kid.len()) as u64
+    }
 }
 
 #[derive(Clone)]
@@ -85,7 +133,7 @@ struct Weight {
 
 impl Weighter<[u8; 32], Arc<Cached>> for Weight {
     fn weight(&self, _: &[u8; 32], entry: &Arc<Cached>) -> u64 {
-        entry.bytes.max(self.floor).max(1)
+        entry.bytes().max(self.floor).max(1)
     }
 }
 
@@ -201,17 +249,9 @@ impl TokenCache {
         good
     }
 
-    /// Keep a verified token, unless it is not yet valid (`nbf` ahead of `now`), ends before
-    /// `now`, or has no `kid`: a token without one was verified by trying the first few keys for
-    /// its algorithm, and a key set that changes order could put its key past them.
+    /// Keep a verified token (made with [`Cached::new`]), unless it ends by `now`.
     pub fn insert(&self, key: [u8; 32], entry: Cached, now: i64) {
-        let nbf_ahead = entry
-            .principal
-            .claims
-            .get("nbf")
-            .and_then(serde_json::Value::as_f64)
-            .is_some_and(|nbf| nbf > now as f64);
-        if nbf_ahead || entry.expires_at <= now || entry.kid.is_none() {
+        if entry.expires_at <= now {
             return;
         }
         self.map.insert(key, Arc::new(entry));
@@ -257,48 +297,8 @@ fn still_has_key(entry: &Cached) -> bool {
     let Some(keys) = entry.issuer.keys.current() else {
         return false;
     };
-    entry
-        .kid
-        .as_deref()
-        .and_then(|kid| keys.by_kid(kid))
+    keys.by_kid(&entry.kid)
         .is_some_and(|k| k.fingerprint == entry.key)
-}
-
-/// Roughly what a cached principal costs in memory: its strings and claims, the allocator's
-/// overhead on each, and the entry around it. Calibrated against the process's RSS growth in
-/// `benches/token_cache_memory.rs` (benches/README.md), so `max_bytes` bounds real memory.
-pub fn weight_of(principal: &Principal) -> u64 {
-    /// A heap string: its header, its bytes, and the allocator's rounding.
-    fn text(s: &str) -> usize {
-        40 + s.len()
-    }
-    fn value(v: &serde_json::Value) -> usize {
-        match v {
-            serde_json::Value::String(s) => 32 + text(s),
-            serde_json::Value::Array(a) => 48 + a.iter().map(value).sum::<usize>(),
-            serde_json::Value::Object(o) => {
-                64 + o
-                    .iter()
-                    .map(|(k, v)| 48 + text(k) + value(v))
-                    .sum::<usize>()
-            }
-            _ => 32,
-        }
-    }
-    let claims: usize = principal
-        .claims
-        .iter()
-        .map(|(k, v)| 48 + text(k) + value(v))
-        .sum();
-    let optional = |s: &Option<String>| s.as_deref().map_or(0, text);
-    let scopes: usize = principal.scopes.iter().map(text).sum::<usize>() + 24;
-    let fixed = 640; // the entry, the Arcs, the principal, the map's slot and node
-    (fixed
-        + claims
-        + scopes
-        + optional(&principal.subject)
-        + optional(&principal.client_id)
-        + optional(&principal.jti)) as u64
 }
 
 #[cfg(test)]
@@ -311,7 +311,6 @@ mod tests {
     use crate::auth::algorithm::Algorithm;
     use crate::auth::jwks::KeySet;
     use crate::auth::keys::IssuerKeys;
-    use crate::auth::scope::ScopeSet;
 
     const NOW: i64 = 1_800_000_000;
 
@@ -339,33 +338,46 @@ mod tests {
         })
     }
 
-    fn entry(issuer: &Arc<Issuer>, claims: serde_json::Value, expires_at: i64) -> Cached {
-        let claims = claims.as_object().unwrap().clone();
-        let principal = Arc::new(Principal {
-            issuer_id: Arc::clone(&issuer.id),
-            subject: Some("alice".into()),
-            client_id: None,
-            jti: None,
-            iat: None,
-            scopes: ScopeSet::from_claims(&claims, &issuer.scope_claims),
-            claims,
-        });
-        let key = issuer
-            .keys
-            .current()
-            .unwrap()
-            .by_kid("test-rsa-1")
-            .unwrap()
-            .fingerprint;
-        Cached {
-            issuer: Arc::clone(issuer),
-            kid: Some("test-rsa-1".into()),
-            key,
-            bytes: weight_of(&principal),
-            principal,
-            cached_at: NOW,
+    /// The claims kept in the tests (sorted).
+    fn kept() -> Vec<String> {
+        ["aud", "blob", "exp", "iat", "n", "nbf", "scope", "sub"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    fn principal(issuer: &Issuer, claims: serde_json::Value) -> Principal {
+        let mut claims = claims.as_object().unwrap().clone();
+        claims.insert("sub".into(), json!("alice"));
+        Principal::from_claims(claims, issuer)
+    }
+
+    fn fingerprint(issuer: &Issuer) -> [u8; 32] {
+        let keys = issuer.keys.current().unwrap();
+        keys.by_kid("test-rsa-1").unwrap().fingerprint
+    }
+
+    /// An entry as the request path makes it, or `None` where it would not cache.
+    fn made(
+        issuer: &Arc<Issuer>,
+        kid: Option<&str>,
+        claims: serde_json::Value,
+        expires_at: i64,
+    ) -> Option<Cached> {
+        let p = principal(issuer, claims);
+        let kid = kid.map(str::to_owned);
+        Cached::new(
+            issuer,
+            kid,
+            fingerprint(issuer),
+            &p,
+            &kept(),
+            NOW,
             expires_at,
-        }
+        )
+    }
+
+    fn entry(issuer: &Arc<Issuer>, claims: serde_json::Value, expires_at: i64) -> Cached {
+        made(issuer, Some("test-rsa-1"), claims, expires_at).unwrap()
     }
 
     fn one(issuer: &Arc<Issuer>) -> impl Iterator<Item = &Arc<Issuer>> {
@@ -411,12 +423,7 @@ mod tests {
     fn a_token_not_yet_valid_is_not_cached() {
         let cache = TokenCache::new(CacheSettings::default());
         let corp = issuer();
-        cache.insert(
-            digest("t"),
-            entry(&corp, json!({"nbf": NOW + 5}), NOW + 60),
-            NOW,
-        );
-        assert_eq!(cache.stats().entries, 0);
+        assert!(made(&corp, Some("test-rsa-1"), json!({"nbf": NOW + 5}), NOW + 60).is_none());
         cache.insert(
             digest("t"),
             entry(&corp, json!({"nbf": NOW}), NOW + 60),
@@ -463,10 +470,7 @@ mod tests {
     fn a_token_without_kid_or_a_clock_stepped_back_does_not_hit() {
         let cache = TokenCache::new(CacheSettings::default());
         let corp = issuer();
-        let mut kidless = entry(&corp, json!({}), NOW + 60);
-        kidless.kid = None;
-        cache.insert(digest("kidless"), kidless, NOW);
-        assert_eq!(cache.stats().entries, 0);
+        assert!(made(&corp, None, json!({}), NOW + 60).is_none());
         cache.insert(digest("t"), entry(&corp, json!({}), NOW + 60), NOW);
         assert!(cache
             .get(&digest("t"), NOW - 1, one(&corp), CacheUse::Fill)
@@ -488,6 +492,25 @@ routes: [{ id: r, match: { path_prefix: / }, upstream: u }]
         let reloaded = crate::config::load_str(yaml, &fixtures).unwrap().snapshot;
         cache.retain_issuers_of(&reloaded);
         assert_eq!(cache.stats().entries, 0);
+    }
+
+    #[test]
+    fn a_hit_makes_the_same_principal_from_the_kept_claims() {
+        let cache = TokenCache::new(CacheSettings::default());
+        let corp = issuer();
+        let claims = json!({"scope": "a b", "iat": NOW, "aud": ["x", "y"], "dropped": "z"});
+        cache.insert(digest("t"), entry(&corp, claims.clone(), NOW + 60), NOW);
+        let hit = cache
+            .get(&digest("t"), NOW, one(&corp), CacheUse::Fill)
+            .unwrap();
+        let again = hit.principal().unwrap();
+        let full = principal(&corp, claims);
+        assert_eq!(
+            (&again.subject, again.iat, again.scopes.to_header_value()),
+            (&full.subject, full.iat, full.scopes.to_header_value())
+        );
+        assert_eq!(again.claims.get("aud"), full.claims.get("aud"));
+        assert_eq!(again.claims.get("dropped"), None, "only the kept claims");
     }
 
     #[test]

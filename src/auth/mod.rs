@@ -129,21 +129,24 @@ fn verified<O: Observer>(
         let candidates = issuers.iter().map(|&i| &snapshot.issuers[i]);
         match tokens.get(key, now, candidates, usage) {
             Some(entry) => {
-                obs.record(Step::Cache, None, || {
-                    format!(
-                        "hit: verified earlier by issuer \"{}\"; entry ends at {}",
-                        entry.issuer.id, entry.expires_at
-                    )
-                });
-                let expected = audiences.unwrap_or(&entry.issuer.audiences);
-                let audience = jwt::check_audience_in(&entry.principal.claims, expected);
-                obs.record(Step::Aud, audience.err().map(TokenFault::reason), || {
-                    let aud = entry.principal.claims.get("aud");
-                    let aud = aud.map_or_else(|| "none".to_owned(), ToString::to_string);
-                    format!("token aud {aud}, expected one of {}", expected.join(", "))
-                });
-                audience?;
-                return Ok((Arc::clone(&entry.principal), Arc::clone(&entry.issuer)));
+                if let Some(principal) = entry.principal() {
+                    obs.record(Step::Cache, None, || {
+                        format!(
+                            "hit: verified earlier by issuer \"{}\"; entry ends at {}",
+                            entry.issuer.id, entry.expires_at
+                        )
+                    });
+                    let expected = audiences.unwrap_or(&entry.issuer.audiences);
+                    let audience = jwt::check_audience_in(&principal.claims, expected);
+                    obs.record(Step::Aud, audience.err().map(TokenFault::reason), || {
+                        let aud = principal.claims.get("aud");
+                        let aud = aud.map_or_else(|| "none".to_owned(), ToString::to_string);
+                        format!("token aud {aud}, expected one of {}", expected.join(", "))
+                    });
+                    audience?;
+                    return Ok((Arc::new(principal), Arc::clone(&entry.issuer)));
+                }
+                obs.record(Step::Cache, None, || "miss".to_owned());
             }
             None => obs.record(Step::Cache, None, || "miss".to_owned()),
         }
@@ -158,17 +161,19 @@ fn verified<O: Observer>(
             .claims
             .get("exp")
             .and_then(serde_json::Value::as_f64);
-        let kept = Arc::new(principal.keeping(&snapshot.kept_claims));
-        let entry = cache::Cached {
-            issuer: Arc::clone(&issuer),
+        let expires_at = tokens.expiry(exp, now, snapshot.auth_cache.max_ttl);
+        let made = cache::Cached::new(
+            &issuer,
             kid,
-            key: key_fingerprint,
-            bytes: cache::weight_of(&kept),
-            principal: kept,
-            cached_at: now,
-            expires_at: tokens.expiry(exp, now, snapshot.auth_cache.max_ttl),
-        };
-        tokens.insert(key, entry, now);
+            key_fingerprint,
+            &principal,
+            &snapshot.kept_claims,
+            now,
+            expires_at,
+        );
+        if let Some(entry) = made {
+            tokens.insert(key, entry, now);
+        }
     }
     Ok((principal, issuer))
 }

@@ -25,28 +25,25 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// The same principal with only the claims named in `names` (sorted): what the verified-token
-    /// cache keeps, so an entry holds what identity headers, audiences and revocation read, not
-    /// the whole payload.
-    pub fn keeping(&self, names: &[String]) -> Principal {
-        Principal {
-            issuer_id: Arc::clone(&self.issuer_id),
-            subject: self.subject.clone(),
-            client_id: self.client_id.clone(),
-            jti: self.jti.clone(),
-            iat: self.iat,
-            scopes: self.scopes.clone(),
-            claims: self
-                .claims
-                .iter()
-                .filter(|(name, _)| names.binary_search(name).is_ok())
-                .map(|(name, value)| (name.clone(), value.clone()))
-                .collect(),
-        }
+    /// The claims named in `names` (sorted), as compact JSON: what the verified-token cache keeps
+    /// of a principal. [`Principal::from_claims`] makes the same principal again from them, as
+    /// long as `names` holds every claim a principal is built from and anything reads later.
+    pub fn kept_claims(&self, names: &[String]) -> String {
+        let kept: Map<String, Value> = self
+            .claims
+            .iter()
+            .filter(|(name, _)| names.binary_search(name).is_ok())
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        Value::Object(kept).to_string()
     }
 
     pub fn new(token: VerifiedToken, issuer: &Issuer) -> Self {
-        let claims = token.claims;
+        Principal::from_claims(token.claims, issuer)
+    }
+
+    /// The principal of verified `claims`.
+    pub fn from_claims(claims: Map<String, Value>, issuer: &Issuer) -> Self {
         let text = |name: &str| claim_text(&claims, name);
         Principal {
             issuer_id: Arc::clone(&issuer.id),

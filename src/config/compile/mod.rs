@@ -312,7 +312,19 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
         return Err(ConfigErrors(cx.errors));
     }
     let route_table = RouteTable::new(matches);
-    let mut kept_claims: Vec<String> = ["aud", "exp", "iat", "nbf"].map(String::from).to_vec();
+    // What the verified-token cache keeps of a token: the claims a principal is made from
+    // (identity, `iat` for revocation cutoffs, every issuer's scope claims), `aud` (checked per
+    // route), and the identity headers' claims.
+    let mut kept_claims: Vec<String> =
+        ["aud", "azp", "client_id", "exp", "iat", "jti", "nbf", "sub"]
+            .map(String::from)
+            .to_vec();
+    kept_claims.extend(
+        issuers
+            .iter()
+            .flatten()
+            .flat_map(|i| i.scope_claims.iter().cloned()),
+    );
     kept_claims.extend(routes.iter().flat_map(|r| {
         r.identity_headers
             .iter()
