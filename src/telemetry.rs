@@ -89,12 +89,34 @@ where
         LogFormat::Json => fmt.json().flatten_event(true).boxed(),
         LogFormat::Text => fmt.boxed(),
     };
-    // try_init also installs the `log` → tracing bridge for pingora's messages.
+    // The filter's most verbose level, passed on: `try_init` installs the `log` → tracing bridge
+    // for pingora's messages with it as `log`'s static maximum, so a `debug!` that nobody
+    // enabled stops at one atomic load instead of building a record for the filters to drop.
+    let mut safe = FilterFn::new(is_safe_to_log);
+    if let Some(max) = filter.max_level_hint() {
+        safe = safe.with_max_level_hint(max);
+    }
     tracing_subscriber::registry()
-        .with(
-            fmt.with_filter(filter)
-                .with_filter(FilterFn::new(is_safe_to_log)),
-        )
+        .with(fmt.with_filter(filter).with_filter(safe))
         .try_init()
         .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The only test in the unit-test binary that installs the global subscriber.
+    #[test]
+    fn log_records_below_the_configured_level_stop_at_the_static_maximum() {
+        let installed = init_with_writer(
+            LogFormat::Json,
+            "info,portcullis::admission=debug",
+            std::io::sink,
+        );
+        assert!(installed);
+        // The most verbose directive is `debug` (for one target): pingora's `trace!` records are
+        // cut by `log`'s own check, before the bridge.
+        assert_eq!(log::max_level(), log::LevelFilter::Debug);
+    }
 }
