@@ -9,7 +9,7 @@ CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: demo test build deps test-deps lint bench validate
+.PHONY: demo test build deps test-deps lint bench bench-load validate
 
 # Install a Debian package when its command is missing.
 define need
@@ -41,6 +41,12 @@ validate:
 test: test-deps lint
 	$(CARGO) test --locked
 	$(MAKE) --no-print-directory validate
+
+# portcullis beside bare Pingora under wrk (benches/load/run.sh); not part of `make test`.
+bench-load: deps
+	$(call need,nginx,nginx-light,the load benchmark's backend)
+	$(call need,wrk,wrk,the load benchmark)
+	@bash benches/load/run.sh
 
 bench: deps
 	$(CARGO) bench --locked --bench request_path --bench revocation --bench verify --bench token_cache_memory
