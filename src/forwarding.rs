@@ -200,10 +200,11 @@ pub fn join_cookie_crumbs(req: &mut RequestHeader) -> pingora::Result<()> {
     Ok(())
 }
 
-const X_FORWARDED_FOR: &str = "x-forwarded-for";
-const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
-const X_FORWARDED_HOST: &str = "x-forwarded-host";
-const X_REAL_IP: &str = "x-real-ip";
+// `HeaderName` constants: nothing parses a header name per request.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// The connection facts the forwarding headers are made from.
 #[derive(Debug, Clone)]
@@ -252,7 +253,7 @@ pub fn set(req: &mut RequestHeader, peer: Peer) -> pingora::Result<()> {
             req.insert_header(X_FORWARDED_HOST, host)?;
         }
         None => {
-            req.remove_header(X_FORWARDED_HOST);
+            req.remove_header(&X_FORWARDED_HOST);
         }
     }
     Ok(())

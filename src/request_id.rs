@@ -4,7 +4,8 @@
 
 use http::HeaderMap;
 
-pub const HEADER: &str = "x-request-id";
+/// A `HeaderName` constant: nothing parses the name per request.
+pub const HEADER: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// Longest incoming id kept.
 const MAX_LEN: usize = 128;

@@ -72,7 +72,8 @@ pub fn prepare(
 }
 
 /// Envoy's header for the verified client certificate.
-const X_FORWARDED_CLIENT_CERT: &str = "x-forwarded-client-cert";
+const X_FORWARDED_CLIENT_CERT: http::HeaderName =
+    http::HeaderName::from_static("x-forwarded-client-cert");
 
 /// The verified client certificate, as Envoy forwards it; never what the client sent (that was
 /// stripped with the other identity headers).
