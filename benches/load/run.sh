@@ -107,11 +107,14 @@ run() {
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  errors=$(awk '/Non-2xx or 3xx responses/ {print $5} /Socket errors/ {print "socket errors"}' <<<"$out")
+  # Every failed request counts: non-2xx answers, and connect/read/write/timeout errors.
+  errors=$(awk '/Non-2xx or 3xx responses/ {n += $5}
+    /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10}
+    END {print n + 0}' <<<"$out")
   local cpu_us
   cpu_us=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
     'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
-  results+=("$name|$rps|$p50|$p99|$cpu_us|${errors:-0}")
+  results+=("$name|$rps|$p50|$p99|$cpu_us|$errors")
 }
 
 bare=$(free_port)
@@ -137,7 +140,7 @@ base=$(cut -d'|' -f2 <<<"${results[0]}")
 echo
 echo "$(nproc) CPUs: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); ${DURATION}s, $CONNECTIONS connections"
 echo
-echo "| target | req/s | ratio to bare | p50 | p99 | proxy CPU µs/req | non-2xx |"
+echo "| target | req/s | ratio to bare | p50 | p99 | proxy CPU µs/req | failed requests |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
 for row in "${results[@]}"; do
   IFS='|' read -r name rps p50 p99 cpu errors <<<"$row"

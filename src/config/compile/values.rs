@@ -160,4 +160,38 @@ mod tests {
         assert!(m[0].contains("shutdown.grace_period") && m[0].contains("at most 30 days"));
         assert!(m[1].contains("is not a duration"));
     }
+
+    #[test]
+    fn the_auth_cache_is_on_by_default_and_its_bounds_are_checked() {
+        let compile = |yaml: &str| {
+            let mut cx = Ctx::default();
+            let file: Option<AuthCacheFile> = (!yaml.is_empty()).then(|| parse(yaml));
+            let settings = compile_auth_cache(&mut cx, file.as_ref());
+            (settings, messages(&cx))
+        };
+        let (defaults, errors) = compile("");
+        assert!(errors.is_empty());
+        assert_eq!(defaults, crate::auth::cache::CacheSettings::default());
+        assert!(defaults.enabled);
+        let (set, errors) =
+            compile("{ enabled: false, max_entries: 10, max_bytes: 2097152, max_ttl: 1m }");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            (set.enabled, set.max_entries, set.max_bytes, set.max_ttl),
+            (false, 10, 2_097_152, Duration::from_secs(60))
+        );
+        let (_, errors) = compile("{ max_entries: 0, max_bytes: 1024, max_ttl: 0s }");
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(
+            errors[0].contains("auth_cache.max_entries"),
+            "{}",
+            errors[0]
+        );
+        assert!(errors[1].contains("auth_cache.max_bytes"), "{}", errors[1]);
+        assert!(errors[2].contains("auth_cache.max_ttl"), "{}", errors[2]);
+        assert!(
+            errors.iter().all(|e| e.starts_with("line 1, column")),
+            "{errors:?}"
+        );
+    }
 }
