@@ -73,6 +73,7 @@ pub fn exit_when_drained(
                     );
                     in_flight.wait_idle();
                     tracing::info!("drained; exiting");
+                    crate::telemetry::finish();
                     std::process::exit(0);
                 }
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}

@@ -21,7 +21,9 @@ fn main() -> ExitCode {
             upgrade_sock,
         } => {
             telemetry::init(cli.log_format, &config);
-            exit_code(app::run(&config, upgrade, upgrade_sock.as_deref()))
+            let result = app::run(&config, upgrade, upgrade_sock.as_deref());
+            telemetry::finish(); // the queued log lines first, then the final message
+            exit_code(result)
         }
         Command::Explain {
             config,
@@ -30,7 +32,9 @@ fn main() -> ExitCode {
             token,
         } => {
             telemetry::init(cli.log_format, &config);
-            match app::explain(&config, &method, &url, token.as_deref()) {
+            let result = app::explain(&config, &method, &url, token.as_deref());
+            telemetry::finish();
+            match result {
                 Ok(text) => {
                     print!("{text}");
                     ExitCode::SUCCESS
@@ -44,7 +48,9 @@ fn main() -> ExitCode {
             kid,
         } => {
             telemetry::init(cli.log_format, &config);
-            exit_code(run_demo(&config, &signing_key, &kid))
+            let result = run_demo(&config, &signing_key, &kid);
+            telemetry::finish();
+            exit_code(result)
         }
     }
 }

@@ -35,6 +35,9 @@ pub struct Metrics {
     /// The cache's own counters as last exported (hits, misses, evictions): each scrape adds
     /// what happened since.
     token_cache_seen: std::sync::Arc<[std::sync::atomic::AtomicU64; 3]>,
+    log_lines_dropped: prometheus::IntCounter,
+    /// [`crate::telemetry::dropped_lines`] as last exported.
+    log_lines_dropped_seen: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Latency buckets in seconds: 0.5 ms to 30 s.
@@ -180,6 +183,11 @@ impl Metrics {
             &["unit"],
         )?;
         registry.register(Box::new(token_cache_size.clone()))?;
+        let log_lines_dropped = prometheus::IntCounter::new(
+            "log_lines_dropped_total",
+            "Log lines (access log included) dropped because stderr could not keep up and the writer's buffer was full.",
+        )?;
+        registry.register(Box::new(log_lines_dropped.clone()))?;
         let build_info = Gauge::with_opts(
             Opts::new(
                 "build_info",
@@ -208,6 +216,8 @@ impl Metrics {
             token_cache_events,
             token_cache_size,
             token_cache_seen: std::sync::Arc::default(),
+            log_lines_dropped,
+            log_lines_dropped_seen: std::sync::Arc::default(),
         })
     }
 
@@ -316,6 +326,12 @@ impl Metrics {
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
         }
+        let dropped = crate::telemetry::dropped_lines();
+        let before = self
+            .log_lines_dropped_seen
+            .swap(dropped, std::sync::atomic::Ordering::Relaxed);
+        self.log_lines_dropped
+            .inc_by(dropped.saturating_sub(before));
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::error!(error = %e, "metrics encoding failed");

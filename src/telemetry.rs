@@ -9,6 +9,7 @@
 
 use clap::ValueEnum;
 use tracing::{Level, Metadata};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter::FilterFn;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -44,13 +45,21 @@ pub fn parse_format(s: &str) -> Option<LogFormat> {
     }
 }
 
-/// The log format and filter to use: `--log-format` over the config's `logging.format` over
-/// JSON; `RUST_LOG` over the config's `logging.level` over `info`. The config is only parsed
-/// here (an invalid one is reported by the command itself).
-pub fn settings(
-    cli_format: Option<LogFormat>,
-    config_path: &std::path::Path,
-) -> (LogFormat, String) {
+/// How the process logs, decided at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// `RUST_LOG` syntax.
+    pub directives: String,
+    /// The writer's queue, in lines ([`non_blocking`]).
+    pub buffer_lines: usize,
+}
+
+/// The log format, filter and buffer to use: `--log-format` over the config's `logging.format`
+/// over JSON; `RUST_LOG` over the config's `logging.level` over `info`; `logging.buffer_lines`
+/// over [`BUFFERED_LINES`]. The config is only parsed here (an invalid one is reported by the
+/// command itself).
+pub fn settings(cli_format: Option<LogFormat>, config_path: &std::path::Path) -> LogSettings {
     let logging = std::fs::read_to_string(config_path)
         .ok()
         .and_then(|text| crate::config::parse(&text).ok())
@@ -68,13 +77,77 @@ pub fn settings(
         .ok()
         .or(config_level)
         .unwrap_or_else(|| "info".to_owned());
-    (format, directives)
+    let buffer_lines = logging
+        .as_ref()
+        .and_then(|l| l.buffer_lines.as_ref())
+        .and_then(|n| usize::try_from(n.value).ok())
+        .filter(|n| BUFFER_LINES_RANGE.contains(n))
+        .unwrap_or(BUFFERED_LINES);
+    LogSettings {
+        format,
+        directives,
+        buffer_lines,
+    }
 }
 
-/// Install the global subscriber writing to stderr, with [`settings`]. Later calls are ignored.
+/// What `logging.buffer_lines` accepts.
+pub const BUFFER_LINES_RANGE: std::ops::RangeInclusive<usize> = 16..=1_000_000;
+
+/// Lines the log writer holds while stderr is slow: over a second of full load on one core, at
+/// most about 7 MB of access-log lines, bounded for a sidecar's memory limit.
+pub const BUFFERED_LINES: usize = 16_384;
+
+/// The installed log writer's count of dropped lines.
+static DROPPED: std::sync::OnceLock<ErrorCounter> = std::sync::OnceLock::new();
+
+/// Log lines dropped so far because the writer's buffer was full (stderr too slow).
+pub fn dropped_lines() -> u64 {
+    DROPPED.get().map(|c| c.dropped_lines() as u64).unwrap_or(0)
+}
+
+/// The installed writer's guard: dropping it writes out what is still queued.
+static GUARD: std::sync::Mutex<Option<WorkerGuard>> = std::sync::Mutex::new(None);
+
+/// Install the global subscriber writing to stderr through [`non_blocking`], with
+/// [`settings`]. Later calls are ignored. Call [`finish`] before the process exits.
 pub fn init(cli_format: Option<LogFormat>, config_path: &std::path::Path) {
-    let (format, directives) = settings(cli_format, config_path);
-    init_with_writer(format, &directives, std::io::stderr);
+    let settings = settings(cli_format, config_path);
+    let (writer, guard) = non_blocking(std::io::stderr(), settings.buffer_lines);
+    if init_with_writer(settings.format, &settings.directives, writer.clone()) {
+        let _ = DROPPED.set(writer.error_counter());
+        *GUARD.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
+    }
+}
+
+/// Before the process exits (from `main`, or the drain watcher's `exit`): write out the queued
+/// lines, then say on stderr how many were dropped, if any. Later log lines are dropped.
+pub fn finish() {
+    let guard = GUARD.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(guard) = guard {
+        drop(guard);
+        let dropped = dropped_lines();
+        if dropped > 0 {
+            eprintln!(
+                "portcullis: {dropped} log line(s) were dropped because stderr did not keep up (logging.buffer_lines)"
+            );
+        }
+    }
+}
+
+/// A writer that never blocks the caller, so a slow stderr pipe (a busy log collector) never
+/// stalls a Pingora worker: each line goes onto a bounded queue of `lines`, and a thread writes
+/// the queue to `inner` in batches (one `write` per batch under load). When the queue is full
+/// the line is dropped and counted ([`NonBlocking::error_counter`], exported as
+/// `portcullis_log_lines_dropped_total`).
+pub fn non_blocking<W: std::io::Write + Send + 'static>(
+    inner: W,
+    lines: usize,
+) -> (NonBlocking, WorkerGuard) {
+    NonBlockingBuilder::default()
+        .buffered_lines_limit(lines)
+        .lossy(true)
+        .thread_name("portcullis-log")
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, inner))
 }
 
 /// Install the global subscriber with `directives` (`RUST_LOG` syntax) and `writer`; returns
@@ -118,5 +191,53 @@ mod tests {
         // The most verbose directive is `debug` (for one target): pingora's `trace!` records are
         // cut by `log`'s own check, before the bridge.
         assert_eq!(log::max_level(), log::LevelFilter::Debug);
+    }
+
+    /// Stands for a stalled stderr pipe: the first `write` says so, then blocks until released.
+    struct Stalled {
+        entered: Option<std::sync::mpsc::Sender<()>>,
+        release: std::sync::mpsc::Receiver<()>,
+        out: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    }
+
+    impl std::io::Write for Stalled {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Some(entered) = self.entered.take() {
+                entered.send(()).unwrap();
+                self.release.recv().unwrap();
+            }
+            self.out.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_writer_never_blocks_the_caller_and_every_dropped_line_is_counted() {
+        use std::io::Write;
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        let out = std::sync::Arc::default();
+        let stalled = Stalled {
+            entered: Some(entered_tx),
+            release: release_rx,
+            out: std::sync::Arc::clone(&out),
+        };
+        let (mut writer, guard) = non_blocking(stalled, 4);
+        let dropped = writer.error_counter();
+        writer.write_all(b"first\n").unwrap();
+        // The writer's thread has taken the first line and is stuck writing it.
+        entered.recv().unwrap();
+        for i in 0..100 {
+            // Returns at once: queued while there is room, dropped after.
+            writer.write_all(format!("line {i}\n").as_bytes()).unwrap();
+        }
+        assert_eq!(dropped.dropped_lines(), 96);
+        release.send(()).unwrap();
+        drop(guard); // writes out what is queued
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        assert_eq!(text, "first\nline 0\nline 1\nline 2\nline 3\n");
     }
 }

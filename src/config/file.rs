@@ -115,6 +115,8 @@ pub struct LoggingFile {
     pub level: Option<Text>,
     #[serde(default)]
     pub format: Option<Text>,
+    #[serde(default)]
+    pub buffer_lines: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -293,33 +293,43 @@ routes:
 
 #[test]
 fn logging_settings_are_checked_and_follow_their_precedence() {
-    use portcullis::telemetry::{settings, LogFormat};
-    let bad = format!("{GOOD}logging: {{ level: \"info,[\", format: xml }}\n");
+    use portcullis::telemetry::{settings, LogFormat, LogSettings, BUFFERED_LINES};
+    let bad = format!("{GOOD}logging: {{ level: \"info,[\", format: xml, buffer_lines: 2 }}\n");
     let errors = load_str(&bad, &crate::support::fixtures()).unwrap_err().0;
     let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
-    assert_eq!(paths, ["logging.level", "logging.format"]);
+    assert_eq!(
+        paths,
+        ["logging.level", "logging.format", "logging.buffer_lines"]
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gateway.yaml");
     std::fs::write(
         &path,
-        format!("{GOOD}logging: {{ level: \"warn,portcullis=debug\", format: text }}\n"),
+        format!(
+            "{GOOD}logging: {{ level: \"warn,portcullis=debug\", format: text, buffer_lines: 64 }}\n"
+        ),
     )
     .unwrap();
     let expected_level =
         std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,portcullis=debug".into());
+    let expect = |format, directives: &str, buffer_lines| LogSettings {
+        format,
+        directives: directives.to_owned(),
+        buffer_lines,
+    };
     assert_eq!(
         settings(None, &path),
-        (LogFormat::Text, expected_level.clone())
+        expect(LogFormat::Text, &expected_level, 64)
     );
     assert_eq!(
         settings(Some(LogFormat::Json), &path),
-        (LogFormat::Json, expected_level)
+        expect(LogFormat::Json, &expected_level, 64)
     );
     let default_level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
     assert_eq!(
         settings(None, &dir.path().join("missing.yaml")),
-        (LogFormat::Json, default_level)
+        expect(LogFormat::Json, &default_level, BUFFERED_LINES)
     );
 }
 

@@ -20,6 +20,24 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     /// Start the binary on `yaml` (with `{listen}` and `{admin}` placeholders), written to `dir`.
     pub async fn start(yaml: &str, dir: &std::path::Path) -> GatewayProcess {
+        Self::start_reading(yaml, dir, None).await
+    }
+
+    /// As [`Self::start`], but nothing reads the binary's stderr (a stalled log collector) until
+    /// the returned sender is used: the pipe fills, and so does anything behind it.
+    pub async fn start_holding_logs(
+        yaml: &str,
+        dir: &std::path::Path,
+    ) -> (GatewayProcess, std::sync::mpsc::Sender<()>) {
+        let (release, held) = std::sync::mpsc::channel();
+        (Self::start_reading(yaml, dir, Some(held)).await, release)
+    }
+
+    async fn start_reading(
+        yaml: &str,
+        dir: &std::path::Path,
+        held: Option<std::sync::mpsc::Receiver<()>>,
+    ) -> GatewayProcess {
         use std::io::BufRead;
         use std::os::fd::AsRawFd;
         let (listener, listen) = bind_free();
@@ -44,6 +62,9 @@ impl GatewayProcess {
         let stderr = child.stderr.take().unwrap();
         let (tx, logs) = tokio::sync::mpsc::unbounded_channel();
         std::thread::spawn(move || {
+            if let Some(held) = held {
+                let _ = held.recv();
+            }
             for line in std::io::BufReader::new(stderr)
                 .lines()
                 .map_while(Result::ok)
@@ -84,6 +105,22 @@ impl GatewayProcess {
         tokio::time::timeout(std::time::Duration::from_secs(60), wait)
             .await
             .unwrap_or_else(|_| panic!("no log line {needle:?} within 60 s"))
+    }
+
+    /// Every line still to come, until the binary exits (it must be stopping), and its status.
+    pub async fn remaining_logs_until_exit(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let mut lines = Vec::new();
+        let read = async {
+            while let Some(line) = self.logs.recv().await {
+                lines.push(line);
+            }
+        };
+        // A bound on a broken test, not a synchronisation delay.
+        tokio::time::timeout(std::time::Duration::from_secs(60), read)
+            .await
+            .expect("the gateway did not exit within 60 s");
+        let status = self.child.wait().unwrap();
+        (status, lines)
     }
 
     pub fn signal(&self, signal: &str) {

@@ -27,6 +27,20 @@ pub(super) fn check_logging(cx: &mut Ctx, logging: Option<&LoggingFile>) {
             );
         }
     }
+    if let Some(lines) = &logging.buffer_lines {
+        let range = crate::telemetry::BUFFER_LINES_RANGE;
+        if !usize::try_from(lines.value).is_ok_and(|n| range.contains(&n)) {
+            cx.error(
+                lines.referenced,
+                "logging.buffer_lines",
+                format!(
+                    "must be between {} and {} lines",
+                    range.start(),
+                    range.end()
+                ),
+            );
+        }
+    }
 }
 
 pub(super) fn compile_limits(cx: &mut Ctx, limits: Option<&LimitsFile>) -> Limits {
