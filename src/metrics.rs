@@ -5,9 +5,11 @@
 
 use std::time::Duration;
 
+use std::sync::OnceLock;
+
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::snapshot::Snapshot;
@@ -50,10 +52,48 @@ const KNOWN_METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
 ];
 
+/// The status classes a request is counted under.
+const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+/// One route's request metrics (or the unrouted requests'), part of the compiled snapshot
+/// ([`Snapshot::meters`]). Each label set's handle is looked up in the registry the first time
+/// it is used, then kept: a request costs index arithmetic and atomic adds, not the registry's
+/// label hashing and lock. A snapshot is served by one [`Metrics`], the process's.
+pub struct RouteMeters {
+    route: std::sync::Arc<str>,
+    /// By method (the known ones, then `OTHER`) and status class.
+    requests: [OnceLock<IntCounter>; (KNOWN_METHODS.len() + 1) * STATUS_CLASSES.len()],
+    /// By reason: few per route, added on a reason's first refusal.
+    rejections: dashmap::DashMap<&'static str, IntCounter>,
+    duration: OnceLock<Histogram>,
+    upstream: OnceLock<Histogram>,
+}
+
+impl RouteMeters {
+    /// The metrics of route `route` (`-`: requests that matched no route).
+    pub fn new(route: std::sync::Arc<str>) -> Self {
+        RouteMeters {
+            route,
+            requests: std::array::from_fn(|_| OnceLock::new()),
+            rejections: dashmap::DashMap::new(),
+            duration: OnceLock::new(),
+            upstream: OnceLock::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RouteMeters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteMeters")
+            .field("route", &self.route)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One finished request, as metrics see it.
 pub struct RequestRecord<'a> {
-    /// Route id, or `-` when no route matched.
-    pub route: &'a str,
+    /// The route's metrics, or the unrouted requests' when no route matched.
+    pub meters: &'a RouteMeters,
     pub method: &'a http::Method,
     /// The status sent (0 when the client went away first).
     pub status: u16,
@@ -221,25 +261,35 @@ impl Metrics {
         })
     }
 
-    /// Count one finished request.
+    /// Count one finished request, on the handles its route's [`RouteMeters`] keeps.
     pub fn record_request(&self, r: &RequestRecord<'_>) {
+        let m = r.meters;
+        let route = &*m.route;
         let method = KNOWN_METHODS
             .iter()
-            .copied()
-            .find(|m| *m == r.method.as_str())
-            .unwrap_or("OTHER");
-        self.requests
-            .with_label_values(&[r.route, method, status_class(r.status)])
+            .position(|known| *known == r.method.as_str())
+            .unwrap_or(KNOWN_METHODS.len());
+        let class = status_class(r.status);
+        if let Some(cell) = m.requests.get(method * STATUS_CLASSES.len() + class) {
+            cell.get_or_init(|| {
+                let method = KNOWN_METHODS.get(method).copied().unwrap_or("OTHER");
+                self.requests
+                    .with_label_values(&[route, method, STATUS_CLASSES[class]])
+            })
             .inc();
-        if let Some(reason) = r.rejection {
-            self.rejections.with_label_values(&[r.route, reason]).inc();
         }
-        self.request_duration
-            .with_label_values(&[r.route])
+        if let Some(reason) = r.rejection {
+            m.rejections
+                .entry(reason)
+                .or_insert_with(|| self.rejections.with_label_values(&[route, reason]))
+                .inc();
+        }
+        m.duration
+            .get_or_init(|| self.request_duration.with_label_values(&[route]))
             .observe(r.duration.as_secs_f64());
         if let Some(d) = r.upstream_duration {
-            self.upstream_duration
-                .with_label_values(&[r.route])
+            m.upstream
+                .get_or_init(|| self.upstream_duration.with_label_values(&[route]))
                 .observe(d.as_secs_f64());
         }
     }
@@ -340,14 +390,11 @@ impl Metrics {
     }
 }
 
-fn status_class(status: u16) -> &'static str {
+/// The index of `status`'s class in [`STATUS_CLASSES`].
+fn status_class(status: u16) -> usize {
     match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "none",
+        100..=599 => usize::from(status / 100 - 1),
+        _ => 5,
     }
 }
 
@@ -355,12 +402,73 @@ fn status_class(status: u16) -> &'static str {
 mod tests {
     use super::*;
 
+    fn exposition(m: &Metrics) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&m.registry.gather(), &mut out)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn route_meters_keep_their_handles_and_count_into_the_same_series_across_snapshots() {
+        let m = Metrics::new().unwrap();
+        let record = |meters: &RouteMeters, method: &http::Method, status, rejection| {
+            m.record_request(&RequestRecord {
+                meters,
+                method,
+                status,
+                rejection,
+                duration: Duration::from_millis(2),
+                upstream_duration: (status == 200).then_some(Duration::from_millis(1)),
+            })
+        };
+        let (get, post) = (http::Method::GET, http::Method::POST);
+        let orders = RouteMeters::new("orders".into());
+        record(&orders, &get, 200, None);
+        record(&orders, &get, 200, None);
+        record(&orders, &post, 403, Some("insufficient_scope"));
+        // Resolved once, then kept: the cells hold the handles.
+        let get_2xx = KNOWN_METHODS.iter().position(|m| *m == "GET").unwrap() * 6 + 1;
+        assert_eq!(orders.requests[get_2xx].get().unwrap().get(), 2);
+        assert_eq!(
+            orders.requests.iter().filter(|c| c.get().is_some()).count(),
+            2
+        );
+        assert_eq!(orders.rejections.len(), 1);
+        // A reload compiles new meters for the same route: the same series go on counting.
+        let reloaded = RouteMeters::new("orders".into());
+        record(&reloaded, &get, 200, None);
+        record(&RouteMeters::new("-".into()), &get, 404, Some("no_route"));
+        let text = exposition(&m);
+        for line in [
+            "portcullis_requests_total{method=\"GET\",route=\"orders\",status_class=\"2xx\"} 3",
+            "portcullis_requests_total{method=\"POST\",route=\"orders\",status_class=\"4xx\"} 1",
+            "portcullis_requests_total{method=\"GET\",route=\"-\",status_class=\"4xx\"} 1",
+            "portcullis_rejections_total{reason=\"insufficient_scope\",route=\"orders\"} 1",
+            "portcullis_rejections_total{reason=\"no_route\",route=\"-\"} 1",
+            "portcullis_request_duration_seconds_count{route=\"orders\"} 4",
+            "portcullis_upstream_duration_seconds_count{route=\"orders\"} 3",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn status_classes() {
+        let class = |s| STATUS_CLASSES[status_class(s)];
+        assert_eq!(
+            [0, 99, 100, 204, 302, 499, 503, 599, 600].map(class),
+            ["none", "none", "1xx", "2xx", "3xx", "4xx", "5xx", "5xx", "none"]
+        );
+    }
+
     #[test]
     fn unknown_methods_do_not_become_labels() {
         let m = Metrics::new().unwrap();
         let method = http::Method::from_bytes(b"BREW").unwrap();
         m.record_request(&RequestRecord {
-            route: "r",
+            meters: &RouteMeters::new("r".into()),
             method: &method,
             status: 418,
             rejection: None,

@@ -57,6 +57,15 @@ pub struct Snapshot {
     pub kept_claims: Vec<String>,
     /// The verified-token cache (runtime state, from the stores); `None` when disabled.
     pub token_cache: Option<Arc<crate::auth::cache::TokenCache>>,
+    /// The request metrics of each route, by route index, then of the unrouted requests.
+    pub meters: Vec<crate::metrics::RouteMeters>,
+}
+
+impl Snapshot {
+    /// The request metrics of route `route`, or of the unrouted requests.
+    pub fn meters(&self, route: Option<usize>) -> Option<&crate::metrics::RouteMeters> {
+        self.meters.get(route.unwrap_or(self.routes.len()))
+    }
 }
 
 /// A listener: plain HTTP, or HTTPS with `tls`.

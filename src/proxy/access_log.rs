@@ -15,22 +15,24 @@ pub fn record(metrics: &Metrics, session: &Session, e: Option<&Error>, ctx: &Req
         .map(|r| r.status.as_u16())
         .unwrap_or(0);
     let req = session.req_header();
-    metrics.record_request(&RequestRecord {
-        route: ctx.route().map(|r| &*r.id).unwrap_or("-"),
-        method: &req.method,
-        status,
-        rejection: ctx.error.as_ref().map(GatewayError::reason),
-        duration: ctx.started.elapsed(),
-        upstream_duration: ctx.upstream_elapsed,
-    });
+    if let Some(meters) = ctx.snapshot.meters(ctx.route) {
+        metrics.record_request(&RequestRecord {
+            meters,
+            method: &req.method,
+            status,
+            rejection: ctx.error.as_ref().map(GatewayError::reason),
+            duration: ctx.started.elapsed(),
+            upstream_duration: ctx.upstream_elapsed,
+        });
+    }
     let principal = ctx.principal.as_ref();
     // Never log a token, Authorization, Cookie or the raw query: only bounded, verified fields.
     tracing::info!(
         target: "portcullis::access",
-        request_id = %ctx.request_id,
+        request_id = ctx.request_id.as_str(),
         route = ctx.route().map(|r| &*r.id).unwrap_or("-"),
-        method = %req.method,
-        path = %if ctx.path.is_empty() { "-" } else { ctx.path.as_str() },
+        method = req.method.as_str(),
+        path = if ctx.path.is_empty() { "-" } else { ctx.path.as_str() },
         status,
         reason = ctx.error.as_ref().map(GatewayError::reason).unwrap_or("ok"),
         latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,

@@ -379,11 +379,17 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
         kept_claims,
         token_cache: None,
         limits,
+        meters: Vec::new(),
     };
     // The first snapshot compiled into these stores decides what the process starts with (and
     // creates the Redis mirror); a reload keeps that mirror.
     let started = inputs.stores.start(StartSettings::of(&snapshot));
+    let meters = (snapshot.routes.iter().map(|r| Arc::clone(&r.id)))
+        .chain([Arc::from("-")])
+        .map(crate::metrics::RouteMeters::new)
+        .collect();
     let snapshot = Snapshot {
+        meters,
         revocation_mirror: started.mirror.clone(),
         token_cache: started
             .token_cache
