@@ -46,6 +46,9 @@ test: test-deps lint
 bench-load: deps
 	$(call need,nginx,nginx-light,the load benchmark's backend)
 	$(call need,wrk,wrk,the load benchmark)
+	$(call need,h2load,nghttp2-client,the load benchmark's HTTP/2 target)
+	$(call need,openssl,openssl,the load benchmark's certificate)
+	$(call need,curl,curl,reading the load benchmark's metrics)
 	@bash benches/load/run.sh
 
 bench: deps

@@ -5,6 +5,7 @@
 //! Nothing here does I/O.
 
 use http::Method;
+use std::borrow::Cow;
 
 /// Why a request path was refused before routing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,15 +66,15 @@ impl PathFault {
 /// - a dot segment with path parameters (`..;x`) is refused: servlet containers resolve it.
 ///
 /// A trailing `/` is kept, so `/a/` and `/a` stay distinct for the upstream.
-pub fn normalize_path(raw: &str) -> Result<String, PathFault> {
+pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, PathFault> {
     if !raw.starts_with('/') {
         return Err(PathFault::NotAbsolute);
     }
-    // Most paths are normal already: one copy, no per-segment work.
+    // Most paths are normal already: no copy, no per-segment work.
     if is_normal(raw) {
-        return Ok(raw.to_owned());
+        return Ok(Cow::Borrowed(raw));
     }
-    normalize_full(raw)
+    normalize_full(raw).map(Cow::Owned)
 }
 
 /// [`normalize_path`] without its fast path; `raw` starts with `/`.

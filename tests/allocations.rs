@@ -62,6 +62,18 @@ fn stripping_a_clean_request_allocates_nothing() {
 }
 
 #[test]
+fn normalising_an_already_normal_path_allocates_nothing() {
+    let mut normal = None;
+    let n =
+        allocations_of(|| normal = Some(portcullis::routes::normalize_path("/orders/42/items")));
+    assert!(matches!(
+        normal.unwrap(),
+        Ok(std::borrow::Cow::Borrowed("/orders/42/items"))
+    ));
+    assert_eq!(n, 0, "allocations while normalising a normal path");
+}
+
+#[test]
 fn normalising_a_long_path_does_not_allocate_per_segment() {
     // 2,000 segments that need work (`//` and a dot segment): the output and the segment index
     // grow a few times, never once per segment.

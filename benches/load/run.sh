@@ -2,17 +2,28 @@
 # make bench-load: portcullis beside bare Pingora, under the same load, in one run.
 #
 # On loopback: an nginx backend answering a small JSON body; bare Pingora (examples/
-# bare_pingora.rs, a pass-through on the same Pingora version); portcullis with the verified-
-# token cache on (steady token: cache hits) and off (every request verifies RS256). Each proxy
-# runs one worker pinned to CPU 1, which it shares with the backend; wrk runs pinned to CPU 0.
-# Every request is GET /orders/42 with the same token. Prints req/s, p50, p99 and the proxy's CPU
-# µs per request (from /proc), and the ratio to bare Pingora. Bounded in time; stops only what it
-# started. Not part of `make test`.
+# bare_pingora.rs, a pass-through on the same Pingora version, plain and TLS with ALPN h2);
+# portcullis with the same listeners and the verified-token cache on, then a second portcullis
+# with the cache off. Each proxy runs one worker pinned to CPU 1, which it shares with the
+# backend; the load generator runs pinned to CPU 0. Every request is GET /orders/42.
+#
+# Targets, in ROUNDS rounds (default 2), each target in turn:
+#   HTTP/1.1 plain (wrk): bare; portcullis steady token (cache hits); cache off (RS256 every
+#     request);
+#   HTTPS, HTTP/1.1 (wrk): bare; portcullis steady token;
+#   HTTP/2 over TLS (h2load): bare; portcullis steady token;
+# then once: unique tokens (every request a token never seen, pre-minted, cache on).
+# Prints the means of req/s, p50, p99, the proxy's CPU µs per request (from /proc), failed requests, and the
+# ratio to bare Pingora on the same protocol; then the RSS growth of the unique-token run per
+# cached token. Bounded in time; stops only what it started. Not part of `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-2}
 CONNECTIONS=${CONNECTIONS:-32}
+# Enough for the unique-token run at ~10,000 req/s; signing takes ~20 s per 50,000 on 2 cores.
+UNIQUE_TOKENS=${UNIQUE_TOKENS:-120000}
 
 work=$(mktemp -d)
 pids=()
@@ -40,6 +51,10 @@ wait_port() {
 cargo build --release --quiet --locked --bin portcullis --example bare_pingora --example bench_token
 bin=$ROOT/target/release
 
+# A self-signed certificate for the HTTPS and HTTP/2 targets (the clients do not verify it).
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
+  -addext subjectAltName=DNS:localhost -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
+
 # The backend.
 backend=$(free_port)
 mkdir -p "$work/nginx/logs"
@@ -62,10 +77,15 @@ taskset -c 1 nginx -p "$work/nginx" -c "$work/nginx.conf" -g 'daemon off;' &
 pids+=($!)
 wait_port "$backend"
 
-# portcullis' configuration: the demo issuer, one protected route, the cache on or off.
-gateway_config() { # port admin cache
-  cat >"$work/gateway-$3.yaml" <<EOF
-listeners: [{ name: http, address: "127.0.0.1:$1" }]
+# portcullis' configuration: the demo issuer, one protected route, a plain and a TLS listener,
+# the cache on or off.
+gateway_config() { # port tls_port admin cache
+  cat >"$work/gateway-$4.yaml" <<EOF
+listeners:
+  - { name: http, address: "127.0.0.1:$1" }
+  - name: https
+    address: "127.0.0.1:$2"
+    tls: { certificates: [{ cert_file: "$work/tls.crt", key_file: "$work/tls.key" }] }
 issuers:
   - id: demo
     issuer: "https://demo.portcullis.local"
@@ -73,77 +93,193 @@ issuers:
     audiences: ["orders-api"]
     algorithms: [RS256]
 upstreams: [{ id: backend, url: "http://127.0.0.1:$backend" }]
-admin: { address: "127.0.0.1:$2" }
-auth_cache: { enabled: $3 }
+admin: { address: "127.0.0.1:$3" }
+auth_cache: { enabled: $4 }
 routes:
   - id: orders
     match: { path_prefix: /orders, methods: [GET, HEAD] }
     upstream: backend
     auth: { scopes: { all_of: ["read:orders"] } }
 EOF
-  echo "$work/gateway-$3.yaml"
+  echo "$work/gateway-$4.yaml"
 }
 
-token=$("$bin/examples/bench_token" "$(gateway_config 1 2 true)" deploy/demo/demo-signing-key.pem demo-rsa-1)
+config=$(gateway_config 1 2 3 true)
+token=$("$bin/examples/bench_token" "$config" deploy/demo/demo-signing-key.pem demo-rsa-1)
+echo "signing $UNIQUE_TOKENS unique tokens..."
+"$bin/examples/bench_token" "$config" deploy/demo/demo-signing-key.pem demo-rsa-1 "$UNIQUE_TOKENS" \
+  >"$work/tokens.txt"
+# wrk script: each request carries the next token of the file.
+cat >"$work/unique.lua" <<'EOF'
+local tokens, i = {}, 0
+function init(args)
+  for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
+end
+function request()
+  i = i + 1
+  return wrk.format("GET", nil, { ["Authorization"] = "Bearer " .. tokens[(i - 1) % #tokens + 1] })
+end
+EOF
 
 # Ticks of CPU (user + system) a process used so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+metric() { # admin_port name{labels}
+  curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'
+}
+
+# wrk's latency figure in ms (it prints us, ms or s).
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.2f", v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.2f", v }
+    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.2f", v * 1000 }
+    else print v }'
+}
 
 results=()
-# run NAME PID PORT: load one proxy, print its row.
+# run NAME PID BASE KIND URL: load one proxy, record its row. KIND: wrk, unique (wrk with a
+# fresh token per request, no warm-up so no token repeats), h2 (h2load). BASE names the row
+# whose req/s the ratio is taken against.
 run() {
-  local name=$1 pid=$2 port=$3
-  wait_port "$port"
-  # Warm up (connections, caches), then measure.
-  taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d2s -H "Authorization: Bearer $token" \
-    "http://127.0.0.1:$port/orders/42" >/dev/null
-  local before after out
+  local name=$1 pid=$2 base=$3 kind=$4 url=$5
+  local auth="Authorization: Bearer $token"
+  if [ "$kind" = wrk ]; then
+    taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d2s -H "$auth" "$url" >/dev/null
+  fi
+  local before after out requests rps p50 p99 errors
   before=$(cpu_ticks "$pid")
-  out=$(timeout $((DURATION + 30)) taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency \
-    -H "Authorization: Bearer $token" "http://127.0.0.1:$port/orders/42")
+  case $kind in
+    wrk)
+      out=$(timeout $((DURATION + 30)) taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" \
+        --latency -H "$auth" "$url") ;;
+    unique)
+      out=$(timeout $((DURATION + 30)) taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" \
+        --latency -s "$work/unique.lua" "$url" -- "$work/tokens.txt") ;;
+    h2)
+      # 8 connections of 4 streams: as many requests in flight as the wrk targets.
+      out=$(timeout $((DURATION + 30)) taskset -c 0 h2load -t1 -c8 -m4 --warm-up-time=2 \
+        -D "$DURATION" --log-file="$work/h2.log" -H "$auth" "$url") ;;
+  esac
   after=$(cpu_ticks "$pid")
-  local requests rps p50 p99 errors
-  requests=$(awk '/requests in/ {print $1}' <<<"$out")
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  # Every failed request counts: non-2xx answers, and connect/read/write/timeout errors.
-  errors=$(awk '/Non-2xx or 3xx responses/ {n += $5}
-    /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10}
-    END {print n + 0}' <<<"$out")
+  case $kind in
+    wrk | unique)
+      requests=$(awk '/requests in/ {print $1}' <<<"$out")
+      rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
+      p50=$(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
+      p99=$(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")")
+      # Every failed request counts: non-2xx answers, and connect/read/write/timeout errors.
+      errors=$(awk '/Non-2xx or 3xx responses/ {n += $5}
+        /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10}
+        END {print n + 0}' <<<"$out") ;;
+    h2)
+      requests=$(awk '/^requests:/ {print $2}' <<<"$out")
+      rps=$(awk '/^finished in/ {gsub(",", ""); printf "%.0f", $4}' <<<"$out")
+      # Failed, errored and timed-out requests, and any answer that is not 2xx.
+      errors=$(awk '/^requests:/ {n += $10 + $12 + $14}
+        /^status codes:/ {gsub(",", ""); n += $5 + $7 + $9}
+        END {print n + 0}' <<<"$out")
+      # Per-request log: start time, status, µs to the end of the response.
+      read -r p50 p99 < <(awk '{print $3}' "$work/h2.log" | sort -n | awk '{v[NR] = $1}
+        END {printf "%.2f %.2f\n", v[int(NR * 0.50)] / 1000, v[int(NR * 0.99)] / 1000}') ;;
+  esac
   local cpu_us
   cpu_us=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
     'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
-  results+=("$name|$rps|$p50|$p99|$cpu_us|$errors")
+  results+=("$name|$base|$rps|$p50|$p99|$cpu_us|$errors")
 }
 
 bare=$(free_port)
-taskset -c 1 "$bin/examples/bare_pingora" "127.0.0.1:$bare" "127.0.0.1:$backend" 2>"$work/bare.log" &
-pids+=($!)
-run "bare Pingora pass-through (no auth)" $! "$bare"
+bare_tls=$(free_port)
+taskset -c 1 "$bin/examples/bare_pingora" "127.0.0.1:$bare" "127.0.0.1:$backend" \
+  "127.0.0.1:$bare_tls" "$work/tls.crt" "$work/tls.key" 2>"$work/bare.log" &
+bare_pid=$!
+pids+=($bare_pid)
 
-for cache in true false; do
-  port=$(free_port)
-  config=$(gateway_config "$port" "$(free_port)" "$cache")
-  taskset -c 1 "$bin/portcullis" --log-format json run -c "$config" 2>"$work/portcullis-$cache.log" &
-  pids+=($!)
-  case $cache in
-    true) name="portcullis, steady token (cache hits)" ;;
-    false) name="portcullis, cache off (RS256 every request)" ;;
-  esac
-  run "$name" $! "$port"
-  kill "${pids[-1]}"
-  wait "${pids[-1]}" 2>/dev/null || true
+# portcullis with the cache on serves the steady, HTTPS, HTTP/2 and (last) unique-token loads;
+# a second one has the cache off. Only the one under load uses CPU.
+start_portcullis() { # cache: sets port, tls_port, admin, pid
+  port=$(free_port) tls_port=$(free_port) admin=$(free_port)
+  local config
+  config=$(gateway_config "$port" "$tls_port" "$admin" "$1")
+  taskset -c 1 "$bin/portcullis" --log-format json run -c "$config" 2>"$work/portcullis-$1.log" &
+  pid=$!
+  pids+=($pid)
+  wait_port "$port"
+  wait_port "$tls_port"
+}
+start_portcullis false
+off_port=$port off_pid=$pid
+start_portcullis true
+on_port=$port on_tls=$tls_port on_admin=$admin on_pid=$pid
+wait_port "$bare"
+wait_port "$bare_tls"
+
+plain="bare Pingora, HTTP/1.1 (no auth)"
+https="bare Pingora, HTTPS (no auth)"
+h2="bare Pingora, HTTP/2 over TLS (no auth)"
+# Rounds, each target in turn, so that a noisy moment on the machine does not hit one target
+# only; every figure below is the mean over the rounds.
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round of $ROUNDS..."
+  run "$plain" $bare_pid - wrk "http://127.0.0.1:$bare/orders/42"
+  run "portcullis, steady token (cache hits)" $on_pid "$plain" wrk "http://127.0.0.1:$on_port/orders/42"
+  run "portcullis, cache off (RS256 every request)" $off_pid "$plain" wrk \
+    "http://127.0.0.1:$off_port/orders/42"
+  run "$https" $bare_pid - wrk "https://127.0.0.1:$bare_tls/orders/42"
+  run "portcullis, HTTPS, steady token" $on_pid "$https" wrk "https://127.0.0.1:$on_tls/orders/42"
+  run "$h2" $bare_pid - h2 "https://127.0.0.1:$bare_tls/orders/42"
+  run "portcullis, HTTP/2 over TLS, steady token" $on_pid "$h2" h2 \
+    "https://127.0.0.1:$on_tls/orders/42"
 done
 
-base=$(cut -d'|' -f2 <<<"${results[0]}")
+# Once: each token is new only once.
+hits_before=$(metric "$on_admin" 'portcullis_token_cache_events_total{event="hit"}')
+entries_before=$(metric "$on_admin" 'portcullis_token_cache_size{unit="entries"}')
+rss_before=$(rss_kib $on_pid)
+run "portcullis, unique tokens (RS256 every request, cache filling)" $on_pid "$plain" unique \
+  "http://127.0.0.1:$on_port/orders/42"
+rss_after=$(rss_kib $on_pid)
+hits_after=$(metric "$on_admin" 'portcullis_token_cache_events_total{event="hit"}')
+entries_after=$(metric "$on_admin" 'portcullis_token_cache_size{unit="entries"}')
+
 echo
-echo "$(nproc) CPUs: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); ${DURATION}s, $CONNECTIONS connections"
+echo "$(nproc) CPUs: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); $ROUNDS round(s) of ${DURATION}s per target (unique tokens: one), $CONNECTIONS requests in flight; $(date -u +%F)"
 echo
-echo "| target | req/s | ratio to bare | p50 | p99 | proxy CPU µs/req | failed requests |"
+echo "| target | req/s | ratio to bare (same protocol) | p50 ms | p99 ms | proxy CPU µs/req | failed requests |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
+# Means over the rounds, in first-seen order; failed requests are summed.
+declare -A n sum_rps sum_p50 sum_p99 sum_cpu sum_err base_of
+order=()
 for row in "${results[@]}"; do
-  IFS='|' read -r name rps p50 p99 cpu errors <<<"$row"
-  ratio=$(awk -v a="$rps" -v b="$base" 'BEGIN { printf "%.2f", a / b }')
-  echo "| $name | $rps | ${ratio}× | $p50 | $p99 | $cpu | $errors |"
+  IFS='|' read -r name base rps p50 p99 cpu errors <<<"$row"
+  if [ -z "${n[$name]:-}" ]; then order+=("$name"); n[$name]=0; sum_rps[$name]=0
+    sum_p50[$name]=0; sum_p99[$name]=0; sum_cpu[$name]=0; sum_err[$name]=0; fi
+  base_of[$name]=$base
+  n[$name]=$((n[$name] + 1))
+  sum_rps[$name]=$(awk -v a="${sum_rps[$name]}" -v b="$rps" 'BEGIN {print a + b}')
+  sum_p50[$name]=$(awk -v a="${sum_p50[$name]}" -v b="$p50" 'BEGIN {print a + b}')
+  sum_p99[$name]=$(awk -v a="${sum_p99[$name]}" -v b="$p99" 'BEGIN {print a + b}')
+  sum_cpu[$name]=$(awk -v a="${sum_cpu[$name]}" -v b="$cpu" 'BEGIN {print a + b}')
+  sum_err[$name]=$((sum_err[$name] + errors))
 done
+mean() { awk -v s="$1" -v n="$2" -v f="$3" 'BEGIN { printf f, s / n }'; }
+for name in "${order[@]}"; do
+  rps=$(mean "${sum_rps[$name]}" "${n[$name]}" "%.0f")
+  base=${base_of[$name]}
+  if [ "$base" = - ]; then
+    ratio="1.00×"
+  else
+    ratio=$(awk -v a="${sum_rps[$name]}" -v na="${n[$name]}" -v b="${sum_rps[$base]}" -v nb="${n[$base]}" \
+      'BEGIN { printf "%.2f×", (a / na) / (b / nb) }')
+  fi
+  echo "| $name | $rps | $ratio | $(mean "${sum_p50[$name]}" "${n[$name]}" "%.2f") |" \
+    "$(mean "${sum_p99[$name]}" "${n[$name]}" "%.2f") | $(mean "${sum_cpu[$name]}" "${n[$name]}" "%.1f") |" \
+    "${sum_err[$name]} |"
+done
+echo
+entries=$(awk -v a="$entries_after" -v b="$entries_before" 'BEGIN {print a - b}')
+echo "Unique-token run: $entries tokens cached; RSS grew $(((rss_after - rss_before) / 1024)) MiB" \
+  "($(awk -v r=$((rss_after - rss_before)) -v n="$entries" \
+    'BEGIN { if (n > 0) printf "%.1f MB per 100,000 tokens", r * 1024 / n * 100000 / 1e6; else print "no entries" }'));" \
+  "cache hits during the run: $(awk -v a="$hits_after" -v b="$hits_before" 'BEGIN {print a - b}') (0: every token was new)"

@@ -80,7 +80,7 @@ fn choose(
     req: &RequestHeader,
     snapshot: &Snapshot,
     target: &target::Target<'_>,
-    path: String,
+    path: std::borrow::Cow<'_, str>,
 ) -> Result<Routed, GatewayError> {
     let host = target.host.as_ref().map(|h| h.name());
     // Servlet containers map `/admin;x/users` as `/admin/users`: route it as they will read it.
@@ -145,7 +145,8 @@ fn choose(
         .map(|h| h.authority().to_owned());
     Ok(Routed {
         route,
-        path,
+        // The one copy of the path: the later phases forward it.
+        path: path.into_owned(),
         upstream_host,
         absolute_form: target.absolute_form,
         method_override,

@@ -111,7 +111,7 @@ pub(super) fn compile_match(
 pub(super) fn normalized_config_path(cx: &mut Ctx, path: &str, p: &Text) -> Option<String> {
     match normalize_path(&p.value) {
         Ok(n) if n == p.value || n.trim_end_matches('/') == p.value.trim_end_matches('/') => {
-            Some(n)
+            Some(n.into_owned())
         }
         Ok(n) => {
             cx.error(
