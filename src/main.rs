@@ -7,6 +7,13 @@ use portcullis::app::{self, RunError};
 use portcullis::cli::{Cli, Command};
 use portcullis::{config, demo, telemetry};
 
+/// mimalloc instead of glibc's malloc: the request path allocates per request while the
+/// verified-token cache holds long-lived entries, and glibc's free-list upkeep
+/// (`malloc_consolidate`, `unlink_chunk`) then costs over 10 % of a loaded proxy's CPU
+/// (benches/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// sysexits.h EX_CONFIG-like code for "the configuration is invalid" (EX_USAGE, 64).
 const EXIT_BAD_CONFIG: u8 = 64;
 
