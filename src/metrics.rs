@@ -63,8 +63,9 @@ pub struct RouteMeters {
     route: std::sync::Arc<str>,
     /// By method (the known ones, then `OTHER`) and status class.
     requests: [OnceLock<IntCounter>; (KNOWN_METHODS.len() + 1) * STATUS_CLASSES.len()],
-    /// By reason: few per route, added on a reason's first refusal.
-    rejections: dashmap::DashMap<&'static str, IntCounter>,
+    /// By reason: few per route, added on a reason's first refusal (a write lock once per
+    /// reason, then shared reads).
+    rejections: parking_lot::RwLock<Vec<(&'static str, IntCounter)>>,
     duration: OnceLock<Histogram>,
     upstream: OnceLock<Histogram>,
 }
@@ -75,7 +76,7 @@ impl RouteMeters {
         RouteMeters {
             route,
             requests: std::array::from_fn(|_| OnceLock::new()),
-            rejections: dashmap::DashMap::new(),
+            rejections: parking_lot::RwLock::new(Vec::new()),
             duration: OnceLock::new(),
             upstream: OnceLock::new(),
         }
@@ -279,10 +280,22 @@ impl Metrics {
             .inc();
         }
         if let Some(reason) = r.rejection {
-            m.rejections
-                .entry(reason)
-                .or_insert_with(|| self.rejections.with_label_values(&[route, reason]))
-                .inc();
+            // The read guard is dropped at the end of this statement, before any write.
+            let counted = (m.rejections.read().iter())
+                .find(|(r, _)| *r == reason)
+                .map(|(_, counter)| counter.inc())
+                .is_some();
+            if !counted {
+                let mut rejections = m.rejections.write();
+                match rejections.iter().find(|(r, _)| *r == reason) {
+                    Some((_, counter)) => counter.inc(),
+                    None => {
+                        let counter = self.rejections.with_label_values(&[route, reason]);
+                        counter.inc();
+                        rejections.push((reason, counter));
+                    }
+                }
+            }
         }
         m.duration
             .get_or_init(|| self.request_duration.with_label_values(&[route]))
@@ -435,7 +448,7 @@ mod tests {
             orders.requests.iter().filter(|c| c.get().is_some()).count(),
             2
         );
-        assert_eq!(orders.rejections.len(), 1);
+        assert_eq!(orders.rejections.read().len(), 1);
         // A reload compiles new meters for the same route: the same series go on counting.
         let reloaded = RouteMeters::new("orders".into());
         record(&reloaded, &get, 200, None);

@@ -93,9 +93,10 @@ pub fn settings(cli_format: Option<LogFormat>, config_path: &std::path::Path) ->
 /// What `logging.buffer_lines` accepts.
 pub const BUFFER_LINES_RANGE: std::ops::RangeInclusive<usize> = 16..=1_000_000;
 
-/// Lines the log writer holds while stderr is slow: over a second of full load on one core, at
-/// most about 7 MB of access-log lines, bounded for a sidecar's memory limit.
-pub const BUFFERED_LINES: usize = 16_384;
+/// Lines the log writer holds while stderr is slow: over half a second of full load on one
+/// core. Access-log lines are about 400 bytes and at most about 2.5 KB (their variable fields
+/// are capped), so the queue holds about 3 MB, and at most about 20 MB.
+pub const BUFFERED_LINES: usize = 8_192;
 
 /// The installed log writer's count of dropped lines.
 static DROPPED: std::sync::OnceLock<ErrorCounter> = std::sync::OnceLock::new();
@@ -121,15 +122,31 @@ pub fn init(cli_format: Option<LogFormat>, config_path: &std::path::Path) {
 
 /// Before the process exits (from `main`, or the drain watcher's `exit`): write out the queued
 /// lines, then say on stderr how many were dropped, if any. Later log lines are dropped.
+///
+/// Bounded even when stderr is stalled: the writer's thread gets about a second to drain its
+/// queue (what it has not written by then is lost with the process), and the final message is
+/// written from a thread of its own, waited for at most a second.
 pub fn finish() {
     let guard = GUARD.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(guard) = guard {
         drop(guard);
         let dropped = dropped_lines();
         if dropped > 0 {
-            eprintln!(
-                "portcullis: {dropped} log line(s) were dropped because stderr did not keep up (logging.buffer_lines)"
-            );
+            let (done, wrote) = std::sync::mpsc::channel();
+            let spawned = std::thread::Builder::new()
+                .name("portcullis-log-end".into())
+                .spawn(move || {
+                    use std::io::Write;
+                    // A closed stderr is not worth a panic at exit.
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "portcullis: {dropped} log line(s) were dropped because stderr did not keep up (logging.buffer_lines)"
+                    );
+                    let _ = done.send(());
+                });
+            if spawned.is_ok() {
+                let _ = wrote.recv_timeout(std::time::Duration::from_secs(1));
+            }
         }
     }
 }
@@ -194,10 +211,12 @@ mod tests {
     }
 
     /// Stands for a stalled stderr pipe: the first `write` says so, then blocks until released.
+    /// Every write is reported on `wrote`.
     struct Stalled {
         entered: Option<std::sync::mpsc::Sender<()>>,
         release: std::sync::mpsc::Receiver<()>,
         out: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+        wrote: std::sync::mpsc::Sender<()>,
     }
 
     impl std::io::Write for Stalled {
@@ -207,6 +226,7 @@ mod tests {
                 self.release.recv().unwrap();
             }
             self.out.lock().unwrap().extend_from_slice(buf);
+            let _ = self.wrote.send(());
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -219,11 +239,13 @@ mod tests {
         use std::io::Write;
         let (entered_tx, entered) = std::sync::mpsc::channel();
         let (release, release_rx) = std::sync::mpsc::channel();
+        let (wrote_tx, wrote) = std::sync::mpsc::channel();
         let out = std::sync::Arc::default();
         let stalled = Stalled {
             entered: Some(entered_tx),
             release: release_rx,
             out: std::sync::Arc::clone(&out),
+            wrote: wrote_tx,
         };
         let (mut writer, guard) = non_blocking(stalled, 4);
         let dropped = writer.error_counter();
@@ -236,8 +258,12 @@ mod tests {
         }
         assert_eq!(dropped.dropped_lines(), 96);
         release.send(()).unwrap();
-        drop(guard); // writes out what is queued
-        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
-        assert_eq!(text, "first\nline 0\nline 1\nline 2\nline 3\n");
+        // Everything queued reaches the writer; then the guard ends its thread.
+        let text = || String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        while !text().ends_with("line 3\n") {
+            wrote.recv().unwrap();
+        }
+        drop(guard);
+        assert_eq!(text(), "first\nline 0\nline 1\nline 2\nline 3\n");
     }
 }

@@ -144,9 +144,14 @@ results=()
 run() {
   local name=$1 pid=$2 base=$3 kind=$4 url=$5
   local auth="Authorization: Bearer $token"
-  if [ "$kind" = wrk ]; then
-    taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d2s -H "$auth" "$url" >/dev/null
-  fi
+  # Warm up (connections, caches) before the CPU count starts; not for unique tokens, so that
+  # no token repeats.
+  case $kind in
+    wrk) taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d2s -H "$auth" "$url" >/dev/null ;;
+    h2) taskset -c 0 h2load -t1 -c8 -m4 -D 2 -H "$auth" "$url" >/dev/null ;;
+  esac
+  # h2load appends to its log file: one file per run.
+  rm -f "$work/h2.log"
   local before after out requests rps p50 p99 errors
   before=$(cpu_ticks "$pid")
   case $kind in
@@ -158,7 +163,7 @@ run() {
         --latency -s "$work/unique.lua" "$url" -- "$work/tokens.txt") ;;
     h2)
       # 8 connections of 4 streams: as many requests in flight as the wrk targets.
-      out=$(timeout $((DURATION + 30)) taskset -c 0 h2load -t1 -c8 -m4 --warm-up-time=2 \
+      out=$(timeout $((DURATION + 30)) taskset -c 0 h2load -t1 -c8 -m4 \
         -D "$DURATION" --log-file="$work/h2.log" -H "$auth" "$url") ;;
   esac
   after=$(cpu_ticks "$pid")
@@ -183,6 +188,11 @@ run() {
       read -r p50 p99 < <(awk '{print $3}' "$work/h2.log" | sort -n | awk '{v[NR] = $1}
         END {printf "%.2f %.2f\n", v[int(NR * 0.50)] / 1000, v[int(NR * 0.99)] / 1000}') ;;
   esac
+  if [ -z "$requests" ] || [ "$requests" = 0 ] || [ -z "$rps" ] || [ "$rps" = 0 ]; then
+    echo "$name: no request completed; the load generator said:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
   local cpu_us
   cpu_us=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
     'BEGIN { printf "%.1f", t / hz * 1e6 / n }')

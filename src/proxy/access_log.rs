@@ -8,6 +8,23 @@ use super::RequestCtx;
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, RequestRecord};
 
+/// Longest path logged, in bytes: a line stays bounded (the log writer queues lines, not bytes).
+const MAX_PATH: usize = 1024;
+/// Longest `sub`, `client_id` or `jti` logged, in bytes.
+const MAX_CLAIM: usize = 256;
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn capped(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Record the finished request `ctx` (status, route, reason, latency, verified identity).
 pub fn record(metrics: &Metrics, session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
     let status = session
@@ -32,16 +49,29 @@ pub fn record(metrics: &Metrics, session: &Session, e: Option<&Error>, ctx: &Req
         request_id = ctx.request_id.as_str(),
         route = ctx.route().map(|r| &*r.id).unwrap_or("-"),
         method = req.method.as_str(),
-        path = if ctx.path.is_empty() { "-" } else { ctx.path.as_str() },
+        path = if ctx.path.is_empty() { "-" } else { capped(&ctx.path, MAX_PATH) },
         status,
         reason = ctx.error.as_ref().map(GatewayError::reason).unwrap_or("ok"),
         latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
         upstream_ms = ctx.upstream_elapsed.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(-1.0),
         issuer = principal.map(|p| &*p.issuer_id).unwrap_or("-"),
-        client_id = principal.and_then(|p| p.client_id.as_deref()).unwrap_or("-"),
-        sub = principal.and_then(|p| p.subject.as_deref()).unwrap_or("-"),
-        jti = principal.and_then(|p| p.jti.as_deref()).unwrap_or("-"),
+        client_id = capped(principal.and_then(|p| p.client_id.as_deref()).unwrap_or("-"), MAX_CLAIM),
+        sub = capped(principal.and_then(|p| p.subject.as_deref()).unwrap_or("-"), MAX_CLAIM),
+        jti = capped(principal.and_then(|p| p.jti.as_deref()).unwrap_or("-"), MAX_CLAIM),
         proxy_error = e.map(|e| e.etype().as_str()).unwrap_or("-"),
         "request"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capped;
+
+    #[test]
+    fn long_fields_are_cut_on_a_character_boundary() {
+        assert_eq!(capped("/orders/42", 1024), "/orders/42");
+        assert_eq!(capped("abcdef", 4), "abcd");
+        // "é" is two bytes: a cut inside it backs off to the boundary before it.
+        assert_eq!(capped("abcé", 4), "abc");
+    }
 }
