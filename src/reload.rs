@@ -155,9 +155,29 @@ pub fn reload(
 /// [`ReloadWatcher`]: a change in between then causes one reload, instead of going unnoticed.
 pub fn content_hash(path: &Path) -> Option<u64> {
     let bytes = std::fs::read(path).ok()?;
+    Some(bytes_hash(&bytes))
+}
+
+/// The hash [`content_hash`] and [`Snapshot::watched_files`] use.
+pub fn bytes_hash(bytes: &[u8]) -> u64 {
     let mut h = DefaultHasher::new();
     bytes.hash(&mut h);
-    Some(h.finish())
+    h.finish()
+}
+
+/// The current content hashes of `snapshot`'s watched files, when any differs from what the
+/// snapshot was compiled from (`None` for a file that cannot be read now).
+fn watched_files_changed(snapshot: &Snapshot) -> Option<Vec<Option<u64>>> {
+    let now: Vec<Option<u64>> = snapshot
+        .watched_files
+        .iter()
+        .map(|(path, _)| content_hash(path))
+        .collect();
+    let changed = now
+        .iter()
+        .zip(&snapshot.watched_files)
+        .any(|(now, (_, compiled))| *now != Some(*compiled));
+    changed.then_some(now)
 }
 
 /// Watches for SIGHUP and file changes and reloads; the outcomes are published on a channel
@@ -251,6 +271,9 @@ impl ReloadWatcher {
             }
         };
         let mut last = self.loaded_hash;
+        // The watched files' hashes when a reload was last tried for them: a change that gave an
+        // invalid configuration is reported once, not on every tick.
+        let mut files_tried: Option<Vec<Option<u64>>> = None;
         let mut tick = tokio::time::interval(self.poll_interval);
         let mut purge = tokio::time::interval(REVOCATION_PURGE_INTERVAL);
         loop {
@@ -271,16 +294,22 @@ impl ReloadWatcher {
                 continue;
             };
             let hashed = path.clone();
-            let now = tokio::task::spawn_blocking(move || content_hash(&hashed))
-                .await
-                .ok()
-                .flatten();
-            if !forced && now == last {
+            let snapshot = self.snapshots.current();
+            let (now, files) = tokio::task::spawn_blocking(move || {
+                (content_hash(&hashed), watched_files_changed(&snapshot))
+            })
+            .await
+            .unwrap_or((last, None));
+            let files_changed = files.is_some() && files != files_tried;
+            if !forced && now == last && !files_changed {
                 continue;
             }
             last = now;
+            files_tried = files;
             if forced {
                 tracing::info!("SIGHUP: reloading the configuration");
+            } else if files_changed {
+                tracing::info!("a file the configuration reads changed: reloading");
             }
             if let Some(outcome) = self.reload_blocking(path).await {
                 self.outcomes.send_replace(Some(outcome));

@@ -59,6 +59,11 @@ pub struct Snapshot {
     pub token_cache: Option<Arc<crate::auth::cache::TokenCache>>,
     /// The request metrics of each route, by route index, then of the unrouted requests.
     pub meters: Vec<crate::metrics::RouteMeters>,
+    /// Files this snapshot was compiled from, besides `gateway.yaml`, that nothing else watches
+    /// (`jwks_file`s, `admin.token_file`), with the hash of the content it holds: when one
+    /// changes, the configuration is reloaded ([`crate::reload`]). Certificate and revocation
+    /// files have watchers of their own.
+    pub watched_files: Vec<(std::path::PathBuf, u64)>,
 }
 
 impl Snapshot {

@@ -17,6 +17,7 @@ mod explain;
 mod hardening;
 mod identity_headers;
 mod jose_vectors;
+mod kubelet;
 mod log_writer;
 mod path_normalisation;
 mod rejections;

@@ -151,42 +151,28 @@ async fn each_sni_name_gets_its_own_certificate_and_no_name_gets_the_first() {
 }
 
 /// Kubernetes mounts a Secret as `<dir>/tls.crt -> ..data/tls.crt`, `..data -> ..<version>`, and
-/// rotates it by re-pointing `..data` atomically.
-struct SecretMount {
-    dir: tempfile::TempDir,
-    version: u32,
-}
+/// rotates it by re-pointing `..data` atomically ([`crate::support::kubelet::Volume`]).
+struct SecretMount(crate::support::kubelet::Volume);
 
 impl SecretMount {
     fn new(pair: &Pair) -> SecretMount {
-        let dir = tempfile::tempdir().unwrap();
-        let mut mount = SecretMount { dir, version: 0 };
-        mount.publish(&pair.cert_pem, &pair.key_pem);
-        for f in ["tls.crt", "tls.key"] {
-            std::os::unix::fs::symlink(format!("..data/{f}"), mount.dir.path().join(f)).unwrap();
-        }
-        mount
+        SecretMount(crate::support::kubelet::Volume::new(&[
+            ("tls.crt", pair.cert_pem.as_bytes()),
+            ("tls.key", pair.key_pem.as_bytes()),
+        ]))
     }
 
     fn publish(&mut self, cert_pem: &str, key_pem: &str) {
-        self.version += 1;
-        let version = format!("..v{}", self.version);
-        let target = self.dir.path().join(&version);
-        std::fs::create_dir(&target).unwrap();
-        std::fs::write(target.join("tls.crt"), cert_pem).unwrap();
-        std::fs::write(target.join("tls.key"), key_pem).unwrap();
-        let tmp = self.dir.path().join("..data_tmp");
-        std::os::unix::fs::symlink(&version, &tmp).unwrap();
-        std::fs::rename(&tmp, self.dir.path().join("..data")).unwrap();
+        self.0.publish(&[
+            ("tls.crt", cert_pem.as_bytes()),
+            ("tls.key", key_pem.as_bytes()),
+        ]);
     }
 
     fn yaml(&self) -> String {
         format!(
             "      certificates:\n{}",
-            pair_yaml(
-                &self.dir.path().join("tls.crt"),
-                &self.dir.path().join("tls.key")
-            )
+            pair_yaml(&self.0.path("tls.crt"), &self.0.path("tls.key"))
         )
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod gateway;
 pub mod keyserver;
+pub mod kubelet;
 pub mod logs;
 pub mod process;
 pub mod redis;

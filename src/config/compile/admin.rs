@@ -58,11 +58,10 @@ pub(super) fn compile_admin_token(
             );
             return None;
         }
-        (Some(file), None) => match inputs
-            .src
-            .read(&inputs.path(&file.value))
-            .map(String::from_utf8)
-        {
+        (Some(file), None) => match inputs.src.read(&inputs.path(&file.value)).map(|bytes| {
+            cx.watch(inputs.path(&file.value), &bytes);
+            String::from_utf8(bytes)
+        }) {
             Ok(Ok(t)) => (t.trim().to_owned(), file, "admin.token_file"),
             Ok(Err(_)) => {
                 cx.error(

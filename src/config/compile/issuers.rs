@@ -158,7 +158,7 @@ pub(super) fn compile_key_source(
             cx.warn(
                 issuer_at,
                 format!("{path}.jwks_refresh"),
-                "ignored: a jwks_file is read once",
+                "ignored: a jwks_file is re-read when its content changes, with gateway.yaml",
             );
         }
         let keys = load_jwks_file(cx, path, file, inputs, algorithms)?;
@@ -335,6 +335,7 @@ pub(super) fn load_jwks_file(
             return None;
         }
     };
+    cx.watch(full.clone(), &bytes);
     let (keys, key_errors) = match KeySet::from_jwks_json(&bytes) {
         Ok(v) => v,
         Err(e) => {

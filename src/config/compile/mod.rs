@@ -109,9 +109,15 @@ impl Inputs<'_> {
 struct Ctx {
     errors: Vec<ConfigError>,
     warnings: Vec<ConfigError>,
+    /// Files read to compile that nothing else watches: [`Snapshot::watched_files`].
+    watched: Vec<(std::path::PathBuf, u64)>,
 }
 
 impl Ctx {
+    /// Remember that the snapshot holds what `path` contained: `bytes`, as read.
+    fn watch(&mut self, path: std::path::PathBuf, bytes: &[u8]) {
+        self.watched.push((path, crate::reload::bytes_hash(bytes)));
+    }
     fn error(&mut self, at: Location, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(ConfigError::at(at, path, message));
     }
@@ -141,10 +147,7 @@ pub fn compile(
 /// the source.
 pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, ConfigErrors> {
     let base_dir = inputs.base_dir;
-    let mut cx = Ctx {
-        errors: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut cx = Ctx::default();
 
     let listeners = compile_listeners(&mut cx, &file.listeners, &inputs);
     // Ids resolve by position in the file even when their entry has errors, so a broken issuer
@@ -380,6 +383,7 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
         token_cache: None,
         limits,
         meters: Vec::new(),
+        watched_files: std::mem::take(&mut cx.watched),
     };
     // The first snapshot compiled into these stores decides what the process starts with (and
     // creates the Redis mirror); a reload keeps that mirror.
