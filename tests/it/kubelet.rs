@@ -48,14 +48,20 @@ fn applied() -> ReloadOutcome {
 }
 
 async fn status(gw: &TestGateway, token: &str) -> u16 {
-    client()
-        .get(gw.url("/api/orders"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    status_of(gw, "/api/orders", token).await
+}
+
+/// A gateway reloading from `gateway.yaml` in a kubelet volume that also holds the fixture
+/// JWKS and `extra` files; with the content `gateway.yaml` has once the gateway's addresses are
+/// in it, to publish again.
+fn gateway_on_volume(yaml: &str, extra: &[(&str, &[u8])]) -> (Volume, TestGateway, Vec<u8>) {
+    let jwks = fixture_jwks().to_string().into_bytes();
+    let mut files = vec![("gateway.yaml", yaml.as_bytes()), ("jwks.json", &jwks[..])];
+    files.extend_from_slice(extra);
+    let volume = Volume::new(&files);
+    let gw = TestGateway::start_reloading(&volume.path("gateway.yaml"));
+    let yaml = volume.read("gateway.yaml");
+    (volume, gw, yaml)
 }
 
 /// The JWKS the gateway starts with, plus the second RSA key (`test-rsa-2`).
@@ -69,14 +75,8 @@ fn both_keys() -> Vec<u8> {
 #[tokio::test]
 async fn a_jwks_file_swap_is_picked_up_without_sighup_and_a_bad_one_keeps_the_last_good_keys() {
     let echo = echo_upstream().await;
-    let jwks = fixture_jwks().to_string().into_bytes();
-    let mut volume = Volume::new(&[
-        ("gateway.yaml", config(echo, false, false).as_bytes()),
-        ("jwks.json", &jwks),
-    ]);
-    let mut gw = TestGateway::start_reloading(&volume.path("gateway.yaml"));
-    let yaml = volume.read("gateway.yaml"); // with the addresses the gateway listens on
-                                            // Signed by the second key, which the mounted JWKS does not hold yet: RFC 6750 §3.1.
+    let (mut volume, mut gw, yaml) = gateway_on_volume(&config(echo, false, false), &[]);
+    // Signed by the second key, which the mounted JWKS does not hold yet: RFC 6750 §3.1.
     let token = Issuer::rsa_untrusted("test-rsa-2", &claims(""));
     assert_eq!(status(&gw, &token).await, 401);
 
@@ -103,13 +103,9 @@ async fn a_jwks_file_swap_is_picked_up_without_sighup_and_a_bad_one_keeps_the_la
 #[tokio::test]
 async fn a_gateway_yaml_swap_is_picked_up_and_an_invalid_one_keeps_the_last_good() {
     let echo = echo_upstream().await;
+    let (mut volume, mut gw, yaml) = gateway_on_volume(&config(echo, false, false), &[]);
+    let yaml = String::from_utf8(yaml).unwrap();
     let jwks = fixture_jwks().to_string().into_bytes();
-    let mut volume = Volume::new(&[
-        ("gateway.yaml", config(echo, false, false).as_bytes()),
-        ("jwks.json", &jwks),
-    ]);
-    let mut gw = TestGateway::start_reloading(&volume.path("gateway.yaml"));
-    let yaml = String::from_utf8(volume.read("gateway.yaml")).unwrap();
     let token = Issuer::rsa(&claims(""));
     assert_eq!(status(&gw, &token).await, 200);
 
@@ -141,13 +137,10 @@ async fn an_admin_token_file_swap_is_picked_up() {
     let echo = echo_upstream().await;
     let jwks = fixture_jwks().to_string().into_bytes();
     let (old, new) = ("old-admin-token-0123456789", "new-admin-token-9876543210");
-    let mut volume = Volume::new(&[
-        ("gateway.yaml", config(echo, true, false).as_bytes()),
-        ("jwks.json", &jwks),
-        ("admin-token", old.as_bytes()),
-    ]);
-    let mut gw = TestGateway::start_reloading(&volume.path("gateway.yaml"));
-    let yaml = volume.read("gateway.yaml");
+    let (mut volume, mut gw, yaml) = gateway_on_volume(
+        &config(echo, true, false),
+        &[("admin-token", old.as_bytes())],
+    );
     let url = gw.admin_url("/revocations");
     let list = |token: &'static str| client().get(&url).bearer_auth(token).send();
     assert_eq!(list(old).await.unwrap().status(), 200);
@@ -167,13 +160,10 @@ async fn an_admin_token_file_swap_is_picked_up() {
 async fn a_revocation_file_swap_is_picked_up() {
     let echo = echo_upstream().await;
     let jwks = fixture_jwks().to_string().into_bytes();
-    let mut volume = Volume::new(&[
-        ("gateway.yaml", config(echo, false, true).as_bytes()),
-        ("jwks.json", &jwks),
-        ("revoked.jsonl", b"# nobody yet\n"),
-    ]);
-    let mut gw = TestGateway::start_reloading(&volume.path("gateway.yaml"));
-    let yaml = volume.read("gateway.yaml");
+    let (mut volume, mut gw, yaml) = gateway_on_volume(
+        &config(echo, false, true),
+        &[("revoked.jsonl", b"# nobody yet\n")],
+    );
     let mut claims = claims("");
     claims["sub"] = "mallory".into();
     let token = Issuer::rsa(&claims);
