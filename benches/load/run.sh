@@ -28,7 +28,8 @@ UNIQUE_TOKENS=${UNIQUE_TOKENS:-120000}
 work=$(mktemp -d)
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # SIGINT: Pingora's fast shutdown (SIGTERM would wait out its grace period); nginx too.
+  for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$work"
 }
