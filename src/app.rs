@@ -205,7 +205,9 @@ impl Services {
                 (config::load_str_into(yaml, base_dir, &stores)?, None)
             }
         };
-        let Compiled { snapshot, warnings } = compiled;
+        let Compiled {
+            snapshot, warnings, ..
+        } = compiled;
         for w in &warnings {
             tracing::warn!("{w}");
         }
@@ -335,7 +337,9 @@ impl BackgroundService for Task {
 
 /// Load and compile the configuration, logging its warnings.
 pub fn load(path: &Path) -> Result<Snapshot, ConfigErrors> {
-    let Compiled { snapshot, warnings } = config::load(path)?;
+    let Compiled {
+        snapshot, warnings, ..
+    } = config::load(path)?;
     for w in &warnings {
         tracing::warn!(config = %path.display(), "{w}");
     }

@@ -43,6 +43,11 @@ pub enum Command {
         /// The gateway configuration (YAML).
         #[arg(short, long, default_value = "gateway.yaml")]
         config: PathBuf,
+        /// Also require the secrets (`admin.token_env`, `admin.token_file`,
+        /// `revocation.redis.url_env`) to be present, as `run` does. Without it, absent secrets
+        /// are listed as not checked, so CI can validate a ConfigMap without the Secrets.
+        #[arg(long)]
+        secrets: bool,
     },
     /// Explain how the gateway would answer one request: which route matches and why, each check
     /// of the token (signature, iss, alg, exp, nbf, iat, aud, scopes, revocation) with the exact

@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     portcullis::install_crypto_provider();
     match cli.command {
-        Command::Validate { config } => validate(&config),
+        Command::Validate { config, secrets } => validate(&config, secrets),
         Command::Run {
             config,
             upgrade,
@@ -62,11 +62,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn validate(path: &std::path::Path) -> ExitCode {
-    match config::load(path) {
+fn validate(path: &std::path::Path, secrets: bool) -> ExitCode {
+    let check = if secrets {
+        config::Secrets::Required
+    } else {
+        config::Secrets::Deferred
+    };
+    match config::load_checking(path, check) {
         Ok(compiled) => {
             for w in &compiled.warnings {
                 eprintln!("{}: warning: {w}", path.display());
+            }
+            for s in &compiled.unchecked_secrets {
+                eprintln!(
+                    "{}: secret not checked: {s} (portcullis validate --secrets requires it)",
+                    path.display()
+                );
             }
             println!("{}: valid", path.display());
             ExitCode::SUCCESS

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_saphyr::Location;
 
-pub use compile::Compiled;
+pub use compile::{Compiled, Secrets};
 
 /// One configuration problem, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +78,29 @@ pub fn parse(text: &str) -> Result<file::GatewayFile, ConfigErrors> {
 /// and tests; a running gateway compiles into its long-lived stores with [`load_into`]).
 pub fn load(path: &Path) -> Result<Compiled, ConfigErrors> {
     load_into(path, &crate::stores::Stores::default())
+}
+
+/// [`load`] with `secrets` deciding what an absent secret is: `validate` defers them (CI has no
+/// Secrets mounted) and lists them apart.
+pub fn load_checking(path: &Path, secrets: Secrets) -> Result<Compiled, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            line: None,
+            column: None,
+            path: String::new(),
+            message: format!("cannot read {}: {e}", path.display()),
+        }])
+    })?;
+    let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
+    compile::compile_with(
+        parse(&text)?,
+        compile::Inputs {
+            base_dir,
+            src: &crate::source::System,
+            stores: &crate::stores::Stores::default(),
+            secrets,
+        },
+    )
 }
 
 /// Read, parse and compile a configuration file; the snapshot refers to `stores`.

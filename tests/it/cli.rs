@@ -88,3 +88,43 @@ fn help_explains_each_command() {
         assert!(help.contains(command), "{help}");
     }
 }
+
+/// CI validates a ConfigMap without the Secrets mounted: absent secrets are listed as not
+/// checked (exit 0); `--secrets` requires them, as `run` does (exit 64).
+#[test]
+fn validate_defers_absent_secrets_unless_asked_to_check_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &path,
+        r#"listeners: [{ name: http, address: "127.0.0.1:8080" }]
+admin: { address: "127.0.0.1:9901", token_env: PORTCULLIS_TEST_UNSET_ADMIN_TOKEN }
+upstreams: [{ id: app, url: "http://127.0.0.1:9000" }]
+routes: [{ id: open, match: { path_prefix: / }, upstream: app, auth: public }]
+"#,
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        portcullis()
+            .args(["validate", "-c"])
+            .arg(&path)
+            .args(args)
+            .env_remove("PORTCULLIS_TEST_UNSET_ADMIN_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let deferred = run(&[]);
+    let stderr = String::from_utf8(deferred.stderr).unwrap();
+    assert_eq!(deferred.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("secret not checked: line 2, column 48: admin.token_env: the environment variable PORTCULLIS_TEST_UNSET_ADMIN_TOKEN is not set"),
+        "{stderr}"
+    );
+    let strict = run(&["--secrets"]);
+    let stderr = String::from_utf8(strict.stderr).unwrap();
+    assert_eq!(strict.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains("admin.token_env: the environment variable PORTCULLIS_TEST_UNSET_ADMIN_TOKEN is not set"),
+        "{stderr}"
+    );
+}

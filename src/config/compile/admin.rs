@@ -71,6 +71,14 @@ pub(super) fn compile_admin_token(
                 );
                 return None;
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                cx.missing_secret(
+                    file.referenced,
+                    "admin.token_file",
+                    format!("cannot read {}: {e}", file.value),
+                );
+                return None;
+            }
             Err(e) => {
                 cx.error(
                     file.referenced,
@@ -83,7 +91,7 @@ pub(super) fn compile_admin_token(
         (None, Some(env)) => match inputs.src.var(&env.value) {
             Some(t) => (t.trim().to_owned(), env, "admin.token_env"),
             None => {
-                cx.error(
+                cx.missing_secret(
                     env.referenced,
                     "admin.token_env",
                     format!("the environment variable {} is not set", env.value),

@@ -51,6 +51,8 @@ use values::*;
 pub struct Compiled {
     pub snapshot: Snapshot,
     pub warnings: Vec<ConfigError>,
+    /// The secrets that were absent, compiled with [`Secrets::Deferred`].
+    pub unchecked_secrets: Vec<ConfigError>,
 }
 
 /// Identity headers used when `identity.headers` is not given.
@@ -96,6 +98,20 @@ pub struct Inputs<'a> {
     /// The runtime state the snapshot refers to: remote keys and certificate stores are reused
     /// from it when unchanged.
     pub stores: &'a Stores,
+    /// Whether secrets that are absent here are errors ([`Secrets::Required`], to run) or only
+    /// noted ([`Secrets::Deferred`], for `validate` in CI, where Secrets are not mounted).
+    pub secrets: Secrets,
+}
+
+/// What an absent secret (`admin.token_env` unset, `admin.token_file` missing,
+/// `revocation.redis.url_env` unset) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Secrets {
+    /// An error: the gateway cannot run without it.
+    #[default]
+    Required,
+    /// Noted in [`Compiled::unchecked_secrets`]; the rest of the file is checked as usual.
+    Deferred,
 }
 
 impl Inputs<'_> {
@@ -111,6 +127,8 @@ struct Ctx {
     warnings: Vec<ConfigError>,
     /// Files read to compile that nothing else watches: [`Snapshot::watched_files`].
     watched: Vec<(std::path::PathBuf, u64)>,
+    secrets: Secrets,
+    unchecked_secrets: Vec<ConfigError>,
 }
 
 impl Ctx {
@@ -123,6 +141,15 @@ impl Ctx {
     }
     fn warn(&mut self, at: Location, path: impl Into<String>, message: impl Into<String>) {
         self.warnings.push(ConfigError::at(at, path, message));
+    }
+    /// A secret that is absent here: an error, or only noted when secrets are deferred.
+    fn missing_secret(&mut self, at: Location, path: impl Into<String>, message: String) {
+        match self.secrets {
+            Secrets::Required => self.error(at, path, message),
+            Secrets::Deferred => self
+                .unchecked_secrets
+                .push(ConfigError::at(at, path, message)),
+        }
     }
 }
 
@@ -139,6 +166,7 @@ pub fn compile(
             base_dir,
             src: &crate::source::System,
             stores,
+            secrets: Secrets::Required,
         },
     )
 }
@@ -147,7 +175,10 @@ pub fn compile(
 /// the source.
 pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, ConfigErrors> {
     let base_dir = inputs.base_dir;
-    let mut cx = Ctx::default();
+    let mut cx = Ctx {
+        secrets: inputs.secrets,
+        ..Ctx::default()
+    };
 
     let listeners = compile_listeners(&mut cx, &file.listeners, &inputs);
     // Ids resolve by position in the file even when their entry has errors, so a broken issuer
@@ -404,6 +435,7 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
     Ok(Compiled {
         snapshot,
         warnings: cx.warnings,
+        unchecked_secrets: cx.unchecked_secrets,
     })
 }
 
@@ -441,6 +473,7 @@ mod test_support {
             base_dir: Path::new(DIR),
             src,
             stores,
+            secrets: super::Secrets::Required,
         }
     }
 

@@ -43,7 +43,7 @@ pub(super) fn compile_redis(
         (None, Some(env)) => match inputs.src.var(&env.value) {
             Some(v) => (v.trim().to_owned(), env, "revocation.redis.url_env"),
             None => {
-                cx.error(
+                cx.missing_secret(
                     env.referenced,
                     "revocation.redis.url_env",
                     format!("the environment variable {} is not set", env.value),
