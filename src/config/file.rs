@@ -146,6 +146,10 @@ pub struct ListenerFile {
     /// HTTPS: without it the listener speaks plain HTTP.
     #[serde(default)]
     pub tls: Option<Spanned<ListenerTlsFile>>,
+    /// `behind_tls_terminator`: plain HTTP on a non-loopback address is intended (a mesh
+    /// sidecar, the node or a load balancer terminates TLS first).
+    #[serde(default)]
+    pub plaintext: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,6 +3,9 @@
 use super::*;
 use crate::stores::Certificates;
 
+/// `listeners[].plaintext`'s one value.
+const PLAINTEXT_INTENDED: &str = "behind_tls_terminator";
+
 pub(super) fn compile_listeners(
     cx: &mut Ctx,
     listeners: &Spanned<Vec<Spanned<ListenerFile>>>,
@@ -37,11 +40,34 @@ pub(super) fn compile_listeners(
                         format!("address {address} is used by another listener"),
                     );
                 }
-                if !address.ip().is_loopback() && l.tls.is_none() {
+                let intended = match &l.plaintext {
+                    None => false,
+                    Some(p) if p.value != PLAINTEXT_INTENDED => {
+                        cx.error(
+                            p.referenced,
+                            format!("{path}.plaintext"),
+                            format!(
+                                "\"{}\" is not a plaintext setting: the one value is {PLAINTEXT_INTENDED}",
+                                p.value
+                            ),
+                        );
+                        false
+                    }
+                    Some(p) if l.tls.is_some() => {
+                        cx.error(
+                            p.referenced,
+                            format!("{path}.plaintext"),
+                            "a listener with tls is not plain HTTP: remove one of the two",
+                        );
+                        false
+                    }
+                    Some(_) => true,
+                };
+                if !address.ip().is_loopback() && l.tls.is_none() && !intended {
                     cx.warn(
                         l.address.referenced,
                         format!("{path}.address"),
-                        "plain HTTP on a non-loopback address: tokens travel unencrypted",
+                        format!("plain HTTP on a non-loopback address: tokens travel unencrypted (if TLS ends before portcullis, say so: plaintext: {PLAINTEXT_INTENDED})"),
                     );
                 }
                 let tls = match &l.tls {
@@ -281,6 +307,43 @@ mod tests {
         let file: Spanned<Vec<Spanned<ListenerFile>>> = parse(yaml);
         let out = compile_listeners(&mut cx, &file, &inputs(src));
         (out, messages(&cx))
+    }
+
+    #[test]
+    fn intended_plain_http_is_said_by_name_not_by_a_silenced_warning() {
+        let src = Memory::new(NOW);
+        let warnings = |yaml: &str| {
+            let mut cx = Ctx::default();
+            let file: Spanned<Vec<Spanned<ListenerFile>>> = parse(yaml);
+            compile_listeners(&mut cx, &file, &inputs(&src));
+            assert_eq!(messages(&cx), Vec::<String>::new());
+            cx.warnings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        let plain = warnings(r#"[{ name: pod, address: "0.0.0.0:8080" }]"#);
+        assert_eq!(plain.len(), 1);
+        assert!(plain[0].contains("tokens travel unencrypted"), "{plain:?}");
+        assert!(
+            plain[0].contains("plaintext: behind_tls_terminator"),
+            "{plain:?}"
+        );
+        assert_eq!(
+            warnings(
+                r#"[{ name: pod, address: "0.0.0.0:8080", plaintext: behind_tls_terminator }]"#
+            ),
+            Vec::<String>::new()
+        );
+        let (_, errors) = listeners(
+            r#"[{ name: pod, address: "0.0.0.0:8080", plaintext: yes }]"#,
+            &src,
+        );
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].contains("listeners[0].plaintext: \"yes\" is not a plaintext setting"),
+            "{errors:?}"
+        );
     }
 
     #[test]
