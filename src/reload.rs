@@ -312,6 +312,11 @@ impl ReloadWatcher {
                 tracing::info!("a file the configuration reads changed: reloading");
             }
             if let Some(outcome) = self.reload_blocking(path).await {
+                // Only a refused change is remembered: after an applied one, the new snapshot's
+                // own hashes are what later content is compared with (a rollback counts).
+                if matches!(outcome, ReloadOutcome::Applied { .. }) {
+                    files_tried = None;
+                }
                 self.outcomes.send_replace(Some(outcome));
             }
         }

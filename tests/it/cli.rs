@@ -128,3 +128,30 @@ routes: [{ id: open, match: { path_prefix: / }, upstream: app, auth: public }]
         "{stderr}"
     );
 }
+
+/// A deferred Redis URL does not skip the rest of `revocation.redis`: a bad `key_prefix` still
+/// fails `validate`, as it would fail `run`.
+#[test]
+fn validate_still_checks_the_settings_around_a_deferred_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &path,
+        r#"listeners: [{ name: http, address: "127.0.0.1:8080" }]
+upstreams: [{ id: app, url: "http://127.0.0.1:9000" }]
+routes: [{ id: open, match: { path_prefix: / }, upstream: app, auth: public }]
+revocation: { redis: { url_env: PORTCULLIS_TEST_UNSET_REDIS_URL, key_prefix: "bad prefix!" } }
+"#,
+    )
+    .unwrap();
+    let out = portcullis()
+        .args(["validate", "-c"])
+        .arg(&path)
+        .env_remove("PORTCULLIS_TEST_UNSET_REDIS_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("revocation.redis.key_prefix"), "{stderr}");
+    assert!(stderr.contains("1 error(s)"), "{stderr}");
+}

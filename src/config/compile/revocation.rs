@@ -30,7 +30,9 @@ pub(super) fn compile_redis(
             "give revocation.state_file or revocation.redis, not both: with Redis, Redis is where admin-API revocations are kept",
         );
     }
-    let (url, at, path) = match (&redis.url, &redis.url_env) {
+    // `None`: a secret URL that is absent here and deferred (`validate`): the other settings
+    // are still checked.
+    let url = match (&redis.url, &redis.url_env) {
         (Some(_), Some(env)) => {
             cx.error(
                 env.referenced,
@@ -39,16 +41,16 @@ pub(super) fn compile_redis(
             );
             return None;
         }
-        (Some(url), None) => (url.value.clone(), url, "revocation.redis.url"),
+        (Some(url), None) => Some((url.value.clone(), url, "revocation.redis.url")),
         (None, Some(env)) => match inputs.src.var(&env.value) {
-            Some(v) => (v.trim().to_owned(), env, "revocation.redis.url_env"),
+            Some(v) => Some((v.trim().to_owned(), env, "revocation.redis.url_env")),
             None => {
                 cx.missing_secret(
                     env.referenced,
                     "revocation.redis.url_env",
                     format!("the environment variable {} is not set", env.value),
                 );
-                return None;
+                None
             }
         },
         (None, None) => {
@@ -56,7 +58,7 @@ pub(super) fn compile_redis(
             return None;
         }
     };
-    let client = match url.split_once("://").map(|(scheme, _)| scheme) {
+    let client = url.and_then(|(url, at, path)| match url.split_once("://").map(|(scheme, _)| scheme) {
         Some("redis") => match crate::revocation::mirror::client_with_keepalive(&url) {
             Ok(c) => Some(c),
             Err(_) => {
@@ -81,7 +83,7 @@ pub(super) fn compile_redis(
             );
             None
         }
-    };
+    });
     let duration = |cx: &mut Ctx, t: &Option<Text>, name: &str, default: Duration| match t {
         None => default,
         Some(t) => match parse_duration(cx, t, &format!("revocation.redis.{name}")) {
