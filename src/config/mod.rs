@@ -83,19 +83,11 @@ pub fn load(path: &Path) -> Result<Compiled, ConfigErrors> {
 /// [`load`] with `secrets` deciding what an absent secret is: `validate` defers them (CI has no
 /// Secrets mounted) and lists them apart.
 pub fn load_checking(path: &Path, secrets: Secrets) -> Result<Compiled, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            line: None,
-            column: None,
-            path: String::new(),
-            message: format!("cannot read {}: {e}", path.display()),
-        }])
-    })?;
-    let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let (text, base_dir) = read(path)?;
     compile::compile_with(
         parse(&text)?,
         compile::Inputs {
-            base_dir,
+            base_dir: &base_dir,
             src: &crate::source::System,
             stores: &crate::stores::Stores::default(),
             secrets,
@@ -105,6 +97,12 @@ pub fn load_checking(path: &Path, secrets: Secrets) -> Result<Compiled, ConfigEr
 
 /// Read, parse and compile a configuration file; the snapshot refers to `stores`.
 pub fn load_into(path: &Path, stores: &crate::stores::Stores) -> Result<Compiled, ConfigErrors> {
+    let (text, base_dir) = read(path)?;
+    load_str_into(&text, &base_dir, stores)
+}
+
+/// The file's text, and the directory its relative paths resolve against.
+fn read(path: &Path) -> Result<(String, std::path::PathBuf), ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             line: None,
@@ -114,7 +112,7 @@ pub fn load_into(path: &Path, stores: &crate::stores::Stores) -> Result<Compiled
         }])
     })?;
     let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
-    load_str_into(&text, base_dir, stores)
+    Ok((text, base_dir.to_path_buf()))
 }
 
 /// Parse and compile configuration text; relative paths resolve against `base_dir`.
