@@ -90,6 +90,13 @@ fn provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
+impl TlsError {
+    /// The file does not exist (a Secret not mounted yet, for `validate`).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, TlsError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
 /// Every certificate in a PEM file.
 pub fn read_certificates(
     src: &dyn Source,

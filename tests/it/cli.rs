@@ -97,7 +97,9 @@ fn validate_defers_absent_secrets_unless_asked_to_check_them() {
     let path = dir.path().join("gateway.yaml");
     std::fs::write(
         &path,
-        r#"listeners: [{ name: http, address: "127.0.0.1:8080" }]
+        r#"listeners:
+  - { name: http, address: "127.0.0.1:8080" }
+  - { name: https, address: "127.0.0.1:8443", tls: { certificates: [{ cert_file: tls/tls.crt, key_file: tls/tls.key }] } }
 admin: { address: "127.0.0.1:9901", token_env: PORTCULLIS_TEST_UNSET_ADMIN_TOKEN }
 upstreams: [{ id: app, url: "http://127.0.0.1:9000" }]
 routes: [{ id: open, match: { path_prefix: / }, upstream: app, auth: public }]
@@ -117,9 +119,17 @@ routes: [{ id: open, match: { path_prefix: / }, upstream: app, auth: public }]
     let stderr = String::from_utf8(deferred.stderr).unwrap();
     assert_eq!(deferred.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("secret not checked: line 2, column 48: admin.token_env: the environment variable PORTCULLIS_TEST_UNSET_ADMIN_TOKEN is not set"),
+        stderr.contains("secret not checked: line 4, column 48: admin.token_env: the environment variable PORTCULLIS_TEST_UNSET_ADMIN_TOKEN is not set"),
         "{stderr}"
     );
+    // TLS material comes from a Secret too: absent files are deferred, not errors.
+    for field in ["cert_file", "key_file"] {
+        assert!(
+            stderr.contains("secret not checked: line 3, ")
+                && stderr.contains(&format!(".{field}: cannot read ")),
+            "{field}: {stderr}"
+        );
+    }
     let strict = run(&["--secrets"]);
     let stderr = String::from_utf8(strict.stderr).unwrap();
     assert_eq!(strict.status.code(), Some(64), "{stderr}");
@@ -127,6 +137,7 @@ routes: [{ id: open, match: { path_prefix: / }, upstream: app, auth: public }]
         stderr.contains("admin.token_env: the environment variable PORTCULLIS_TEST_UNSET_ADMIN_TOKEN is not set"),
         "{stderr}"
     );
+    assert!(stderr.contains("3 error(s)"), "{stderr}");
 }
 
 /// A deferred Redis URL does not skip the rest of `revocation.redis`: a bad `key_prefix` still

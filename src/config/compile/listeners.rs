@@ -148,22 +148,28 @@ pub(super) fn compile_listener_tls(
                     .collect()
             }),
         };
-        // Report the cert file's own problems at cert_file, the key's at key_file.
-        if let Err(e) = crate::tls::read_certificates(inputs.src, &files.cert_file) {
-            cx.error(
-                c.cert_file.referenced,
-                format!("{at}.cert_file"),
-                e.to_string(),
-            );
-            ok = false;
-            continue;
+        // Report the cert file's own problems at cert_file, the key's at key_file. An absent
+        // file is a secret not mounted yet (a Kubernetes Secret): `validate` lists it apart.
+        let cert = crate::tls::read_certificates(inputs.src, &files.cert_file).map(|_| ());
+        let key = crate::tls::read_key(inputs.src, &files.key_file).map(|_| ());
+        let mut readable = true;
+        for (result, referenced, field) in [
+            (cert, c.cert_file.referenced, "cert_file"),
+            (key, c.key_file.referenced, "key_file"),
+        ] {
+            match result {
+                Ok(()) => {}
+                Err(e @ crate::tls::TlsError::Read { .. }) if e.is_not_found() => {
+                    cx.missing_secret(referenced, format!("{at}.{field}"), e.to_string());
+                    readable = false;
+                }
+                Err(e) => {
+                    cx.error(referenced, format!("{at}.{field}"), e.to_string());
+                    readable = false;
+                }
+            }
         }
-        if let Err(e) = crate::tls::read_key(inputs.src, &files.key_file) {
-            cx.error(
-                c.key_file.referenced,
-                format!("{at}.key_file"),
-                e.to_string(),
-            );
+        if !readable {
             ok = false;
             continue;
         }
