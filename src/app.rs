@@ -14,7 +14,7 @@ use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
 use crate::config::{self, Compiled, ConfigErrors};
-use crate::drain::{exit_when_drained, InFlight};
+use crate::drain::{exit_when_drained, InFlight, Signals};
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::reload::{Refreshers, ReloadOutcome, ReloadWatcher};
@@ -140,6 +140,20 @@ pub fn admin_service(snapshots: Arc<SnapshotHolder>, metrics: Metrics) -> Servic
     service
 }
 
+/// The probes service (`/metrics`, `/healthz`, `/readyz`, no API) on `admin.probes_address`.
+pub fn probes_service(
+    snapshots: Arc<SnapshotHolder>,
+    metrics: Metrics,
+) -> Option<Service<AdminApp>> {
+    let address = snapshots.current().probes_address?;
+    let mut service = Service::new(
+        "portcullis probes".to_owned(),
+        AdminApp::probes(snapshots, metrics),
+    );
+    service.add_tcp(&address.to_string());
+    Some(service)
+}
+
 /// Where the configuration comes from.
 pub enum ConfigFrom {
     /// A file, watched and reloaded on change and on SIGHUP.
@@ -183,6 +197,8 @@ pub struct Services {
     pub in_flight: Arc<InFlight>,
     pub proxy: Service<HttpProxy<Gateway>>,
     pub admin: Service<AdminApp>,
+    /// The probes listener, when `admin.probes_address` is set.
+    pub probes: Option<Service<AdminApp>>,
     /// Background tasks, each run until shutdown: the reload watcher (with the key refreshers,
     /// revocation purge and revocation file), the certificate watcher, the Redis mirror.
     pub tasks: Vec<Task>,
@@ -245,6 +261,7 @@ impl Prepared {
             conf,
         )?;
         let admin = admin_service(Arc::clone(&snapshots), metrics.clone());
+        let probes = probes_service(Arc::clone(&snapshots), metrics.clone());
         let (outcomes, reloads) = watch::channel(None);
         let (revocation_loads, revocation_file_loads) = watch::channel(None);
         let watcher = ReloadWatcher {
@@ -289,6 +306,7 @@ impl Prepared {
             in_flight,
             proxy,
             admin,
+            probes,
             tasks,
             reloads,
             revocation_file_loads,
@@ -359,7 +377,10 @@ pub fn run(config_path: &Path, upgrade: bool, upgrade_sock: Option<&Path>) -> Re
         let scheme = if l.tls.is_some() { "https" } else { "http" };
         tracing::info!(listener = %l.name, address = %l.address, scheme, "listening");
     }
-    tracing::info!(address = %snapshot.admin_address, "admin endpoints: /metrics /healthz /readyz");
+    tracing::info!(address = %snapshot.admin_address, "admin endpoints: /metrics /healthz /readyz /revocations");
+    if let Some(address) = snapshot.probes_address {
+        tracing::info!(%address, "probe endpoints: /metrics /healthz /readyz");
+    }
     let opt = pingora::server::configuration::Opt {
         upgrade,
         ..Default::default()
@@ -377,10 +398,18 @@ pub fn run(config_path: &Path, upgrade: bool, upgrade_sock: Option<&Path>) -> Re
     );
     server.add_service(services.proxy);
     server.add_service(services.admin);
+    if let Some(probes) = services.probes {
+        server.add_service(probes);
+    }
     for task in services.tasks {
         server.add_service(background_service(task.name, task));
     }
-    server.run(RunArgs::default());
+    server.run(RunArgs {
+        shutdown_signal: Box::new(Signals {
+            in_flight: services.in_flight,
+            snapshots: services.snapshots,
+        }),
+    });
     Ok(())
 }
 
@@ -499,11 +528,15 @@ fn fetch_remote_state_once(snapshot: &Snapshot) -> Result<(), RunError> {
 /// Pingora panics when a listener cannot bind; find out first and say which one.
 fn check_listeners_free(snapshot: &Snapshot) -> Result<(), RunError> {
     let admin = ("admin".to_owned(), snapshot.admin_address);
+    let probes = snapshot
+        .probes_address
+        .map(|address| ("probes".to_owned(), address));
     let all = snapshot
         .listeners
         .iter()
         .map(|l| (l.name.clone(), l.address))
-        .chain(std::iter::once(admin));
+        .chain(std::iter::once(admin))
+        .chain(probes);
     for (name, address) in all {
         std::net::TcpListener::bind(address).map_err(|source| RunError::Bind {
             name,

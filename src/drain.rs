@@ -1,21 +1,29 @@
-//! Graceful shutdown: count in-flight requests, and once Pingora has stopped accepting (its
-//! grace period), exit as soon as the last one finishes instead of sleeping out the period.
-//!
-//! Pingora's graceful terminate closes the listeners, sleeps the whole `grace_period_seconds`,
-//! then drops every task. The grace period is therefore the longest a request may take to drain;
-//! [`exit_when_drained`] makes the common case (nothing or little in flight) fast.
+//! Graceful shutdown, in three steps:
+//! 1. **Drain** ([`Signals`]): on `SIGTERM` the gateway keeps accepting for
+//!    `shutdown.drain_delay` (the time a load balancer or Kubernetes takes to stop sending), and
+//!    every HTTP/1 response says `Connection: close`, so each client moves to a new connection
+//!    after its current request instead of reusing one that is about to close. A `SIGQUIT`
+//!    upgrade drains the same way while both processes accept on the handed-over sockets.
+//! 2. **Close**: Pingora closes the listeners; HTTP/2 connections get `GOAWAY` and idle HTTP/1
+//!    connections are closed.
+//! 3. **Wait** ([`exit_when_drained`]): Pingora sleeps the whole `grace_period_seconds`, then drops
+//!    every task; the process exits as soon as the last in-flight request finishes instead.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use pingora::server::ExecutionPhase;
+use pingora::server::{ExecutionPhase, ShutdownSignal, ShutdownSignalWatch};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::broadcast;
 
-/// The number of requests being served.
+use crate::snapshot::SnapshotHolder;
+
+/// The number of requests being served, and whether the gateway is draining.
 #[derive(Debug, Default)]
 pub struct InFlight {
     count: AtomicUsize,
+    draining: AtomicBool,
     lock: Mutex<()>,
     idle: Condvar,
 }
@@ -32,6 +40,16 @@ impl InFlight {
 
     pub fn count(&self) -> usize {
         self.count.load(Ordering::Acquire)
+    }
+
+    /// From now on every response closes its connection.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether responses must close their connection (a drain has begun).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     /// Block until no request is in flight.
@@ -52,6 +70,67 @@ impl Drop for InFlightGuard {
         if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
             let _lock = self.0.lock.lock();
             self.0.idle.notify_all();
+        }
+    }
+}
+
+/// Pingora's shutdown signals, with the drain in front: `SIGTERM` starts draining and ends the
+/// wait for a signal only after the current snapshot's `shutdown.drain_delay` (a `SIGINT` meanwhile
+/// still stops at once); `SIGQUIT` starts draining and hands the sockets over at once (Pingora then
+/// keeps accepting beside the new process for a few seconds); `SIGINT` is a fast shutdown.
+pub struct Signals {
+    pub in_flight: Arc<InFlight>,
+    pub snapshots: Arc<SnapshotHolder>,
+}
+
+/// A signal stream, or `None` (logged) if it cannot be installed: that signal is then ignored.
+fn listen(kind: SignalKind, name: &str) -> Option<Signal> {
+    match signal(kind) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(signal = name, error = %e, "cannot handle this signal");
+            None
+        }
+    }
+}
+
+/// The next delivery of `signal`; never, when it could not be installed.
+async fn next(signal: &mut Option<Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+#[async_trait::async_trait]
+impl ShutdownSignalWatch for Signals {
+    async fn recv(&self) -> ShutdownSignal {
+        let mut quit = listen(SignalKind::quit(), "SIGQUIT");
+        let mut terminate = listen(SignalKind::terminate(), "SIGTERM");
+        let mut interrupt = listen(SignalKind::interrupt(), "SIGINT");
+        tokio::select! {
+            _ = next(&mut quit) => {
+                self.in_flight.start_draining();
+                tracing::info!("SIGQUIT: handing the listening sockets over; every response now closes its connection");
+                ShutdownSignal::GracefulUpgrade
+            }
+            _ = next(&mut terminate) => {
+                self.in_flight.start_draining();
+                let delay = self.snapshots.current().drain_delay;
+                tracing::info!(
+                    drain_delay_ms = delay.as_millis() as u64,
+                    "SIGTERM: draining; still accepting until the drain delay ends, every response now closes its connection"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = next(&mut interrupt) => return ShutdownSignal::FastShutdown,
+                }
+                tracing::info!("drain delay over; closing the listeners");
+                ShutdownSignal::GracefulTerminate
+            }
+            _ = next(&mut interrupt) => ShutdownSignal::FastShutdown,
         }
     }
 }

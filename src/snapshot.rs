@@ -30,8 +30,10 @@ pub struct Snapshot {
     /// Which client headers are stripped and whose forwarding headers are believed.
     pub forwarding: crate::forwarding::ForwardingPolicy,
     pub limits: Limits,
-    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    /// Where `/metrics`, `/healthz`, `/readyz` and the admin API are served.
     pub admin_address: SocketAddr,
+    /// `admin.probes_address`: where `/metrics`, `/healthz` and `/readyz` alone are also served.
+    pub probes_address: Option<SocketAddr>,
     /// The admin API's bearer token; `None` disables the API (revocations).
     pub admin_token: Option<Secret>,
     /// Expiry of revocation entries that do not carry their token's `exp`.
@@ -42,6 +44,9 @@ pub struct Snapshot {
     pub revocation_file: Option<std::path::PathBuf>,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// How long to keep accepting after SIGTERM, answering with `Connection: close`, before
+    /// the listeners close (read from the current snapshot when the signal arrives).
+    pub drain_delay: Duration,
     /// `revocation.redis`: share revocations between replicas through Redis.
     pub revocation_redis: Option<crate::revocation::mirror::RedisSettings>,
     /// The revocation list: runtime state, the one of the [`crate::stores::Stores`] this

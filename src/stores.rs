@@ -51,6 +51,7 @@ pub struct StartSettings {
     /// Name, address and TLS of each listener.
     pub listeners: Vec<(String, SocketAddr, bool)>,
     pub admin_address: SocketAddr,
+    pub probes_address: Option<SocketAddr>,
     pub revocation_file: Option<PathBuf>,
     pub revocation_state_file: Option<PathBuf>,
     pub revocation_redis: Option<RedisSettings>,
@@ -67,6 +68,7 @@ impl StartSettings {
                 .map(|l| (l.name.clone(), l.address, l.tls.is_some()))
                 .collect(),
             admin_address: snapshot.admin_address,
+            probes_address: snapshot.probes_address,
             revocation_file: snapshot.revocation_file.clone(),
             revocation_state_file: snapshot.revocation_state_file.clone(),
             revocation_redis: snapshot.revocation_redis.clone(),
@@ -85,6 +87,10 @@ impl StartSettings {
         };
         differs(self.listeners != new.listeners, "listeners");
         differs(self.admin_address != new.admin_address, "admin.address");
+        differs(
+            self.probes_address != new.probes_address,
+            "admin.probes_address",
+        );
         differs(
             self.revocation_file != new.revocation_file,
             "revocation.file",
@@ -340,6 +346,7 @@ mod tests {
         StartSettings {
             listeners: vec![("web".to_owned(), "127.0.0.1:8080".parse().unwrap(), false)],
             admin_address: "127.0.0.1:9901".parse().unwrap(),
+            probes_address: None,
             revocation_file: None,
             revocation_state_file: None,
             revocation_redis: redis.then(|| RedisSettings {

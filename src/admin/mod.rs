@@ -1,5 +1,6 @@
 //! The admin listener: `/metrics`, `/healthz`, `/readyz` and the revocations API ([`revocations`]).
-//! It listens on `admin.address`, never on a public listener.
+//! It listens on `admin.address`, never on a public listener. The probes listener
+//! (`admin.probes_address`) is the same app without the API: read-only, for the pod IP.
 
 pub mod revocations;
 
@@ -18,11 +19,27 @@ use crate::snapshot::{Snapshot, SnapshotHolder};
 pub struct AdminApp {
     snapshots: Arc<SnapshotHolder>,
     metrics: Metrics,
+    /// Whether `/revocations` is served: on the admin listener, never on the probes listener.
+    api: bool,
 }
 
 impl AdminApp {
+    /// The admin listener: the probes, the metrics and the API.
     pub fn new(snapshots: Arc<SnapshotHolder>, metrics: Metrics) -> Self {
-        AdminApp { snapshots, metrics }
+        AdminApp {
+            snapshots,
+            metrics,
+            api: true,
+        }
+    }
+
+    /// The probes listener: `/healthz`, `/readyz` and `/metrics`, nothing that changes state.
+    pub fn probes(snapshots: Arc<SnapshotHolder>, metrics: Metrics) -> Self {
+        AdminApp {
+            snapshots,
+            metrics,
+            api: false,
+        }
     }
 }
 
@@ -104,6 +121,9 @@ impl ServeHttp for AdminApp {
         let snapshot = self.snapshots.current();
         let path = session.req_header().uri.path().to_owned();
         let method = session.req_header().method.clone();
+        if !self.api && !matches!(path.as_str(), "/metrics" | "/healthz" | "/readyz") {
+            return respond(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec());
+        }
         if path == "/revocations" {
             let body = match read_body(session).await {
                 Ok(b) => b,

@@ -122,7 +122,13 @@ pub struct LoggingFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShutdownFile {
-    pub grace_period: Text,
+    /// After the listeners close, how long in-flight requests may take.
+    #[serde(default)]
+    pub grace_period: Option<Text>,
+    /// After SIGTERM, how long to keep accepting (answering with `Connection: close`) before
+    /// the listeners close: the time the load balancer or Kubernetes takes to stop sending.
+    #[serde(default)]
+    pub drain_delay: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +136,10 @@ pub struct ShutdownFile {
 pub struct AdminFile {
     #[serde(default)]
     pub address: Option<Text>,
+    /// A second listener serving only `/healthz`, `/readyz` and `/metrics` (read-only), for
+    /// kubelet probes and scrapes on the pod IP while the admin API stays on `address`.
+    #[serde(default)]
+    pub probes_address: Option<Text>,
     /// A file holding the bearer token of the admin API (revocations).
     #[serde(default)]
     pub token_file: Option<Text>,

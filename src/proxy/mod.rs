@@ -90,6 +90,15 @@ impl Gateway {
             in_flight,
         }
     }
+
+    /// During a drain, the response closes its connection (`Connection: close`), so the client
+    /// sends its next request on a new one ([`crate::drain`]). HTTP/2 gets `GOAWAY` when the
+    /// listeners close.
+    fn close_if_draining(&self, session: &mut Session) {
+        if self.in_flight.is_draining() {
+            session.set_keepalive(None);
+        }
+    }
 }
 
 #[async_trait]
@@ -101,6 +110,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        self.close_if_draining(session);
         ctx.request_id = crate::request_id::from_request(&session.req_header().headers);
         match self.admit(session, ctx).await {
             Ok(()) => Ok(false),
@@ -138,10 +148,12 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut pingora::http::ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // A drain may have begun while the upstream was answering.
+        self.close_if_draining(session);
         ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
         // The client gets the id the gateway used, whatever the upstream answered.
         upstream_response.insert_header(crate::request_id::HEADER, ctx.request_id.as_str())?;
@@ -154,6 +166,7 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
+        self.close_if_draining(session);
         respond::fail(session, e, ctx).await
     }
 

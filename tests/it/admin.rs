@@ -201,3 +201,66 @@ async fn readyz_flips_when_issuer_keys_load_and_key_fetches_are_counted() {
         ) >= 0.0
     );
 }
+
+/// `admin.probes_address`: kubelet and Prometheus reach `/healthz`, `/readyz` and `/metrics` on
+/// the pod IP while the admin API stays on the private admin listener. Nothing that changes state
+/// is served there, even with the right token.
+#[tokio::test]
+async fn the_probes_listener_serves_probes_and_metrics_but_never_the_admin_api() {
+    use crate::support::revocations::{with_admin, ADMIN_TOKEN};
+    let echo = echo_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = with_admin(
+        &format!(
+            r#"listeners: [{{ name: t, address: "{{listen}}" }}]
+upstreams: [{{ id: e, url: "http://{echo}" }}]
+routes: [{{ id: r, match: {{ path_prefix: / }}, upstream: e, auth: public }}]"#
+        ),
+        dir.path(),
+        "",
+    )
+    .replace("admin: {", "admin: { probes_address: \"{probes}\",");
+    let gw = TestGateway::start(&yaml);
+    let probes = gw.probes.expect("a probes listener");
+    let get = |path: &str| client().get(format!("http://{probes}{path}")).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    let ready = get("/readyz").await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        ready.json::<serde_json::Value>().await.unwrap()["ready"],
+        true
+    );
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("portcullis_"), "{metrics}");
+
+    let entry = json!({"type": "jti", "jti": "from-the-pod-network", "exp": 4_000_000_000u64});
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::POST,
+        reqwest::Method::DELETE,
+    ] {
+        let resp = client()
+            .request(method.clone(), format!("http://{probes}/revocations"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&entry)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            404,
+            "{method} /revocations on the probes listener"
+        );
+    }
+    assert_eq!(get("/").await.unwrap().status(), 404);
+    // The same write is accepted on the admin listener, so the 404s above are the listener's
+    // doing, not a bad request.
+    let resp = client()
+        .post(gw.admin_url("/revocations"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&entry)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+}

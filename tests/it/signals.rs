@@ -3,6 +3,7 @@
 //! the configuration is reloaded at once. The binary runs on sockets the test bound and handed
 //! over; the test waits on the binary's log lines, never on time.
 
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -94,6 +95,124 @@ routes: [{{ id: r, match: {{ path_prefix: / }}, upstream: e, auth: public }}]
     assert!(after.contains(applied), "{after}");
     let resp = client()
         .get(format!("http://{}/x", gw.listen))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+/// The configuration of the drain tests: `/slow` waits at the gated upstream, the rest echoes.
+fn two_upstreams(
+    echo: std::net::SocketAddr,
+    gated: std::net::SocketAddr,
+    shutdown: &str,
+) -> String {
+    format!(
+        r#"listeners: [{{ name: t, address: "{{listen}}" }}]
+admin: {{ address: "{{admin}}" }}
+shutdown: {shutdown}
+upstreams: [{{ id: echo, url: "http://{echo}" }}, {{ id: gated, url: "http://{gated}" }}]
+routes:
+  - {{ id: slow, match: {{ path_prefix: /slow }}, upstream: gated, auth: public }}
+  - {{ id: load, match: {{ path_prefix: / }}, upstream: echo, auth: public }}
+"#
+    )
+}
+
+/// A rolling update sends SIGTERM while the load balancer still routes to the pod. During
+/// `shutdown.drain_delay` the gateway keeps accepting, and every response says
+/// `Connection: close` (RFC 9112 §9.6), so kept-alive clients move to a new connection after
+/// their current request instead of reusing one the gateway is about to close. Under a
+/// keep-alive load nothing fails, and a request in flight when the listeners close finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_a_keep_alive_load_without_a_failed_request() {
+    let echo = echo_upstream().await;
+    let mut gated = gated_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The delay only has to outlast the 300 requests below; the test waits on counts and logs.
+    let yaml = two_upstreams(echo, gated.addr, "{ grace_period: 30s, drain_delay: 5s }");
+    let mut gw = GatewayProcess::start(&yaml, dir.path()).await;
+    let listen = gw.listen;
+
+    let load = load::Load::start(listen, "/load", 8);
+    load.wait_for_more(200).await;
+    assert_eq!(
+        load.stats.closed.load(SeqCst),
+        0,
+        "kept alive before the drain"
+    );
+    let slow = tokio::spawn(client().get(format!("http://{listen}/slow")).send());
+    gated.arrived.recv().await.unwrap();
+
+    gw.signal("-TERM");
+    gw.wait_for_log("SIGTERM: draining").await;
+    load.mark_draining();
+    load.wait_for_more(300).await;
+    let stats = load.stop().await;
+    assert_eq!(
+        stats.failed.load(SeqCst),
+        0,
+        "failed requests: {:?}",
+        stats.errors.lock()
+    );
+    assert!(stats.after_drain.load(SeqCst) >= 300);
+    assert_eq!(
+        stats.kept_alive_after_drain.load(SeqCst),
+        0,
+        "a response during the drain kept its connection open"
+    );
+
+    // Then the listeners close, and the request in flight still completes.
+    gw.wait_for_log("drain delay over; closing the listeners")
+        .await;
+    gw.wait_for_log(&format!("Shutting down {listen}")).await;
+    gated.release.send(true).unwrap();
+    let resp = slow.await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "released");
+    let (status, _) = gw.remaining_logs_until_exit().await;
+    assert!(status.success(), "exit status {status:?}");
+}
+
+/// A binary upgrade (`run --upgrade`, then `SIGQUIT` to the old process) under a keep-alive load:
+/// the old process answers with `Connection: close` while both accept on the handed-over
+/// sockets, then stops; not one request fails, and the new process serves the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigquit_upgrade_under_keep_alive_load_fails_no_request() {
+    let echo = echo_upstream().await;
+    let gated = gated_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = two_upstreams(echo, gated.addr, "{ grace_period: 30s }");
+    let old = GatewayProcess::start(&yaml, dir.path()).await;
+
+    let load = load::Load::start(old.listen, "/load", 8);
+    load.wait_for_more(200).await;
+    let new = old.take_over().await;
+    old.signal("-QUIT");
+    // The old process exits once it has handed over, stopped accepting and drained.
+    let (status, old_logs) = old.remaining_logs_until_exit().await;
+    assert!(status.success(), "old exit status {status:?}");
+    assert!(
+        old_logs
+            .iter()
+            .any(|l| l.contains("SIGQUIT: handing the listening sockets over")),
+        "{old_logs:?}"
+    );
+    // Only the new process is left to answer these.
+    load.wait_for_more(200).await;
+    let stats = load.stop().await;
+    assert_eq!(
+        stats.failed.load(SeqCst),
+        0,
+        "failed requests: {:?}",
+        stats.errors.lock()
+    );
+    assert!(
+        stats.closed.load(SeqCst) > 0,
+        "the old process never asked a client to move"
+    );
+    let resp = client()
+        .get(format!("http://{}/after", new.listen))
         .send()
         .await
         .unwrap();

@@ -20,6 +20,8 @@ use super::*;
 pub struct TestGateway {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
+    /// The probes listener, when the YAML has a `{probes}` placeholder.
+    pub probes: Option<SocketAddr>,
     pub metrics: portcullis::metrics::Metrics,
     pub snapshots: Arc<SnapshotHolder>,
     /// Reload outcomes, when started with [`TestGateway::start_reloading`].
@@ -35,40 +37,38 @@ impl TestGateway {
     /// Start a gateway on `yaml`, where `{listen}` is replaced by the listener address.
     /// Relative paths resolve against `tests/fixtures`.
     pub fn start(yaml: &str) -> TestGateway {
-        let (listener, addr) = bind_free();
-        let (admin_listener, admin) = bind_free();
-        let yaml = with_addresses(yaml, addr, admin);
+        let sockets = Sockets::bind(yaml);
+        let yaml = sockets.fill_in(yaml);
         Self::run(
             portcullis::app::ConfigFrom::Text {
                 yaml,
                 base_dir: fixtures(),
             },
-            (listener, addr),
-            (admin_listener, admin),
+            sockets,
         )
     }
 
     /// Start a gateway on the config file `path`, reloading it when its content changes.
-    /// `{listen}` and `{admin}` in the file are replaced (in place) by the listener addresses.
+    /// `{listen}`, `{admin}` and `{probes}` in the file are replaced (in place) by the listener
+    /// addresses.
     pub fn start_reloading(path: &std::path::Path) -> TestGateway {
-        let (listener, addr) = bind_free();
-        let (admin_listener, admin) = bind_free();
-        let yaml = with_addresses(&std::fs::read_to_string(path).unwrap(), addr, admin);
-        std::fs::write(path, yaml).unwrap();
+        let yaml = std::fs::read_to_string(path).unwrap();
+        let sockets = Sockets::bind(&yaml);
+        std::fs::write(path, sockets.fill_in(&yaml)).unwrap();
         Self::run(
             portcullis::app::ConfigFrom::File(path.to_path_buf()),
-            (listener, addr),
-            (admin_listener, admin),
+            sockets,
         )
     }
 
     /// The production bootstrap (`Services::prepare` and `build`), with the sockets handed over
     /// by fd and the tasks spawned on a runtime of its own.
-    fn run(
-        from: portcullis::app::ConfigFrom,
-        (listener, addr): (std::net::TcpListener, SocketAddr),
-        (admin_listener, admin): (std::net::TcpListener, SocketAddr),
-    ) -> TestGateway {
+    fn run(from: portcullis::app::ConfigFrom, sockets: Sockets) -> TestGateway {
+        let Sockets {
+            listen: (listener, addr),
+            admin: (admin_listener, admin),
+            probes,
+        } = sockets;
         portcullis::install_crypto_provider();
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -89,6 +89,7 @@ impl TestGateway {
             metrics,
             mut proxy,
             admin: mut admin_service,
+            probes: probes_service,
             tasks,
             reloads,
             revocation_file_loads,
@@ -99,6 +100,10 @@ impl TestGateway {
         let mut fds = Fds::new();
         fds.add(addr.to_string(), listener.into_raw_fd());
         fds.add(admin.to_string(), admin_listener.into_raw_fd());
+        let probes_address = probes.as_ref().map(|(_, a)| *a);
+        if let Some((probes_listener, probes)) = probes {
+            fds.add(probes.to_string(), probes_listener.into_raw_fd());
+        }
         let fds = Arc::new(parking_lot::Mutex::new(fds));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let thread = std::thread::spawn(move || {
@@ -118,12 +123,21 @@ impl TestGateway {
                         .start_service(Some(admin_fds), admin_shutdown, 1)
                         .await
                 });
+                if let Some(mut probes_service) = probes_service {
+                    let (probes_fds, probes_shutdown) = (Arc::clone(&fds), shutdown_rx.clone());
+                    tokio::spawn(async move {
+                        probes_service
+                            .start_service(Some(probes_fds), probes_shutdown, 1)
+                            .await
+                    });
+                }
                 proxy.start_service(Some(fds), shutdown_rx, 1).await;
             });
         });
         TestGateway {
             addr,
             admin,
+            probes: probes_address,
             metrics,
             snapshots,
             reloads,
@@ -173,15 +187,38 @@ pub async fn status_of(gw: &TestGateway, path: &str, token: &str) -> u16 {
         .as_u16()
 }
 
-/// `{listen}` and `{admin}` replaced; an `admin` section added when the YAML has none.
-fn with_addresses(yaml: &str, addr: SocketAddr, admin: SocketAddr) -> String {
-    let mut yaml = yaml
-        .replace("{listen}", &addr.to_string())
-        .replace("{admin}", &admin.to_string());
-    if !yaml.contains("\nadmin:") {
-        yaml.push_str(&format!("\nadmin: {{ address: \"{admin}\" }}\n"));
+/// The sockets a test gateway listens on, bound on `127.0.0.1:0` before it starts.
+struct Sockets {
+    listen: (std::net::TcpListener, SocketAddr),
+    admin: (std::net::TcpListener, SocketAddr),
+    /// Only when the YAML has a `{probes}` placeholder.
+    probes: Option<(std::net::TcpListener, SocketAddr)>,
+}
+
+impl Sockets {
+    fn bind(yaml: &str) -> Sockets {
+        Sockets {
+            listen: bind_free(),
+            admin: bind_free(),
+            probes: yaml.contains("{probes}").then(bind_free),
+        }
     }
-    yaml
+
+    /// `{listen}`, `{admin}` and `{probes}` replaced; an `admin` section added when the YAML has
+    /// none.
+    fn fill_in(&self, yaml: &str) -> String {
+        let admin = self.admin.1;
+        let mut yaml = yaml
+            .replace("{listen}", &self.listen.1.to_string())
+            .replace("{admin}", &admin.to_string());
+        if let Some((_, probes)) = &self.probes {
+            yaml = yaml.replace("{probes}", &probes.to_string());
+        }
+        if !yaml.contains("\nadmin:") {
+            yaml.push_str(&format!("\nadmin: {{ address: \"{admin}\" }}\n"));
+        }
+        yaml
+    }
 }
 
 /// The standard test configuration around the given upstreams.

@@ -6,6 +6,7 @@
 pub mod gateway;
 pub mod keyserver;
 pub mod kubelet;
+pub mod load;
 pub mod logs;
 pub mod process;
 pub mod redis;

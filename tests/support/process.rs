@@ -14,6 +14,11 @@ pub struct GatewayProcess {
     pub child: std::process::Child,
     pub listen: SocketAddr,
     pub admin: SocketAddr,
+    /// The probes listener, when the YAML has a `{probes}` placeholder.
+    pub probes: Option<SocketAddr>,
+    /// The configuration file and the upgrade socket (for [`Self::take_over`]).
+    config: std::path::PathBuf,
+    sock: std::path::PathBuf,
     logs: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
@@ -38,46 +43,29 @@ impl GatewayProcess {
         dir: &std::path::Path,
         held: Option<std::sync::mpsc::Receiver<()>>,
     ) -> GatewayProcess {
-        use std::io::BufRead;
         use std::os::fd::AsRawFd;
         let (listener, listen) = bind_free();
         let (admin_listener, admin) = bind_free();
+        let probes = yaml.contains("{probes}").then(bind_free);
         let path = dir.join("gateway.yaml");
-        std::fs::write(
-            &path,
-            yaml.replace("{listen}", &listen.to_string())
-                .replace("{admin}", &admin.to_string()),
-        )
-        .unwrap();
+        let mut yaml = yaml
+            .replace("{listen}", &listen.to_string())
+            .replace("{admin}", &admin.to_string());
+        if let Some((_, probes)) = &probes {
+            yaml = yaml.replace("{probes}", &probes.to_string());
+        }
+        std::fs::write(&path, yaml).unwrap();
         let sock = dir.join("upgrade.sock");
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args(["--log-format", "json", "run", "--upgrade", "--upgrade-sock"])
-            .arg(&sock)
-            .arg("-c")
-            .arg(&path)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, logs) = tokio::sync::mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            if let Some(held) = held {
-                let _ = held.recv();
-            }
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
+        let (child, logs) = spawn_binary(&path, &sock, held);
         let mut fds = Fds::new();
         fds.add(listen.to_string(), listener.as_raw_fd());
         fds.add(admin.to_string(), admin_listener.as_raw_fd());
+        if let Some((probes_listener, probes)) = &probes {
+            fds.add(probes.to_string(), probes_listener.as_raw_fd());
+        }
         // Pingora's upgrade protocol: retried until the binary listens on the socket.
-        let sock = sock.display().to_string();
-        tokio::task::spawn_blocking(move || fds.send_to_sock(sock.as_str()).map(|_| ()))
+        let sock_path = sock.display().to_string();
+        tokio::task::spawn_blocking(move || fds.send_to_sock(sock_path.as_str()).map(|_| ()))
             .await
             .unwrap()
             .unwrap();
@@ -87,8 +75,30 @@ impl GatewayProcess {
             child,
             listen,
             admin,
+            probes: probes.map(|(_, a)| a),
+            config: path,
+            sock,
             logs,
         }
+    }
+
+    /// A second binary on the same configuration, started with `run --upgrade`: it waits on the
+    /// upgrade socket for this one's listening sockets, which this one sends on `SIGQUIT`.
+    /// Returns once the new binary is listening on that socket.
+    pub async fn take_over(&self) -> GatewayProcess {
+        let (child, logs) = spawn_binary(&self.config, &self.sock, None);
+        let mut new = GatewayProcess {
+            child,
+            listen: self.listen,
+            admin: self.admin,
+            probes: self.probes,
+            config: self.config.clone(),
+            sock: self.sock.clone(),
+            logs,
+        };
+        // Pingora logs this once it listens on the upgrade socket and nothing has arrived yet.
+        new.wait_for_log("No incoming socket transfer").await;
+        new
     }
 
     /// Wait until the binary logs a line containing `needle`, and return it.
@@ -137,4 +147,40 @@ impl Drop for GatewayProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The binary on `config`, taking its sockets over from `sock`, with its JSON log lines on a
+/// channel (read only after `held` fires, when given).
+fn spawn_binary(
+    config: &std::path::Path,
+    sock: &std::path::Path,
+    held: Option<std::sync::mpsc::Receiver<()>>,
+) -> (
+    std::process::Child,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["--log-format", "json", "run", "--upgrade", "--upgrade-sock"])
+        .arg(sock)
+        .arg("-c")
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, logs) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        if let Some(held) = held {
+            let _ = held.recv();
+        }
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    (child, logs)
 }

@@ -42,6 +42,51 @@ pub(super) fn compile_admin(
     }
 }
 
+/// `admin.probes_address`: a second, read-only listener for `/healthz`, `/readyz` and
+/// `/metrics`, meant for the pod IP; it never shares the admin or a public listener's address.
+pub(super) fn compile_probes_address(
+    cx: &mut Ctx,
+    admin: Option<&AdminFile>,
+    listeners: &[Listener],
+    admin_address: SocketAddr,
+) -> Option<SocketAddr> {
+    let address = admin.and_then(|a| a.probes_address.as_ref())?;
+    let taken = |a: SocketAddr| {
+        listeners
+            .iter()
+            .map(|l| (l.name.as_str(), l.address))
+            .chain(std::iter::once(("admin.address", admin_address)))
+            .find(|(_, b)| {
+                b.port() == a.port()
+                    && (b.ip() == a.ip() || b.ip().is_unspecified() || a.ip().is_unspecified())
+            })
+            .map(|(name, _)| name.to_owned())
+    };
+    match address.value.parse::<SocketAddr>() {
+        Ok(a) => {
+            match taken(a) {
+                Some(name) => {
+                    cx.error(
+                    address.referenced,
+                    "admin.probes_address",
+                    format!("the probes listener must have a port of its own ({name} listens on it)"),
+                );
+                    None
+                }
+                None => Some(a),
+            }
+        }
+        Err(_) => {
+            cx.error(
+                address.referenced,
+                "admin.probes_address",
+                format!("\"{}\" is not an IP:port address", address.value),
+            );
+            None
+        }
+    }
+}
+
 /// The admin API token, from `token_file` (relative to the config) or `token_env`.
 pub(super) fn compile_admin_token(
     cx: &mut Ctx,
@@ -166,6 +211,47 @@ mod tests {
             errors[0].contains("is not an IP:port address"),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn the_probes_listener_has_a_port_of_its_own() {
+        let web = Listener {
+            name: "web".to_owned(),
+            address: "0.0.0.0:8080".parse().unwrap(),
+            tls: None,
+        };
+        let probes = |yaml: &str| {
+            let mut cx = Ctx::default();
+            let file: AdminFile = parse(yaml);
+            let a = compile_probes_address(
+                &mut cx,
+                Some(&file),
+                std::slice::from_ref(&web),
+                "127.0.0.1:9901".parse().unwrap(),
+            );
+            (a.map(|a| a.to_string()), messages(&cx), cx.warnings.len())
+        };
+        assert_eq!(probes("{}"), (None, vec![], 0));
+        // On the pod IP by design: no warning, unlike a non-loopback admin.address.
+        assert_eq!(
+            probes(r#"{ probes_address: "0.0.0.0:9902" }"#),
+            (Some("0.0.0.0:9902".into()), vec![], 0)
+        );
+        for (yaml, expected) in [
+            (
+                r#"{ probes_address: "127.0.0.1:8080" }"#,
+                "web listens on it",
+            ),
+            (
+                r#"{ probes_address: "0.0.0.0:9901" }"#,
+                "admin.address listens on it",
+            ),
+            (r#"{ probes_address: "9902" }"#, "is not an IP:port address"),
+        ] {
+            let (a, errors, _) = probes(yaml);
+            assert_eq!(a, None, "{yaml}");
+            assert!(errors[0].contains(expected), "{yaml}: {errors:?}");
+        }
     }
 
     #[test]

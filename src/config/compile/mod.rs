@@ -34,6 +34,7 @@ mod lints;
 mod listeners;
 mod revocation;
 mod routes;
+mod shutdown;
 mod upstreams;
 mod values;
 use admin::*;
@@ -43,6 +44,7 @@ use lints::*;
 use listeners::*;
 use revocation::*;
 use routes::*;
+use shutdown::*;
 use upstreams::*;
 use values::*;
 
@@ -204,6 +206,8 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
     let limits = compile_limits(&mut cx, file.limits.as_ref());
     let auth_cache = compile_auth_cache(&mut cx, file.auth_cache.as_ref());
     let admin_address = compile_admin(&mut cx, file.admin.as_ref(), &listeners);
+    let probes_address =
+        compile_probes_address(&mut cx, file.admin.as_ref(), &listeners, admin_address);
     check_logging(&mut cx, file.logging.as_ref());
     let admin_token = compile_admin_token(&mut cx, file.admin.as_ref(), &inputs);
     let max_token_lifetime = match file
@@ -216,11 +220,7 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
             .unwrap_or(DEFAULT_MAX_TOKEN_LIFETIME),
     };
     let revocation_redis = compile_redis(&mut cx, file.revocation.as_ref(), &inputs);
-    let shutdown_grace = match file.shutdown.as_ref() {
-        None => DEFAULT_SHUTDOWN_GRACE,
-        Some(s) => parse_duration(&mut cx, &s.grace_period, "shutdown.grace_period")
-            .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
-    };
+    let (shutdown_grace, drain_delay) = compile_shutdown(&mut cx, file.shutdown.as_ref());
 
     let mut routes = Vec::new();
     let mut route_locations = Vec::new();
@@ -393,6 +393,7 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
         },
         forwarding,
         admin_address,
+        probes_address,
         admin_token,
         max_token_lifetime,
         revocation_state_file: file
@@ -406,6 +407,7 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
             .and_then(|r| r.file.as_ref())
             .map(|f| base_dir.join(&f.value)),
         shutdown_grace,
+        drain_delay,
         revocation_redis,
         revocations: Arc::clone(&inputs.stores.revocations),
         revocation_mirror: None,
