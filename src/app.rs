@@ -413,6 +413,28 @@ pub fn run(config_path: &Path, upgrade: bool, upgrade_sock: Option<&Path>) -> Re
     Ok(())
 }
 
+/// `portcullis drain`: send SIGTERM to the gateway `pid`, after checking that it runs this same
+/// binary (with `shareProcessNamespace`, pid 1 is the pause container, which must not be hit).
+pub fn drain(pid: i32) -> Result<(), String> {
+    let exe = |path: std::path::PathBuf| {
+        std::fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let target = exe(format!("/proc/{pid}/exe").into())?;
+    let own = exe(std::env::current_exe().map_err(|e| e.to_string())?)?;
+    if target != own {
+        return Err(format!(
+            "process {pid} runs {}, not portcullis ({}): give the gateway's pid with --pid",
+            target.display(),
+            own.display()
+        ));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .map_err(|e| format!("cannot signal process {pid}: {e}"))
+}
+
 /// Open the revocation journal, when configured: replay it into the snapshot's list and have
 /// the admin API write it from now on.
 pub fn open_revocation_journal(snapshot: &Snapshot) -> Result<(), RunError> {

@@ -66,6 +66,14 @@ pub enum Command {
         #[arg(long)]
         token: Option<String>,
     },
+    /// Start the drain of the gateway running in this container (SIGTERM to it), for a
+    /// Kubernetes preStop hook of a native sidecar: its own SIGTERM comes only after the app
+    /// container has exited, too late to drain. The process must be this same binary.
+    Drain {
+        /// The gateway's process id: 1, the container's entrypoint, unless told otherwise.
+        #[arg(long, default_value_t = 1)]
+        pid: i32,
+    },
     /// Run the gateway on the shipped configuration with a built-in echo backend, and print
     /// curl commands with freshly minted demo tokens (signed with a DEMO-ONLY key).
     Demo {

@@ -110,6 +110,9 @@ impl ShutdownSignalWatch for Signals {
         let mut quit = listen(SignalKind::quit(), "SIGQUIT");
         let mut terminate = listen(SignalKind::terminate(), "SIGTERM");
         let mut interrupt = listen(SignalKind::interrupt(), "SIGINT");
+        tracing::info!(
+            "shutdown signals handled: SIGTERM drains then stops, SIGQUIT hands the sockets to a new process, SIGINT stops at once"
+        );
         tokio::select! {
             _ = next(&mut quit) => {
                 self.in_flight.start_draining();

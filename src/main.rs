@@ -49,6 +49,16 @@ fn main() -> ExitCode {
                 Err(e) => exit_code(Err(e)),
             }
         }
+        Command::Drain { pid } => match app::drain(pid) {
+            Ok(()) => {
+                eprintln!("portcullis (pid {pid}) is draining");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Demo {
             config,
             signing_key,

@@ -218,3 +218,38 @@ async fn a_sigquit_upgrade_under_keep_alive_load_fails_no_request() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+/// `portcullis drain`, the preStop hook of a native sidecar (whose own SIGTERM comes only after
+/// the app has exited): it starts the gateway's drain, and refuses to signal a process that is
+/// not portcullis (with `shareProcessNamespace`, pid 1 is the pause container).
+#[tokio::test]
+async fn portcullis_drain_starts_the_drain_of_the_gateway_and_nothing_else() {
+    let echo = echo_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        r#"listeners: [{{ name: t, address: "{{listen}}" }}]
+admin: {{ address: "{{admin}}" }}
+shutdown: {{ drain_delay: 1s }}
+upstreams: [{{ id: e, url: "http://{echo}" }}]
+routes: [{{ id: r, match: {{ path_prefix: / }}, upstream: e, auth: public }}]
+"#
+    );
+    let mut gw = GatewayProcess::start(&yaml, dir.path()).await;
+    let drain = |pid: u32| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["drain", "--pid", &pid.to_string()])
+            .output()
+            .unwrap()
+    };
+    // This test process is not portcullis: refused, and it is still here to say so.
+    let refused = drain(std::process::id());
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("not portcullis"), "{stderr}");
+
+    let started = drain(gw.child.id());
+    assert!(started.status.success(), "{started:?}");
+    gw.wait_for_log("SIGTERM: draining").await;
+    let (status, _) = gw.remaining_logs_until_exit().await;
+    assert!(status.success(), "exit status {status:?}");
+}

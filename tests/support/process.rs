@@ -20,12 +20,43 @@ pub struct GatewayProcess {
     config: std::path::PathBuf,
     sock: std::path::PathBuf,
     logs: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// Lines read by [`Self::start`] while waiting, still to be seen by the test.
+    pending: std::collections::VecDeque<String>,
 }
 
 impl GatewayProcess {
     /// Start the binary on `yaml` (with `{listen}` and `{admin}` placeholders), written to `dir`.
+    /// Returns once it handles the shutdown signals (before that, SIGTERM would kill it).
     pub async fn start(yaml: &str, dir: &std::path::Path) -> GatewayProcess {
-        Self::start_reading(yaml, dir, None).await
+        let mut gw = Self::start_reading(yaml, dir, None).await;
+        let mut seen = std::collections::VecDeque::new();
+        let read = async {
+            loop {
+                let line = gw
+                    .next_line()
+                    .await
+                    .expect("the gateway exited before handling signals");
+                let ready = line.contains("shutdown signals handled");
+                seen.push_back(line);
+                if ready {
+                    break;
+                }
+            }
+        };
+        // A bound on a broken test, not a synchronisation delay.
+        tokio::time::timeout(std::time::Duration::from_secs(60), read)
+            .await
+            .expect("the gateway did not handle signals within 60 s");
+        gw.pending = seen;
+        gw
+    }
+
+    /// The next log line: those [`Self::start`] read first, then the binary's.
+    async fn next_line(&mut self) -> Option<String> {
+        match self.pending.pop_front() {
+            Some(line) => Some(line),
+            None => self.logs.recv().await,
+        }
     }
 
     /// As [`Self::start`], but nothing reads the binary's stderr (a stalled log collector) until
@@ -79,6 +110,7 @@ impl GatewayProcess {
             config: path,
             sock,
             logs,
+            pending: Default::default(),
         }
     }
 
@@ -95,6 +127,7 @@ impl GatewayProcess {
             config: self.config.clone(),
             sock: self.sock.clone(),
             logs,
+            pending: Default::default(),
         };
         // Pingora logs this once it listens on the upgrade socket and nothing has arrived yet.
         new.wait_for_log("No incoming socket transfer").await;
@@ -104,7 +137,7 @@ impl GatewayProcess {
     /// Wait until the binary logs a line containing `needle`, and return it.
     pub async fn wait_for_log(&mut self, needle: &str) -> String {
         let wait = async {
-            while let Some(line) = self.logs.recv().await {
+            while let Some(line) = self.next_line().await {
                 if line.contains(needle) {
                     return line;
                 }
@@ -121,7 +154,7 @@ impl GatewayProcess {
     pub async fn remaining_logs_until_exit(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let mut lines = Vec::new();
         let read = async {
-            while let Some(line) = self.logs.recv().await {
+            while let Some(line) = self.next_line().await {
                 lines.push(line);
             }
         };
