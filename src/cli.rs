@@ -43,9 +43,10 @@ pub enum Command {
         /// The gateway configuration (YAML).
         #[arg(short, long, default_value = "gateway.yaml")]
         config: PathBuf,
-        /// Also require the secrets (`admin.token_env`, `admin.token_file`,
-        /// `revocation.redis.url_env`) to be present, as `run` does. Without it, absent secrets
-        /// are listed as not checked, so CI can validate a ConfigMap without the Secrets.
+        /// Also require what only the gateway's own machine has, as `run` does: the secrets
+        /// (`admin.token_env`, `admin.token_file`, `revocation.redis.url_env`, TLS certificate
+        /// and key files) and upstream host names that resolve. Without it, those are listed as
+        /// not checked, so CI can validate a ConfigMap without the Secrets or the cluster's DNS.
         #[arg(long)]
         secrets: bool,
     },

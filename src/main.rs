@@ -83,9 +83,9 @@ fn validate(path: &std::path::Path, secrets: bool) -> ExitCode {
             for w in &compiled.warnings {
                 eprintln!("{}: warning: {w}", path.display());
             }
-            for s in &compiled.unchecked_secrets {
+            for (what, s) in &compiled.unchecked {
                 eprintln!(
-                    "{}: secret not checked: {s} (portcullis validate --secrets requires it)",
+                    "{}: {what} not checked: {s} (portcullis validate --secrets requires it)",
                     path.display()
                 );
             }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_saphyr::Location;
 
-pub use compile::{Compiled, Secrets};
+pub use compile::{Compiled, Secrets, Unchecked};
 
 /// One configuration problem, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]

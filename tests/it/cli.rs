@@ -89,8 +89,9 @@ fn help_explains_each_command() {
     }
 }
 
-/// CI validates a ConfigMap without the Secrets mounted: absent secrets are listed as not
-/// checked (exit 0); `--secrets` requires them, as `run` does (exit 64).
+/// CI validates a ConfigMap without the Secrets mounted and without the cluster's DNS: absent
+/// secrets and unresolvable upstream host names are listed as not checked (exit 0);
+/// `--secrets` requires them, as `run` does (exit 64).
 #[test]
 fn validate_defers_absent_secrets_unless_asked_to_check_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -101,8 +102,8 @@ fn validate_defers_absent_secrets_unless_asked_to_check_them() {
   - { name: http, address: "127.0.0.1:8080" }
   - { name: https, address: "127.0.0.1:8443", tls: { certificates: [{ cert_file: tls/tls.crt, key_file: tls/tls.key }] } }
 admin: { address: "127.0.0.1:9901", token_env: PORTCULLIS_TEST_UNSET_ADMIN_TOKEN }
-upstreams: [{ id: app, url: "http://127.0.0.1:9000" }]
-routes: [{ id: open, match: { path_prefix: / }, upstream: app, auth: public }]
+upstreams: [{ id: app, url: "http://127.0.0.1:9000" }, { id: svc, url: "http://orders.invalid:8080" }]
+routes: [{ id: open, match: { path_prefix: / }, upstream: app, auth: public }, { id: s, match: { path_prefix: /s }, upstream: svc, auth: public }]
 "#,
     )
     .unwrap();
@@ -122,6 +123,11 @@ routes: [{ id: open, match: { path_prefix: / }, upstream: app, auth: public }]
         stderr.contains("secret not checked: line 4, column 48: admin.token_env: the environment variable PORTCULLIS_TEST_UNSET_ADMIN_TOKEN is not set"),
         "{stderr}"
     );
+    // A cluster Service name resolves only in the cluster (`.invalid` never does, RFC 2606).
+    assert!(
+        stderr.contains("host name not checked: line 5, column 72: upstreams[1].url: cannot resolve \"orders.invalid\""),
+        "{stderr}"
+    );
     // TLS material comes from a Secret too: absent files are deferred, not errors.
     for field in ["cert_file", "key_file"] {
         assert!(
@@ -137,7 +143,7 @@ routes: [{ id: open, match: { path_prefix: / }, upstream: app, auth: public }]
         stderr.contains("admin.token_env: the environment variable PORTCULLIS_TEST_UNSET_ADMIN_TOKEN is not set"),
         "{stderr}"
     );
-    assert!(stderr.contains("3 error(s)"), "{stderr}");
+    assert!(stderr.contains("4 error(s)"), "{stderr}");
 }
 
 /// A deferred Redis URL does not skip the rest of `revocation.redis`: a bad `key_prefix` still

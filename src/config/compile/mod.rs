@@ -53,8 +53,27 @@ use values::*;
 pub struct Compiled {
     pub snapshot: Snapshot,
     pub warnings: Vec<ConfigError>,
-    /// The secrets that were absent, compiled with [`Secrets::Deferred`].
-    pub unchecked_secrets: Vec<ConfigError>,
+    /// What this machine could not check, compiled with [`Secrets::Deferred`]: absent secrets,
+    /// upstream host names that do not resolve here.
+    pub unchecked: Vec<(Unchecked, ConfigError)>,
+}
+
+/// What `validate` leaves for the machine the gateway runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unchecked {
+    /// A secret that is absent (a Kubernetes Secret not mounted in CI).
+    Secret,
+    /// An upstream host name that does not resolve here (a cluster Service name in CI).
+    HostName,
+}
+
+impl std::fmt::Display for Unchecked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unchecked::Secret => "secret",
+            Unchecked::HostName => "host name",
+        })
+    }
 }
 
 /// Identity headers used when `identity.headers` is not given.
@@ -106,13 +125,14 @@ pub struct Inputs<'a> {
 }
 
 /// What an absent secret (`admin.token_env` unset, `admin.token_file` missing,
-/// `revocation.redis.url_env` unset) is.
+/// `revocation.redis.url_env` unset, TLS files missing) or an upstream host name that does not
+/// resolve is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Secrets {
     /// An error: the gateway cannot run without it.
     #[default]
     Required,
-    /// Noted in [`Compiled::unchecked_secrets`]; the rest of the file is checked as usual.
+    /// Noted in [`Compiled::unchecked`]; the rest of the file is checked as usual.
     Deferred,
 }
 
@@ -130,7 +150,7 @@ struct Ctx {
     /// Files read to compile that nothing else watches: [`Snapshot::watched_files`].
     watched: Vec<(std::path::PathBuf, u64)>,
     secrets: Secrets,
-    unchecked_secrets: Vec<ConfigError>,
+    unchecked: Vec<(Unchecked, ConfigError)>,
 }
 
 impl Ctx {
@@ -146,11 +166,22 @@ impl Ctx {
     }
     /// A secret that is absent here: an error, or only noted when secrets are deferred.
     fn missing_secret(&mut self, at: Location, path: impl Into<String>, message: String) {
+        self.not_checkable(Unchecked::Secret, at, path, message);
+    }
+    /// Something only the machine the gateway runs on can check: an error, or only noted when
+    /// deferred.
+    fn not_checkable(
+        &mut self,
+        what: Unchecked,
+        at: Location,
+        path: impl Into<String>,
+        message: String,
+    ) {
         match self.secrets {
             Secrets::Required => self.error(at, path, message),
             Secrets::Deferred => self
-                .unchecked_secrets
-                .push(ConfigError::at(at, path, message)),
+                .unchecked
+                .push((what, ConfigError::at(at, path, message))),
         }
     }
 }
@@ -437,7 +468,7 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
     Ok(Compiled {
         snapshot,
         warnings: cx.warnings,
-        unchecked_secrets: cx.unchecked_secrets,
+        unchecked: cx.unchecked,
     })
 }
 

@@ -164,6 +164,16 @@ pub(super) fn compile_upstreams(
         let target = parse_upstream_url(&u.url.value, inputs.src);
         let target = match target {
             Ok(t) => Some(t),
+            // A cluster Service name resolves only in the cluster: `validate` in CI notes it.
+            Err(e @ (UpstreamUrlError::Resolve { .. } | UpstreamUrlError::NoAddress { .. })) => {
+                cx.not_checkable(
+                    Unchecked::HostName,
+                    u.url.referenced,
+                    format!("{path}.url"),
+                    e.to_string(),
+                );
+                None
+            }
             Err(e) => {
                 cx.error(u.url.referenced, format!("{path}.url"), e.to_string());
                 None
