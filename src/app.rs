@@ -130,13 +130,18 @@ pub async fn watch_certificates(
 }
 
 /// The admin service (`/metrics`, `/healthz`, `/readyz`) on the snapshot's admin address.
-pub fn admin_service(snapshots: Arc<SnapshotHolder>, metrics: Metrics) -> Service<AdminApp> {
+pub fn admin_service(
+    snapshots: Arc<SnapshotHolder>,
+    metrics: Metrics,
+    in_flight: Arc<InFlight>,
+) -> Service<AdminApp> {
     let address = snapshots.current().admin_address;
     let mut service = Service::new(
         "portcullis admin".to_owned(),
-        AdminApp::new(snapshots, metrics),
+        AdminApp::new(snapshots, metrics, in_flight),
     );
     service.add_tcp(&address.to_string());
+    service.threads = Some(1); // a few requests a second: no runtime thread per core
     service
 }
 
@@ -144,13 +149,15 @@ pub fn admin_service(snapshots: Arc<SnapshotHolder>, metrics: Metrics) -> Servic
 pub fn probes_service(
     snapshots: Arc<SnapshotHolder>,
     metrics: Metrics,
+    in_flight: Arc<InFlight>,
 ) -> Option<Service<AdminApp>> {
     let address = snapshots.current().probes_address?;
     let mut service = Service::new(
         "portcullis probes".to_owned(),
-        AdminApp::probes(snapshots, metrics),
+        AdminApp::probes(snapshots, metrics, in_flight),
     );
     service.add_tcp(&address.to_string());
+    service.threads = Some(1);
     Some(service)
 }
 
@@ -260,8 +267,16 @@ impl Prepared {
             Arc::clone(&in_flight),
             conf,
         )?;
-        let admin = admin_service(Arc::clone(&snapshots), metrics.clone());
-        let probes = probes_service(Arc::clone(&snapshots), metrics.clone());
+        let admin = admin_service(
+            Arc::clone(&snapshots),
+            metrics.clone(),
+            Arc::clone(&in_flight),
+        );
+        let probes = probes_service(
+            Arc::clone(&snapshots),
+            metrics.clone(),
+            Arc::clone(&in_flight),
+        );
         let (outcomes, reloads) = watch::channel(None);
         let (revocation_loads, revocation_file_loads) = watch::channel(None);
         let watcher = ReloadWatcher {
@@ -385,6 +400,7 @@ pub fn run(config_path: &Path, upgrade: bool, upgrade_sock: Option<&Path>) -> Re
         upgrade,
         ..Default::default()
     };
+    let snapshot_grace = snapshot.shutdown_grace;
     let mut conf = server_conf(snapshot.shutdown_grace);
     if let Some(sock) = upgrade_sock {
         conf.upgrade_sock = sock.display().to_string();
@@ -395,6 +411,7 @@ pub fn run(config_path: &Path, upgrade: bool, upgrade_sock: Option<&Path>) -> Re
     exit_when_drained(
         server.watch_execution_phase(),
         Arc::clone(&services.in_flight),
+        crate::drain::QUIET.min(snapshot_grace),
     );
     server.add_service(services.proxy);
     server.add_service(services.admin);
@@ -413,26 +430,59 @@ pub fn run(config_path: &Path, upgrade: bool, upgrade_sock: Option<&Path>) -> Re
     Ok(())
 }
 
-/// `portcullis drain`: send SIGTERM to the gateway `pid`, after checking that it runs this same
-/// binary (with `shareProcessNamespace`, pid 1 is the pause container, which must not be hit).
-pub fn drain(pid: i32) -> Result<(), String> {
-    let exe = |path: std::path::PathBuf| {
-        std::fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))
+/// `portcullis drain`: send SIGTERM to the gateway of this container and return its pid. The
+/// gateway is `pid` when given, else the one other process running this same binary (same
+/// file, by device and inode) in this mount namespace (this container); with
+/// `shareProcessNamespace` pid 1 is the pause container, and other containers' processes are in
+/// other mount namespaces, so neither can be hit.
+pub fn drain(pid: Option<i32>) -> Result<i32, String> {
+    let own = process_identity("self").map_err(|e| format!("/proc/self: {e}"))?;
+    let own_pid = std::process::id() as i32;
+    let pid = match pid {
+        Some(pid) => match process_identity(&pid.to_string()) {
+            Ok(found) if found == own => pid,
+            Ok(_) => {
+                return Err(format!(
+                    "process {pid} is not portcullis in this container (another binary or another mount namespace)"
+                ))
+            }
+            Err(e) => return Err(format!("process {pid}: {e}")),
+        },
+        None => {
+            let entries =
+                std::fs::read_dir("/proc").map_err(|e| format!("cannot list /proc: {e}"))?;
+            let found: Vec<i32> = entries
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+                .filter(|&p| p != own_pid)
+                .filter(|p| process_identity(&p.to_string()).is_ok_and(|id| id == own))
+                .collect();
+            match found.as_slice() {
+                [pid] => *pid,
+                [] => return Err("no portcullis gateway runs in this container".to_owned()),
+                many => {
+                    return Err(format!(
+                        "several portcullis processes in this container ({many:?}): give the gateway's pid with --pid"
+                    ))
+                }
+            }
+        }
     };
-    let target = exe(format!("/proc/{pid}/exe").into())?;
-    let own = exe(std::env::current_exe().map_err(|e| e.to_string())?)?;
-    if target != own {
-        return Err(format!(
-            "process {pid} runs {}, not portcullis ({}): give the gateway's pid with --pid",
-            target.display(),
-            own.display()
-        ));
-    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGTERM,
     )
-    .map_err(|e| format!("cannot signal process {pid}: {e}"))
+    .map_err(|e| format!("cannot signal process {pid}: {e}"))?;
+    Ok(pid)
+}
+
+/// What makes a process "this binary in this container": the executable's device and inode
+/// (read through the `/proc/PID/exe` link, so a replaced file still compares right) and the
+/// mount namespace.
+fn process_identity(proc: &str) -> std::io::Result<(u64, u64, std::path::PathBuf)> {
+    use std::os::unix::fs::MetadataExt;
+    let exe = std::fs::metadata(format!("/proc/{proc}/exe"))?;
+    let mount_ns = std::fs::read_link(format!("/proc/{proc}/ns/mnt"))?;
+    Ok((exe.dev(), exe.ino(), mount_ns))
 }
 
 /// Open the revocation journal, when configured: replay it into the snapshot's list and have

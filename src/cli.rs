@@ -69,11 +69,13 @@ pub enum Command {
     },
     /// Start the drain of the gateway running in this container (SIGTERM to it), for a
     /// Kubernetes preStop hook of a native sidecar: its own SIGTERM comes only after the app
-    /// container has exited, too late to drain. The process must be this same binary.
+    /// container has exited, too late to drain. The process must be this same binary, in this
+    /// container.
     Drain {
-        /// The gateway's process id: 1, the container's entrypoint, unless told otherwise.
-        #[arg(long, default_value_t = 1)]
-        pid: i32,
+        /// The gateway's process id [default: the one other process of this binary in this
+        /// container].
+        #[arg(long)]
+        pid: Option<i32>,
     },
     /// Run the gateway on the shipped configuration with a built-in echo backend, and print
     /// curl commands with freshly minted demo tokens (signed with a DEMO-ONLY key).

@@ -9,7 +9,7 @@
 //! 3. **Wait** ([`exit_when_drained`]): Pingora sleeps the whole `grace_period_seconds`, then drops
 //!    every task; the process exits as soon as the last in-flight request finishes instead.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -23,6 +23,8 @@ use crate::snapshot::SnapshotHolder;
 #[derive(Debug, Default)]
 pub struct InFlight {
     count: AtomicUsize,
+    /// Requests ever started: a request that starts and ends within a quiet period still shows.
+    started: AtomicU64,
     draining: AtomicBool,
     lock: Mutex<()>,
     idle: Condvar,
@@ -34,6 +36,7 @@ pub struct InFlightGuard(Arc<InFlight>);
 
 impl InFlight {
     pub fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.started.fetch_add(1, Ordering::AcqRel);
         self.count.fetch_add(1, Ordering::AcqRel);
         InFlightGuard(Arc::clone(self))
     }
@@ -50,6 +53,31 @@ impl InFlight {
     /// Whether responses must close their connection (a drain has begun).
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
+    }
+
+    /// How many requests have started so far (for [`Self::quiet_since`]).
+    pub fn started(&self) -> u64 {
+        self.started.load(Ordering::Acquire)
+    }
+
+    /// Whether nothing is in flight and nothing started since `started` was read.
+    pub fn quiet_since(&self, started: u64) -> bool {
+        self.count() == 0 && self.started() == started
+    }
+
+    /// Block until no request is in flight, and none has started for `quiet`: once the
+    /// listeners close, connections accepted just before (a TLS handshake, a request still being
+    /// read) and HTTP/2 connections writing their last `GOAWAY` need a moment that the request
+    /// count does not see.
+    pub fn wait_quiet(&self, quiet: Duration) {
+        loop {
+            self.wait_idle();
+            let started = self.started();
+            std::thread::sleep(quiet);
+            if self.quiet_since(started) {
+                return;
+            }
+        }
     }
 
     /// Block until no request is in flight.
@@ -83,7 +111,8 @@ pub struct Signals {
     pub snapshots: Arc<SnapshotHolder>,
 }
 
-/// A signal stream, or `None` (logged) if it cannot be installed: that signal is then ignored.
+/// A signal stream, or `None` (logged) if it cannot be installed: that signal then keeps its
+/// default action (it terminates the process).
 fn listen(kind: SignalKind, name: &str) -> Option<Signal> {
     match signal(kind) {
         Ok(s) => Some(s),
@@ -104,6 +133,26 @@ async fn next(signal: &mut Option<Signal>) {
     }
 }
 
+/// The signals that arrive once shutdown has begun: SIGINT still stops at once; SIGTERM and
+/// SIGQUIT are logged as ignored (a second hand-over cannot start during a drain).
+async fn after_shutdown_began(
+    mut quit: Option<Signal>,
+    mut terminate: Option<Signal>,
+    mut interrupt: Option<Signal>,
+) {
+    loop {
+        tokio::select! {
+            _ = next(&mut interrupt) => {
+                tracing::warn!("SIGINT during shutdown: stopping at once, requests in flight are cut");
+                crate::telemetry::finish();
+                std::process::exit(0);
+            }
+            _ = next(&mut quit) => tracing::warn!("SIGQUIT ignored: already shutting down, the sockets are not handed over again"),
+            _ = next(&mut terminate) => tracing::warn!("SIGTERM ignored: already shutting down"),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl ShutdownSignalWatch for Signals {
     async fn recv(&self) -> ShutdownSignal {
@@ -113,36 +162,39 @@ impl ShutdownSignalWatch for Signals {
         tracing::info!(
             "shutdown signals handled: SIGTERM drains then stops, SIGQUIT hands the sockets to a new process, SIGINT stops at once"
         );
-        tokio::select! {
-            _ = next(&mut quit) => {
-                self.in_flight.start_draining();
-                tracing::info!("SIGQUIT: handing the listening sockets over; every response now closes its connection");
-                ShutdownSignal::GracefulUpgrade
-            }
-            _ = next(&mut terminate) => {
-                self.in_flight.start_draining();
-                let delay = self.snapshots.current().drain_delay;
-                tracing::info!(
-                    drain_delay_ms = delay.as_millis() as u64,
-                    "SIGTERM: draining; still accepting until the drain delay ends, every response now closes its connection"
-                );
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = next(&mut interrupt) => return ShutdownSignal::FastShutdown,
-                }
-                tracing::info!("drain delay over; closing the listeners");
-                ShutdownSignal::GracefulTerminate
-            }
-            _ = next(&mut interrupt) => ShutdownSignal::FastShutdown,
+        let first = tokio::select! {
+            _ = next(&mut quit) => ShutdownSignal::GracefulUpgrade,
+            _ = next(&mut terminate) => ShutdownSignal::GracefulTerminate,
+            _ = next(&mut interrupt) => return ShutdownSignal::FastShutdown,
+        };
+        self.in_flight.start_draining();
+        // Pingora stops listening for signals once this returns: keep answering them.
+        tokio::spawn(after_shutdown_began(quit, terminate, interrupt));
+        if let ShutdownSignal::GracefulUpgrade = first {
+            tracing::info!("SIGQUIT: handing the listening sockets over; every HTTP/1 response now closes its connection");
+            return first;
         }
+        let delay = self.snapshots.current().drain_delay;
+        tracing::info!(
+            drain_delay_ms = delay.as_millis() as u64,
+            "SIGTERM: draining; still accepting until the drain delay ends, every HTTP/1 response now closes its connection, /readyz answers 503"
+        );
+        tokio::time::sleep(delay).await;
+        tracing::info!("drain delay over; closing the listeners");
+        first
     }
 }
 
+/// How long nothing must be in flight before the process exits after the listeners close
+/// (bounded by the grace period; [`InFlight::wait_quiet`]).
+pub const QUIET: Duration = Duration::from_secs(1);
+
 /// On a separate thread: when Pingora enters its shutdown grace period (listeners closed), wait
-/// for the in-flight requests to finish and exit the process with status 0.
+/// for the in-flight requests to finish, and `quiet` without a new one, then exit with status 0.
 pub fn exit_when_drained(
     mut phases: broadcast::Receiver<ExecutionPhase>,
     in_flight: Arc<InFlight>,
+    quiet: Duration,
 ) {
     let spawned = std::thread::Builder::new()
         .name("drain".into())
@@ -153,7 +205,7 @@ pub fn exit_when_drained(
                         in_flight = in_flight.count(),
                         "listeners closed; draining in-flight requests"
                     );
-                    in_flight.wait_idle();
+                    in_flight.wait_quiet(quiet);
                     tracing::info!("drained; exiting");
                     crate::telemetry::finish();
                     std::process::exit(0);
@@ -185,5 +237,22 @@ mod tests {
         drop(b);
         waiter.join().unwrap();
         assert_eq!(in_flight.count(), 0);
+    }
+
+    #[test]
+    fn a_request_that_started_and_ended_breaks_the_quiet() {
+        let in_flight = Arc::new(InFlight::default());
+        let before = in_flight.started();
+        assert!(in_flight.quiet_since(before));
+        drop(in_flight.enter());
+        assert_eq!(in_flight.count(), 0);
+        assert!(
+            !in_flight.quiet_since(before),
+            "a short request went unseen"
+        );
+        assert!(in_flight.quiet_since(in_flight.started()));
+        let held = in_flight.enter();
+        assert!(!in_flight.quiet_since(in_flight.started()));
+        drop(held);
     }
 }

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Drain { pid } => match app::drain(pid) {
-            Ok(()) => {
+            Ok(pid) => {
                 eprintln!("portcullis (pid {pid}) is draining");
                 ExitCode::SUCCESS
             }

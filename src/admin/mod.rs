@@ -12,6 +12,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::{json, Map, Value};
 
+use crate::drain::InFlight;
 use crate::metrics::Metrics;
 use crate::snapshot::{Snapshot, SnapshotHolder};
 
@@ -19,36 +20,48 @@ use crate::snapshot::{Snapshot, SnapshotHolder};
 pub struct AdminApp {
     snapshots: Arc<SnapshotHolder>,
     metrics: Metrics,
+    /// Whether a drain has begun: `/readyz` then answers 503.
+    in_flight: Arc<InFlight>,
     /// Whether `/revocations` is served: on the admin listener, never on the probes listener.
     api: bool,
 }
 
 impl AdminApp {
     /// The admin listener: the probes, the metrics and the API.
-    pub fn new(snapshots: Arc<SnapshotHolder>, metrics: Metrics) -> Self {
+    pub fn new(snapshots: Arc<SnapshotHolder>, metrics: Metrics, in_flight: Arc<InFlight>) -> Self {
         AdminApp {
             snapshots,
             metrics,
+            in_flight,
             api: true,
         }
     }
 
     /// The probes listener: `/healthz`, `/readyz` and `/metrics`, nothing that changes state.
-    pub fn probes(snapshots: Arc<SnapshotHolder>, metrics: Metrics) -> Self {
+    pub fn probes(
+        snapshots: Arc<SnapshotHolder>,
+        metrics: Metrics,
+        in_flight: Arc<InFlight>,
+    ) -> Self {
         AdminApp {
             snapshots,
             metrics,
+            in_flight,
             api: false,
         }
     }
 }
 
 /// Readiness: every check by name, and whether all pass. The configuration is loaded by
-/// construction (a snapshot exists); listeners were bound before the server started.
-pub fn readiness(snapshot: &Snapshot) -> (bool, Value) {
+/// construction (a snapshot exists); listeners were bound before the server started. A
+/// draining gateway is not ready: load balancers that poll readiness stop sending sooner.
+pub fn readiness(snapshot: &Snapshot, draining: bool) -> (bool, Value) {
     let mut checks = Map::new();
     checks.insert("config".into(), json!("ok"));
-    let mut ready = true;
+    let mut ready = !draining;
+    if draining {
+        checks.insert("shutdown".into(), json!("draining"));
+    }
     for issuer in &snapshot.issuers {
         let state = if issuer.keys.is_loaded() {
             "ok"
@@ -165,7 +178,7 @@ impl ServeHttp for AdminApp {
                 b"{\"alive\":true}".to_vec(),
             ),
             "/readyz" => {
-                let (ready, body) = readiness(&snapshot);
+                let (ready, body) = readiness(&snapshot, self.in_flight.is_draining());
                 let status = if ready {
                     StatusCode::OK
                 } else {

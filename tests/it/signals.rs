@@ -129,8 +129,9 @@ async fn sigterm_drains_a_keep_alive_load_without_a_failed_request() {
     let echo = echo_upstream().await;
     let mut gated = gated_upstream().await;
     let dir = tempfile::tempdir().unwrap();
-    // The delay only has to outlast the 300 requests below; the test waits on counts and logs.
-    let yaml = two_upstreams(echo, gated.addr, "{ grace_period: 30s, drain_delay: 5s }");
+    // The delay only has to outlast the 200 requests below; the test waits on counts and logs.
+    let yaml = two_upstreams(echo, gated.addr, "{ grace_period: 30s, drain_delay: 10s }")
+        .replace("admin: {", "admin: { probes_address: \"{probes}\",");
     let mut gw = GatewayProcess::start(&yaml, dir.path()).await;
     let listen = gw.listen;
 
@@ -147,7 +148,18 @@ async fn sigterm_drains_a_keep_alive_load_without_a_failed_request() {
     gw.signal("-TERM");
     gw.wait_for_log("SIGTERM: draining").await;
     load.mark_draining();
-    load.wait_for_more(300).await;
+    // Load balancers that poll readiness take the replica out sooner.
+    let ready = client()
+        .get(format!("http://{}/readyz", gw.probes.unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(
+        ready.json::<serde_json::Value>().await.unwrap()["checks"]["shutdown"],
+        "draining"
+    );
+    load.wait_for_more(200).await;
     let stats = load.stop().await;
     assert_eq!(
         stats.failed.load(SeqCst),
@@ -155,7 +167,7 @@ async fn sigterm_drains_a_keep_alive_load_without_a_failed_request() {
         "failed requests: {:?}",
         stats.errors.lock()
     );
-    assert!(stats.after_drain.load(SeqCst) >= 300);
+    assert!(stats.after_drain.load(SeqCst) >= 200);
     assert_eq!(
         stats.kept_alive_after_drain.load(SeqCst),
         0,
@@ -220,12 +232,12 @@ async fn a_sigquit_upgrade_under_keep_alive_load_fails_no_request() {
 }
 
 /// `portcullis drain`, the preStop hook of a native sidecar (whose own SIGTERM comes only after
-/// the app has exited): it starts the gateway's drain, and refuses to signal a process that is
-/// not portcullis (with `shareProcessNamespace`, pid 1 is the pause container).
+/// the app has exited): it starts the gateway's drain, refuses to signal a process that is not
+/// this binary, and, without `--pid`, refuses to guess among several gateways.
 #[tokio::test]
 async fn portcullis_drain_starts_the_drain_of_the_gateway_and_nothing_else() {
     let echo = echo_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let yaml = format!(
         r#"listeners: [{{ name: t, address: "{{listen}}" }}]
 admin: {{ address: "{{admin}}" }}
@@ -235,21 +247,59 @@ routes: [{{ id: r, match: {{ path_prefix: / }}, upstream: e, auth: public }}]
 "#
     );
     let mut gw = GatewayProcess::start(&yaml, dir.path()).await;
-    let drain = |pid: u32| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args(["drain", "--pid", &pid.to_string()])
-            .output()
-            .unwrap()
+    let other = GatewayProcess::start(&yaml, other_dir.path()).await;
+    let drain = |pid: Option<u32>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        command.arg("drain");
+        if let Some(pid) = pid {
+            command.args(["--pid", &pid.to_string()]);
+        }
+        command.output().unwrap()
     };
     // This test process is not portcullis: refused, and it is still here to say so.
-    let refused = drain(std::process::id());
+    let refused = drain(Some(std::process::id()));
     assert_eq!(refused.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("not portcullis"), "{stderr}");
+    assert!(stderr.contains("is not portcullis"), "{stderr}");
+    // Two gateways here (and maybe more from other tests): which one is not guessed.
+    let ambiguous = drain(None);
+    assert_eq!(ambiguous.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&ambiguous.stderr);
+    assert!(stderr.contains("several portcullis processes"), "{stderr}");
+    assert!(stderr.contains(&gw.child.id().to_string()), "{stderr}");
 
-    let started = drain(gw.child.id());
+    let started = drain(Some(gw.child.id()));
     assert!(started.status.success(), "{started:?}");
     gw.wait_for_log("SIGTERM: draining").await;
+    let (status, _) = gw.remaining_logs_until_exit().await;
+    assert!(status.success(), "exit status {status:?}");
+    drop(other);
+}
+
+/// Once shutdown has begun, Pingora listens for no more signals; the gateway still does: a
+/// second SIGTERM is logged as ignored, and SIGINT stops at once, even in a long drain delay.
+#[tokio::test]
+async fn signals_during_a_drain_are_still_answered() {
+    let echo = echo_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        r#"listeners: [{{ name: t, address: "{{listen}}" }}]
+admin: {{ address: "{{admin}}" }}
+shutdown: {{ drain_delay: 10m }}
+upstreams: [{{ id: e, url: "http://{echo}" }}]
+routes: [{{ id: r, match: {{ path_prefix: / }}, upstream: e, auth: public }}]
+"#
+    );
+    let mut gw = GatewayProcess::start(&yaml, dir.path()).await;
+    gw.signal("-TERM");
+    gw.wait_for_log("SIGTERM: draining").await;
+    gw.signal("-TERM");
+    gw.wait_for_log("SIGTERM ignored: already shutting down")
+        .await;
+    gw.signal("-INT");
+    gw.wait_for_log("SIGINT during shutdown: stopping at once")
+        .await;
+    // Well before the 10-minute delay.
     let (status, _) = gw.remaining_logs_until_exit().await;
     assert!(status.success(), "exit status {status:?}");
 }
