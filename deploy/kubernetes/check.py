@@ -66,6 +66,9 @@ PORTCULLIS_PLACE = {"sidecar": "initContainers", "ingress": "containers"}
 
 OPERATOR_GROUP = "monitoring.coreos.com/"
 
+# After the grace period, Pingora gives its runtimes this long to stop (seconds).
+RUNTIME_STOP = 1
+
 
 # ----------------------------------------------------------------------------------------------
 # Loading
@@ -676,13 +679,20 @@ def check_refs(ctx):
                 pod.doc.where("spec.selector"), wanted, pod.labels))
     checked.append("selectors")
 
-    # Probes name a port of their own container.
+    # Probes name a port of their own container (kubelet looks names up there); a number may be
+    # any container's port, since the pod's containers share one network namespace (the app of
+    # the sidecar layout is probed through portcullis' port).
     for pod in inv.pods:
+        everyone = [other for other, _ in pod.containers()]
         for c, cpath in pod.containers():
             for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
                 p = c.get(probe) or {}
                 for handler in ("httpGet", "tcpSocket", "grpc"):
-                    if handler in p and container_port(c, p[handler].get("port")) is None:
+                    if handler not in p:
+                        continue
+                    port = p[handler].get("port")
+                    owners = [c] if not isinstance(port, int) else everyone
+                    if all(container_port(o, port) is None for o in owners):
                         failures.append("%s: %r is not a port of container %s (%s)" % (
                             pod.doc.where("%s.%s.%s.port" % (cpath, probe, handler)),
                             p[handler].get("port"), c.get("name"), port_names(c)))
@@ -937,13 +947,16 @@ def check_portcullis(ctx, pod, c, cpath):
             failures.append("%s: container %s listens on 127.0.0.1:%d, which no upstream of "
                             "gateway.yaml names" % (where(opath + ".args"), name, port))
 
-    # Termination. The gateway's shutdown takes drain_delay + grace_period from its SIGTERM.
+    # Termination. The gateway's shutdown takes drain_delay + grace_period (rounded up to whole
+    # seconds by Pingora) + 1 s (Pingora's runtime stop, graceful_shutdown_timeout_seconds in
+    # src/app.rs) from its SIGTERM.
     shutdown = gw.get("shutdown") or {}
     try:
         drain = parse_duration(shutdown.get("drain_delay", "0s"))
         grace = parse_duration(shutdown.get("grace_period", "10s"))
     except ValueError as e:
         return failures + ["%s: %s" % (cm_where("shutdown"), e)]
+    grace = int(-(-grace // 1)) + RUNTIME_STOP
     budget = pod.spec.get("terminationGracePeriodSeconds", 30)
     budget_where = where(pod.path + ".terminationGracePeriodSeconds")
     sleep_of = lambda container: ((((container.get("lifecycle") or {}).get("preStop") or {})
@@ -963,7 +976,7 @@ def check_portcullis(ctx, pod, c, cpath):
             if other is c or opath.startswith(pod.path + ".initContainers"):
                 continue
             if sleep_of(other) < drain + grace:
-                failures.append("%s: %s s < %s (shutdown.drain_delay) + %s (shutdown.grace_period):"
+                failures.append("%s: %s s < %s (shutdown.drain_delay) + %s (shutdown.grace_period + 1 s):"
                                 " the app would stop while portcullis still forwards to it" % (
                                     where(opath + ".lifecycle.preStop.sleep.seconds"),
                                     sleep_of(other), drain, grace))
@@ -976,7 +989,7 @@ def check_portcullis(ctx, pod, c, cpath):
         needed = sleep_of(c) + drain + grace
         if budget < needed:
             failures.append("%s: %s < %s (preStop sleep) + %s (shutdown.drain_delay) + %s "
-                            "(shutdown.grace_period)" % (budget_where, budget, sleep_of(c),
+                            "(shutdown.grace_period + 1 s)" % (budget_where, budget, sleep_of(c),
                                                          drain, grace))
     return failures
 
@@ -1281,7 +1294,8 @@ MUTATIONS = [
      [("sidecar/deployment.yaml", "          args: [\"-listen=127.0.0.1:5678\"",
        "          ports: [{ name: app, containerPort: 5678 }]\n"
        "          args: [\"-listen=127.0.0.1:5678\"")]),
-    ("sidecar/deployment.yaml", "              path: /healthz", "              path: /readyz",
+    ("sidecar/deployment.yaml", "              path: /healthz\n              port: probes",
+     "              path: /readyz\n              port: probes",
      "sidecar: refs", "livenessProbe.httpGet.path: '/readyz', expected /healthz"),
     ("sidecar/deployment.yaml", "              containerPort: 9902    # admin.probes_address",
      "              containerPort: 9903    # admin.probes_address",
@@ -1313,18 +1327,18 @@ MUTATIONS = [
      "              mountPath: /etc/portcullis\n              subPath: gateway.yaml\n",
      "sidecar: refs", "a subPath mount is never updated"),
     # refs: termination, sidecar, scraping
-    ("ingress/deployment.yaml", "      terminationGracePeriodSeconds: 30",
-     "      terminationGracePeriodSeconds: 15",
-     "ingress: refs", "terminationGracePeriodSeconds: 15 < 0 (preStop sleep) + 10 "
-     "(shutdown.drain_delay) + 10 (shutdown.grace_period)"),
+    ("ingress/deployment.yaml", "      terminationGracePeriodSeconds: 50",
+     "      terminationGracePeriodSeconds: 40",
+     "ingress: refs", "terminationGracePeriodSeconds: 40 < 0 (preStop sleep) + 30 "
+     "(shutdown.drain_delay) + 11 (shutdown.grace_period + 1 s)"),
     ("sidecar/deployment.yaml", "                seconds: 25", "                seconds: 15",
      "sidecar: refs", "containers[0].lifecycle.preStop.sleep.seconds: 15 s < 10 "
-     "(shutdown.drain_delay) + 10 (shutdown.grace_period): the app would stop"),
+     "(shutdown.drain_delay) + 11 (shutdown.grace_period + 1 s): the app would stop"),
     ("sidecar/deployment.yaml", "      terminationGracePeriodSeconds: 40",
      "      terminationGracePeriodSeconds: 25",
      "sidecar: refs", "terminationGracePeriodSeconds: 25 <= 25, the preStop sleep of container app"),
     ("sidecar/configmap.yaml", "      grace_period: 10s", "      grace_period: 30s",
-     "sidecar: refs", "preStop.sleep.seconds: 25 s < 10 (shutdown.drain_delay) + 30"),
+     "sidecar: refs", "preStop.sleep.seconds: 25 s < 10 (shutdown.drain_delay) + 31"),
     ("sidecar/deployment.yaml", "                command: [\"/usr/local/bin/portcullis\", \"drain\"]",
      "                command: [\"/usr/local/bin/portcullis\", \"--help\"]",
      "sidecar: refs", "initContainers[0].lifecycle.preStop.exec.command: "
