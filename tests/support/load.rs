@@ -27,6 +27,18 @@ pub struct LoadStats {
     draining: AtomicBool,
 }
 
+impl LoadStats {
+    /// Every request so far succeeded; otherwise fail with why each did not.
+    pub fn assert_no_failure(&self) {
+        assert_eq!(
+            self.failed.load(Ordering::SeqCst),
+            0,
+            "failed requests: {:?}",
+            self.errors.lock()
+        );
+    }
+}
+
 pub struct Load {
     pub stats: Arc<LoadStats>,
     stop: watch::Sender<bool>,
