@@ -255,6 +255,7 @@ impl Prepared {
     /// Make the services: the proxy on every listener, the admin listener, and the tasks.
     pub fn build(self, conf: &Arc<ServerConf>, intervals: Intervals) -> Result<Services, RunError> {
         let metrics = Metrics::new().map_err(|e| RunError::Server(format!("metrics: {e}")))?;
+        metrics.record_config_applied();
         let mirror = self.snapshot.revocation_mirror.clone();
         if let Some(settings) = &self.snapshot.revocation_redis {
             tracing::info!(redis = %settings.description, prefix = %settings.key_prefix, "revocations shared through Redis");

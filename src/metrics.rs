@@ -37,6 +37,12 @@ pub struct Metrics {
     /// The cache's own counters as last exported (hits, misses, evictions): each scrape adds
     /// what happened since.
     token_cache_seen: std::sync::Arc<[std::sync::atomic::AtomicU64; 3]>,
+    /// `config_info{sha256}`: the configuration serving now.
+    config_info: IntGaugeVec,
+    /// When a configuration was last applied (at start, then by each applied reload).
+    config_applied_at: Gauge,
+    /// `process_*`, unprefixed as Prometheus names them everywhere.
+    process: Registry,
     log_lines_dropped: prometheus::IntCounter,
     /// [`crate::telemetry::dropped_lines`] as last exported.
     log_lines_dropped_seen: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -232,12 +238,34 @@ impl Metrics {
         let build_info = Gauge::with_opts(
             Opts::new(
                 "build_info",
-                "Always 1; the version label names the running build.",
+                "Always 1; the version and commit labels name the running build.",
             )
-            .const_label("version", env!("CARGO_PKG_VERSION")),
+            .const_label("version", env!("CARGO_PKG_VERSION"))
+            .const_label("commit", env!("PORTCULLIS_COMMIT")),
         )?;
         build_info.set(1.0);
         registry.register(Box::new(build_info))?;
+        let config_info = IntGaugeVec::new(
+            Opts::new(
+                "config_info",
+                "Always 1; sha256 is the first 16 hex digits of the SHA-256 of the gateway.yaml serving now.",
+            ),
+            &["sha256"],
+        )?;
+        registry.register(Box::new(config_info.clone()))?;
+        let config_applied_at = Gauge::new(
+            "config_last_reload_success_timestamp_seconds",
+            "When the configuration serving now was applied: at start, then by each applied reload.",
+        )?;
+        registry.register(Box::new(config_applied_at.clone()))?;
+        // Every result from the first scrape, so rate() and increase() see the first change.
+        for result in ["applied", "rejected"] {
+            reloads.with_label_values(&[result]);
+        }
+        let process = Registry::new();
+        process.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(Metrics {
             registry,
             requests,
@@ -257,6 +285,9 @@ impl Metrics {
             token_cache_events,
             token_cache_size,
             token_cache_seen: std::sync::Arc::default(),
+            config_info,
+            config_applied_at,
+            process,
             log_lines_dropped,
             log_lines_dropped_seen: std::sync::Arc::default(),
         })
@@ -310,6 +341,14 @@ impl Metrics {
     /// Count one configuration reload attempt.
     pub fn record_reload(&self, result: &str) {
         self.reloads.with_label_values(&[result]).inc();
+        if result == "applied" {
+            self.record_config_applied();
+        }
+    }
+
+    /// A configuration was applied now (the first at start).
+    pub fn record_config_applied(&self) {
+        self.config_applied_at.set(crate::clock::unix_now() as f64);
     }
 
     /// Count one certificate reload attempt.
@@ -333,7 +372,17 @@ impl Metrics {
 
     /// The Prometheus text exposition, with key-set gauges read from `snapshot` at this moment.
     pub fn render(&self, snapshot: &Snapshot) -> String {
+        self.config_info.reset();
+        self.config_info
+            .with_label_values(&[&snapshot.config_sha256])
+            .set(1);
         for issuer in &snapshot.issuers {
+            if issuer.keys.is_remote() {
+                // Both results from the first scrape (rate() needs a starting point).
+                for result in ["success", "error"] {
+                    self.key_fetches.with_label_values(&[&issuer.id, result]);
+                }
+            }
             let loaded = issuer.keys.current().map(|k| k.len()).unwrap_or(0);
             self.keys_loaded
                 .with_label_values(&[&issuer.id])
@@ -352,6 +401,10 @@ impl Metrics {
         }
         for listener in &snapshot.listeners {
             let Some(tls) = &listener.tls else { continue };
+            for result in ["applied", "refused"] {
+                self.certificate_reloads
+                    .with_label_values(&[&listener.name, result]);
+            }
             for (name, not_after) in &tls.store.current().not_after {
                 self.certificate_expiry
                     .with_label_values(&[&listener.name, name])
@@ -396,7 +449,9 @@ impl Metrics {
         self.log_lines_dropped
             .inc_by(dropped.saturating_sub(before));
         let mut out = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+        let mut families = self.registry.gather();
+        families.extend(self.process.gather());
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
             tracing::error!(error = %e, "metrics encoding failed");
         }
         String::from_utf8(out).unwrap_or_default()

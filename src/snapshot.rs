@@ -30,6 +30,9 @@ pub struct Snapshot {
     /// Which client headers are stripped and whose forwarding headers are believed.
     pub forwarding: crate::forwarding::ForwardingPolicy,
     pub limits: Limits,
+    /// The first 16 hex digits of the SHA-256 of the `gateway.yaml` text this snapshot was
+    /// compiled from (`portcullis_config_info`): replicas serving the same file show the same.
+    pub config_sha256: String,
     /// Where `/metrics`, `/healthz`, `/readyz` and the admin API are served.
     pub admin_address: SocketAddr,
     /// `admin.probes_address`: where `/metrics`, `/healthz` and `/readyz` alone are also served.

@@ -157,7 +157,15 @@ impl ServeHttp for AdminApp {
                 now,
             )
             .await;
-            return respond(status, "application/json", value.to_string().into_bytes());
+            let mut resp = respond(status, "application/json", value.to_string().into_bytes());
+            if status == StatusCode::UNAUTHORIZED {
+                // RFC 6750 §3: a 401 names the scheme the client must use.
+                resp.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer realm=\"portcullis-admin\""),
+                );
+            }
+            return resp;
         }
         if method != http::Method::GET && method != http::Method::HEAD {
             return respond(

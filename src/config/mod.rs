@@ -84,7 +84,7 @@ pub fn load(path: &Path) -> Result<Compiled, ConfigErrors> {
 /// Secrets mounted) and lists them apart.
 pub fn load_checking(path: &Path, secrets: Secrets) -> Result<Compiled, ConfigErrors> {
     let (text, base_dir) = read(path)?;
-    compile::compile_with(
+    let compiled = compile::compile_with(
         parse(&text)?,
         compile::Inputs {
             base_dir: &base_dir,
@@ -92,7 +92,18 @@ pub fn load_checking(path: &Path, secrets: Secrets) -> Result<Compiled, ConfigEr
             stores: &crate::stores::Stores::default(),
             secrets,
         },
-    )
+    )?;
+    Ok(with_digest(compiled, &text))
+}
+
+/// The compiled configuration, with the digest of the text it came from.
+fn with_digest(mut compiled: Compiled, text: &str) -> Compiled {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    compiled.snapshot.config_sha256 = digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    compiled
 }
 
 /// Read, parse and compile a configuration file; the snapshot refers to `stores`.
@@ -126,5 +137,8 @@ pub fn load_str_into(
     base_dir: &Path,
     stores: &crate::stores::Stores,
 ) -> Result<Compiled, ConfigErrors> {
-    compile::compile(parse(text)?, base_dir, stores)
+    Ok(with_digest(
+        compile::compile(parse(text)?, base_dir, stores)?,
+        text,
+    ))
 }

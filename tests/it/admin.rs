@@ -132,7 +132,13 @@ async fn metrics_parse_and_counters_move_with_requests_and_rejections() {
         2.0
     );
     assert_eq!(
-        value(&after, r#"portcullis_build_info{version="0.1.0"}"#),
+        value(
+            &after,
+            &format!(
+                r#"portcullis_build_info{{commit="{}",version="0.1.0"}}"#,
+                env!("PORTCULLIS_COMMIT")
+            )
+        ),
         1.0
     );
     assert_eq!(
@@ -263,4 +269,101 @@ routes: [{{ id: r, match: {{ path_prefix: / }}, upstream: e, auth: public }}]"#
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
+}
+
+/// What an on-call engineer and a dashboard read before any traffic: the process metrics, the
+/// build and the configuration serving (its digest, which replicas can be compared by, and when
+/// it was applied), and every reload and key-fetch result at 0 so `rate()` works from the first
+/// scrape. An applied reload changes the digest and the timestamp.
+#[tokio::test]
+async fn metrics_describe_the_process_build_and_configuration_from_the_first_scrape() {
+    let echo = echo_upstream().await;
+    let keys = KeyServer::start(fixture_jwks()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    let yaml = format!(
+        r#"listeners: [{{ name: t, address: "{{listen}}" }}]
+issuers: [{{ id: remote, issuer: "{ISSUER}", jwks_uri: "{}", audiences: ["{AUDIENCE}"] }}]
+upstreams: [{{ id: e, url: "http://{echo}" }}]
+routes: [{{ id: r, match: {{ path_prefix: / }}, upstream: e, auth: public }}]
+"#,
+        keys.jwks_url()
+    );
+    std::fs::write(&path, &yaml).unwrap();
+    let gw = TestGateway::start_reloading(&path);
+    let text = gw.metrics_text().await;
+    let samples = parse_prometheus(&text);
+    for series in [
+        "portcullis_config_reloads_total{result=\"applied\"}",
+        "portcullis_config_reloads_total{result=\"rejected\"}",
+        "portcullis_jwks_fetches_total{issuer=\"remote\",result=\"error\"}",
+    ] {
+        assert_eq!(value(&samples, series), 0.0, "{series}\n{text}");
+    }
+    assert!(
+        value(&samples, "process_resident_memory_bytes") > 0.0,
+        "{text}"
+    );
+    assert!(
+        value(&samples, "process_cpu_seconds_total") >= 0.0,
+        "{text}"
+    );
+    let build = samples
+        .iter()
+        .find(|(s, _)| s.starts_with("portcullis_build_info{"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        build.0.contains("commit=\"") && build.0.contains("version=\""),
+        "{build:?}"
+    );
+    let digest = |samples: &[(String, f64)]| {
+        let info = samples
+            .iter()
+            .filter(|(s, _)| s.starts_with("portcullis_config_info{"))
+            .collect::<Vec<_>>();
+        assert_eq!(info.len(), 1, "{info:?}");
+        info[0].0.clone()
+    };
+    let served = std::fs::read(&path).unwrap();
+    let sha = ring::digest::digest(&ring::digest::SHA256, &served);
+    let hex: String = sha.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        digest(&samples),
+        format!("portcullis_config_info{{sha256=\"{hex}\"}}")
+    );
+    let applied_at = value(
+        &samples,
+        "portcullis_config_last_reload_success_timestamp_seconds",
+    );
+    assert!((applied_at - now() as f64).abs() < 600.0, "{applied_at}");
+
+    let mut reloads = gw.reloads.clone();
+    std::fs::write(
+        &path,
+        format!("{}\n# changed\n", String::from_utf8(served).unwrap()),
+    )
+    .unwrap();
+    reloads.wait_for(|o| o.is_some()).await.unwrap();
+    let after = parse_prometheus(&gw.metrics_text().await);
+    assert_eq!(
+        value(
+            &after,
+            "portcullis_config_reloads_total{result=\"applied\"}"
+        ),
+        1.0
+    );
+    assert_ne!(
+        digest(&after),
+        digest(&samples),
+        "the digest follows the file"
+    );
+    assert!(
+        value(
+            &after,
+            "portcullis_config_last_reload_success_timestamp_seconds"
+        ) >= applied_at
+    );
 }

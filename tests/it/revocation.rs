@@ -128,6 +128,17 @@ async fn the_admin_api_refuses_missing_or_wrong_tokens() {
         let (code, _) = admin(&s.gw, reqwest::Method::POST, token, Some(body.clone())).await;
         assert_eq!(code, 401, "{token:?}");
     }
+    // RFC 6750 §3: the 401 names the scheme to use.
+    let resp = client()
+        .get(s.gw.admin_url("/revocations"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        "Bearer realm=\"portcullis-admin\""
+    );
     let (code, list) = admin(&s.gw, reqwest::Method::GET, Some(ADMIN_TOKEN), None).await;
     assert_eq!(
         (code, list["revocations"].as_array().unwrap().len()),

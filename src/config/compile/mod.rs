@@ -423,6 +423,7 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
             ..identity
         },
         forwarding,
+        config_sha256: String::new(),
         admin_address,
         probes_address,
         admin_token,
