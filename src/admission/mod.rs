@@ -34,7 +34,7 @@ pub use route::{route, Routed};
 
 pub use crate::auth::cache::CacheUse;
 use crate::auth::jwt::unknown_kid_context;
-use crate::auth::{authenticate, Principal};
+use crate::auth::{authenticate, Denied, Principal};
 use crate::error::{GatewayError, TokenFault};
 use crate::snapshot::Snapshot;
 
@@ -63,6 +63,8 @@ pub struct Refused {
     pub error: GatewayError,
     /// The route, when the request was refused after routing (for the access log).
     pub routed: Option<Routed>,
+    /// The verified identity, when refused after verification (for the access log).
+    pub principal: Option<Arc<Principal>>,
 }
 
 /// Decide `req`: route it, check the TLS version, authenticate it against the route and, when
@@ -81,18 +83,21 @@ pub async fn admit<R: KeyRefresh, O: Observer>(
     let routed = route(req, snapshot, obs).map_err(|error| Refused {
         error,
         routed: None,
+        principal: None,
     })?;
     // A connection below the listener's minimum TLS version is refused before its route is
     // kept: the access log shows no route for it.
     check_tls(transport, obs).map_err(|error| Refused {
         error,
         routed: None,
+        principal: None,
     })?;
     match authorise(req, snapshot, &routed, now, refresh, cache, obs).await {
         Ok(principal) => Ok(Admitted { routed, principal }),
-        Err(error) => Err(Refused {
-            error,
+        Err(denied) => Err(Refused {
+            error: denied.error,
             routed: Some(routed),
+            principal: denied.principal,
         }),
     }
 }
@@ -120,11 +125,15 @@ async fn authorise<R: KeyRefresh, O: Observer>(
     refresh: &R,
     cache: CacheUse,
     obs: &mut O,
-) -> Result<Option<Arc<Principal>>, GatewayError> {
+) -> Result<Option<Arc<Principal>>, Denied> {
     let route = &snapshot.routes[routed.route];
     let query = req.uri.query();
     let first = authenticate(&req.headers, query, route, snapshot, now(), cache, obs);
-    let Err(GatewayError::InvalidToken(TokenFault::UnknownKid)) = &first else {
+    let Err(Denied {
+        error: GatewayError::InvalidToken(TokenFault::UnknownKid),
+        ..
+    }) = &first
+    else {
         return first;
     };
     let token = crate::auth::bearer::extract(&req.headers, snapshot.limits.max_token_bytes)
@@ -179,6 +188,7 @@ pub fn admit_now<O: Observer>(
         Poll::Pending => Err(Refused {
             error: GatewayError::KeysUnavailable,
             routed: None,
+            principal: None,
         }),
     }
 }

@@ -25,6 +25,23 @@ use crate::snapshot::{Issuer, Route, RouteAuth, Snapshot};
 use cache::CacheUse;
 pub use principal::Principal;
 
+/// A refused request, with the verified identity when the refusal came after verification
+/// (revoked, insufficient scope): the access log says who was refused.
+#[derive(Debug, Clone)]
+pub struct Denied {
+    pub error: GatewayError,
+    pub principal: Option<Arc<Principal>>,
+}
+
+impl From<GatewayError> for Denied {
+    fn from(error: GatewayError) -> Self {
+        Denied {
+            error,
+            principal: None,
+        }
+    }
+}
+
 /// Decide whether a request may use `route`, each check reported to `obs` as it runs.
 ///
 /// `Ok(None)` for a public route (any token is ignored), `Ok(Some(principal))` for a verified
@@ -38,7 +55,7 @@ pub fn authenticate<O: Observer>(
     now: i64,
     cache: CacheUse,
     obs: &mut O,
-) -> Result<Option<Arc<Principal>>, GatewayError> {
+) -> Result<Option<Arc<Principal>>, Denied> {
     let (issuers, scopes, audiences) = match &route.auth {
         RouteAuth::Public => {
             obs.record(Step::Public, None, || {
@@ -79,12 +96,17 @@ pub fn authenticate<O: Observer>(
         Some(by) => Err(GatewayError::InvalidToken(TokenFault::Revoked(by))),
         None => Ok(()),
     };
+    let after_verification = |error| Denied {
+        error,
+        principal: Some(Arc::clone(&principal)),
+    };
     seen(obs, Step::Revocation, revoked, |()| {
         format!(
             "not revoked ({} entries in the list)",
             snapshot.revocations.len()
         )
-    })?;
+    })
+    .map_err(after_verification)?;
     // RFC 6750 §3.1: a valid token without the needed scope is 403 insufficient_scope.
     let scoped = match scopes.requirement.is_satisfied_by(&principal.scopes) {
         true => Ok(()),
@@ -103,7 +125,7 @@ pub fn authenticate<O: Observer>(
             )
         },
     );
-    scoped?;
+    scoped.map_err(after_verification)?;
     Ok(Some(principal))
 }
 

@@ -49,7 +49,9 @@ pub fn record(metrics: &Metrics, session: &Session, e: Option<&Error>, ctx: &Req
         request_id = ctx.request_id.as_str(),
         route = ctx.route().map(|r| &*r.id).unwrap_or("-"),
         method = req.method.as_str(),
-        path = if ctx.path.is_empty() { "-" } else { capped(&ctx.path, MAX_PATH) },
+        // The normalised path once routed; before that (no route, a path refused) the path as
+        // sent, without its query.
+        path = capped(if ctx.path.is_empty() { req.uri.path() } else { &ctx.path }, MAX_PATH),
         status,
         reason = ctx.error.as_ref().map(GatewayError::reason).unwrap_or("ok"),
         latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,

@@ -74,6 +74,8 @@ impl Gateway {
                 if let Some(routed) = refused.routed {
                     ctx.set_routed(routed);
                 }
+                // Refused after verification: the access log says who.
+                ctx.principal = refused.principal;
                 Err(refused.error)
             }
         }

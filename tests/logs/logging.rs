@@ -91,3 +91,57 @@ async fn tokens_cookies_and_query_tokens_never_reach_the_logs() {
         );
     }
 }
+
+/// The access line of a request refused after its token was verified says who was refused
+/// (`issuer`, `sub`, `client_id`, `jti`), and a request that matched no route says which path
+/// it asked for (without the query), so "who was refused a write, and where" can be answered.
+#[tokio::test]
+async fn refusals_after_verification_name_the_identity_and_no_route_names_the_path() {
+    let captured = captured();
+    let gw = standard_gateway().await;
+    let c = client();
+    let token = Issuer::rsa(&claims("read:orders"));
+    // The admin route needs the `admin` scope: 403 insufficient_scope for a verified token.
+    let refused = c
+        .get(gw.url("/orders/1"))
+        .header("host", "admin.example.com")
+        .header("x-request-id", "log-test-insufficient-scope")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let unrouted = c
+        .get(gw.url("/nowhere/at-all?access_token=query-secret-value"))
+        .header("x-request-id", "log-test-no-route")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unrouted.status(), 404);
+    drop(gw); // stop the gateway so every log line is written
+
+    let line = |id: &str| -> serde_json::Value {
+        let text = captured.text();
+        let line = text
+            .lines()
+            .find(|l| l.contains("portcullis::access") && l.contains(id))
+            .unwrap_or_else(|| panic!("no access line for {id}"))
+            .to_owned();
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        value.get("fields").cloned().unwrap_or(value)
+    };
+    let refused = line("log-test-insufficient-scope");
+    assert_eq!(refused["status"], 403, "{refused}");
+    assert_eq!(refused["reason"], "insufficient_scope", "{refused}");
+    assert_eq!(refused["route"], "admin", "{refused}");
+    assert_eq!(refused["issuer"], "corp", "{refused}");
+    assert_eq!(refused["sub"], "alice", "{refused}");
+    assert_eq!(refused["client_id"], "orders-ui", "{refused}");
+    assert_eq!(refused["jti"], "jti-1", "{refused}");
+    let unrouted = line("log-test-no-route");
+    assert_eq!(unrouted["status"], 404, "{unrouted}");
+    assert_eq!(unrouted["reason"], "no_route", "{unrouted}");
+    assert_eq!(unrouted["path"], "/nowhere/at-all", "{unrouted}");
+    assert_eq!(unrouted["sub"], "-", "{unrouted}");
+    assert!(!captured.text().contains("query-secret-value"));
+}
