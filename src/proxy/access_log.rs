@@ -25,6 +25,11 @@ fn capped(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// Milliseconds, rounded to the microsecond: `1.081`, not `1.0810570000000002`.
+fn millis(d: std::time::Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
+}
+
 /// Record the finished request `ctx` (status, route, reason, latency, verified identity).
 pub fn record(metrics: &Metrics, session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
     let status = session
@@ -54,8 +59,8 @@ pub fn record(metrics: &Metrics, session: &Session, e: Option<&Error>, ctx: &Req
         path = capped(if ctx.path.is_empty() { req.uri.path() } else { &ctx.path }, MAX_PATH),
         status,
         reason = ctx.error.as_ref().map(GatewayError::reason).unwrap_or("ok"),
-        latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
-        upstream_ms = ctx.upstream_elapsed.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(-1.0),
+        latency_ms = millis(ctx.started.elapsed()),
+        upstream_ms = ctx.upstream_elapsed.map(millis).unwrap_or(-1.0),
         issuer = principal.map(|p| &*p.issuer_id).unwrap_or("-"),
         client_id = capped(principal.and_then(|p| p.client_id.as_deref()).unwrap_or("-"), MAX_CLAIM),
         sub = capped(principal.and_then(|p| p.subject.as_deref()).unwrap_or("-"), MAX_CLAIM),
@@ -68,6 +73,16 @@ pub fn record(metrics: &Metrics, session: &Session, e: Option<&Error>, ctx: &Req
 #[cfg(test)]
 mod tests {
     use super::capped;
+
+    #[test]
+    fn latencies_are_rounded_to_the_microsecond() {
+        let d = std::time::Duration::from_nanos(1_081_057);
+        assert_eq!(super::millis(d).to_string(), "1.081");
+        assert_eq!(
+            super::millis(std::time::Duration::from_millis(30)).to_string(),
+            "30"
+        );
+    }
 
     #[test]
     fn long_fields_are_cut_on_a_character_boundary() {

@@ -138,6 +138,12 @@ async fn refusals_after_verification_name_the_identity_and_no_route_names_the_pa
     assert_eq!(refused["sub"], "alice", "{refused}");
     assert_eq!(refused["client_id"], "orders-ui", "{refused}");
     assert_eq!(refused["jti"], "jti-1", "{refused}");
+    // Latency in milliseconds with at most microsecond digits.
+    let latency = refused["latency_ms"].to_string();
+    assert!(
+        latency.split('.').nth(1).is_none_or(|d| d.len() <= 3),
+        "{latency}"
+    );
     let unrouted = line("log-test-no-route");
     assert_eq!(unrouted["status"], 404, "{unrouted}");
     assert_eq!(unrouted["reason"], "no_route", "{unrouted}");
