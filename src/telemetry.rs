@@ -114,7 +114,9 @@ static GUARD: std::sync::Mutex<Option<WorkerGuard>> = std::sync::Mutex::new(None
 pub fn init(cli_format: Option<LogFormat>, config_path: &std::path::Path) {
     let settings = settings(cli_format, config_path);
     let (writer, guard) = non_blocking(std::io::stderr(), settings.buffer_lines);
-    if init_with_writer(settings.format, &settings.directives, writer.clone()) {
+    // Colours only for a person at a terminal: never escape codes in a file or a collector.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if init_with_writer(settings.format, &settings.directives, ansi, writer.clone()) {
         let _ = DROPPED.set(writer.error_counter());
         *GUARD.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
     }
@@ -167,9 +169,9 @@ pub fn non_blocking<W: std::io::Write + Send + 'static>(
         .finish(std::io::BufWriter::with_capacity(64 * 1024, inner))
 }
 
-/// Install the global subscriber with `directives` (`RUST_LOG` syntax) and `writer`; returns
-/// false when a subscriber was installed already.
-pub fn init_with_writer<W>(format: LogFormat, directives: &str, writer: W) -> bool
+/// Install the global subscriber with `directives` (`RUST_LOG` syntax) and `writer`, with ANSI
+/// colours in the text format when `ansi`; returns false when a subscriber was installed already.
+pub fn init_with_writer<W>(format: LogFormat, directives: &str, ansi: bool, writer: W) -> bool
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -177,7 +179,7 @@ where
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let fmt = match format {
         LogFormat::Json => fmt.json().flatten_event(true).boxed(),
-        LogFormat::Text => fmt.boxed(),
+        LogFormat::Text => fmt.with_ansi(ansi).boxed(),
     };
     // The filter's most verbose level, passed on: `try_init` installs the `log` → tracing bridge
     // for pingora's messages with it as `log`'s static maximum, so a `debug!` that nobody
@@ -202,6 +204,7 @@ mod tests {
         let installed = init_with_writer(
             LogFormat::Json,
             "info,portcullis::admission=debug",
+            false,
             std::io::sink,
         );
         assert!(installed);

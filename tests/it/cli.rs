@@ -172,3 +172,38 @@ revocation: { redis: { url_env: PORTCULLIS_TEST_UNSET_REDIS_URL, key_prefix: "ba
     assert!(stderr.contains("revocation.redis.key_prefix"), "{stderr}");
     assert!(stderr.contains("1 error(s)"), "{stderr}");
 }
+
+/// `--log-format text` writes no ANSI colour codes when stderr is not a terminal (a file, a pipe
+/// to a log collector): the escape sequences would end up in the stored logs.
+#[test]
+fn text_logs_have_no_colour_codes_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    // Held by this test, so `run` logs the config warning, then fails to bind and exits.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let free = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let admin = free.local_addr().unwrap();
+    drop(free);
+    std::fs::write(
+        &path,
+        format!(
+            r#"listeners: [{{ name: http, address: "{}" }}]
+admin: {{ address: "{admin}" }}
+upstreams: [{{ id: app, url: "http://127.0.0.1:9000" }}]
+routes: [{{ id: open, match: {{ path_prefix: / }}, upstream: app, auth: public }}]
+"#,
+            taken.local_addr().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = portcullis()
+        .args(["--log-format", "text", "run", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("exposed beyond this host"), "{stderr}");
+    assert!(stderr.contains("WARN"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "colour codes in: {stderr:?}");
+}

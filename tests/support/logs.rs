@@ -33,6 +33,7 @@ impl Captured {
         let installed = portcullis::telemetry::init_with_writer(
             portcullis::telemetry::LogFormat::Json,
             directives,
+            false,
             move || writer.clone(),
         );
         assert!(installed, "another subscriber was installed first");
