@@ -30,7 +30,7 @@ fn main() -> ExitCode {
             telemetry::init(cli.log_format, &config);
             let result = app::run(&config, upgrade, upgrade_sock.as_deref());
             telemetry::finish(); // the queued log lines first, then the final message
-            exit_code(result)
+            exit_code(result, &config)
         }
         Command::Explain {
             config,
@@ -46,7 +46,7 @@ fn main() -> ExitCode {
                     print!("{text}");
                     ExitCode::SUCCESS
                 }
-                Err(e) => exit_code(Err(e)),
+                Err(e) => exit_code(Err(e), &config),
             }
         }
         Command::Drain { pid } => match app::drain(pid) {
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
             telemetry::init(cli.log_format, &config);
             let result = run_demo(&config, &signing_key, &kid);
             telemetry::finish();
-            exit_code(result)
+            exit_code(result, &config)
         }
     }
 }
@@ -85,8 +85,8 @@ fn validate(path: &std::path::Path, secrets: bool) -> ExitCode {
             }
             for (what, s) in &compiled.unchecked {
                 eprintln!(
-                    "{}: {what} not checked: {s} (portcullis validate --secrets requires it)",
-                    path.display()
+                    "{} ({what} not checked here; portcullis validate --secrets requires it)",
+                    s.in_file(path)
                 );
             }
             println!("{}: valid", path.display());
@@ -94,7 +94,7 @@ fn validate(path: &std::path::Path, secrets: bool) -> ExitCode {
         }
         Err(errors) => {
             for e in &errors.0 {
-                eprintln!("{}: error: {e}", path.display());
+                eprintln!("{}", e.in_file(path));
             }
             eprintln!("{}: {} error(s)", path.display(), errors.0.len());
             ExitCode::from(EXIT_BAD_CONFIG)
@@ -124,11 +124,14 @@ fn run_demo(
     app::run(config_path, false, None)
 }
 
-fn exit_code(result: Result<(), RunError>) -> ExitCode {
+fn exit_code(result: Result<(), RunError>, config: &std::path::Path) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ RunError::Config(_)) => {
-            eprintln!("portcullis: {e}");
+        Err(RunError::Config(errors)) => {
+            eprintln!(
+                "portcullis: invalid configuration:\n{}",
+                errors.in_file(config)
+            );
             ExitCode::from(EXIT_BAD_CONFIG)
         }
         Err(e) => {

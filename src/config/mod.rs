@@ -2,6 +2,7 @@
 //! ([`compile`]), with every error located.
 
 pub mod compile;
+mod diagnose;
 pub mod file;
 pub mod forwarding;
 
@@ -35,10 +36,21 @@ impl ConfigError {
     }
 }
 
+impl ConfigError {
+    /// `file:line:column: path: message`, the form compilers use (and editors jump to).
+    pub fn in_file(&self, file: &Path) -> String {
+        match (self.line, self.column) {
+            (Some(_), Some(_)) => format!("{}:{self}", file.display()),
+            _ => format!("{}: {self}", file.display()),
+        }
+    }
+}
+
+/// `line:column: path: message`.
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let (Some(line), Some(column)) = (self.line, self.column) {
-            write!(f, "line {line}, column {column}: ")?;
+            write!(f, "{line}:{column}: ")?;
         }
         if !self.path.is_empty() {
             write!(f, "{}: ", self.path)?;
@@ -65,13 +77,18 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+impl ConfigErrors {
+    /// Every error as `file:line:column: path: message`, one per line.
+    pub fn in_file(&self, file: &Path) -> String {
+        let lines: Vec<String> = self.0.iter().map(|e| e.in_file(file)).collect();
+        lines.join("\n")
+    }
+}
+
 /// Parse YAML text into the file model. Syntax errors, wrong types and unknown keys end parsing
 /// (YAML cannot be read past them); everything else is checked by [`compile::compile`].
 pub fn parse(text: &str) -> Result<file::GatewayFile, ConfigErrors> {
-    serde_saphyr::from_str(text).map_err(|e| {
-        let location = e.location().unwrap_or(Location::UNKNOWN);
-        ConfigErrors(vec![ConfigError::at(location, "", e.to_string())])
-    })
+    serde_saphyr::from_str(text).map_err(|e| ConfigErrors(vec![diagnose::diagnose(text, &e)]))
 }
 
 /// Read, parse and compile a configuration file into stores of its own (for one-off commands

@@ -45,14 +45,100 @@ routes:
     assert_eq!(out.status.code(), Some(64));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
-        stderr.contains("line 7, column 19: upstreams[0].read_timeout"),
+        stderr.contains(&format!(
+            "{}:7:19: upstreams[0].read_timeout",
+            path.display()
+        )),
         "{stderr}"
     );
     assert!(
-        stderr.contains("line 11, column 15: routes[0].upstream: unknown upstream \"missing\""),
+        stderr.contains(&format!(
+            "{}:11:15: routes[0].upstream: unknown upstream \"missing\"",
+            path.display()
+        )),
         "{stderr}"
     );
     assert!(stderr.contains("2 error(s)"), "{stderr}");
+}
+
+/// A parser error (unknown key, wrong shape) has the form of a compile error: the file, the line
+/// and column once, the key path, and plain language; no parser snippet naming `<input>`.
+#[test]
+fn parser_errors_name_the_file_the_key_path_and_what_the_key_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let validate = |yaml: &str| {
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let out = portcullis()
+            .args(["validate", "-c"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64));
+        (path, String::from_utf8(out.stderr).unwrap())
+    };
+    let head = "listeners: [{ name: http, address: \"127.0.0.1:8080\" }]\n\
+        upstreams: [{ id: app, url: \"http://127.0.0.1:9000\" }]\n";
+    let (path, stderr) = validate(&format!(
+        "{head}issuers:\n  - id: idp\n    issuer: https://idp.example\n    audience: [api]\nroutes: []\n"
+    ));
+    let first = stderr.lines().next().unwrap();
+    assert!(
+        first.starts_with(&format!(
+            "{}:6:5: issuers[0].audience: unknown key `audience`; did you mean `audiences`? (known keys: `id`, `issuer`",
+            path.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches(":6:5").count(), 1, "{stderr}");
+    assert!(
+        !stderr.contains("<input>") && !stderr.contains("line 6"),
+        "{stderr}"
+    );
+    let (_, stderr) = validate(&format!(
+        "{head}routes:\n  - id: r\n    match: {{ path_prefix: / }}\n    upstream: app\n    auth:\n      scopes: [\"items:read\"]\n"
+    ));
+    assert!(
+        stderr.contains(":8:15: routes[0].auth.scopes: `scopes` takes a mapping with the keys `all_of`, `any_of`, not a list"),
+        "{stderr}"
+    );
+    let (_, stderr) = validate(&format!(
+        "{head}routes: []\nupstream_defaults: {{ connect_timeout: 0s }}\n"
+    ));
+    assert!(
+        stderr.contains(
+            ":4:1: upstream_defaults: unknown key `upstream_defaults` (known keys: `listeners`"
+        ),
+        "{stderr}"
+    );
+}
+
+/// `0s` where zero makes no sense is refused with its location; where zero means something
+/// (`drain_delay`, `leeway`), it is accepted (docs/configuration.md says what it means).
+#[test]
+fn zero_durations_are_refused_where_they_make_no_sense() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &path,
+        "listeners: [{ name: http, address: \"127.0.0.1:8080\" }]\n\
+         upstreams: [{ id: app, url: \"http://127.0.0.1:9000\", connect_timeout: 0s }]\n\
+         routes: [{ id: r, match: { path_prefix: / }, upstream: app, auth: public }]\n\
+         shutdown: { drain_delay: 0s }\n",
+    )
+    .unwrap();
+    let out = portcullis()
+        .args(["validate", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains(":2:71: upstreams[0].connect_timeout: \"0s\" must be more than zero"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 error(s)"), "{stderr}");
 }
 
 #[test]
@@ -120,19 +206,23 @@ routes: [{ id: open, match: { path_prefix: / }, upstream: app, auth: public }, {
     let stderr = String::from_utf8(deferred.stderr).unwrap();
     assert_eq!(deferred.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("secret not checked: line 4, column 48: admin.token_env: the environment variable PORTCULLIS_TEST_UNSET_ADMIN_TOKEN is not set"),
+        stderr.contains(":4:48: admin.token_env: the environment variable PORTCULLIS_TEST_UNSET_ADMIN_TOKEN is not set (secret not checked here"),
         "{stderr}"
     );
     // A cluster Service name resolves only in the cluster (`.invalid` never does, RFC 2606).
     assert!(
-        stderr.contains("host name not checked: line 5, column 72: upstreams[1].url: cannot resolve \"orders.invalid\""),
+        stderr.contains(":5:72: upstreams[1].url: cannot resolve \"orders.invalid\"")
+            && stderr.contains("(host name not checked here"),
         "{stderr}"
     );
     // TLS material comes from a Secret too: absent files are deferred, not errors.
     for field in ["cert_file", "key_file"] {
         assert!(
-            stderr.contains("secret not checked: line 3, ")
-                && stderr.contains(&format!(".{field}: cannot read ")),
+            stderr.lines().any(|l| l.contains(":3:")
+                && l.contains(&format!(".{field}: cannot read "))
+                && l.ends_with(
+                    "(secret not checked here; portcullis validate --secrets requires it)"
+                )),
             "{field}: {stderr}"
         );
     }

@@ -248,8 +248,8 @@ fn remote_key_sources_must_be_https_and_exactly_one() {
     assert_eq!(
         paths,
         [
-            "issuers[0].jwks_refresh.max_response_bytes",
-            "issuers[0].jwks_refresh"
+            "issuers[0].jwks_refresh.timeout",
+            "issuers[0].jwks_refresh.max_response_bytes"
         ]
     );
 }
@@ -284,7 +284,7 @@ routes:
         "{warnings:#?}"
     );
     assert!(
-        warnings.iter().any(|w| w.contains("line 8")
+        warnings.iter().any(|w| w.starts_with("8:")
             && w.contains("\"open\" contains the protected route \"secret\"")),
         "{warnings:#?}"
     );
@@ -370,7 +370,7 @@ fn redis_settings_are_checked_without_echoing_the_url() {
     };
     let e = errors("{ url: \"http://:s3cret@cache:6379\" }");
     assert!(
-        e.contains("line 22") && e.contains("revocation.redis.url"),
+        e.starts_with("22:") && e.contains("revocation.redis.url"),
         "{e}"
     );
     assert!(
@@ -383,7 +383,7 @@ fn redis_settings_are_checked_without_echoing_the_url() {
     assert!(e.contains("give url or url_env"), "{e}");
     let e = errors("{ url: \"redis://cache\", resync_interval: 0s, key_prefix: \"a b\" }");
     assert!(
-        e.contains("revocation.redis.resync_interval: must be more than zero"),
+        e.contains("revocation.redis.resync_interval: \"0s\" must be more than zero"),
         "{e}"
     );
     assert!(e.contains("revocation.redis.key_prefix"), "{e}");
@@ -446,13 +446,13 @@ fn tls_files_are_checked_when_the_config_compiles() {
     };
     let e = error(pair(&dir.path().join("missing.crt"), &key));
     assert!(
-        e.contains("line 7")
+        e.starts_with("7:")
             && e.contains("listeners[0].tls.certificates[0].cert_file: cannot read"),
         "{e}"
     );
     let e = error(pair(&cert, &other_key));
     assert!(
-        e.contains("line 8") && e.contains("key_file") && e.contains("does not match"),
+        e.starts_with("8:") && e.contains("key_file") && e.contains("does not match"),
         "{e}"
     );
     let e = error(pair(&garbage, &key));
@@ -513,7 +513,7 @@ fn an_expired_certificate_is_a_warning() {
     assert!(
         warnings
             .iter()
-            .any(|w| w.contains("line 7") && w.contains("has expired")),
+            .any(|w| w.starts_with("7:") && w.contains("has expired")),
         "{warnings:?}"
     );
 }

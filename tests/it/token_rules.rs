@@ -213,7 +213,7 @@ fn empty_scope_lists_are_refused_where_they_are() {
         let errors = errors(&yaml);
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(
-            errors[0].starts_with("line 17")
+            errors[0].starts_with("17:")
                 && errors[0].contains(&format!("routes[0].auth.scopes.{list}")),
             "{errors:?}"
         );

@@ -68,7 +68,7 @@ pub(super) fn compile_issuers(
             });
         let leeway = match &f.leeway {
             None => DEFAULT_LEEWAY,
-            Some(l) => match parse_duration(cx, l, &format!("{path}.leeway")) {
+            Some(l) => match parse_duration_or_zero(cx, l, &format!("{path}.leeway")) {
                 Some(d) if d > MAX_LEEWAY => {
                     cx.error(
                         l.referenced,
@@ -264,13 +264,6 @@ pub(super) fn compile_refresh(
             Location::UNKNOWN,
             base.clone(),
             "min_interval must not exceed max_interval",
-        );
-    }
-    if timeout.is_zero() || policy.min_interval.is_zero() {
-        cx.error(
-            Location::UNKNOWN,
-            base,
-            "timeout and min_interval must be positive",
         );
     }
     (cx.errors.len() == errors_before).then_some((policy, timeout, max_bytes))

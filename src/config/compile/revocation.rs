@@ -86,18 +86,8 @@ pub(super) fn compile_redis(
     });
     let duration = |cx: &mut Ctx, t: &Option<Text>, name: &str, default: Duration| match t {
         None => default,
-        Some(t) => match parse_duration(cx, t, &format!("revocation.redis.{name}")) {
-            Some(d) if d.is_zero() => {
-                cx.error(
-                    t.referenced,
-                    format!("revocation.redis.{name}"),
-                    "must be more than zero",
-                );
-                default
-            }
-            Some(d) => d,
-            None => default,
-        },
+        // Zero is refused by parse_duration.
+        Some(t) => parse_duration(cx, t, &format!("revocation.redis.{name}")).unwrap_or(default),
     };
     let resync_interval = duration(
         cx,

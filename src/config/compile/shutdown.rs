@@ -17,7 +17,7 @@ pub(super) fn compile_shutdown(
         .unwrap_or(DEFAULT_SHUTDOWN_GRACE);
     let drain = match shutdown.and_then(|s| s.drain_delay.as_ref()) {
         None => Duration::ZERO,
-        Some(t) => match parse_duration(cx, t, "shutdown.drain_delay") {
+        Some(t) => match parse_duration_or_zero(cx, t, "shutdown.drain_delay") {
             Some(d) if d > MAX_DRAIN_DELAY => {
                 cx.error(
                     t.referenced,

@@ -124,7 +124,24 @@ pub(super) fn compile_auth_cache(
 /// and far from the overflow of time arithmetic.
 pub(super) const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// A duration that must be more than zero: a zero timeout, interval, lifetime or grace period
+/// would refuse or cut everything, so `0s` is an error rather than a surprise.
 pub(super) fn parse_duration(cx: &mut Ctx, t: &Text, path: &str) -> Option<Duration> {
+    let d = parse_duration_or_zero(cx, t, path)?;
+    if d.is_zero() {
+        cx.error(
+            t.referenced,
+            path,
+            format!("\"{}\" must be more than zero", t.value),
+        );
+        return None;
+    }
+    Some(d)
+}
+
+/// A duration where zero has a documented meaning (`leeway: 0s`: none; `drain_delay: 0s`: close
+/// the listeners at once).
+pub(super) fn parse_duration_or_zero(cx: &mut Ctx, t: &Text, path: &str) -> Option<Duration> {
     match humantime::parse_duration(&t.value) {
         Ok(d) if d > MAX_DURATION => {
             cx.error(
@@ -169,10 +186,25 @@ mod tests {
         );
         let bad: Text = parse("soon");
         assert_eq!(parse_duration(&mut cx, &bad, "leeway"), None);
+        let zero: Text = parse("0s");
+        assert_eq!(
+            parse_duration(&mut cx, &zero, "upstreams[0].connect_timeout"),
+            None
+        );
+        assert_eq!(
+            parse_duration_or_zero(&mut cx, &zero, "shutdown.drain_delay"),
+            Some(Duration::ZERO)
+        );
         let m = messages(&cx);
-        assert_eq!(m.len(), 2, "{m:?}");
+        assert_eq!(m.len(), 3, "{m:?}");
         assert!(m[0].contains("shutdown.grace_period") && m[0].contains("at most 30 days"));
         assert!(m[1].contains("is not a duration"));
+        assert!(
+            m[2].contains("upstreams[0].connect_timeout")
+                && m[2].contains("must be more than zero"),
+            "{}",
+            m[2]
+        );
     }
 
     #[test]
@@ -203,9 +235,6 @@ mod tests {
         );
         assert!(errors[1].contains("auth_cache.max_bytes"), "{}", errors[1]);
         assert!(errors[2].contains("auth_cache.max_ttl"), "{}", errors[2]);
-        assert!(
-            errors.iter().all(|e| e.starts_with("line 1, column")),
-            "{errors:?}"
-        );
+        assert!(errors.iter().all(|e| e.starts_with("1:")), "{errors:?}");
     }
 }
