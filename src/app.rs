@@ -534,29 +534,50 @@ pub fn open_revocation_file(snapshot: &Snapshot) -> Option<(Arc<RevocationFile>,
     Some((file, hash))
 }
 
-/// `portcullis explain`: the explanation of one request, as text.
-pub fn explain(
-    config_path: &Path,
-    method: &str,
-    url: &str,
-    token: Option<&str>,
-) -> Result<String, RunError> {
-    let snapshot = load(config_path)?;
-    let token = match token {
+/// What `portcullis explain` is asked.
+#[derive(Debug, Clone, Copy)]
+pub struct ExplainArgs<'a> {
+    pub config: &'a Path,
+    pub method: &'a str,
+    pub url: &'a str,
+    /// The token, or `@FILE`.
+    pub token: Option<&'a str>,
+    /// A running gateway's admin address, whose revocation list is read.
+    pub admin: Option<&'a str>,
+    /// The admin token [default: the configuration's `admin.token_file` / `token_env`].
+    pub admin_token_file: Option<&'a Path>,
+}
+
+/// `portcullis explain`: the explanation of one request, as text, and the exit status
+/// ([`crate::explain::exit`]).
+pub fn explain(args: ExplainArgs<'_>) -> Result<(String, u8), RunError> {
+    let snapshot = load(args.config)?;
+    let token = match args.token {
         Some(t) => match t.strip_prefix('@') {
-            Some(file) => Some(
-                std::fs::read_to_string(file)
-                    .map_err(|e| {
-                        RunError::Server(format!("cannot read the token file {file}: {e}"))
-                    })?
-                    .trim()
-                    .to_owned(),
-            ),
+            Some(file) => Some(read_secret_file(Path::new(file), "token")?),
             None => Some(t.to_owned()),
         },
         None => None,
     };
-    fetch_remote_state_once(&snapshot)?;
+    let admin = match args.admin {
+        Some(address) => {
+            let admin_token = match args.admin_token_file {
+                Some(file) => read_secret_file(file, "admin token")?,
+                None => snapshot
+                    .admin_token
+                    .as_ref()
+                    .map(|s| s.expose().to_owned())
+                    .ok_or_else(|| {
+                        RunError::Server(
+                            "--admin needs the admin token: --admin-token-file, or admin.token_file / token_env in the configuration".to_owned(),
+                        )
+                    })?,
+            };
+            Some((address, admin_token))
+        }
+        None => None,
+    };
+    let state = fetch_remote_state_once(&snapshot, admin.as_ref().map(|(a, t)| (*a, t.as_str())))?;
     // The revocations a running gateway would also have read from disk (read-only here).
     if let Some(path) = &snapshot.revocation_state_file {
         crate::revocation::journal::Journal::replay(
@@ -566,26 +587,143 @@ pub fn explain(
         )
         .map_err(|e| RunError::Server(format!("revocation state file {}: {e}", path.display())))?;
     }
-    let _ = open_revocation_file(&snapshot);
-    let method = http::Method::from_bytes(method.as_bytes())
+    let file_error = match snapshot.revocation_file.as_ref() {
+        Some(path) => {
+            let loaded = RevocationFile::new(path).load(&snapshot, crate::clock::unix_now());
+            crate::reload::log_revocation_file_load(path, &loaded);
+            loaded
+                .err()
+                .map(|e| format!("the revocation file could not be read: {e}"))
+        }
+        None => None,
+    };
+    let method = http::Method::from_bytes(args.method.as_bytes())
         .map_err(|e| RunError::Server(format!("method: {e}")))?;
-    let req = crate::explain::request(&method, url, token.as_deref())
+    let req = crate::explain::request(&method, args.url, token.as_deref())
         .map_err(|e| RunError::Server(e.to_string()))?;
-    let explanation = crate::explain::explain(&req, &snapshot, crate::clock::unix_now());
-    Ok(crate::explain::to_text(&explanation))
+    let mut explanation = crate::explain::explain(&req, &snapshot, crate::clock::unix_now());
+    if let Some(why) = unseen_revocations(&snapshot, &state, file_error) {
+        explanation = explanation.revocation_unknown(why);
+    }
+    Ok((
+        crate::explain::to_text(&explanation),
+        explanation.exit_code(),
+    ))
+}
+
+fn read_secret_file(path: &Path, what: &str) -> Result<String, RunError> {
+    std::fs::read_to_string(path)
+        .map(|t| t.trim().to_owned())
+        .map_err(|e| {
+            RunError::Server(format!(
+                "cannot read the {what} file {}: {e}",
+                path.display()
+            ))
+        })
+}
+
+/// What the one-off read of remote state found.
+#[derive(Debug, Default)]
+struct RemoteState {
+    /// Redis could not be read (the reason).
+    redis_error: Option<String>,
+    /// The admin API's list: `Some(Ok(entries))` when read, `Some(Err(reason))` when not.
+    admin: Option<Result<usize, String>>,
+}
+
+/// Why some revocations the gateway enforces may be invisible to `explain`, if they may be.
+fn unseen_revocations(
+    snapshot: &Snapshot,
+    state: &RemoteState,
+    file_error: Option<String>,
+) -> Option<String> {
+    match &state.admin {
+        // The running gateway's own list holds every source it reads.
+        Some(Ok(_)) => return None,
+        Some(Err(reason)) => return Some(format!("the admin API could not be read: {reason}")),
+        None => {}
+    }
+    let mut why = Vec::new();
+    if let Some(e) = &state.redis_error {
+        why.push(format!("Redis could not be read: {e}"));
+    }
+    // Without Redis or a state file, admin-API revocations live only in the running process.
+    let api_in_memory_only = snapshot.admin_token.is_some()
+        && snapshot.revocation_mirror.is_none()
+        && snapshot.revocation_state_file.is_none();
+    if api_in_memory_only {
+        why.push("admin API revocations not visible".to_owned());
+    }
+    why.extend(file_error);
+    (!why.is_empty()).then(|| why.join("; "))
+}
+
+/// The revocation list of a running gateway, through its admin API, added to `list`.
+async fn read_admin_revocations(
+    address: &str,
+    token: &str,
+    list: &crate::revocation::RevocationList,
+) -> Result<usize, String> {
+    let base = match address.contains("://") {
+        true => address.trim_end_matches('/').to_owned(),
+        false => format!("http://{address}"),
+    };
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .get(format!("{base}/revocations"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| format!("{base}: {e}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("{base}/revocations answered {status}"));
+    }
+    #[derive(serde::Deserialize)]
+    struct Listing {
+        revocations: Vec<crate::revocation::Revocation>,
+    }
+    let listing: Listing = response
+        .json()
+        .await
+        .map_err(|e| format!("{base}/revocations: {e}"))?;
+    for r in &listing.revocations {
+        list.insert(r);
+    }
+    Ok(listing.revocations.len())
 }
 
 /// Fetch every remote issuer's keys once, and read the Redis revocations once (for one-off
 /// commands); a failure leaves that issuer without keys, which the explanation then reports.
-fn fetch_remote_state_once(snapshot: &Snapshot) -> Result<(), RunError> {
+fn fetch_remote_state_once(
+    snapshot: &Snapshot,
+    admin: Option<(&str, &str)>,
+) -> Result<RemoteState, RunError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| RunError::Server(e.to_string()))?;
+    let mut state = RemoteState::default();
     if let Some(mirror) = &snapshot.revocation_mirror {
         if let Err(e) = runtime.block_on(mirror.resync()) {
             tracing::warn!(error = %e, "cannot read the revocations from Redis");
+            state.redis_error = Some(e.to_string());
         }
+    }
+    if let Some((address, token)) = admin {
+        let read = runtime.block_on(read_admin_revocations(
+            address,
+            token,
+            &snapshot.revocations,
+        ));
+        if let Err(e) = &read {
+            tracing::warn!(error = %e, "cannot read the revocations from the admin API");
+        }
+        state.admin = Some(read);
     }
     for issuer in &snapshot.issuers {
         if let Some(source) = &issuer.key_source {
@@ -595,7 +733,7 @@ fn fetch_remote_state_once(snapshot: &Snapshot) -> Result<(), RunError> {
             }
         }
     }
-    Ok(())
+    Ok(state)
 }
 
 /// Pingora panics when a listener cannot bind; find out first and say which one.

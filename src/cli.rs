@@ -52,7 +52,10 @@ pub enum Command {
     },
     /// Explain how the gateway would answer one request: which route matches and why, each check
     /// of the token (signature, iss, alg, exp, nbf, iat, aud, scopes, revocation) with the exact
-    /// reason, and the response. Remote issuer keys are fetched once.
+    /// reason, and the response. Remote issuer keys are fetched once. Exit status: 0 forwarded,
+    /// 10 malformed request, 11 no route or method, 12 no token, 13 invalid token, 14 revoked,
+    /// 15 insufficient scope, 16 keys unavailable, 20 forwarded unless revoked where explain cannot
+    /// see, 64 invalid configuration, 1 explain itself failed.
     Explain {
         /// The gateway configuration (YAML).
         #[arg(short, long, default_value = "gateway.yaml")]
@@ -66,6 +69,15 @@ pub enum Command {
         /// The bearer token, or @FILE to read it from a file (keeps it out of shell history).
         #[arg(long)]
         token: Option<String>,
+        /// A running gateway's admin address (host:port or URL): its revocation list (admin API,
+        /// file, Redis) is read, so explain sees what that gateway enforces. Without it,
+        /// revocations explain cannot see are reported as "unknown", never as a pass.
+        #[arg(long)]
+        admin: Option<String>,
+        /// The admin token for --admin [default: the configuration's admin.token_file or
+        /// admin.token_env].
+        #[arg(long)]
+        admin_token_file: Option<PathBuf>,
     },
     /// Start the drain of the gateway running in this container (SIGTERM to it), for a
     /// Kubernetes preStop hook of a native sidecar: its own SIGTERM comes only after the app

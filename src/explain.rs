@@ -13,7 +13,7 @@ use http::Method;
 use pingora::http::RequestHeader;
 
 use crate::admission::{self, Check, Recorder, Transport};
-use crate::error::render;
+use crate::error::{render, GatewayError, TokenFault};
 use crate::snapshot::Snapshot;
 
 /// The full explanation of one request.
@@ -29,6 +29,35 @@ pub struct Explanation {
     /// kept (bad target or path, no route, TLS version).
     pub route: Option<std::sync::Arc<str>>,
     pub verdict: String,
+    /// The refusal, when refused.
+    pub refusal: Option<GatewayError>,
+    /// Why the revocation check cannot be trusted here (a source the gateway reads and `explain`
+    /// could not): the check then shows as unknown, never as a pass ([`Self::revocation_unknown`]).
+    pub revocation_unknown: Option<String>,
+}
+
+/// `portcullis explain`'s exit status: 0 when the request would be forwarded, one code per kind
+/// of refusal, so CI can assert on it (docs/troubleshooting.md lists them).
+pub mod exit {
+    /// Forwarded upstream.
+    pub const FORWARDED: u8 = 0;
+    /// 400: the request line, host, path or `Authorization` header is malformed.
+    pub const MALFORMED: u8 = 10;
+    /// 404 or 405: no route for this host, path and method.
+    pub const NO_ROUTE: u8 = 11;
+    /// 401 without an error code: no bearer token (or another scheme).
+    pub const NO_TOKEN: u8 = 12;
+    /// 401 `invalid_token`: signature, issuer, audience, expiry, type, profile.
+    pub const INVALID_TOKEN: u8 = 13;
+    /// 401 `invalid_token`: the token is revoked.
+    pub const REVOKED: u8 = 14;
+    /// 403: the token lacks the route's scopes (or the TLS version is too old).
+    pub const FORBIDDEN: u8 = 15;
+    /// 503: the issuer's keys could not be loaded.
+    pub const KEYS_UNAVAILABLE: u8 = 16;
+    /// Every check passed, but a revocation source could not be read: forwarded unless revoked
+    /// there.
+    pub const REVOCATION_UNKNOWN: u8 = 20;
 }
 
 /// Why `explain` cannot build the request it was asked about.
@@ -98,6 +127,7 @@ pub fn explain_on(
         Err(refused) => refused.routed.as_ref(),
     };
     let route = routed.map(|r| std::sync::Arc::clone(&snapshot.routes[r.route].id));
+    let refusal = decision.as_ref().err().map(|r| r.error.clone());
     let (status, reason, verdict) = match decision {
         Ok(admitted) => {
             let route = &snapshot.routes[admitted.routed.route];
@@ -129,6 +159,48 @@ pub fn explain_on(
         reason,
         route,
         verdict,
+        refusal,
+        revocation_unknown: None,
+    }
+}
+
+impl Explanation {
+    /// Mark the revocation check as unknown: a source the gateway reads (`why`) was not visible.
+    /// A request refused before that check, or revoked by what was visible, is not affected.
+    pub fn revocation_unknown(mut self, why: String) -> Self {
+        let passed_revocation = self
+            .checks
+            .iter()
+            .any(|c| c.step == crate::admission::Step::Revocation && c.passed());
+        if passed_revocation {
+            self.revocation_unknown = Some(why);
+        }
+        self
+    }
+
+    /// The exit status for this explanation ([`exit`]).
+    pub fn exit_code(&self) -> u8 {
+        let Some(error) = &self.refusal else {
+            return match self.revocation_unknown {
+                Some(_) => exit::REVOCATION_UNKNOWN,
+                None => exit::FORWARDED,
+            };
+        };
+        match error {
+            GatewayError::BadTarget(_)
+            | GatewayError::BadPath(_)
+            | GatewayError::InvalidRequest(_) => exit::MALFORMED,
+            GatewayError::NoRoute | GatewayError::MethodNotAllowed { .. } => exit::NO_ROUTE,
+            GatewayError::MissingToken | GatewayError::UnsupportedScheme => exit::NO_TOKEN,
+            GatewayError::InvalidToken(TokenFault::Revoked(_)) => exit::REVOKED,
+            GatewayError::InvalidToken(_) => exit::INVALID_TOKEN,
+            GatewayError::InsufficientScope { .. } | GatewayError::TlsVersionTooOld => {
+                exit::FORBIDDEN
+            }
+            GatewayError::KeysUnavailable
+            | GatewayError::UpstreamUnavailable
+            | GatewayError::UpstreamTimeout => exit::KEYS_UNAVAILABLE,
+        }
     }
 }
 
@@ -136,6 +208,12 @@ pub fn explain_on(
 pub fn to_text(e: &Explanation) -> String {
     let mut out = String::new();
     for c in &e.checks {
+        if let (crate::admission::Step::Revocation, None, Some(why)) =
+            (c.step, c.failure, &e.revocation_unknown)
+        {
+            let _ = writeln!(out, "????  {:<11} unknown ({why})", c.name());
+            continue;
+        }
         let _ = match c.failure {
             None => writeln!(out, "pass  {:<11} {}", c.name(), c.detail),
             Some(reason) if c.detail.is_empty() => {
@@ -145,5 +223,11 @@ pub fn to_text(e: &Explanation) -> String {
         };
     }
     let _ = writeln!(out, "\nresponse: {}", e.verdict);
+    if e.refusal.is_none() && e.revocation_unknown.is_some() {
+        let _ = writeln!(
+            out,
+            "unless the token is revoked where explain cannot see: give --admin with the running gateway's admin address"
+        );
+    }
     out
 }

@@ -37,14 +37,23 @@ fn main() -> ExitCode {
             method,
             url,
             token,
+            admin,
+            admin_token_file,
         } => {
             telemetry::init(cli.log_format, &config);
-            let result = app::explain(&config, &method, &url, token.as_deref());
+            let result = app::explain(app::ExplainArgs {
+                config: &config,
+                method: &method,
+                url: &url,
+                token: token.as_deref(),
+                admin: admin.as_deref(),
+                admin_token_file: admin_token_file.as_deref(),
+            });
             telemetry::finish();
             match result {
-                Ok(text) => {
+                Ok((text, code)) => {
                     print!("{text}");
-                    ExitCode::SUCCESS
+                    ExitCode::from(code)
                 }
                 Err(e) => exit_code(Err(e), &config),
             }

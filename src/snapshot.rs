@@ -229,6 +229,11 @@ impl Secret {
         Secret(Arc::from(value))
     }
 
+    /// The value, for the one place that sends it (`explain --admin` to the admin API).
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+
     /// Compare with a presented value in time independent of where they differ (`subtle`; only
     /// the length is not hidden).
     pub fn matches(&self, presented: &[u8]) -> bool {

@@ -124,7 +124,7 @@ fn the_cli_reads_the_token_from_a_file() {
         .arg(format!("@{}", file.display()))
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert_eq!(out.status.code(), Some(15), "insufficient scope");
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("FAIL  scopes"), "{text}");
     assert!(text.contains("response: 403"), "{text}");
@@ -160,6 +160,184 @@ fn explain_sees_revocations_from_the_revocation_file() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("FAIL  revocation  revoked_subject"), "{text}");
     assert!(text.contains("response: 401"), "{text}");
+    assert_eq!(out.status.code(), Some(14), "revoked");
+}
+
+/// `portcullis explain` with `args` on the config file `config`: (exit status, stdout).
+fn explain_cli(config: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = assert_cmd::Command::cargo_bin("portcullis")
+        .unwrap()
+        .args(["explain", "-c"])
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    (out.status.code(), text)
+}
+
+/// CI can assert on the exit status: one code per kind of refusal (docs/troubleshooting.md).
+#[test]
+fn the_exit_status_names_the_kind_of_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.yaml");
+    let yaml = config_yaml_for_cli().replace("revocation: { file: \"{revoked}\" }", "");
+    std::fs::write(&config, yaml).unwrap();
+    let mut expired = claims("read:orders");
+    expired["exp"] = json!(now() - 600);
+    let cases: [(&str, Option<String>, i32); 7] = [
+        ("/orders/7", Some(Issuer::rsa(&claims("read:orders"))), 0),
+        ("/orders/a%2fb", None, 10),
+        ("/nowhere", None, 11),
+        ("/orders/7", None, 12),
+        ("/orders/7", Some(Issuer::rsa(&expired)), 13),
+        ("/orders/7", Some(Issuer::rsa(&claims("profile"))), 15),
+        ("/public/x", None, 0),
+    ];
+    for (path, token, code) in cases {
+        let token_file = dir.path().join("token");
+        let mut args = vec![format!("--url=http://api.example.com{path}")];
+        if let Some(t) = &token {
+            std::fs::write(&token_file, t).unwrap();
+            args.push(format!("--token=@{}", token_file.display()));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (status, text) = explain_cli(&config, &args);
+        assert_eq!(status, Some(code), "{path}: {text}");
+    }
+}
+
+/// The config file a running [`TestGateway`] uses, for the CLI: `{listen}` and `{admin}` filled
+/// in with `admin` (explain binds nothing), fixture paths absolute.
+fn cli_config_beside(
+    gateway_yaml: &str,
+    admin: std::net::SocketAddr,
+    dir: &std::path::Path,
+) -> std::path::PathBuf {
+    let jwks = fixtures().join("jwks.json");
+    let yaml = gateway_yaml
+        .replace("{listen}", "127.0.0.1:8080")
+        .replace("{admin}", &admin.to_string())
+        .replace(
+            "jwks_file: jwks.json",
+            &format!("jwks_file: \"{}\"", jwks.display()),
+        );
+    let path = dir.join("cli-gateway.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Revoked through the admin API of a running gateway without Redis or a state file: explain
+/// alone cannot see it, and says "unknown" (exit 20), never "pass"; given the running gateway's
+/// admin address, it sees the revocation the gateway enforces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_does_not_contradict_a_running_gateway_that_revoked_through_its_admin_api() {
+    use crate::support::revocations::*;
+    let dir = tempfile::tempdir().unwrap();
+    let echo = echo_upstream().await;
+    let yaml = with_admin(&config(echo, closed_port(), closed_port()), dir.path(), "");
+    let gw = TestGateway::start(&yaml);
+    let alice = token("a1", "alice", "cli", now() - 60);
+    assert_eq!(status(&gw, &alice).await, 200);
+    revoke(
+        &gw,
+        json!({"type": "subject", "issuer": "corp", "sub": "alice", "issued_before": now()}),
+    )
+    .await;
+    assert_eq!(status(&gw, &alice).await, 401, "the gateway refuses alice");
+    let config = cli_config_beside(&yaml, gw.admin, dir.path());
+    let token_file = dir.path().join("alice");
+    std::fs::write(&token_file, &alice).unwrap();
+    let token_arg = format!("--token=@{}", token_file.display());
+    let url = "--url=http://api.example.com/orders/7";
+
+    let (status, text) = tokio::task::spawn_blocking({
+        let (config, token_arg) = (config.clone(), token_arg.clone());
+        move || explain_cli(&config, &[url, &token_arg])
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, Some(20), "{text}");
+    assert!(
+        text.contains("????  revocation  unknown (admin API revocations not visible)"),
+        "{text}"
+    );
+    assert!(!text.contains("pass  revocation"), "{text}");
+
+    let admin_arg = format!("--admin={}", gw.admin);
+    let (status, text) = tokio::task::spawn_blocking({
+        let (config, token_arg) = (config.clone(), token_arg.clone());
+        move || explain_cli(&config, &[url, &token_arg, &admin_arg])
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, Some(14), "{text}");
+    assert!(text.contains("FAIL  revocation  revoked_subject"), "{text}");
+
+    // A wrong admin token is not a pass either.
+    let wrong = dir.path().join("wrong-admin-token");
+    std::fs::write(&wrong, "not-the-admin-token-at-all").unwrap();
+    let admin_arg = format!("--admin={}", gw.admin);
+    let wrong_arg = format!("--admin-token-file={}", wrong.display());
+    let (status, text) = tokio::task::spawn_blocking(move || {
+        explain_cli(&config, &[url, &token_arg, &admin_arg, &wrong_arg])
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, Some(20), "{text}");
+    assert!(
+        text.contains("unknown (the admin API could not be read: ") && text.contains("401"),
+        "{text}"
+    );
+}
+
+/// With Redis configured, explain reads the revocations the replicas share; with Redis down, the
+/// revocation check is unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_reads_redis_revocations_and_says_unknown_when_redis_is_down() {
+    use crate::support::redis::RedisServer;
+    use crate::support::revocations::*;
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let echo = echo_upstream().await;
+    let yaml = with_admin(
+        &config(echo, closed_port(), closed_port()),
+        dir.path(),
+        &format!("redis: {{ url: \"{}\", timeout: 500ms }}", redis.url()),
+    );
+    let gw = TestGateway::start(&yaml);
+    let bob = token("b1", "bob", "cli", now() - 60);
+    let carol = token("c1", "carol", "cli", now() - 60);
+    revoke(
+        &gw,
+        json!({"type": "subject", "issuer": "corp", "sub": "bob", "issued_before": now()}),
+    )
+    .await;
+    let config = cli_config_beside(&yaml, gw.admin, dir.path());
+    let run = |token: &str| {
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, token).unwrap();
+        explain_cli(
+            &config,
+            &[
+                "--url=http://api.example.com/orders/7",
+                &format!("--token=@{}", token_file.display()),
+            ],
+        )
+    };
+    let (status, text) = run(&bob);
+    assert_eq!(status, Some(14), "{text}");
+    assert!(text.contains("FAIL  revocation  revoked_subject"), "{text}");
+    let (status, text) = run(&carol);
+    assert_eq!(status, Some(0), "{text}");
+    assert!(text.contains("pass  revocation"), "{text}");
+    redis.kill();
+    let (status, text) = run(&carol);
+    assert_eq!(status, Some(20), "{text}");
+    assert!(
+        text.contains("????  revocation  unknown (Redis could not be read: "),
+        "{text}"
+    );
 }
 
 /// A config with absolute fixture paths (the CLI reads it from a temporary directory).
