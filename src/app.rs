@@ -422,12 +422,16 @@ pub fn run(config_path: &Path, upgrade: bool, upgrade_sock: Option<&Path>) -> Re
     for task in services.tasks {
         server.add_service(background_service(task.name, task));
     }
+    let in_flight = Arc::clone(&services.in_flight);
     server.run(RunArgs {
         shutdown_signal: Box::new(Signals {
             in_flight: services.in_flight,
             snapshots: services.snapshots,
         }),
     });
+    // The grace period ran out (or a fast shutdown): Pingora stopped its runtimes, and every
+    // request still in flight was cut and logged as it was dropped.
+    in_flight.log_exit("stopped");
     Ok(())
 }
 

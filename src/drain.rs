@@ -26,6 +26,8 @@ pub struct InFlight {
     /// Requests ever started: a request that starts and ends within a quiet period still shows.
     started: AtomicU64,
     draining: AtomicBool,
+    /// Requests that ended without a response: cut when the grace period ran out.
+    cut: AtomicU64,
     lock: Mutex<()>,
     idle: Condvar,
 }
@@ -53,6 +55,22 @@ impl InFlight {
     /// Whether responses must close their connection (a drain has begun).
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
+    }
+
+    /// How many requests ended without a response (cut at the end of the grace period).
+    pub fn cut(&self) -> u64 {
+        self.cut.load(Ordering::Acquire)
+    }
+
+    /// The last line before the process exits: how many requests were cut, if any.
+    pub fn log_exit(&self, what: &str) {
+        match self.cut() {
+            0 => tracing::info!("{what}; exiting"),
+            n => tracing::warn!(
+                cut = n,
+                "{what}; exiting: {n} request(s) were cut at the end of the grace period (shutdown.grace_period), each logged with reason shutdown_cut"
+            ),
+        }
     }
 
     /// How many requests have started so far (for [`Self::quiet_since`]).
@@ -90,6 +108,13 @@ impl InFlight {
                 Err(e) => e.into_inner().0,
             };
         }
+    }
+}
+
+impl InFlightGuard {
+    /// The request ends without a response: counted for the exit line.
+    pub fn record_cut(&self) {
+        self.0.cut.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -206,7 +231,7 @@ pub fn exit_when_drained(
                         "listeners closed; draining in-flight requests"
                     );
                     in_flight.wait_quiet(quiet);
-                    tracing::info!("drained; exiting");
+                    in_flight.log_exit("drained");
                     crate::telemetry::finish();
                     std::process::exit(0);
                 }

@@ -178,7 +178,11 @@ where
     let filter = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let fmt = match format {
-        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .map_event_format(WithoutLogLocation)
+            .boxed(),
         LogFormat::Text => fmt.with_ansi(ansi).boxed(),
     };
     // The filter's most verbose level, passed on: `try_init` installs the `log` → tracing bridge
@@ -192,6 +196,44 @@ where
         .with(fmt.with_filter(filter).with_filter(safe))
         .try_init()
         .is_ok()
+}
+
+/// The JSON event format without the `log.file`, `log.line`, `log.module_path` and `log.target`
+/// fields that the `log` bridge adds to Pingora's lines: they name paths on the machine the
+/// binary was built on (`/root/.cargo/registry/…`) and say nothing to an operator; `target`
+/// already names the module. (tracing-subscriber drops them only when not flattening.)
+/// Only bridged events pay for it: they are formatted, parsed and written again.
+struct WithoutLogLocation<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for WithoutLogLocation<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        if event.metadata().fields().field("log.file").is_none() {
+            return self.0.format_event(ctx, writer, event);
+        }
+        let mut line = String::new();
+        self.0.format_event(
+            ctx,
+            tracing_subscriber::fmt::format::Writer::new(&mut line),
+            event,
+        )?;
+        match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line) {
+            Ok(mut fields) => {
+                fields.retain(|k, _| !k.starts_with("log."));
+                writeln!(writer, "{}", serde_json::Value::Object(fields))
+            }
+            Err(_) => writer.write_str(&line),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -30,8 +30,101 @@ fn millis(d: std::time::Duration) -> f64 {
     d.as_micros() as f64 / 1000.0
 }
 
+/// Longest `User-Agent` logged, in bytes.
+const MAX_USER_AGENT: usize = 256;
+
+/// Every field of one access-log line (docs/metrics.md#logs documents each; a test there checks
+/// the documentation and the line agree).
+struct Line<'a> {
+    request_id: &'a str,
+    route: &'a str,
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    reason: &'a str,
+    latency_ms: f64,
+    upstream_ms: f64,
+    upstream_status: i32,
+    client_addr: Option<&'a pingora::protocols::l4::socket::SocketAddr>,
+    user_agent: &'a str,
+    request_bytes: usize,
+    response_bytes: usize,
+    tls_version: &'a str,
+    tls_cipher: &'a str,
+    issuer: &'a str,
+    client_id: &'a str,
+    sub: &'a str,
+    jti: &'a str,
+    proxy_error: &'a str,
+}
+
+impl Line<'_> {
+    fn emit(&self) {
+        tracing::info!(
+            target: "portcullis::access",
+            request_id = self.request_id,
+            route = self.route,
+            method = self.method,
+            path = capped(self.path, MAX_PATH),
+            status = self.status,
+            reason = self.reason,
+            latency_ms = self.latency_ms,
+            upstream_ms = self.upstream_ms,
+            upstream_status = self.upstream_status,
+            client_addr = %ClientAddr(self.client_addr),
+            user_agent = capped(self.user_agent, MAX_USER_AGENT),
+            request_bytes = self.request_bytes,
+            response_bytes = self.response_bytes,
+            tls_version = self.tls_version,
+            tls_cipher = self.tls_cipher,
+            issuer = self.issuer,
+            client_id = capped(self.client_id, MAX_CLAIM),
+            sub = capped(self.sub, MAX_CLAIM),
+            jti = capped(self.jti, MAX_CLAIM),
+            proxy_error = self.proxy_error,
+            "request"
+        );
+    }
+}
+
+/// The peer address, or `-` (formatted without allocating).
+struct ClientAddr<'a>(Option<&'a pingora::protocols::l4::socket::SocketAddr>);
+
+impl std::fmt::Display for ClientAddr<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(pingora::protocols::l4::socket::SocketAddr::Inet(a)) => write!(f, "{a}"),
+            Some(pingora::protocols::l4::socket::SocketAddr::Unix(_)) => f.write_str("unix"),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// The TLS version as nginx and OpenSSL name it (`TLSv1.3`); rustls says `TLSv1_3`.
+fn tls_version(v: &str) -> &str {
+    match v {
+        "TLSv1_3" => "TLSv1.3",
+        "TLSv1_2" => "TLSv1.2",
+        other => other,
+    }
+}
+
+/// The verified identity's fields, `-` when there is none.
+fn identity(ctx: &RequestCtx) -> (&str, &str, &str, &str) {
+    let principal = ctx.principal.as_ref();
+    (
+        principal.map(|p| &*p.issuer_id).unwrap_or("-"),
+        principal
+            .and_then(|p| p.client_id.as_deref())
+            .unwrap_or("-"),
+        principal.and_then(|p| p.subject.as_deref()).unwrap_or("-"),
+        principal.and_then(|p| p.jti.as_deref()).unwrap_or("-"),
+    )
+}
+
 /// Record the finished request `ctx` (status, route, reason, latency, verified identity).
-pub fn record(metrics: &Metrics, session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
+pub fn record(metrics: &Metrics, session: &Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+    ctx.logged = true;
     let status = session
         .response_written()
         .map(|r| r.status.as_u16())
@@ -47,28 +140,76 @@ pub fn record(metrics: &Metrics, session: &Session, e: Option<&Error>, ctx: &Req
             upstream_duration: ctx.upstream_elapsed,
         });
     }
-    let principal = ctx.principal.as_ref();
+    let tls = session.digest().and_then(|d| d.ssl_digest.as_ref());
+    let (issuer, client_id, sub, jti) = identity(ctx);
     // Never log a token, Authorization, Cookie or the raw query: only bounded, verified fields.
-    tracing::info!(
-        target: "portcullis::access",
-        request_id = ctx.request_id.as_str(),
-        route = ctx.route().map(|r| &*r.id).unwrap_or("-"),
-        method = req.method.as_str(),
+    Line {
+        request_id: ctx.request_id.as_str(),
+        route: ctx.route().map(|r| &*r.id).unwrap_or("-"),
+        method: req.method.as_str(),
         // The normalised path once routed; before that (no route, a path refused) the path as
         // sent, without its query.
-        path = capped(if ctx.path.is_empty() { req.uri.path() } else { &ctx.path }, MAX_PATH),
+        path: if ctx.path.is_empty() {
+            req.uri.path()
+        } else {
+            &ctx.path
+        },
         status,
-        reason = ctx.error.as_ref().map(GatewayError::reason).unwrap_or("ok"),
-        latency_ms = millis(ctx.started.elapsed()),
-        upstream_ms = ctx.upstream_elapsed.map(millis).unwrap_or(-1.0),
-        issuer = principal.map(|p| &*p.issuer_id).unwrap_or("-"),
-        client_id = capped(principal.and_then(|p| p.client_id.as_deref()).unwrap_or("-"), MAX_CLAIM),
-        sub = capped(principal.and_then(|p| p.subject.as_deref()).unwrap_or("-"), MAX_CLAIM),
-        jti = capped(principal.and_then(|p| p.jti.as_deref()).unwrap_or("-"), MAX_CLAIM),
-        proxy_error = e.map(|e| e.etype().as_str()).unwrap_or("-"),
-        "request"
-    );
+        reason: ctx.error.as_ref().map(GatewayError::reason).unwrap_or("ok"),
+        latency_ms: millis(ctx.started.elapsed()),
+        upstream_ms: ctx.upstream_elapsed.map(millis).unwrap_or(-1.0),
+        upstream_status: ctx.upstream_status.map(i32::from).unwrap_or(-1),
+        client_addr: session.client_addr(),
+        user_agent: req
+            .headers
+            .get(http::header::USER_AGENT)
+            .map(|v| std::str::from_utf8(v.as_bytes()).unwrap_or("(not UTF-8)"))
+            .unwrap_or("-"),
+        request_bytes: session.body_bytes_read(),
+        response_bytes: session.body_bytes_sent(),
+        tls_version: tls.map(|t| tls_version(&t.version)).unwrap_or("-"),
+        tls_cipher: tls.map(|t| &*t.cipher).unwrap_or("-"),
+        issuer,
+        client_id,
+        sub,
+        jti,
+        proxy_error: e.map(|e| e.etype().as_str()).unwrap_or("-"),
+    }
+    .emit();
 }
+
+/// The line of a request that ended without a response: the runtime was stopped at the end of
+/// the shutdown grace period (see [`RequestCtx`]'s `Drop`). The session is gone: what it alone
+/// knew (peer, bytes, TLS) is `-`.
+pub fn record_cut(ctx: &RequestCtx) {
+    let (issuer, client_id, sub, jti) = identity(ctx);
+    Line {
+        request_id: ctx.request_id.as_str(),
+        route: ctx.route().map(|r| &*r.id).unwrap_or("-"),
+        method: ctx.method.as_str(),
+        path: if ctx.path.is_empty() { "-" } else { &ctx.path },
+        status: 0,
+        reason: SHUTDOWN_CUT,
+        latency_ms: millis(ctx.started.elapsed()),
+        upstream_ms: ctx.upstream_elapsed.map(millis).unwrap_or(-1.0),
+        upstream_status: ctx.upstream_status.map(i32::from).unwrap_or(-1),
+        client_addr: None,
+        user_agent: "-",
+        request_bytes: 0,
+        response_bytes: 0,
+        tls_version: "-",
+        tls_cipher: "-",
+        issuer,
+        client_id,
+        sub,
+        jti,
+        proxy_error: "-",
+    }
+    .emit();
+}
+
+/// The reason of a request cut at the end of the shutdown grace period.
+pub const SHUTDOWN_CUT: &str = "shutdown_cut";
 
 #[cfg(test)]
 mod tests {

@@ -29,6 +29,24 @@ pub struct RequestCtx {
     /// When the request was sent upstream, and how long the upstream took to answer.
     pub upstream_started: Option<Instant>,
     pub upstream_elapsed: Option<std::time::Duration>,
+    /// The status the upstream answered with, for the access log.
+    pub upstream_status: Option<u16>,
+    /// The request's method, for the line of a request cut before `logging` ran.
+    pub method: http::Method,
+    /// Set by the access log; a context dropped without it was cut ([`Drop`]).
+    pub logged: bool,
+}
+
+/// Pingora creates the context once a request has been read and runs `logging` when it ends,
+/// so a context dropped unlogged belongs to a request that never finished: the runtime was
+/// stopped at the end of the shutdown grace period. It is logged and counted here.
+impl Drop for RequestCtx {
+    fn drop(&mut self) {
+        if !self.logged {
+            self._in_flight.record_cut();
+            super::access_log::record_cut(self);
+        }
+    }
 }
 
 impl RequestCtx {
@@ -45,6 +63,9 @@ impl RequestCtx {
             error: None,
             upstream_started: None,
             upstream_elapsed: None,
+            upstream_status: None,
+            method: http::Method::GET,
+            logged: false,
         }
     }
 

@@ -114,6 +114,7 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         self.close_if_draining(session);
         ctx.request_id = crate::request_id::from_request(&session.req_header().headers);
+        ctx.method = session.req_header().method.clone();
         match self.admit(session, ctx).await {
             Ok(()) => Ok(false),
             Err(error) => {
@@ -157,6 +158,8 @@ impl ProxyHttp for Gateway {
         // A drain may have begun while the upstream was answering.
         self.close_if_draining(session);
         ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
+        ctx.upstream_status = Some(upstream_response.status.as_u16());
+        upstream::relay_response(session, upstream_response)?;
         // The client gets the id the gateway used, whatever the upstream answered.
         upstream_response.insert_header(crate::request_id::HEADER, ctx.request_id.as_str())?;
         Ok(())

@@ -1,9 +1,9 @@
 //! The request the upstream receives: exactly what was routed and authorised (normalised path in
 //! origin-form, canonical host, no `access_token`), with every header a backend could trust
-//! stripped, then the forwarding and identity headers set.
+//! stripped, then the forwarding and identity headers set; and its answer in the client's HTTP version.
 
 use http::header::{AUTHORIZATION, HOST};
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
 
@@ -125,5 +125,33 @@ fn rewrite_target(
         )
     })?;
     req.set_uri(uri);
+    Ok(())
+}
+
+/// The upstream's response header as the client gets it, in the client's HTTP version: an
+/// HTTP/1.0 backend's answer goes to an HTTP/1.1 client as `HTTP/1.1` (RFC 9110 §6.2: a server
+/// answers in the highest version it conforms to, up to the request's major version; nginx and
+/// Envoy do the same). A body the backend delimited by closing its connection is then re-framed
+/// chunked, so the client's connection stays usable. HTTP/2 clients are framed by Pingora.
+pub fn relay_response(session: &Session, response: &mut ResponseHeader) -> Result<()> {
+    let client = session.req_header().version;
+    if !matches!(client, http::Version::HTTP_10 | http::Version::HTTP_11)
+        || response.version == http::Version::HTTP_11
+        || response.status == http::StatusCode::SWITCHING_PROTOCOLS
+    {
+        return Ok(());
+    }
+    response.set_version(http::Version::HTTP_11);
+    let no_body = response.status.is_informational()
+        || matches!(response.status.as_u16(), 204 | 304)
+        || session.req_header().method == http::Method::HEAD;
+    let framed = response.headers.contains_key(http::header::CONTENT_LENGTH)
+        || response
+            .headers
+            .contains_key(http::header::TRANSFER_ENCODING);
+    // An HTTP/1.0 client cannot read chunked framing: its body stays close-delimited.
+    if client == http::Version::HTTP_11 && !no_body && !framed {
+        response.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    }
     Ok(())
 }

@@ -212,3 +212,91 @@ async fn a_pooled_connection_survives_an_upstream_failure() {
         200
     );
 }
+
+/// Send `requests` (raw HTTP/1.x) one after the other on one connection, reading each response
+/// (its status line, headers and body per its framing) before the next; returns each response's
+/// status line and body. Stops at a close-delimited body (the connection ends with it).
+async fn on_one_connection(addr: std::net::SocketAddr, requests: &[&str]) -> Vec<(String, String)> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut stream = BufReader::new(stream);
+    let mut answers = Vec::new();
+    for request in requests {
+        stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .unwrap();
+        let mut status = String::new();
+        stream.read_line(&mut status).await.unwrap();
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            stream.read_line(&mut line).await.unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            headers.push(line.trim_end().to_ascii_lowercase());
+        }
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find_map(|h| h.strip_prefix(&format!("{name}: ")).map(str::to_owned))
+        };
+        let mut body = Vec::new();
+        if let Some(n) = header("content-length") {
+            body.resize(n.parse().unwrap(), 0);
+            stream.read_exact(&mut body).await.unwrap();
+        } else if header("transfer-encoding").as_deref() == Some("chunked") {
+            loop {
+                let mut size = String::new();
+                stream.read_line(&mut size).await.unwrap();
+                let size = usize::from_str_radix(size.trim(), 16).unwrap();
+                let mut chunk = vec![0; size + 2];
+                stream.read_exact(&mut chunk).await.unwrap();
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        } else {
+            stream.read_to_end(&mut body).await.unwrap();
+            answers.push((
+                status.trim_end().to_owned(),
+                String::from_utf8(body).unwrap(),
+            ));
+            break;
+        }
+        answers.push((
+            status.trim_end().to_owned(),
+            String::from_utf8(body).unwrap(),
+        ));
+    }
+    answers
+}
+
+/// A backend answering HTTP/1.0 does not make clients see `HTTP/1.0`: they are answered in their
+/// own version (RFC 9110 §6.2), and an HTTP/1.1 client's connection stays usable even when the
+/// backend delimited its body by closing (the body is re-framed chunked), as nginx and Envoy do.
+#[tokio::test]
+async fn an_http10_backend_is_relayed_in_the_client_s_version() {
+    for with_length in [true, false] {
+        let old = http10_upstream("from an old backend", with_length).await;
+        let gw = TestGateway::start(&config(echo_upstream().await, closed_port(), old));
+        let get = "GET /down/a HTTP/1.1\r\nHost: api.example.com\r\n\r\n";
+        let answers = on_one_connection(gw.addr, &[get, get]).await;
+        assert_eq!(answers.len(), 2, "with_length {with_length}: {answers:?}");
+        for (status, body) in &answers {
+            assert_eq!(status, "HTTP/1.1 200 OK", "with_length {with_length}");
+            assert_eq!(body, "from an old backend");
+        }
+        // An HTTP/1.0 client gets a body it can read (never chunked), and the connection closes.
+        let answers = on_one_connection(
+            gw.addr,
+            &["GET /down/b HTTP/1.0\r\nHost: api.example.com\r\n\r\n"],
+        )
+        .await;
+        assert_eq!(answers[0].1, "from an old backend", "{answers:?}");
+        assert!(answers[0].0.starts_with("HTTP/1."), "{answers:?}");
+    }
+}

@@ -295,3 +295,56 @@ routes: [{{ id: r, match: {{ path_prefix: / }}, upstream: e, auth: public }}]
     let (status, _) = gw.remaining_logs_until_exit().await;
     assert!(status.success(), "exit status {status:?}");
 }
+
+/// A request still in flight when the grace period runs out is cut: it gets an access line with
+/// `reason: shutdown_cut`, and the last line says how many were cut (it used to leave no trace
+/// while the process said `drained; exiting`).
+#[tokio::test]
+async fn a_request_cut_at_the_end_of_the_grace_period_is_logged_and_counted() {
+    let mut gated = gated_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        r#"listeners: [{{ name: t, address: "{{listen}}" }}]
+admin: {{ address: "{{admin}}" }}
+shutdown: {{ grace_period: 1s }}
+upstreams: [{{ id: gated, url: "http://{}" }}]
+routes: [{{ id: slow, match: {{ path_prefix: / }}, upstream: gated, auth: public }}]
+"#,
+        gated.addr
+    );
+    let gw = GatewayProcess::start(&yaml, dir.path()).await;
+    let listen = gw.listen;
+    let stuck = tokio::spawn(
+        client()
+            .get(format!("http://{listen}/stuck"))
+            .header("x-request-id", "cut-at-shutdown")
+            .send(),
+    );
+    gated.arrived.recv().await.unwrap();
+    gw.signal("-TERM");
+    let (status, logs) = gw.remaining_logs_until_exit().await;
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        stuck.await.unwrap().is_err(),
+        "the stuck request was answered"
+    );
+    let cut = logs
+        .iter()
+        .find(|l| l.contains("portcullis::access") && l.contains("cut-at-shutdown"))
+        .unwrap_or_else(|| panic!("no access line for the cut request: {logs:#?}"));
+    let cut: serde_json::Value = serde_json::from_str(cut).unwrap();
+    assert_eq!(cut["reason"], "shutdown_cut", "{cut}");
+    assert_eq!(cut["status"], 0, "{cut}");
+    assert_eq!(cut["route"], "slow", "{cut}");
+    assert_eq!(cut["path"], "/stuck", "{cut}");
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("exiting: 1 request(s) were cut at the end of the grace period")),
+        "{logs:#?}"
+    );
+    assert!(
+        !logs.iter().any(|l| l.contains("\"drained; exiting\"")),
+        "{logs:#?}"
+    );
+    drop(gated.release);
+}

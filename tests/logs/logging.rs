@@ -151,3 +151,159 @@ async fn refusals_after_verification_name_the_identity_and_no_route_names_the_pa
     assert_eq!(unrouted["sub"], "-", "{unrouted}");
     assert!(!captured.text().contains("query-secret-value"));
 }
+
+/// The access-log fields docs/metrics.md documents, read from its table.
+fn documented_access_fields() -> Vec<String> {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md"),
+    )
+    .unwrap();
+    let table = doc
+        .split("### Access-log fields")
+        .nth(1)
+        .expect("docs/metrics.md has an access-log field table");
+    let fields: Vec<String> = table
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_owned)
+        .collect();
+    assert!(fields.len() >= 15, "{fields:?}");
+    fields
+}
+
+/// The access line of the request with `id`, with its fields (flattened JSON).
+fn access_line(text: &str, id: &str) -> serde_json::Map<String, serde_json::Value> {
+    let line = text
+        .lines()
+        .find(|l| l.contains("portcullis::access") && l.contains(id))
+        .unwrap_or_else(|| panic!("no access line for {id}"));
+    match serde_json::from_str(line).unwrap() {
+        serde_json::Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+/// Every documented field, and nothing else, on an HTTPS request with a body: client address,
+/// bounded user agent, body bytes both ways, the upstream's status, the TLS version and cipher.
+#[tokio::test]
+async fn an_access_line_has_exactly_the_documented_fields() {
+    use crate::support::tls::*;
+    let captured = captured();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("access log CA");
+    let (cert, key) = ca.server(&["api.test"]).write(dir.path(), "api");
+    let yaml = config(echo_upstream().await, closed_port(), closed_port()).replacen(
+        "    address: \"{listen}\"\n",
+        &format!(
+            "    address: \"{{listen}}\"\n    tls:\n      certificates:\n        - cert_file: \"{}\"\n          key_file: \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+        1,
+    );
+    let gw = TestGateway::start(&yaml);
+    let https = https_client(&ca.pem(), None, &["api.test"], gw.addr);
+    let long_agent = format!("probe/1.0 {}", "x".repeat(400));
+    let resp = https
+        .post(format!("https://api.test:{}/public/upload", gw.addr.port()))
+        .header("x-request-id", "log-test-fields")
+        .header("user-agent", &long_agent)
+        .body("twelve bytes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.bytes().await.unwrap();
+    let plain = client()
+        .get(gw.url("/nowhere"))
+        .header("x-request-id", "log-test-plain-unrouted")
+        .send()
+        .await;
+    // The listener speaks TLS: a plain request fails, and is no access line.
+    assert!(plain.is_err() || plain.unwrap().status() == 400);
+    let refused = https
+        .get(format!("https://api.test:{}/orders/1", gw.addr.port()))
+        .header("x-request-id", "log-test-refused-fields")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    drop(gw);
+
+    let text = captured.text();
+    let documented = documented_access_fields();
+    for id in ["log-test-fields", "log-test-refused-fields"] {
+        let line = access_line(&text, id);
+        let mut keys: Vec<&str> = line
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !["timestamp", "level", "target", "message"].contains(k))
+            .collect();
+        keys.sort_unstable();
+        let mut expected: Vec<&str> = documented.iter().map(String::as_str).collect();
+        expected.sort_unstable();
+        assert_eq!(
+            keys, expected,
+            "{id}: the line and docs/metrics.md disagree"
+        );
+    }
+    let ok = access_line(&text, "log-test-fields");
+    assert_eq!(ok["status"], 200);
+    assert_eq!(ok["upstream_status"], 200);
+    assert_eq!(ok["request_bytes"], 12);
+    assert_eq!(ok["response_bytes"].as_u64(), Some(body.len() as u64));
+    let agent = ok["user_agent"].as_str().unwrap();
+    assert!(
+        agent.starts_with("probe/1.0 x") && agent.len() == 256,
+        "{agent}"
+    );
+    let client_addr = ok["client_addr"].as_str().unwrap();
+    assert!(
+        client_addr
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .ip()
+            .is_loopback(),
+        "{client_addr}"
+    );
+    assert!(
+        ok["tls_version"].as_str().unwrap().starts_with("TLSv1."),
+        "{ok:?}"
+    );
+    assert!(
+        ok["tls_cipher"].as_str().unwrap().starts_with("TLS"),
+        "{ok:?}"
+    );
+    let refused = access_line(&text, "log-test-refused-fields");
+    assert_eq!(refused["upstream_status"], -1);
+    assert_eq!(refused["upstream_ms"], -1.0);
+    assert_eq!(refused["user_agent"], "-");
+    assert_eq!(refused["reason"], "missing");
+}
+
+/// Pingora's own lines (bridged from `log`) carry no `log.file`, `log.line` or `log.module_path`:
+/// those name paths on the build machine.
+#[tokio::test]
+async fn pingora_lines_carry_no_build_machine_paths() {
+    let captured = captured();
+    let gw = standard_gateway().await;
+    // An upstream that refuses connections: Pingora logs the failure itself.
+    let resp = client().get(gw.url("/down/x")).send().await.unwrap();
+    assert_eq!(resp.status(), 502);
+    drop(gw);
+    let text = captured.text();
+    let pingora: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("\"target\":\"pingora"))
+        .collect();
+    assert!(!pingora.is_empty(), "no pingora line was captured");
+    for line in pingora {
+        assert!(
+            !line.contains("\"log.") && !line.contains(".cargo/registry"),
+            "{line}"
+        );
+    }
+}

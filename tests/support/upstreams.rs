@@ -27,6 +27,37 @@ pub async fn silent_upstream() -> SocketAddr {
     addr
 }
 
+/// An HTTP/1.0 upstream, as old backends are: each connection gets `HTTP/1.0 200 OK` and
+/// `body`, with a `Content-Length` when `with_length`, else delimited by closing the connection.
+pub async fn http10_upstream(body: &'static str, with_length: bool) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte).await {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let length = match with_length {
+                    true => format!("Content-Length: {}\r\n", body.len()),
+                    false => String::new(),
+                };
+                let response =
+                    format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n{length}\r\n{body}");
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
 /// An address nothing listens on (bound, then released).
 pub fn closed_port() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
