@@ -131,6 +131,27 @@ impl GatewayError {
         }
     }
 
+    /// The reasons a request on a route can be refused or failed with, once routed (the
+    /// `reason` label values initialised at 0 for that route): for a protected route the
+    /// credential, token, revocation, scope and upstream reasons; for a public one the upstream's.
+    pub fn route_reasons(protected: bool) -> Vec<&'static str> {
+        let mut reasons = vec!["upstream_unavailable", "upstream_timeout"];
+        if protected {
+            reasons.extend(["missing", "unsupported_scheme", "insufficient_scope"]);
+            reasons.extend(RequestFault::ALL.map(RequestFault::reason));
+            reasons.extend(TokenFault::ALL.map(TokenFault::reason));
+        }
+        reasons
+    }
+
+    /// The reasons of a request refused before a route was kept (route `-`).
+    pub fn unrouted_reasons() -> Vec<&'static str> {
+        let mut reasons = vec!["no_route", "method_not_allowed", "tls_version_too_old"];
+        reasons.extend(TargetFault::ALL.map(TargetFault::reason));
+        reasons.extend(PathFault::ALL.map(PathFault::reason));
+        reasons
+    }
+
     /// The `error` code of the JSON body (and, for auth errors, of the challenge).
     fn code(&self) -> &'static str {
         match self {
@@ -231,6 +252,78 @@ pub fn render(error: &GatewayError) -> Rendered {
             _ => None,
         },
         body: Bytes::from(body.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod reason_lists {
+    use super::*;
+
+    /// Each list names every variant: adding one makes these matches fail to compile until it
+    /// is added to its `ALL` too.
+    #[test]
+    fn the_lists_of_faults_are_complete_and_their_reasons_distinct() {
+        for f in TokenFault::ALL {
+            match f {
+                TokenFault::Malformed
+                | TokenFault::AlgorithmNotAllowed
+                | TokenFault::UnsupportedCritical
+                | TokenFault::UnknownKid
+                | TokenFault::KeyAlgorithmMismatch
+                | TokenFault::BadSignature
+                | TokenFault::WrongIssuer
+                | TokenFault::WrongAudience
+                | TokenFault::MissingExpiry
+                | TokenFault::Expired
+                | TokenFault::NotYetValid
+                | TokenFault::IssuedInFuture
+                | TokenFault::WrongType
+                | TokenFault::Revoked(_)
+                | TokenFault::LifetimeTooLong
+                | TokenFault::ProfileViolation
+                | TokenFault::KeysNotLoaded => {}
+            }
+        }
+        for f in PathFault::ALL {
+            match f {
+                PathFault::NotAbsolute
+                | PathFault::EncodedSeparator
+                | PathFault::Nul
+                | PathFault::BadPercentEncoding
+                | PathFault::ClimbsAboveRoot
+                | PathFault::DotSegmentParameters
+                | PathFault::NotUtf8
+                | PathFault::Parameters
+                | PathFault::CaseAmbiguous
+                | PathFault::SuffixAmbiguous
+                | PathFault::ScriptPathInfo => {}
+            }
+        }
+        for f in TargetFault::ALL {
+            match f {
+                TargetFault::MethodNotUpperCase
+                | TargetFault::TargetForm
+                | TargetFault::MissingHost
+                | TargetFault::DuplicateHost
+                | TargetFault::InvalidHost
+                | TargetFault::HostMismatch
+                | TargetFault::InvalidMethodOverride => {}
+            }
+        }
+        for f in RequestFault::ALL {
+            match f {
+                RequestFault::DuplicateAuthorization
+                | RequestFault::MalformedAuthorization
+                | RequestFault::TokenTooLarge
+                | RequestFault::TokenInHeaderAndQuery => {}
+            }
+        }
+        let mut all = GatewayError::route_reasons(true);
+        all.extend(GatewayError::unrouted_reasons());
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n, "a reason is used twice: {all:?}");
     }
 }
 

@@ -393,6 +393,17 @@ impl Metrics {
                     .set(age.as_secs_f64());
             }
         }
+        // Every reason a route can be refused with, at 0 from the first scrape, so rate() and
+        // "increase over 5m > 0" alerts work before the first refusal.
+        for route in &snapshot.routes {
+            let protected = !matches!(route.auth, crate::snapshot::RouteAuth::Public);
+            for reason in crate::error::GatewayError::route_reasons(protected) {
+                self.rejections.with_label_values(&[&route.id, reason]);
+            }
+        }
+        for reason in crate::error::GatewayError::unrouted_reasons() {
+            self.rejections.with_label_values(&["-", reason]);
+        }
         let (jti, subject, client) = snapshot.revocations.counts();
         for (kind, n) in [("jti", jti), ("subject", subject), ("client", client)] {
             self.revocations

@@ -38,6 +38,21 @@ pub enum PathFault {
 }
 
 impl PathFault {
+    /// Every fault (the label values of `portcullis_rejections_total`, initialised at 0).
+    pub const ALL: [Self; 11] = [
+        Self::NotAbsolute,
+        Self::EncodedSeparator,
+        Self::Nul,
+        Self::BadPercentEncoding,
+        Self::ClimbsAboveRoot,
+        Self::DotSegmentParameters,
+        Self::NotUtf8,
+        Self::Parameters,
+        Self::CaseAmbiguous,
+        Self::SuffixAmbiguous,
+        Self::ScriptPathInfo,
+    ];
+
     /// A stable, bounded label for logs and metrics (the request's reason).
     pub fn reason(self) -> &'static str {
         match self {

@@ -32,6 +32,17 @@ pub enum TargetFault {
 }
 
 impl TargetFault {
+    /// Every fault (the label values of `portcullis_rejections_total`, initialised at 0).
+    pub const ALL: [Self; 7] = [
+        Self::MethodNotUpperCase,
+        Self::TargetForm,
+        Self::MissingHost,
+        Self::DuplicateHost,
+        Self::InvalidHost,
+        Self::HostMismatch,
+        Self::InvalidMethodOverride,
+    ];
+
     pub fn reason(self) -> &'static str {
         match self {
             TargetFault::MethodNotUpperCase => "method_not_upper_case",

@@ -24,6 +24,14 @@ pub enum RequestFault {
 }
 
 impl RequestFault {
+    /// Every fault (the label values of `portcullis_rejections_total`, initialised at 0).
+    pub const ALL: [Self; 4] = [
+        Self::DuplicateAuthorization,
+        Self::MalformedAuthorization,
+        Self::TokenTooLarge,
+        Self::TokenInHeaderAndQuery,
+    ];
+
     /// A stable, bounded label for logs and metrics (the request's reason).
     pub fn reason(self) -> &'static str {
         match self {

@@ -58,6 +58,30 @@ pub enum TokenFault {
 }
 
 impl TokenFault {
+    /// Every fault, a revocation once per kind (the label values of
+    /// `portcullis_rejections_total`, initialised at 0).
+    pub const ALL: [Self; 19] = [
+        Self::Malformed,
+        Self::AlgorithmNotAllowed,
+        Self::UnsupportedCritical,
+        Self::UnknownKid,
+        Self::KeyAlgorithmMismatch,
+        Self::BadSignature,
+        Self::WrongIssuer,
+        Self::WrongAudience,
+        Self::MissingExpiry,
+        Self::Expired,
+        Self::NotYetValid,
+        Self::IssuedInFuture,
+        Self::WrongType,
+        Self::Revoked(crate::revocation::RevokedBy::Jti),
+        Self::Revoked(crate::revocation::RevokedBy::Subject),
+        Self::Revoked(crate::revocation::RevokedBy::Client),
+        Self::LifetimeTooLong,
+        Self::ProfileViolation,
+        Self::KeysNotLoaded,
+    ];
+
     /// A stable, bounded label for logs and metrics (the request's reason).
     pub fn reason(self) -> &'static str {
         match self {

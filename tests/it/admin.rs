@@ -367,3 +367,43 @@ routes: [{{ id: r, match: {{ path_prefix: / }}, upstream: e, auth: public }}]
         ) >= applied_at
     );
 }
+
+/// Every reason a route can be refused with is exported at 0 from the first scrape, per route:
+/// a protected route's credential, token, revocation and scope reasons, every route's upstream
+/// reasons, and the pre-routing reasons under route `-`; a public route has no token reasons.
+#[tokio::test]
+async fn rejection_reasons_are_at_zero_per_route_from_the_first_scrape() {
+    let gw = standard_gateway().await;
+    let text = gw.metrics_text().await;
+    let samples = parse_prometheus(&text);
+    for (route, reason) in [
+        ("orders-read", "insufficient_scope"),
+        ("orders-read", "expired"),
+        ("orders-read", "revoked_subject"),
+        ("orders-read", "missing"),
+        ("orders-read", "upstream_unavailable"),
+        ("public", "upstream_timeout"),
+        ("-", "no_route"),
+        ("-", "path_encoded_separator"),
+        ("-", "host_missing"),
+    ] {
+        let series =
+            format!("portcullis_rejections_total{{reason=\"{reason}\",route=\"{route}\"}}");
+        assert_eq!(value(&samples, &series), 0.0, "{series}\n{text}");
+    }
+    assert!(
+        !text.contains("portcullis_rejections_total{reason=\"missing\",route=\"public\"}"),
+        "{text}"
+    );
+    // A refusal counts on the series that was already there.
+    let resp = client().get(gw.url("/orders/1")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let after = parse_prometheus(&gw.metrics_text().await);
+    assert_eq!(
+        value(
+            &after,
+            "portcullis_rejections_total{reason=\"missing\",route=\"orders-read\"}"
+        ),
+        1.0
+    );
+}
