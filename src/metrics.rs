@@ -235,6 +235,7 @@ impl Metrics {
             "Log lines (access log included) dropped because stderr could not keep up and the writer's buffer was full.",
         )?;
         registry.register(Box::new(log_lines_dropped.clone()))?;
+        registry.register(Box::new(crate::telemetry::handshake_failures().clone()))?;
         let build_info = Gauge::with_opts(
             Opts::new(
                 "build_info",

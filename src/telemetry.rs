@@ -194,8 +194,144 @@ where
     }
     tracing_subscriber::registry()
         .with(fmt.with_filter(filter).with_filter(safe))
+        .with(HandshakeFailures)
         .try_init()
         .is_ok()
+}
+
+/// Why TLS handshakes failed, from Pingora's own error line for each (it has no hook of its
+/// own): the label values of `portcullis_tls_handshake_failures_total`, in the order
+/// [`handshake_failure_reason`] tries them.
+pub const HANDSHAKE_FAILURE_REASONS: [&str; 11] = [
+    "client_cert_missing",
+    "client_cert_unknown_ca",
+    "client_cert_expired",
+    "client_cert_not_yet_valid",
+    "client_cert_revoked",
+    "client_cert_invalid",
+    "server_cert_refused",
+    "incompatible",
+    "invalid_message",
+    "timeout",
+    "other",
+];
+
+/// The reason of a failed handshake, from the text of Pingora's `Downstream handshake error`
+/// line (rustls' error), or `None` when the line is not about a handshake.
+pub fn handshake_failure_reason(message: &str) -> Option<&'static str> {
+    if message.starts_with("Downstream handshake timeout") {
+        return Some("timeout");
+    }
+    if !message.starts_with("Downstream handshake error") {
+        return None;
+    }
+    let reason = if message.contains("peer sent no certificates") {
+        "client_cert_missing"
+    } else if let Some(why) = message.split("invalid peer certificate: ").nth(1) {
+        match why {
+            w if w.starts_with("UnknownIssuer") => "client_cert_unknown_ca",
+            w if w.starts_with("Expired") => "client_cert_expired",
+            w if w.starts_with("NotValidYet") => "client_cert_not_yet_valid",
+            w if w.starts_with("Revoked") => "client_cert_revoked",
+            _ => "client_cert_invalid",
+        }
+    } else if let Some(alert) = message.split("received fatal alert: ").nth(1) {
+        // The client refused the gateway's certificate; other alerts are protocol trouble.
+        match [
+            "UnknownCA",
+            "BadCertificate",
+            "CertificateExpired",
+            "CertificateUnknown",
+            "CertificateRevoked",
+            "UnsupportedCertificate",
+        ]
+        .iter()
+        .any(|a| alert.starts_with(a))
+        {
+            true => "server_cert_refused",
+            false => "incompatible",
+        }
+    } else if message.contains("peer is incompatible")
+        || message.contains("no protocols in common")
+        || message.contains("no cipher suites in common")
+    {
+        "incompatible"
+    } else if message.contains("received corrupt message")
+        || message.contains("InvalidMessage")
+        || message.contains("inappropriate")
+    {
+        "invalid_message"
+    } else {
+        "other"
+    };
+    Some(reason)
+}
+
+/// `portcullis_tls_handshake_failures_total{reason}`: one counter for the process, which every
+/// metrics registry exports.
+pub fn handshake_failures() -> &'static prometheus::IntCounterVec {
+    static FAILURES: std::sync::OnceLock<prometheus::IntCounterVec> = std::sync::OnceLock::new();
+    FAILURES.get_or_init(|| {
+        let opts = prometheus::Opts::new(
+            "tls_handshake_failures_total",
+            "TLS handshakes that failed on a listener, by reason (client_cert_* for a refused or missing client certificate).",
+        );
+        // Named without the prefix: each metrics registry adds `portcullis_`.
+        // The options are fixed and valid: this cannot fail.
+        let vec = prometheus::IntCounterVec::new(opts, &["reason"])
+            .unwrap_or_else(|_| unreachable_counter());
+        for reason in HANDSHAKE_FAILURE_REASONS {
+            vec.with_label_values(&[reason]);
+        }
+        vec
+    })
+}
+
+#[cold]
+fn unreachable_counter() -> prometheus::IntCounterVec {
+    let opts = prometheus::Opts::new("tls_handshake_failures_unavailable", "unavailable");
+    match prometheus::IntCounterVec::new(opts, &["reason"]) {
+        Ok(v) => v,
+        Err(_) => std::process::abort(),
+    }
+}
+
+/// Counts Pingora's handshake-failure lines into [`handshake_failures`]; the lines themselves
+/// are logged as they are (ERROR, with the peer address and rustls' reason).
+struct HandshakeFailures;
+
+impl<S: tracing::Subscriber> Layer<S> for HandshakeFailures {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() != Level::ERROR {
+            return;
+        }
+        // Bridged from `log`: the real target is in the `log.target` field.
+        #[derive(Default)]
+        struct Line {
+            pingora: bool,
+            message: Option<String>,
+        }
+        impl tracing::field::Visit for Line {
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                if field.name() == "log.target" {
+                    self.pingora = value.starts_with("pingora_core");
+                }
+            }
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.message = Some(format!("{value:?}"));
+                }
+            }
+        }
+        let mut line = Line::default();
+        event.record(&mut line);
+        if !line.pingora {
+            return;
+        }
+        if let Some(reason) = line.message.as_deref().and_then(handshake_failure_reason) {
+            handshake_failures().with_label_values(&[reason]).inc();
+        }
+    }
 }
 
 /// The JSON event format without the `log.file`, `log.line`, `log.module_path` and `log.target`
@@ -239,6 +375,50 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handshake_failures_are_classified_from_pingora_s_line() {
+        let line = |e: &str| {
+            format!("Downstream handshake error from 127.0.0.1:38376:  TLSHandshakeFailure context: tls connect error: {e}")
+        };
+        for (error, reason) in [
+            ("peer sent no certificates", "client_cert_missing"),
+            (
+                "invalid peer certificate: UnknownIssuer",
+                "client_cert_unknown_ca",
+            ),
+            ("invalid peer certificate: Expired", "client_cert_expired"),
+            (
+                "invalid peer certificate: BadSignature",
+                "client_cert_invalid",
+            ),
+            ("received fatal alert: UnknownCA", "server_cert_refused"),
+            ("received fatal alert: ProtocolVersion", "incompatible"),
+            (
+                "peer is incompatible: NoCipherSuitesInCommon",
+                "incompatible",
+            ),
+            (
+                "received corrupt message of type InvalidContentType",
+                "invalid_message",
+            ),
+            ("Connection reset by peer (os error 104)", "other"),
+        ] {
+            assert_eq!(
+                handshake_failure_reason(&line(error)),
+                Some(reason),
+                "{error}"
+            );
+        }
+        assert_eq!(
+            handshake_failure_reason("Downstream handshake timeout"),
+            Some("timeout")
+        );
+        assert_eq!(handshake_failure_reason("Accept() failed"), None);
+        assert!(HANDSHAKE_FAILURE_REASONS
+            .iter()
+            .all(|r| { handshake_failures().with_label_values(&[r]).get() == 0 }));
+    }
 
     /// The only test in the unit-test binary that installs the global subscriber.
     #[test]

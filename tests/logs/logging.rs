@@ -307,3 +307,84 @@ async fn pingora_lines_carry_no_build_machine_paths() {
         );
     }
 }
+
+/// The value of `series` in a Prometheus text exposition (0 when absent).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// A refused client certificate, a missing one and a client refusing the gateway's certificate
+/// are counted by reason in `portcullis_tls_handshake_failures_total` (from Pingora's own error
+/// line, which names the peer and rustls' reason), every reason at 0 from the first scrape.
+#[tokio::test]
+async fn tls_handshake_failures_are_counted_by_reason() {
+    use crate::support::tls::*;
+    let _captured = captured();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("server CA");
+    let clients = TestCa::new("clients CA");
+    let (cert, key) = ca.server(&["api.test"]).write(dir.path(), "api");
+    let clients_ca = dir.path().join("clients-ca.crt");
+    std::fs::write(&clients_ca, clients.pem()).unwrap();
+    let yaml = config(echo_upstream().await, closed_port(), closed_port()).replacen(
+        "    address: \"{listen}\"\n",
+        &format!(
+            "    address: \"{{listen}}\"\n    tls:\n      certificates:\n        - cert_file: \"{}\"\n          key_file: \"{}\"\n      client_auth: {{ mode: required, ca_file: \"{}\" }}\n",
+            cert.display(),
+            key.display(),
+            clients_ca.display()
+        ),
+        1,
+    );
+    let gw = TestGateway::start(&yaml);
+    let series =
+        |reason: &str| format!("portcullis_tls_handshake_failures_total{{reason=\"{reason}\"}}");
+    let before = gw.metrics_text().await;
+    for reason in [
+        "client_cert_missing",
+        "client_cert_unknown_ca",
+        "timeout",
+        "other",
+    ] {
+        assert!(
+            before.lines().any(|l| l.starts_with(&series(reason))),
+            "{reason}: {before}"
+        );
+    }
+    let url = format!("https://api.test:{}/public/x", gw.addr.port());
+    let mallory = TestCa::new("someone else").client("mallory");
+    let alice = clients.client("alice");
+    for (trusted_ca, identity) in [
+        (ca.pem(), None),                           // no client certificate
+        (ca.pem(), Some(&mallory)),                 // a certificate from another CA
+        (TestCa::new("other").pem(), Some(&alice)), // the client refuses the gateway's
+    ] {
+        let client = https_client(&trusted_ca, identity, &["api.test"], gw.addr);
+        assert!(client.get(&url).send().await.is_err());
+    }
+    let ok = https_client(&ca.pem(), Some(&alice), &["api.test"], gw.addr);
+    assert_eq!(ok.get(&url).send().await.unwrap().status(), 200);
+    // Pingora logs (and so counts) the failure after the client has seen it.
+    let expected = [
+        ("client_cert_missing", 1.0),
+        ("client_cert_unknown_ca", 1.0),
+        ("server_cert_refused", 1.0),
+    ];
+    eventually(
+        "the failures are counted",
+        std::time::Duration::from_secs(10),
+        || {
+            let gw = &gw;
+            let (before, expected) = (&before, &expected);
+            async move {
+                let now = gw.metrics_text().await;
+                expected.iter().all(|(reason, n)| {
+                    sample(&now, &series(reason)) - sample(before, &series(reason)) >= *n
+                })
+            }
+        },
+    )
+    .await;
+}
