@@ -79,6 +79,14 @@ pub enum Command {
         #[arg(long)]
         admin_token_file: Option<PathBuf>,
     },
+    /// Print a JWKS for public keys (PEM: PUBLIC KEY or CERTIFICATE; RSA, EC P-256/P-384,
+    /// Ed25519), each kid its RFC 7638 thumbprint: the jwks_file of an issuer that signs with
+    /// its own keys. Sign tokens with that kid in their header.
+    Jwks {
+        /// PEM files, each with one or more public keys or certificates.
+        #[arg(required = true)]
+        pem: Vec<PathBuf>,
+    },
     /// Start the drain of the gateway running in this container (SIGTERM to it), for a
     /// Kubernetes preStop hook of a native sidecar: its own SIGTERM comes only after the app
     /// container has exited, too late to drain. The process must be this same binary, in this

@@ -22,6 +22,7 @@ pub mod error;
 pub mod explain;
 pub mod forwarding;
 pub mod identity;
+pub mod jwks_from_pem;
 pub mod metrics;
 pub mod proxy;
 pub mod query;

@@ -58,6 +58,19 @@ fn main() -> ExitCode {
                 Err(e) => exit_code(Err(e), &config),
             }
         }
+        Command::Jwks { pem } => {
+            let files: Vec<&std::path::Path> = pem.iter().map(|p| p.as_path()).collect();
+            match portcullis::jwks_from_pem::jwks(&files) {
+                Ok(json) => {
+                    println!("{json}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Drain { pid } => match app::drain(pid) {
             Ok(pid) => {
                 eprintln!("portcullis (pid {pid}) is draining");

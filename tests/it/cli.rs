@@ -297,3 +297,130 @@ routes: [{{ id: open, match: {{ path_prefix: / }}, upstream: app, auth: public }
     assert!(stderr.contains("WARN"), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "colour codes in: {stderr:?}");
 }
+
+/// `portcullis jwks` → `jwks_file` → a token signed with the key and that kid is forwarded:
+/// the docs' "bring your own issuer" walk-through. RSA comes out as the fixture JWKS has it,
+/// P-256 and Ed25519 keys (rcgen) too, each kid its RFC 7638 thumbprint; a private key is
+/// refused with the command that gives its public key.
+#[test]
+fn jwks_turns_public_keys_into_a_key_set_the_gateway_verifies_with() {
+    use crate::support::*;
+    let dir = tempfile::tempdir().unwrap();
+    let p256 = rcgen::KeyPair::generate().unwrap();
+    let ed25519 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let (p256_pem, ed_pem) = (dir.path().join("p256.pem"), dir.path().join("ed.pem"));
+    std::fs::write(&p256_pem, p256.public_key_pem()).unwrap();
+    std::fs::write(&ed_pem, ed25519.public_key_pem()).unwrap();
+    let out = portcullis()
+        .arg("jwks")
+        .arg(fixtures().join("rsa-public.pem"))
+        .arg(&p256_pem)
+        .arg(&ed_pem)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let set: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys = set["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 3, "{set}");
+    let fixture: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixtures().join("jwks.json")).unwrap()).unwrap();
+    let rsa_fixture = fixture["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == "test-rsa-1")
+        .unwrap();
+    assert_eq!(
+        (&keys[0]["n"], &keys[0]["e"]),
+        (&rsa_fixture["n"], &rsa_fixture["e"])
+    );
+    assert_eq!(
+        (&keys[1]["kty"], &keys[1]["crv"], &keys[1]["alg"]),
+        (&"EC".into(), &"P-256".into(), &"ES256".into())
+    );
+    assert_eq!(
+        (&keys[2]["kty"], &keys[2]["crv"]),
+        (&"OKP".into(), &"Ed25519".into())
+    );
+    for k in keys {
+        assert_eq!(
+            k["kid"].as_str().unwrap().len(),
+            43,
+            "a SHA-256 thumbprint: {k}"
+        );
+    }
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, &out.stdout).unwrap();
+    let config = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listeners: [{{ name: t, address: \"127.0.0.1:8080\" }}]\n\
+             issuers: [{{ id: own, issuer: \"{ISSUER}\", jwks_file: jwks.json, audiences: [\"{AUDIENCE}\"], algorithms: [RS256, ES256, EdDSA] }}]\n\
+             upstreams: [{{ id: app, url: \"http://127.0.0.1:9000\" }}]\n\
+             routes: [{{ id: r, match: {{ path_prefix: / }}, upstream: app }}]\n"
+        ),
+    )
+    .unwrap();
+    let explain = |token: &str| {
+        let file = dir.path().join("token");
+        std::fs::write(&file, token).unwrap();
+        portcullis()
+            .args(["explain", "-c"])
+            .arg(&config)
+            .args(["--url", "http://api.example.com/x", "--token"])
+            .arg(format!("@{}", file.display()))
+            .output()
+            .unwrap()
+    };
+    let claims = claims("read:orders");
+    let rsa_kid = keys[0]["kid"].as_str().unwrap();
+    let rsa_key = jsonwebtoken::EncodingKey::from_rsa_pem(
+        &std::fs::read(fixtures().join("rsa-private.pem")).unwrap(),
+    )
+    .unwrap();
+    let token = Issuer::sign(
+        jsonwebtoken::Algorithm::RS256,
+        Some(rsa_kid),
+        &rsa_key,
+        &claims,
+    );
+    let out = explain(&token);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let ec_key = jsonwebtoken::EncodingKey::from_ec_pem(p256.serialize_pem().as_bytes()).unwrap();
+    let token = Issuer::sign(
+        jsonwebtoken::Algorithm::ES256,
+        keys[1]["kid"].as_str(),
+        &ec_key,
+        &claims,
+    );
+    let out = explain(&token);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let private = portcullis()
+        .arg("jwks")
+        .arg(fixtures().join("rsa-private.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(private.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&private.stderr);
+    assert!(
+        stderr.contains("this is a private key") && stderr.contains("-pubout"),
+        "{stderr}"
+    );
+    assert!(private.stdout.is_empty());
+}
