@@ -393,7 +393,16 @@ pub fn run(config_path: &Path, upgrade: bool, upgrade_sock: Option<&Path>) -> Re
         let scheme = if l.tls.is_some() { "https" } else { "http" };
         tracing::info!(listener = %l.name, address = %l.address, scheme, "listening");
     }
-    tracing::info!(address = %snapshot.admin_address, "admin endpoints: /metrics /healthz /readyz /revocations");
+    match snapshot.admin_token {
+        Some(_) => tracing::info!(
+            address = %snapshot.admin_address,
+            "admin endpoints: /metrics /healthz /readyz /revocations (GET, POST, DELETE with the admin token)"
+        ),
+        None => tracing::info!(
+            address = %snapshot.admin_address,
+            "admin endpoints: /metrics /healthz /readyz; /revocations is disabled (set admin.token_file or admin.token_env)"
+        ),
+    }
     if let Some(address) = snapshot.probes_address {
         tracing::info!(%address, "probe endpoints: /metrics /healthz /readyz");
     }

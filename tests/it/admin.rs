@@ -407,3 +407,32 @@ async fn rejection_reasons_are_at_zero_per_route_from_the_first_scrape() {
         1.0
     );
 }
+
+/// The start-up lines name every admin endpoint, `/revocations` included, and say when the
+/// revocations API is off (no admin token), so nobody looks for it on a gateway without one.
+#[tokio::test]
+async fn the_start_up_lines_list_every_admin_endpoint() {
+    let echo = echo_upstream().await;
+    let base = format!(
+        r#"listeners: [{{ name: t, address: "{{listen}}" }}]
+upstreams: [{{ id: e, url: "http://{echo}" }}]
+routes: [{{ id: r, match: {{ path_prefix: / }}, upstream: e, auth: public }}]
+"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let with_token = crate::support::revocations::with_admin(&base, dir.path(), "");
+    let mut gw = GatewayProcess::start(&with_token, dir.path()).await;
+    let line = gw.wait_for_log("admin endpoints").await;
+    assert!(
+        line.contains("/metrics /healthz /readyz /revocations (GET, POST, DELETE"),
+        "{line}"
+    );
+    let other = tempfile::tempdir().unwrap();
+    let without = format!("{base}admin: {{ address: \"{{admin}}\" }}\n");
+    let mut gw = GatewayProcess::start(&without, other.path()).await;
+    let line = gw.wait_for_log("admin endpoints").await;
+    assert!(
+        line.contains("/revocations is disabled (set admin.token_file or admin.token_env)"),
+        "{line}"
+    );
+}
