@@ -194,7 +194,8 @@ where
     }
     tracing_subscriber::registry()
         .with(fmt.with_filter(filter).with_filter(safe))
-        .with(HandshakeFailures)
+        // ERROR only: an unfiltered layer would raise `log`'s static maximum to TRACE.
+        .with(HandshakeFailures.with_filter(tracing_subscriber::filter::LevelFilter::ERROR))
         .try_init()
         .is_ok()
 }
