@@ -590,15 +590,22 @@ pub fn explain(args: ExplainArgs<'_>) -> Result<(String, u8), RunError> {
         }
         None => None,
     };
-    let state = fetch_remote_state_once(&snapshot, admin.as_ref().map(|(a, t)| (*a, t.as_str())))?;
+    let mut state = fetch_remote_state_once(&snapshot)?;
     // The revocations a running gateway would also have read from disk (read-only here).
     if let Some(path) = &snapshot.revocation_state_file {
+        if !path.exists() {
+            state.state_file_missing = Some(path.display().to_string());
+        }
         crate::revocation::journal::Journal::replay(
             path,
             &snapshot.revocations,
             crate::clock::unix_now(),
         )
         .map_err(|e| RunError::Server(format!("revocation state file {}: {e}", path.display())))?;
+    }
+    // Last: the running gateway's list is added to what was read here, never replayed over.
+    if let Some((address, token)) = &admin {
+        state.admin = Some(read_admin_revocations_once(address, token, &snapshot)?);
     }
     let file_error = match snapshot.revocation_file.as_ref() {
         Some(path) => {
@@ -640,6 +647,8 @@ fn read_secret_file(path: &Path, what: &str) -> Result<String, RunError> {
 struct RemoteState {
     /// Redis could not be read (the reason).
     redis_error: Option<String>,
+    /// `revocation.state_file` is configured but not on this machine (its path).
+    state_file_missing: Option<String>,
     /// The admin API's list: `Some(Ok(entries))` when read, `Some(Err(reason))` when not.
     admin: Option<Result<usize, String>>,
 }
@@ -660,6 +669,11 @@ fn unseen_revocations(
     if let Some(e) = &state.redis_error {
         why.push(format!("Redis could not be read: {e}"));
     }
+    if let Some(path) = &state.state_file_missing {
+        why.push(format!(
+            "the revocation state file {path} is not on this machine"
+        ));
+    }
     // Without Redis or a state file, admin-API revocations live only in the running process.
     let api_in_memory_only = snapshot.admin_token.is_some()
         && snapshot.revocation_mirror.is_none()
@@ -671,19 +685,65 @@ fn unseen_revocations(
     (!why.is_empty()).then(|| why.join("; "))
 }
 
-/// The revocation list of a running gateway, through its admin API, added to `list`.
-async fn read_admin_revocations(
+/// [`read_admin_revocations`] on a runtime of its own; a failure is the reason, logged.
+fn read_admin_revocations_once(
     address: &str,
     token: &str,
-    list: &crate::revocation::RevocationList,
-) -> Result<usize, String> {
-    let base = match address.contains("://") {
+    snapshot: &Snapshot,
+) -> Result<Result<usize, String>, RunError> {
+    let base = admin_base_url(address).map_err(RunError::Server)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Server(e.to_string()))?;
+    let read = runtime.block_on(read_admin_revocations(&base, token, &snapshot.revocations));
+    if let Err(e) = &read {
+        tracing::warn!(error = %e, "cannot read the revocations from the admin API");
+    }
+    Ok(read)
+}
+
+/// The admin API's base URL for `--admin`: `host:port` or an `http(s)://` URL, without
+/// credentials. Plain HTTP only to a loopback address: the admin token must not cross a
+/// network in clear text (reach a pod's admin port with `kubectl port-forward` or `exec`).
+fn admin_base_url(address: &str) -> Result<String, String> {
+    let with_scheme = match address.contains("://") {
         true => address.trim_end_matches('/').to_owned(),
         false => format!("http://{address}"),
     };
+    let url = reqwest::Url::parse(&with_scheme)
+        .map_err(|e| format!("--admin {address}: not an address: {e}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("--admin: give the address without credentials (the admin token is sent as a bearer token)".to_owned());
+    }
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => Ok(with_scheme),
+        "http" if loopback => Ok(with_scheme),
+        "http" => Err(format!(
+            "--admin {address}: the admin token would cross the network in clear text; use a loopback address (kubectl port-forward, or run explain in the pod)"
+        )),
+        other => Err(format!("--admin {address}: scheme {other} is not http or https")),
+    }
+}
+
+/// The revocation list of a running gateway, through its admin API at `base`, added to `list`.
+async fn read_admin_revocations(
+    base: &str,
+    token: &str,
+    list: &crate::revocation::RevocationList,
+) -> Result<usize, String> {
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
+        // The token goes to the admin listener itself, never through an HTTP_PROXY.
+        .no_proxy()
         .build()
         .map_err(|e| e.to_string())?;
     let response = client
@@ -712,10 +772,7 @@ async fn read_admin_revocations(
 
 /// Fetch every remote issuer's keys once, and read the Redis revocations once (for one-off
 /// commands); a failure leaves that issuer without keys, which the explanation then reports.
-fn fetch_remote_state_once(
-    snapshot: &Snapshot,
-    admin: Option<(&str, &str)>,
-) -> Result<RemoteState, RunError> {
+fn fetch_remote_state_once(snapshot: &Snapshot) -> Result<RemoteState, RunError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -726,17 +783,6 @@ fn fetch_remote_state_once(
             tracing::warn!(error = %e, "cannot read the revocations from Redis");
             state.redis_error = Some(e.to_string());
         }
-    }
-    if let Some((address, token)) = admin {
-        let read = runtime.block_on(read_admin_revocations(
-            address,
-            token,
-            &snapshot.revocations,
-        ));
-        if let Err(e) = &read {
-            tracing::warn!(error = %e, "cannot read the revocations from the admin API");
-        }
-        state.admin = Some(read);
     }
     for issuer in &snapshot.issuers {
         if let Some(source) = &issuer.key_source {
@@ -769,4 +815,30 @@ fn check_listeners_free(snapshot: &Snapshot) -> Result<(), RunError> {
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod admin_address_tests {
+    use super::admin_base_url;
+
+    #[test]
+    fn the_admin_token_goes_in_clear_text_only_to_loopback() {
+        assert_eq!(
+            admin_base_url("127.0.0.1:9901").unwrap(),
+            "http://127.0.0.1:9901"
+        );
+        assert_eq!(
+            admin_base_url("http://[::1]:9901/").unwrap(),
+            "http://[::1]:9901"
+        );
+        assert!(admin_base_url("localhost:9901").is_ok());
+        assert!(admin_base_url("https://gw.internal:9901").is_ok());
+        let remote = admin_base_url("10.0.0.7:9901").unwrap_err();
+        assert!(remote.contains("clear text"), "{remote}");
+        let creds = admin_base_url("http://u:p@127.0.0.1:9901").unwrap_err();
+        assert!(
+            creds.contains("without credentials") && !creds.contains("u:p"),
+            "{creds}"
+        );
+    }
 }

@@ -68,7 +68,7 @@ impl InFlight {
             0 => tracing::info!("{what}; exiting"),
             n => tracing::warn!(
                 cut = n,
-                "{what}; exiting: {n} request(s) were cut at the end of the grace period (shutdown.grace_period), each logged with reason shutdown_cut"
+                "{what}; exiting: {n} request(s) were cut before they finished (shutdown.grace_period ran out, or a fast shutdown), each logged with reason shutdown_cut"
             ),
         }
     }

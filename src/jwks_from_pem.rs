@@ -64,15 +64,28 @@ pub fn jwks(files: &[&Path]) -> Result<String, JwksError> {
                 file: name.clone(),
                 reason,
             })?;
-            keys.push(jwk);
+            // The same key twice (a certificate and its public key) is listed once.
+            if !keys.iter().any(|k: &Value| k["kid"] == jwk["kid"]) {
+                keys.push(jwk);
+            }
             found = true;
         }
         if !found {
+            if contains(&text, b"-----BEGIN RSA PUBLIC KEY-----") {
+                return Err(JwksError::Key {
+                    file: name.clone(),
+                    reason: format!("a PKCS#1 RSA PUBLIC KEY: convert it with openssl rsa -RSAPublicKey_in -in {name} -pubout -out public.pem"),
+                });
+            }
             return Err(JwksError::NoPem { file: name });
         }
     }
     let set = json!({ "keys": keys });
     Ok(serde_json::to_string_pretty(&set).unwrap_or_default())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn certificate_spki(der: &[u8]) -> Result<Vec<u8>, String> {
@@ -112,9 +125,9 @@ pub fn jwk_of_spki(der: &[u8]) -> Result<Value, String> {
             let x509_parser::public_key::PublicKey::RSA(rsa) = parsed else {
                 return Err("bad RSA public key".to_owned());
             };
-            if rsa.key_size() < 2048 {
+            if !(2048..=8192).contains(&rsa.key_size()) {
                 return Err(format!(
-                    "an RSA key of {} bits: the gateway accepts 2048 bits and more",
+                    "an RSA key of {} bits: the gateway verifies 2048 to 8192 bits",
                     rsa.key_size()
                 ));
             }

@@ -226,13 +226,18 @@ pub fn handshake_failure_reason(message: &str) -> Option<&'static str> {
     if !message.starts_with("Downstream handshake error") {
         return None;
     }
+    // rustls' `Error` Display texts (rustls 0.23, src/error.rs).
     let reason = if message.contains("peer sent no certificates") {
         "client_cert_missing"
     } else if let Some(why) = message.split("invalid peer certificate: ").nth(1) {
         match why {
             w if w.starts_with("UnknownIssuer") => "client_cert_unknown_ca",
-            w if w.starts_with("Expired") => "client_cert_expired",
-            w if w.starts_with("NotValidYet") => "client_cert_not_yet_valid",
+            w if w.starts_with("Expired") || w.starts_with("certificate expired") => {
+                "client_cert_expired"
+            }
+            w if w.starts_with("NotValidYet") || w.starts_with("certificate not valid yet") => {
+                "client_cert_not_yet_valid"
+            }
             w if w.starts_with("Revoked") => "client_cert_revoked",
             _ => "client_cert_invalid",
         }
@@ -253,13 +258,14 @@ pub fn handshake_failure_reason(message: &str) -> Option<&'static str> {
             false => "incompatible",
         }
     } else if message.contains("peer is incompatible")
-        || message.contains("no protocols in common")
-        || message.contains("no cipher suites in common")
+        || message.contains("peer doesn't support any known protocol")
+        // The certificate resolver declines a client that offers no TLS 1.3 suite on a
+        // `min_version: "1.3"` listener.
+        || message.contains("no server certificate chain resolved")
     {
         "incompatible"
     } else if message.contains("received corrupt message")
-        || message.contains("InvalidMessage")
-        || message.contains("inappropriate")
+        || message.contains("received unexpected message")
     {
         "invalid_message"
     } else {
@@ -390,6 +396,16 @@ mod tests {
             ),
             ("invalid peer certificate: Expired", "client_cert_expired"),
             (
+                "invalid peer certificate: certificate expired: verification time 1796093777 (UNIX), but certificate is not valid after 1796000000 (93777 seconds ago)",
+                "client_cert_expired",
+            ),
+            (
+                "invalid peer certificate: certificate not valid yet: verification time 1 (UNIX), but certificate is not valid before 2 (1 seconds in future)",
+                "client_cert_not_yet_valid",
+            ),
+            ("unexpected error: no server certificate chain resolved", "incompatible"),
+            ("peer doesn't support any known protocol", "incompatible"),
+            (
                 "invalid peer certificate: BadSignature",
                 "client_cert_invalid",
             ),
@@ -419,6 +435,61 @@ mod tests {
         assert!(HANDSHAKE_FAILURE_REASONS
             .iter()
             .all(|r| { handshake_failures().with_label_values(&[r]).get() == 0 }));
+    }
+
+    /// The texts come from rustls' own errors, as Pingora formats them.
+    #[test]
+    fn rustls_errors_are_classified() {
+        use rustls::pki_types::UnixTime;
+        use rustls::{AlertDescription, CertificateError, Error};
+        let at = |s| UnixTime::since_unix_epoch(std::time::Duration::from_secs(s));
+        for (error, reason) in [
+            (Error::NoCertificatesPresented, "client_cert_missing"),
+            (
+                Error::InvalidCertificate(CertificateError::UnknownIssuer),
+                "client_cert_unknown_ca",
+            ),
+            (
+                Error::InvalidCertificate(CertificateError::ExpiredContext {
+                    time: at(2_000),
+                    not_after: at(1_000),
+                }),
+                "client_cert_expired",
+            ),
+            (
+                Error::InvalidCertificate(CertificateError::NotValidYetContext {
+                    time: at(1_000),
+                    not_before: at(2_000),
+                }),
+                "client_cert_not_yet_valid",
+            ),
+            (
+                Error::InvalidCertificate(CertificateError::Revoked),
+                "client_cert_revoked",
+            ),
+            (
+                Error::InvalidCertificate(CertificateError::BadSignature),
+                "client_cert_invalid",
+            ),
+            (
+                Error::AlertReceived(AlertDescription::UnknownCA),
+                "server_cert_refused",
+            ),
+            (
+                Error::AlertReceived(AlertDescription::ProtocolVersion),
+                "incompatible",
+            ),
+            (Error::NoApplicationProtocol, "incompatible"),
+            (
+                Error::General("no server certificate chain resolved".to_owned()),
+                "incompatible",
+            ),
+        ] {
+            let line = format!(
+                "Downstream handshake error from 10.0.0.1:5000:  TLSHandshakeFailure context: tls connect error: {error}"
+            );
+            assert_eq!(handshake_failure_reason(&line), Some(reason), "{line}");
+        }
     }
 
     /// The only test in the unit-test binary that installs the global subscriber.

@@ -41,15 +41,43 @@ pub(super) fn diagnose(text: &str, error: &Error) -> ConfigError {
             unexpected,
             expected,
             ..
-        } => wrong_shape(text, node.as_ref(), &key, expected, Some(unexpected)),
+        } => wrong_shape(
+            text,
+            node.as_ref(),
+            &key,
+            expected,
+            Some(&redacted(unexpected)),
+        ),
+        Error::InvalidScalar { ty, .. } => {
+            let what = match *ty {
+                "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number (0 or more)",
+                "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+                "f32" | "f64" => "a number",
+                "bool" => "true or false",
+                other => other,
+            };
+            match key.as_str() {
+                "" => format!("expected {what}"),
+                k => format!("`{k}` takes {what}"),
+            }
+        }
         Error::SerdeInvalidValue {
             unexpected,
             expected,
             ..
-        } => format!("{unexpected} is not {expected}"),
+        } => format!("{} is not {expected}", redacted(unexpected)),
         other => plain(other),
     };
     ConfigError::at(location, path, message)
+}
+
+/// serde's description of a value, without the value when it is a string: it may be a secret
+/// (a Redis URL with its password) in the wrong place.
+fn redacted(unexpected: &str) -> String {
+    match unexpected.starts_with("string ") {
+        true => "a string".to_owned(),
+        false => unexpected.to_owned(),
+    }
 }
 
 /// `unknown key `audience`; did you mean `audiences`? (expected one of …)`.
@@ -138,10 +166,14 @@ fn plain(error: &Error) -> String {
     let text = error.to_string();
     let first = text.lines().next().unwrap_or_default();
     let first = first.strip_prefix("error: ").unwrap_or(first);
-    // "line 9 column 5: message"
-    match first.split_once(": ") {
-        Some((at, rest)) if at.starts_with("line ") && at.contains(" column ") => rest.to_owned(),
-        _ => first.to_owned(),
+    // "line 9 column 5: message", or "message at line 9, column 5"
+    let first = match first.split_once(": ") {
+        Some((at, rest)) if at.starts_with("line ") && at.contains(" column ") => rest,
+        _ => first,
+    };
+    match first.rsplit_once(" at line ") {
+        Some((message, _)) => message.to_owned(),
+        None => first.to_owned(),
     }
 }
 
@@ -367,6 +399,25 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn a_string_in_the_wrong_place_is_not_repeated() {
+        let yaml =
+            format!("{HEAD}routes: []\nrevocation:\n  redis: \"redis://:hunter2@cache:6379\"\n");
+        let e = error_for(&yaml);
+        assert_eq!(e.path, "revocation.redis");
+        assert!(!e.message.contains("hunter2"), "{}", e.message);
+        assert!(
+            e.message
+                .starts_with("`redis` takes a mapping with the keys `url`"),
+            "{}",
+            e.message
+        );
+        let yaml = format!("{HEAD}routes: []\nauth_cache: {{ max_entries: \"hunter2\" }}\n");
+        let e = error_for(&yaml);
+        assert_eq!(e.path, "auth_cache.max_entries");
+        assert_eq!(e.message, "`max_entries` takes a whole number (0 or more)");
     }
 
     #[test]

@@ -178,10 +178,10 @@ pub fn record(metrics: &Metrics, session: &Session, e: Option<&Error>, ctx: &mut
     .emit();
 }
 
-/// The line of a request that ended without a response: the runtime was stopped at the end of
-/// the shutdown grace period (see [`RequestCtx`]'s `Drop`). The session is gone: what it alone
-/// knew (peer, bytes, TLS) is `-`.
-pub fn record_cut(ctx: &RequestCtx) {
+/// The line of a request that ended without a response (see [`RequestCtx`]'s `Drop`):
+/// `reason` is [`SHUTDOWN_CUT`] or [`PANIC`]. The session is gone: what it alone knew (peer,
+/// bytes, TLS) is `-`.
+pub fn record_cut(ctx: &RequestCtx, reason: &'static str) {
     let (issuer, client_id, sub, jti) = identity(ctx);
     Line {
         request_id: ctx.request_id.as_str(),
@@ -189,7 +189,7 @@ pub fn record_cut(ctx: &RequestCtx) {
         method: ctx.method.as_str(),
         path: if ctx.path.is_empty() { "-" } else { &ctx.path },
         status: 0,
-        reason: SHUTDOWN_CUT,
+        reason,
         latency_ms: millis(ctx.started.elapsed()),
         upstream_ms: ctx.upstream_elapsed.map(millis).unwrap_or(-1.0),
         upstream_status: ctx.upstream_status.map(i32::from).unwrap_or(-1),
@@ -208,8 +208,10 @@ pub fn record_cut(ctx: &RequestCtx) {
     .emit();
 }
 
-/// The reason of a request cut at the end of the shutdown grace period.
+/// The reason of a request cut when the runtime stopped (the shutdown grace period ran out).
 pub const SHUTDOWN_CUT: &str = "shutdown_cut";
+/// The reason of a request whose handling panicked.
+pub const PANIC: &str = "panic";
 
 #[cfg(test)]
 mod tests {

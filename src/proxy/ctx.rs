@@ -39,13 +39,21 @@ pub struct RequestCtx {
 
 /// Pingora creates the context once a request has been read and runs `logging` when it ends,
 /// so a context dropped unlogged belongs to a request that never finished: the runtime was
-/// stopped at the end of the shutdown grace period. It is logged and counted here.
+/// stopped (at the end of the shutdown grace period, or by a fast shutdown), or a phase
+/// panicked. It is logged here, and a shutdown cut is counted for the exit line.
 impl Drop for RequestCtx {
     fn drop(&mut self) {
-        if !self.logged {
-            self._in_flight.record_cut();
-            super::access_log::record_cut(self);
+        if self.logged {
+            return;
         }
+        let reason = match std::thread::panicking() {
+            true => super::access_log::PANIC,
+            false => {
+                self._in_flight.record_cut();
+                super::access_log::SHUTDOWN_CUT
+            }
+        };
+        super::access_log::record_cut(self, reason);
     }
 }
 

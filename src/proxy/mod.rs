@@ -159,9 +159,19 @@ impl ProxyHttp for Gateway {
         self.close_if_draining(session);
         ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
         ctx.upstream_status = Some(upstream_response.status.as_u16());
-        upstream::relay_response(session, upstream_response)?;
+        upstream::relay_response(session, upstream_response);
         // The client gets the id the gateway used, whatever the upstream answered.
         upstream_response.insert_header(crate::request_id::HEADER, ctx.request_id.as_str())?;
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut pingora::http::ResponseHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        upstream::frame_for_http10_client(session, upstream_response);
         Ok(())
     }
 

@@ -129,29 +129,31 @@ fn rewrite_target(
 }
 
 /// The upstream's response header as the client gets it, in the client's HTTP version: an
-/// HTTP/1.0 backend's answer goes to an HTTP/1.1 client as `HTTP/1.1` (RFC 9110 §6.2: a server
+/// HTTP/1.0 backend's answer goes to an HTTP/1.x client as `HTTP/1.1` (RFC 9110 §6.2: a server
 /// answers in the highest version it conforms to, up to the request's major version; nginx and
-/// Envoy do the same). A body the backend delimited by closing its connection is then re-framed
-/// chunked, so the client's connection stays usable. HTTP/2 clients are framed by Pingora.
-pub fn relay_response(session: &Session, response: &mut ResponseHeader) -> Result<()> {
+/// Envoy do the same). Pingora then re-frames a body the backend delimited by closing its
+/// connection as chunked; [`frame_for_http10_client`] undoes that for HTTP/1.0 clients.
+/// HTTP/2 clients are framed by Pingora.
+pub fn relay_response(session: &Session, response: &mut ResponseHeader) {
     let client = session.req_header().version;
-    if !matches!(client, http::Version::HTTP_10 | http::Version::HTTP_11)
-        || response.version == http::Version::HTTP_11
-        || response.status == http::StatusCode::SWITCHING_PROTOCOLS
+    let http1 = matches!(client, http::Version::HTTP_10 | http::Version::HTTP_11);
+    if http1 && response.version != http::Version::HTTP_11 {
+        response.set_version(http::Version::HTTP_11);
+    }
+}
+
+/// An HTTP/1.0 client cannot read chunked framing (RFC 9112 §6.1): a chunked answer (from an
+/// HTTP/1.1 backend, or Pingora's re-framing of a close-delimited one) goes to it delimited by
+/// closing the connection instead. Runs after Pingora's own response conversion.
+pub fn frame_for_http10_client(session: &mut Session, response: &mut ResponseHeader) {
+    if session.req_header().version != http::Version::HTTP_10 {
+        return;
+    }
+    if response
+        .headers
+        .contains_key(http::header::TRANSFER_ENCODING)
     {
-        return Ok(());
+        response.remove_header(&http::header::TRANSFER_ENCODING);
+        session.set_keepalive(None);
     }
-    response.set_version(http::Version::HTTP_11);
-    let no_body = response.status.is_informational()
-        || matches!(response.status.as_u16(), 204 | 304)
-        || session.req_header().method == http::Method::HEAD;
-    let framed = response.headers.contains_key(http::header::CONTENT_LENGTH)
-        || response
-            .headers
-            .contains_key(http::header::TRANSFER_ENCODING);
-    // An HTTP/1.0 client cannot read chunked framing: its body stays close-delimited.
-    if client == http::Version::HTTP_11 && !no_body && !framed {
-        response.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
-    }
-    Ok(())
 }

@@ -341,12 +341,18 @@ routes: [{{ id: r, match: {{ path_prefix: / }}, upstream: e, auth: public }}]
     assert!((applied_at - now() as f64).abs() < 600.0, "{applied_at}");
 
     let mut reloads = gw.reloads.clone();
+    // Replaced in one step (as kubelet does), so the watcher never reads a half-written file.
+    let tmp = dir.path().join("gateway.yaml.tmp");
     std::fs::write(
-        &path,
+        &tmp,
         format!("{}\n# changed\n", String::from_utf8(served).unwrap()),
     )
     .unwrap();
-    reloads.wait_for(|o| o.is_some()).await.unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    reloads
+        .wait_for(|o| matches!(o, Some(portcullis::reload::ReloadOutcome::Applied { .. })))
+        .await
+        .unwrap();
     let after = parse_prometheus(&gw.metrics_text().await);
     assert_eq!(
         value(

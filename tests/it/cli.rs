@@ -411,6 +411,16 @@ fn jwks_turns_public_keys_into_a_key_set_the_gateway_verifies_with() {
         String::from_utf8_lossy(&out.stdout)
     );
 
+    // The same key twice is listed once.
+    let twice = portcullis()
+        .arg("jwks")
+        .arg(fixtures().join("rsa-public.pem"))
+        .arg(fixtures().join("rsa-public.pem"))
+        .output()
+        .unwrap();
+    let set: serde_json::Value = serde_json::from_slice(&twice.stdout).unwrap();
+    assert_eq!(set["keys"].as_array().unwrap().len(), 1, "{set}");
+
     let private = portcullis()
         .arg("jwks")
         .arg(fixtures().join("rsa-private.pem"))

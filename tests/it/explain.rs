@@ -353,3 +353,45 @@ fn config_yaml_for_cli() -> String {
         )
     )
 }
+
+/// A state file configured but not on this machine (a laptop, CI) may hold revocations the
+/// gateway enforces: unknown, not pass.
+#[test]
+fn a_state_file_that_is_not_here_makes_the_revocation_check_unknown() {
+    use crate::support::revocations::*;
+    let dir = tempfile::tempdir().unwrap();
+    let absent = dir.path().join("state.jsonl");
+    let yaml = with_admin(
+        &config(closed_port(), closed_port(), closed_port()),
+        dir.path(),
+        &format!("state_file: \"{}\"", absent.display()),
+    );
+    let config = cli_config_beside(&yaml, closed_port(), dir.path());
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, Issuer::rsa(&claims("read:orders"))).unwrap();
+    let (status, text) = explain_cli(
+        &config,
+        &[
+            "--url=http://api.example.com/orders/7",
+            &format!("--token=@{}", token_file.display()),
+        ],
+    );
+    assert_eq!(status, Some(20), "{text}");
+    assert!(
+        text.contains(&format!(
+            "????  revocation  unknown (the revocation state file {} is not on this machine)",
+            absent.display()
+        )),
+        "{text}"
+    );
+    // Refused before the token is read: the admin token would cross the network in clear.
+    let (status, _) = explain_cli(
+        &config,
+        &[
+            "--url=http://api.example.com/orders/7",
+            &format!("--token=@{}", token_file.display()),
+            "--admin=10.1.2.3:9901",
+        ],
+    );
+    assert_eq!(status, Some(1));
+}

@@ -290,13 +290,107 @@ async fn an_http10_backend_is_relayed_in_the_client_s_version() {
             assert_eq!(status, "HTTP/1.1 200 OK", "with_length {with_length}");
             assert_eq!(body, "from an old backend");
         }
-        // An HTTP/1.0 client gets a body it can read (never chunked), and the connection closes.
-        let answers = on_one_connection(
-            gw.addr,
-            &["GET /down/b HTTP/1.0\r\nHost: api.example.com\r\n\r\n"],
-        )
-        .await;
-        assert_eq!(answers[0].1, "from an old backend", "{answers:?}");
-        assert!(answers[0].0.starts_with("HTTP/1."), "{answers:?}");
+        // An HTTP/1.0 client never gets chunked framing (RFC 9112 §6.1): the body is
+        // delimited by its length or by the close, even when it asked to keep the connection.
+        for connection in ["", "Connection: keep-alive\r\n"] {
+            let raw = raw_exchange(
+                gw.addr,
+                &format!("GET /down/b HTTP/1.0\r\nHost: api.example.com\r\n{connection}\r\n"),
+            )
+            .await;
+            let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+            assert!(head.starts_with("HTTP/1.1 200 OK"), "{raw}");
+            assert!(
+                !head.to_ascii_lowercase().contains("transfer-encoding"),
+                "{raw}"
+            );
+            assert_eq!(
+                body, "from an old backend",
+                "with_length {with_length}: {raw}"
+            );
+        }
     }
+    // An HTTP/1.1 backend's chunked answer reaches an HTTP/1.0 client unchunked too.
+    let gw = TestGateway::start(&config(
+        echo_upstream().await,
+        closed_port(),
+        chunked_upstream().await,
+    ));
+    let raw = raw_exchange(
+        gw.addr,
+        "GET /down/c HTTP/1.0\r\nHost: api.example.com\r\n\r\n",
+    )
+    .await;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding"),
+        "{raw}"
+    );
+    assert_eq!(body, "chunk onechunk two", "{raw}");
+}
+
+/// Send one raw request and read its response: the head, then a `Content-Length` body, or
+/// everything until the gateway closes the connection (bounded: a close-delimited response that
+/// never ends fails the test instead of hanging it). Chunked framing is not decoded.
+async fn raw_exchange(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let read = async {
+        let mut byte = [0u8; 1];
+        while !out.ends_with(b"\r\n\r\n") {
+            assert_eq!(
+                stream.read(&mut byte).await.unwrap(),
+                1,
+                "closed in the head"
+            );
+            out.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&out).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .map(|n| n.trim().parse::<usize>().unwrap());
+        match length {
+            Some(n) => {
+                let mut body = vec![0; n];
+                stream.read_exact(&mut body).await.unwrap();
+                out.extend_from_slice(&body);
+            }
+            None => {
+                stream.read_to_end(&mut out).await.unwrap();
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .expect("the response did not end");
+    String::from_utf8(out).unwrap()
+}
+
+/// An HTTP/1.1 upstream answering with a chunked body, keeping its connection open.
+async fn chunked_upstream() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nchunk one\r\n9\r\nchunk two\r\n0\r\n\r\n")
+                    .await;
+                let _ = stream.read(&mut buf).await;
+            });
+        }
+    });
+    addr
 }

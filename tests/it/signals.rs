@@ -339,7 +339,7 @@ routes: [{{ id: slow, match: {{ path_prefix: / }}, upstream: gated, auth: public
     assert_eq!(cut["path"], "/stuck", "{cut}");
     assert!(
         logs.iter()
-            .any(|l| l.contains("exiting: 1 request(s) were cut at the end of the grace period")),
+            .any(|l| l.contains("exiting: 1 request(s) were cut before they finished")),
         "{logs:#?}"
     );
     assert!(
