@@ -378,38 +378,20 @@ fn jwks_turns_public_keys_into_a_key_set_the_gateway_verifies_with() {
             .unwrap()
     };
     let claims = claims("read:orders");
-    let rsa_kid = keys[0]["kid"].as_str().unwrap();
     let rsa_key = jsonwebtoken::EncodingKey::from_rsa_pem(
         &std::fs::read(fixtures().join("rsa-private.pem")).unwrap(),
     )
     .unwrap();
-    let token = Issuer::sign(
-        jsonwebtoken::Algorithm::RS256,
-        Some(rsa_kid),
-        &rsa_key,
-        &claims,
-    );
-    let out = explain(&token);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
     let ec_key = jsonwebtoken::EncodingKey::from_ec_pem(p256.serialize_pem().as_bytes()).unwrap();
-    let token = Issuer::sign(
-        jsonwebtoken::Algorithm::ES256,
-        keys[1]["kid"].as_str(),
-        &ec_key,
-        &claims,
-    );
-    let out = explain(&token);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    for (alg, key, jwk) in [
+        (jsonwebtoken::Algorithm::RS256, &rsa_key, &keys[0]),
+        (jsonwebtoken::Algorithm::ES256, &ec_key, &keys[1]),
+    ] {
+        let token = Issuer::sign(alg, jwk["kid"].as_str(), key, &claims);
+        let out = explain(&token);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{alg:?}: {text}");
+    }
 
     // The same key twice is listed once.
     let twice = portcullis()
