@@ -3,6 +3,7 @@
 #   make test   every check: format, lints, unit and integration tests, shipped config validation,
 #               the Dockerfile's lint (hadolint)
 # Both install what is missing on Debian/Ubuntu (cmake for Pingora; for the tests redis-server,
+# nginx-light (auth_request, for decision mode),
 # and the differential suite's backends: golang-go, php-cli, a Python venv with gunicorn + Flask,
 # npm's express; see tests/differential/setup.sh).
 
@@ -24,6 +25,7 @@ deps:
 
 test-deps: deps
 	$(call need,redis-server,redis-server,the revocation-store tests)
+	$(call need,nginx,nginx-light,the decision-mode tests (auth_request))
 	@bash tests/differential/setup.sh
 
 build: deps

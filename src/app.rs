@@ -161,6 +161,20 @@ pub fn probes_service(
     Some(service)
 }
 
+/// The decision service (decision mode) on `decision.address`, when configured.
+pub fn decision_service(
+    snapshots: Arc<SnapshotHolder>,
+    metrics: Metrics,
+) -> Option<Service<crate::decision::DecisionApp>> {
+    let address = snapshots.current().decision.as_ref()?.address;
+    let mut service = Service::new(
+        "portcullis decision".to_owned(),
+        crate::decision::DecisionApp::new(snapshots, metrics),
+    );
+    service.add_tcp(&address.to_string());
+    Some(service)
+}
+
 /// Where the configuration comes from.
 pub enum ConfigFrom {
     /// A file, watched and reloaded on change and on SIGHUP.
@@ -206,6 +220,8 @@ pub struct Services {
     pub admin: Service<AdminApp>,
     /// The probes listener, when `admin.probes_address` is set.
     pub probes: Option<Service<AdminApp>>,
+    /// The decision listener, when `decision` is set.
+    pub decision: Option<Service<crate::decision::DecisionApp>>,
     /// Background tasks, each run until shutdown: the reload watcher (with the key refreshers,
     /// revocation purge and revocation file), the certificate watcher, the Redis mirror.
     pub tasks: Vec<Task>,
@@ -273,6 +289,7 @@ impl Prepared {
             metrics.clone(),
             Arc::clone(&in_flight),
         );
+        let decision = decision_service(Arc::clone(&snapshots), metrics.clone());
         let probes = probes_service(
             Arc::clone(&snapshots),
             metrics.clone(),
@@ -323,6 +340,7 @@ impl Prepared {
             proxy,
             admin,
             probes,
+            decision,
             tasks,
             reloads,
             revocation_file_loads,
@@ -406,6 +424,9 @@ pub fn run(config_path: &Path, upgrade: bool, upgrade_sock: Option<&Path>) -> Re
     if let Some(address) = snapshot.probes_address {
         tracing::info!(%address, "probe endpoints: /metrics /healthz /readyz");
     }
+    if let Some(d) = &snapshot.decision {
+        tracing::info!(address = %d.address, protocol = d.protocol.name(), "decision listener: answers forward-auth requests of the ingress");
+    }
     let opt = pingora::server::configuration::Opt {
         upgrade,
         ..Default::default()
@@ -427,6 +448,9 @@ pub fn run(config_path: &Path, upgrade: bool, upgrade_sock: Option<&Path>) -> Re
     server.add_service(services.admin);
     if let Some(probes) = services.probes {
         server.add_service(probes);
+    }
+    if let Some(decision) = services.decision {
+        server.add_service(decision);
     }
     for task in services.tasks {
         server.add_service(background_service(task.name, task));
@@ -801,12 +825,14 @@ fn check_listeners_free(snapshot: &Snapshot) -> Result<(), RunError> {
     let probes = snapshot
         .probes_address
         .map(|address| ("probes".to_owned(), address));
+    let decision = (snapshot.decision.as_ref()).map(|d| ("decision".to_owned(), d.address));
     let all = snapshot
         .listeners
         .iter()
         .map(|l| (l.name.clone(), l.address))
         .chain(std::iter::once(admin))
-        .chain(probes);
+        .chain(probes)
+        .chain(decision);
     for (name, address) in all {
         std::net::TcpListener::bind(address).map_err(|source| RunError::Bind {
             name,

@@ -37,6 +37,8 @@ pub struct Snapshot {
     pub admin_address: SocketAddr,
     /// `admin.probes_address`: where `/metrics`, `/healthz` and `/readyz` alone are also served.
     pub probes_address: Option<SocketAddr>,
+    /// `decision`: the listener answering an ingress's forward-auth requests.
+    pub decision: Option<crate::decision::DecisionSettings>,
     /// The admin API's bearer token; `None` disables the API (revocations).
     pub admin_token: Option<Secret>,
     /// Expiry of revocation entries that do not carry their token's `exp`.

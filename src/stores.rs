@@ -52,6 +52,7 @@ pub struct StartSettings {
     pub listeners: Vec<(String, SocketAddr, bool)>,
     pub admin_address: SocketAddr,
     pub probes_address: Option<SocketAddr>,
+    pub decision_address: Option<SocketAddr>,
     pub revocation_file: Option<PathBuf>,
     pub revocation_state_file: Option<PathBuf>,
     pub revocation_redis: Option<RedisSettings>,
@@ -69,6 +70,7 @@ impl StartSettings {
                 .collect(),
             admin_address: snapshot.admin_address,
             probes_address: snapshot.probes_address,
+            decision_address: snapshot.decision.as_ref().map(|d| d.address),
             revocation_file: snapshot.revocation_file.clone(),
             revocation_state_file: snapshot.revocation_state_file.clone(),
             revocation_redis: snapshot.revocation_redis.clone(),
@@ -90,6 +92,10 @@ impl StartSettings {
         differs(
             self.probes_address != new.probes_address,
             "admin.probes_address",
+        );
+        differs(
+            self.decision_address != new.decision_address,
+            "decision.address",
         );
         differs(
             self.revocation_file != new.revocation_file,
@@ -347,6 +353,7 @@ mod tests {
             listeners: vec![("web".to_owned(), "127.0.0.1:8080".parse().unwrap(), false)],
             admin_address: "127.0.0.1:9901".parse().unwrap(),
             probes_address: None,
+            decision_address: None,
             revocation_file: None,
             revocation_state_file: None,
             revocation_redis: redis.then(|| RedisSettings {

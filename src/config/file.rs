@@ -36,6 +36,25 @@ pub struct GatewayFile {
     pub forwarding: Option<ForwardingFile>,
     #[serde(default)]
     pub auth_cache: Option<AuthCacheFile>,
+    #[serde(default)]
+    pub decision: Option<Spanned<DecisionFile>>,
+}
+
+/// Decision mode: a listener answering an ingress's "may this request pass?" (docs/decision-mode.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionFile {
+    pub address: Text,
+    /// `nginx` (auth_request, ingress-nginx), `traefik` (ForwardAuth) or `envoy` (ext_authz HTTP).
+    pub protocol: Text,
+    /// Envoy's `path_prefix`: the original path follows it.
+    #[serde(default)]
+    pub path_prefix: Option<Text>,
+    /// The ingress peers whose descriptions are believed (required: nobody else may describe a request).
+    pub trusted_proxies: Spanned<Vec<Text>>,
+    /// `deny` (default) or `allow`: the answer for a request that matches no route.
+    #[serde(default)]
+    pub unmatched: Option<Text>,
 }
 
 /// The verified-token cache.

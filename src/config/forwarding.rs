@@ -6,14 +6,15 @@ use super::file::ForwardingFile;
 use super::ConfigError;
 use crate::forwarding::ForwardingPolicy;
 
-/// Compile `forwarding:`; every problem is returned with its location.
-pub fn compile(file: Option<&ForwardingFile>) -> (ForwardingPolicy, Vec<ConfigError>) {
-    let mut errors = Vec::new();
-    let mut policy = ForwardingPolicy::default();
-    let Some(file) = file else {
-        return (policy, errors);
-    };
-    for net in file.trusted_proxies.iter().flat_map(|l| &l.value) {
+/// Networks (CIDR, or a bare address for one host) of trusted peers; `0.0.0.0/0` and `::/0`
+/// are refused: anyone could then speak for the client.
+pub fn networks<'a>(
+    list: impl Iterator<Item = &'a super::file::Text>,
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<ipnet::IpNet> {
+    let mut out = Vec::new();
+    for net in list {
         let text = net.value.trim();
         // A bare address means that one host.
         let parsed = text
@@ -22,13 +23,13 @@ pub fn compile(file: Option<&ForwardingFile>) -> (ForwardingPolicy, Vec<ConfigEr
         match parsed {
             Ok(n) if n.prefix_len() == 0 => errors.push(ConfigError::at(
                 net.referenced,
-                "forwarding.trusted_proxies",
+                path,
                 format!("\"{}\" trusts every address: any client could then forge its address", net.value),
             )),
-            Ok(n) => policy.trusted_proxies.push(n.trunc()),
+            Ok(n) => out.push(n.trunc()),
             Err(_) => errors.push(ConfigError::at(
                 net.referenced,
-                "forwarding.trusted_proxies",
+                path,
                 format!(
                     "\"{}\" is not an address or network (for example 10.0.0.0/8, 192.0.2.7, fd00::/8)",
                     net.value
@@ -36,6 +37,21 @@ pub fn compile(file: Option<&ForwardingFile>) -> (ForwardingPolicy, Vec<ConfigEr
             )),
         }
     }
+    out
+}
+
+/// Compile `forwarding:`; every problem is returned with its location.
+pub fn compile(file: Option<&ForwardingFile>) -> (ForwardingPolicy, Vec<ConfigError>) {
+    let mut errors = Vec::new();
+    let mut policy = ForwardingPolicy::default();
+    let Some(file) = file else {
+        return (policy, errors);
+    };
+    policy.trusted_proxies = networks(
+        file.trusted_proxies.iter().flat_map(|l| &l.value),
+        "forwarding.trusted_proxies",
+        &mut errors,
+    );
     for name in file.strip_headers.iter().flat_map(|l| &l.value) {
         match HeaderName::from_bytes(name.value.as_bytes()) {
             Ok(h) => policy.strip_names.push(h),

@@ -36,6 +36,7 @@ const MAX_USER_AGENT: usize = 256;
 /// Every field of one access-log line (docs/metrics.md#logs documents each; a test there checks
 /// the documentation and the line agree).
 struct Line<'a> {
+    mode: &'static str,
     request_id: &'a str,
     route: &'a str,
     method: &'a str,
@@ -62,6 +63,7 @@ impl Line<'_> {
     fn emit(&self) {
         tracing::info!(
             target: "portcullis::access",
+            mode = self.mode,
             request_id = self.request_id,
             route = self.route,
             method = self.method,
@@ -144,6 +146,7 @@ pub fn record(metrics: &Metrics, session: &Session, e: Option<&Error>, ctx: &mut
     let (issuer, client_id, sub, jti) = identity(ctx);
     // Never log a token, Authorization, Cookie or the raw query: only bounded, verified fields.
     Line {
+        mode: "proxy",
         request_id: ctx.request_id.as_str(),
         route: ctx.route().map(|r| &*r.id).unwrap_or("-"),
         method: req.method.as_str(),
@@ -184,6 +187,7 @@ pub fn record(metrics: &Metrics, session: &Session, e: Option<&Error>, ctx: &mut
 pub fn record_cut(ctx: &RequestCtx, reason: &'static str) {
     let (issuer, client_id, sub, jti) = identity(ctx);
     Line {
+        mode: "proxy",
         request_id: ctx.request_id.as_str(),
         route: ctx.route().map(|r| &*r.id).unwrap_or("-"),
         method: ctx.method.as_str(),
@@ -203,6 +207,70 @@ pub fn record_cut(ctx: &RequestCtx, reason: &'static str) {
         client_id,
         sub,
         jti,
+        proxy_error: "-",
+    }
+    .emit();
+}
+
+/// Record one decision (decision mode): the same line and metrics as a proxied request, with
+/// `mode: decision`; `method` and `path` are the described request's when it was routed.
+#[allow(clippy::too_many_arguments)]
+pub fn record_decision(
+    metrics: &Metrics,
+    session: &pingora::protocols::http::ServerSession,
+    snapshot: &crate::snapshot::Snapshot,
+    started: std::time::Instant,
+    request_id: &str,
+    status: u16,
+    reason: &'static str,
+    route: Option<usize>,
+    path: &str,
+    principal: Option<&crate::auth::Principal>,
+) {
+    let req = session.req_header();
+    let rejected = reason != "ok";
+    if let Some(meters) = snapshot.meters(route) {
+        metrics.record_request(&RequestRecord {
+            meters,
+            method: &req.method,
+            status,
+            rejection: rejected.then_some(reason),
+            duration: started.elapsed(),
+            upstream_duration: None,
+        });
+    }
+    let tls = session.digest().and_then(|d| d.ssl_digest.as_ref());
+    Line {
+        mode: "decision",
+        request_id,
+        route: route.map(|r| &*snapshot.routes[r].id).unwrap_or("-"),
+        method: req.method.as_str(),
+        path: if path.is_empty() {
+            req.uri.path()
+        } else {
+            path
+        },
+        status,
+        reason,
+        latency_ms: millis(started.elapsed()),
+        upstream_ms: -1.0,
+        upstream_status: -1,
+        client_addr: session.client_addr(),
+        user_agent: req
+            .headers
+            .get(http::header::USER_AGENT)
+            .map(|v| std::str::from_utf8(v.as_bytes()).unwrap_or("(not UTF-8)"))
+            .unwrap_or("-"),
+        request_bytes: session.body_bytes_read(),
+        response_bytes: session.body_bytes_sent(),
+        tls_version: tls.map(|t| tls_version(&t.version)).unwrap_or("-"),
+        tls_cipher: tls.map(|t| &*t.cipher).unwrap_or("-"),
+        issuer: principal.map(|p| &*p.issuer_id).unwrap_or("-"),
+        client_id: principal
+            .and_then(|p| p.client_id.as_deref())
+            .unwrap_or("-"),
+        sub: principal.and_then(|p| p.subject.as_deref()).unwrap_or("-"),
+        jti: principal.and_then(|p| p.jti.as_deref()).unwrap_or("-"),
         proxy_error: "-",
     }
     .emit();

@@ -22,6 +22,8 @@ pub struct TestGateway {
     pub admin: SocketAddr,
     /// The probes listener, when the YAML has a `{probes}` placeholder.
     pub probes: Option<SocketAddr>,
+    /// The decision listener, when the YAML has a `{decision}` placeholder.
+    pub decision: Option<SocketAddr>,
     pub metrics: portcullis::metrics::Metrics,
     pub snapshots: Arc<SnapshotHolder>,
     /// Reload outcomes, when started with [`TestGateway::start_reloading`].
@@ -68,6 +70,7 @@ impl TestGateway {
             listen: (listener, addr),
             admin: (admin_listener, admin),
             probes,
+            decision,
         } = sockets;
         portcullis::install_crypto_provider();
         let _ = tracing_subscriber::fmt()
@@ -90,6 +93,7 @@ impl TestGateway {
             mut proxy,
             admin: mut admin_service,
             probes: probes_service,
+            decision: decision_service,
             tasks,
             reloads,
             revocation_file_loads,
@@ -103,6 +107,10 @@ impl TestGateway {
         let probes_address = probes.as_ref().map(|(_, a)| *a);
         if let Some((probes_listener, probes)) = probes {
             fds.add(probes.to_string(), probes_listener.into_raw_fd());
+        }
+        let decision_address = decision.as_ref().map(|(_, a)| *a);
+        if let Some((decision_listener, decision)) = decision {
+            fds.add(decision.to_string(), decision_listener.into_raw_fd());
         }
         let fds = Arc::new(parking_lot::Mutex::new(fds));
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -131,6 +139,14 @@ impl TestGateway {
                             .await
                     });
                 }
+                if let Some(mut decision_service) = decision_service {
+                    let (decision_fds, decision_shutdown) = (Arc::clone(&fds), shutdown_rx.clone());
+                    tokio::spawn(async move {
+                        decision_service
+                            .start_service(Some(decision_fds), decision_shutdown, 1)
+                            .await
+                    });
+                }
                 proxy.start_service(Some(fds), shutdown_rx, 1).await;
             });
         });
@@ -138,6 +154,7 @@ impl TestGateway {
             addr,
             admin,
             probes: probes_address,
+            decision: decision_address,
             metrics,
             snapshots,
             reloads,
@@ -193,6 +210,8 @@ struct Sockets {
     admin: (std::net::TcpListener, SocketAddr),
     /// Only when the YAML has a `{probes}` placeholder.
     probes: Option<(std::net::TcpListener, SocketAddr)>,
+    /// Only when the YAML has a `{decision}` placeholder.
+    decision: Option<(std::net::TcpListener, SocketAddr)>,
 }
 
 impl Sockets {
@@ -201,6 +220,7 @@ impl Sockets {
             listen: bind_free(),
             admin: bind_free(),
             probes: yaml.contains("{probes}").then(bind_free),
+            decision: yaml.contains("{decision}").then(bind_free),
         }
     }
 
@@ -213,6 +233,9 @@ impl Sockets {
             .replace("{admin}", &admin.to_string());
         if let Some((_, probes)) = &self.probes {
             yaml = yaml.replace("{probes}", &probes.to_string());
+        }
+        if let Some((_, decision)) = &self.decision {
+            yaml = yaml.replace("{decision}", &decision.to_string());
         }
         if !yaml.contains("\nadmin:") {
             yaml.push_str(&format!("\nadmin: {{ address: \"{admin}\" }}\n"));

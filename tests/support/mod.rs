@@ -8,6 +8,7 @@ pub mod keyserver;
 pub mod kubelet;
 pub mod load;
 pub mod logs;
+pub mod nginx;
 pub mod process;
 pub mod redis;
 pub mod revocations;

@@ -28,6 +28,7 @@ use crate::source::Source;
 use crate::stores::{StartSettings, Stores};
 
 mod admin;
+mod decision;
 mod identity;
 mod issuers;
 mod lints;
@@ -38,6 +39,7 @@ mod shutdown;
 mod upstreams;
 mod values;
 use admin::*;
+use decision::*;
 use identity::*;
 use issuers::*;
 use lints::*;
@@ -239,6 +241,13 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
     let admin_address = compile_admin(&mut cx, file.admin.as_ref(), &listeners);
     let probes_address =
         compile_probes_address(&mut cx, file.admin.as_ref(), &listeners, admin_address);
+    let mut taken: Vec<(String, SocketAddr)> = listeners
+        .iter()
+        .map(|l| (l.name.clone(), l.address))
+        .collect();
+    taken.push(("admin.address".to_owned(), admin_address));
+    taken.extend(probes_address.map(|a| ("admin.probes_address".to_owned(), a)));
+    let decision = compile_decision(&mut cx, file.decision.as_ref(), &taken);
     check_logging(&mut cx, file.logging.as_ref());
     let admin_token = compile_admin_token(&mut cx, file.admin.as_ref(), &inputs);
     let max_token_lifetime = match file
@@ -426,6 +435,7 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
         config_sha256: String::new(),
         admin_address,
         probes_address,
+        decision,
         admin_token,
         max_token_lifetime,
         revocation_state_file: file

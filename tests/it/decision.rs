@@ -1,0 +1,249 @@
+//! Decision mode behind a real nginx (`auth_request`, deploy/nginx/auth_request.conf, the
+//! configuration docs/decision-mode.md shows): nginx asks portcullis' decision listener about
+//! each request, then proxies to the echo backend. Each case answers as proxy mode does.
+
+use crate::support::keyserver::{fixture_jwks, rotated_jwks, KeyServer};
+use crate::support::nginx::Nginx;
+use crate::support::revocations::*;
+use crate::support::*;
+use serde_json::{json, Value};
+
+/// The nginx server block of the docs, filled in.
+fn nginx_server(decision: std::net::SocketAddr, backend: std::net::SocketAddr) -> String {
+    let template = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx/auth_request.conf"),
+    )
+    .unwrap();
+    template
+        .replace("{decision}", &decision.to_string())
+        .replace("{backend}", &backend.to_string())
+}
+
+const DECISION: &str =
+    "decision: { address: \"{decision}\", protocol: nginx, trusted_proxies: [\"127.0.0.1\"] }\n";
+
+struct Setup {
+    gw: TestGateway,
+    nginx: Nginx,
+}
+
+async fn setup(yaml: &str, backend: std::net::SocketAddr) -> Setup {
+    let gw = TestGateway::start(&format!("{yaml}\n{DECISION}"));
+    let nginx = Nginx::start(&nginx_server(gw.decision.unwrap(), backend)).await;
+    Setup { gw, nginx }
+}
+
+/// (status, WWW-Authenticate, echoed request when it reached the backend).
+async fn call(
+    url: String,
+    token: Option<&str>,
+    extra: &[(&str, &str)],
+) -> (u16, String, Option<Value>) {
+    let mut req = client().get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    for (n, v) in extra {
+        req = req.header(*n, *v);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let echoed = match status {
+        200 => resp.json::<Value>().await.ok(),
+        _ => None,
+    };
+    (status, challenge, echoed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_each_request_is_answered_as_in_proxy_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = echo_upstream().await;
+    let yaml = with_admin(&config(echo, closed_port(), closed_port()), dir.path(), "");
+    let s = setup(&yaml, echo).await;
+    let (gw, nginx) = (&s.gw, &s.nginx);
+
+    let valid = token("ok-1", "alice", "orders-ui", now());
+    let mut expired_claims = claims("read:orders");
+    expired_claims["exp"] = json!(now() - 600);
+    let expired = Issuer::rsa(&expired_claims);
+    let under_scoped = Issuer::rsa(&claims("profile"));
+    let stolen = token("stolen-1", "bob", "cli", now());
+    revoke(
+        gw,
+        json!({"type": "jti", "jti": "stolen-1", "exp": now() + 600}),
+    )
+    .await;
+
+    let cases: [(&str, &str, Option<&str>, u16); 6] = [
+        ("valid", "/orders/1", Some(&valid), 200),
+        ("expired", "/orders/1", Some(&expired), 401),
+        ("wrong scope", "/orders/1", Some(&under_scoped), 403),
+        ("revoked", "/orders/1", Some(&stolen), 401),
+        ("no token", "/orders/1", None, 401),
+        ("public", "/public/x", None, 200),
+    ];
+    for (name, path, token, expected) in cases {
+        let through_nginx = call(nginx.url(path), token, &[]).await;
+        let proxied = call(gw.url(path), token, &[]).await;
+        assert_eq!(through_nginx.0, expected, "{name}: {}", nginx.log());
+        assert_eq!(
+            through_nginx.0, proxied.0,
+            "{name}: decision and proxy mode differ"
+        );
+        assert_eq!(through_nginx.1, proxied.1, "{name}: the challenge differs");
+    }
+    // RFC 6750 §3.1: the challenges nginx passes on are portcullis' own.
+    let (_, challenge, _) = call(nginx.url("/orders/1"), Some(&expired), &[]).await;
+    assert_eq!(
+        challenge,
+        "Bearer realm=\"portcullis\", error=\"invalid_token\""
+    );
+
+    // The identity headers the backend sees are the ones the decision set; forged ones are
+    // replaced, and the token does not reach the backend.
+    let forged = [("x-auth-subject", "admin"), ("x-legacy-user", "root")];
+    let (status, _, echoed) = call(nginx.url("/orders/1"), Some(&valid), &forged).await;
+    assert_eq!(status, 200);
+    let headers = &echoed.unwrap()["headers"];
+    assert_eq!(headers["x-auth-subject"], json!(["alice"]), "{headers}");
+    assert_eq!(headers["x-legacy-user"], json!(["alice"]), "{headers}");
+    assert_eq!(
+        headers["x-auth-client-id"],
+        json!(["orders-ui"]),
+        "{headers}"
+    );
+    assert!(headers.get("authorization").is_none(), "{headers}");
+    let (status, _, echoed) = call(nginx.url("/public/x"), None, &forged).await;
+    assert_eq!(status, 200);
+    let headers = &echoed.unwrap()["headers"];
+    assert!(headers.get("x-auth-subject").is_none(), "{headers}");
+
+    // Unmatched: denied by default (a status nginx passes on).
+    let (status, _, _) = call(nginx.url("/nowhere"), Some(&valid), &[]).await;
+    assert_eq!(status, 403);
+}
+
+/// An unknown `kid` makes the decision refresh the issuer's keys once, as the proxy does: the
+/// first request after a rotation is allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_a_rotated_key_is_accepted_on_its_first_request() {
+    let server = KeyServer::start(fixture_jwks()).await;
+    let iss = "https://idp.decision.test";
+    let echo = echo_upstream().await;
+    let yaml = format!(
+        "listeners: [{{ name: test, address: \"{{listen}}\" }}]\n\
+         issuers: [{{ id: idp, issuer: \"{iss}\", audiences: [\"{AUDIENCE}\"], algorithms: [RS256], jwks_uri: \"{}\" }}]\n\
+         upstreams: [{{ id: echo, url: \"http://{echo}\" }}]\n\
+         routes: [{{ id: api, match: {{ path_prefix: /api }}, upstream: echo }}]\n",
+        server.jwks_url()
+    );
+    let s = setup(&yaml, echo).await;
+    let mut c = claims("");
+    c["iss"] = json!(iss);
+    eventually("the keys load", std::time::Duration::from_secs(10), || {
+        let url = s.nginx.url("/api/x");
+        let t = Issuer::rsa(&c);
+        async move { call(url, Some(&t), &[]).await.0 == 200 }
+    })
+    .await;
+    let mut both = fixture_jwks();
+    both["keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(rotated_jwks()["keys"][0].clone());
+    server.serve(both);
+    let rotated = Issuer::rsa_untrusted("test-rsa-2", &c);
+    let (status, _, _) = call(s.nginx.url("/api/x"), Some(&rotated), &[]).await;
+    assert_eq!(status, 200, "no 401 window after a rotation");
+}
+
+/// The decision listener believes descriptions only from `trusted_proxies`; anyone else gets
+/// 403, whatever they describe.
+#[tokio::test]
+async fn a_peer_outside_trusted_proxies_gets_no_decision() {
+    let echo = echo_upstream().await;
+    let yaml = config(echo, closed_port(), closed_port());
+    let gw = TestGateway::start(&format!(
+        "{yaml}\ndecision: {{ address: \"{{decision}}\", protocol: nginx, trusted_proxies: [\"192.0.2.1\"] }}\n"
+    ));
+    let resp = client()
+        .get(format!("http://{}/", gw.decision.unwrap()))
+        .header("x-original-uri", "/public/x")
+        .header("x-original-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+}
+
+/// Traefik's ForwardAuth and Envoy's ext_authz (HTTP service) are not in the registries these
+/// tests can reach: their requests are replayed in the shapes their documentation gives
+/// (Traefik: X-Forwarded-Method/-Proto/-Host/-Uri; Envoy: the original method, path_prefix +
+/// path, the original Host), against the decision listener.
+#[tokio::test]
+async fn traefik_and_envoy_request_shapes_are_decided_like_the_proxy() {
+    let echo = echo_upstream().await;
+    let yaml = config(echo, closed_port(), closed_port());
+    let valid = Issuer::rsa(&claims("read:orders"));
+    let under_scoped = Issuer::rsa(&claims("profile"));
+    for protocol in ["traefik", "envoy"] {
+        let settings = match protocol {
+            "envoy" => "protocol: envoy, path_prefix: /ext_authz",
+            _ => "protocol: traefik",
+        };
+        let gw = TestGateway::start(&format!(
+            "{yaml}\ndecision: {{ address: \"{{decision}}\", {settings}, trusted_proxies: [\"127.0.0.1\"] }}\n"
+        ));
+        let decision = gw.decision.unwrap();
+        let ask = |token: &str| {
+            let req = match protocol {
+                "envoy" => client()
+                    .get(format!("http://{decision}/ext_authz/orders/1"))
+                    .header("host", "api.example.com"),
+                _ => client()
+                    .get(format!("http://{decision}/"))
+                    .header("x-forwarded-method", "GET")
+                    .header("x-forwarded-proto", "https")
+                    .header("x-forwarded-host", "api.example.com")
+                    .header("x-forwarded-uri", "/orders/1"),
+            };
+            req.bearer_auth(token).send()
+        };
+        let allowed = ask(&valid).await.unwrap();
+        assert_eq!(allowed.status(), 200, "{protocol}");
+        assert_eq!(allowed.headers()["x-auth-subject"], "alice", "{protocol}");
+        let refused = ask(&under_scoped).await.unwrap();
+        assert_eq!(refused.status(), 403, "{protocol}");
+        assert_eq!(
+            refused.headers()["www-authenticate"],
+            "Bearer realm=\"portcullis\", error=\"insufficient_scope\", scope=\"read:orders\"",
+            "{protocol}"
+        );
+        // A description that is not complete is refused, never allowed.
+        let incomplete = client()
+            .get(format!("http://{decision}/"))
+            .bearer_auth(&valid)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(incomplete.status(), 400, "{protocol}");
+    }
+}
+
+/// The nginx example in docs/decision-mode.md is the configuration these tests run.
+#[test]
+fn the_docs_show_the_nginx_configuration_the_tests_run() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let conf = std::fs::read_to_string(root.join("deploy/nginx/auth_request.conf")).unwrap();
+    let doc = std::fs::read_to_string(root.join("docs/decision-mode.md")).unwrap();
+    assert!(
+        doc.contains(&conf),
+        "docs/decision-mode.md does not show deploy/nginx/auth_request.conf"
+    );
+}
