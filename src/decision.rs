@@ -306,6 +306,20 @@ impl DecisionApp {
         )
         .await;
         match verdict {
+            // The ingress forwards the path as the client sent it, not the normal form the
+            // proxy would forward: allowed only when the two are the same, so the backend
+            // reads exactly what was authorised (`/public/../orders` is never `/orders`).
+            Ok(admitted) if admitted.routed.path != original.uri.path() => Decision {
+                request_id: request_id.clone(),
+                response: refusal(
+                    &GatewayError::BadPath(crate::routes::PathFault::NotCanonical),
+                    &request_id,
+                ),
+                reason: crate::routes::PathFault::NotCanonical.reason(),
+                route: Some(admitted.routed.route),
+                path: admitted.routed.path,
+                principal: admitted.principal,
+            },
             Ok(admitted) => {
                 let route = &snapshot.routes[admitted.routed.route];
                 let Ok(mut identity) = RequestHeader::build(Method::GET, b"/", None) else {

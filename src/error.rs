@@ -296,7 +296,8 @@ mod reason_lists {
                 | PathFault::Parameters
                 | PathFault::CaseAmbiguous
                 | PathFault::SuffixAmbiguous
-                | PathFault::ScriptPathInfo => {}
+                | PathFault::ScriptPathInfo
+                | PathFault::NotCanonical => {}
             }
         }
         for f in TargetFault::ALL {

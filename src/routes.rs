@@ -35,11 +35,15 @@ pub enum PathFault {
     /// A `.php` segment followed by more path (`/index.php/admin`): PHP front controllers route
     /// on what follows; refused unless the route says `script_path_info: allow`.
     ScriptPathInfo,
+    /// Decision mode: the described path is not in the normal form the route matched (dot
+    /// segments, `//`, encodings the gateway would rewrite). The ingress forwards it as sent,
+    /// so a backend could read it as another path.
+    NotCanonical,
 }
 
 impl PathFault {
     /// Every fault (the label values of `portcullis_rejections_total`, initialised at 0).
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::NotAbsolute,
         Self::EncodedSeparator,
         Self::Nul,
@@ -51,6 +55,7 @@ impl PathFault {
         Self::CaseAmbiguous,
         Self::SuffixAmbiguous,
         Self::ScriptPathInfo,
+        Self::NotCanonical,
     ];
 
     /// A stable, bounded label for logs and metrics (the request's reason).
@@ -67,6 +72,7 @@ impl PathFault {
             Self::CaseAmbiguous => "path_case_ambiguous",
             Self::SuffixAmbiguous => "path_suffix_ambiguous",
             Self::ScriptPathInfo => "path_script_info",
+            Self::NotCanonical => "path_not_canonical",
         }
     }
 }

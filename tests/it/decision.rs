@@ -124,6 +124,14 @@ async fn behind_nginx_each_request_is_answered_as_in_proxy_mode() {
     let headers = &echoed.unwrap()["headers"];
     assert!(headers.get("x-auth-subject").is_none(), "{headers}");
 
+    // nginx forwards the path as the client sent it: a path whose normal form is another
+    // (public) route's is refused, never allowed for a backend to read its own way.
+    for raw in ["/orders/../public/x", "/public/./x", "//public/x"] {
+        let status = raw_status(nginx.addr, raw).await;
+        assert_ne!(status, 200, "{raw} reached the backend: {}", nginx.log());
+    }
+    assert_eq!(raw_status(nginx.addr, "/public/x").await, 200);
+
     // Unmatched: denied by default (a status nginx passes on).
     let (status, _, _) = call(nginx.url("/nowhere"), Some(&valid), &[]).await;
     assert_eq!(status, 403);
@@ -246,4 +254,17 @@ fn the_docs_show_the_nginx_configuration_the_tests_run() {
         doc.contains(&conf),
         "docs/decision-mode.md does not show deploy/nginx/auth_request.conf"
     );
+}
+
+/// The status of a raw `GET path` (reqwest would resolve dot segments before sending).
+async fn raw_status(addr: std::net::SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    text.split(' ').nth(1).unwrap().parse().unwrap()
 }
