@@ -102,6 +102,39 @@ fn bench(c: &mut Criterion) {
                 )
             })
         });
+        // Decision mode: the same request described by nginx's auth subrequest, rebuilt, then
+        // the same admission (a cache hit, as for a client calling repeatedly).
+        let mut ask = RequestHeader::build("GET", b"/_portcullis", None).unwrap();
+        for (n, v) in [
+            ("host", "portcullis-decision:9191"),
+            ("x-original-uri", "/orders/42/items?limit=10"),
+            ("x-original-method", "GET"),
+            ("x-original-host", "api.example.com"),
+        ] {
+            ask.insert_header(n, v).unwrap();
+        }
+        ask.insert_header("authorization", req.headers["authorization"].clone())
+            .unwrap();
+        let protocol = portcullis::decision::Protocol::Nginx;
+        group.bench_function(format!("{name}_cached_decision"), |b| {
+            b.iter(|| {
+                let described = portcullis::decision::described(
+                    &protocol,
+                    &ask.method,
+                    "/_portcullis",
+                    black_box(&ask.headers),
+                )
+                .unwrap();
+                admit_now(
+                    &described,
+                    Transport::Plain,
+                    black_box(&snapshot),
+                    now,
+                    CacheUse::Fill,
+                    &mut Silent,
+                )
+            })
+        });
     }
     group.finish();
 
