@@ -48,14 +48,12 @@ impl Protocol {
     }
 }
 
-/// What a request that matches no route gets.
+/// What a request that matches no route gets: refused (`403`). An `allow` would skip every
+/// check that runs once a route is found (case folding, the canonical path), so `GET
+/// /ORDERS/1` would pass to a case-insensitive backend: not offered until it can be made safe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unmatched {
-    /// Refused (`403`): the default, fail closed.
     Deny,
-    /// Allowed without identity headers: for an ingress that also serves paths portcullis
-    /// does not protect.
-    Allow,
 }
 
 /// `decision:` compiled.
@@ -70,7 +68,9 @@ pub struct DecisionSettings {
 
 impl DecisionSettings {
     pub fn trusts(&self, peer: Option<IpAddr>) -> bool {
-        peer.is_some_and(|ip| self.trusted_proxies.iter().any(|n| n.contains(&ip)))
+        // On a `[::]` listener IPv4 peers arrive as `::ffff:a.b.c.d`.
+        peer.map(|ip| ip.to_canonical())
+            .is_some_and(|ip| self.trusted_proxies.iter().any(|n| n.contains(&ip)))
     }
 }
 
@@ -85,6 +85,8 @@ pub enum DescriptionFault {
     Host,
     #[error("a header describing the request is sent more than once")]
     Duplicate,
+    #[error("a header describing the request is not visible ASCII")]
+    NotText,
 }
 
 impl DescriptionFault {
@@ -94,6 +96,7 @@ impl DescriptionFault {
             DescriptionFault::Uri => "decision_uri_missing",
             DescriptionFault::Host => "decision_host_missing",
             DescriptionFault::Duplicate => "decision_header_duplicate",
+            DescriptionFault::NotText => "decision_header_not_text",
         }
     }
 }
@@ -131,7 +134,17 @@ pub fn described(
                 one(headers, "x-original-uri")?,
                 one(headers, "x-original-url")?,
             ) {
-                (Some(_), Some(_)) => return Err(DescriptionFault::Duplicate),
+                // ingress-nginx with `auth-method` sends both: they must name the same target.
+                (Some(uri), Some(url)) => {
+                    let parsed: http::Uri = url.parse().map_err(|_| DescriptionFault::Uri)?;
+                    match parsed.path_and_query().map(|p| p.as_str()) == Some(uri) {
+                        true => (
+                            uri.to_owned(),
+                            parsed.authority().map(|a| a.as_str().to_owned()),
+                        ),
+                        false => return Err(DescriptionFault::Duplicate),
+                    }
+                }
                 (Some(uri), None) => (uri.to_owned(), None),
                 (None, Some(url)) => {
                     let parsed: http::Uri = url.parse().map_err(|_| DescriptionFault::Uri)?;
@@ -187,7 +200,9 @@ pub fn described(
             (method.clone(), target.to_owned(), host.to_owned(), &[])
         }
     };
-    if !target.starts_with('/') {
+    // A fragment never reaches a server: Pingora's parser would drop it (and everything after
+    // it) while the ingress forwards it, so `/public#/../orders` could be authorised as `/public`.
+    if !target.starts_with('/') || target.contains('#') {
         return Err(DescriptionFault::Uri);
     }
     let mut req = RequestHeader::build(method, target.as_bytes(), Some(headers.len()))
@@ -202,6 +217,62 @@ pub fn described(
     req.insert_header(http::header::HOST, host)
         .map_err(|_| DescriptionFault::Host)?;
     Ok(req)
+}
+
+/// Why the ingress would forward `original` differently from how the proxy would have, after
+/// it was routed as `routed`: the proxy rewrites what it forwards (normal path, no
+/// `access_token`, no override it did not honour, no header the client may not send), an
+/// ingress forwards the client's request as it is. Such a request is refused, never allowed.
+fn forwarded_differently(
+    original: &RequestHeader,
+    routed: &crate::admission::Routed,
+    snapshot: &crate::snapshot::Snapshot,
+    protocol: &Protocol,
+) -> Option<&'static str> {
+    if routed.path != original.uri.path() {
+        return Some(crate::routes::PathFault::NotCanonical.reason());
+    }
+    let honoured = routed.method_override.is_some();
+    match crate::target::method_override(original) {
+        Ok(Some(_)) if !honoured => return Some("decision_method_override"),
+        Err(_) => return Some("decision_method_override"),
+        _ => {}
+    }
+    if original
+        .uri
+        .query()
+        .is_some_and(|q| crate::query::has(q, crate::auth::bearer::ACCESS_TOKEN_PARAM))
+    {
+        return Some("decision_query_token");
+    }
+    let keep = crate::forwarding::Keep {
+        method_override: honoured,
+        // Client-address headers are the ingress's to set; the rest are not the client's.
+        forwarding: true,
+    };
+    let identity = &snapshot.identity;
+    let forged = original.headers.keys().any(|name| {
+        let n = name.as_str();
+        let own = match protocol {
+            // What ingress-nginx sets on its auth subrequest.
+            Protocol::Nginx => matches!(n, "x-auth-request-redirect" | "x-sent-from"),
+            // Traefik describes the request in X-Forwarded-* (set by Traefik, never the client's
+            // with trustForwardHeader: false).
+            Protocol::Traefik => n.starts_with("x-forwarded-"),
+            Protocol::Envoy { .. } => false,
+        };
+        // The identity headers themselves are the ingress's to replace (every example in
+        // docs/decision-mode.md does, from this answer; Envoy is told to remove the ones the
+        // answer does not set): a forged one is overwritten, as the proxy overwrites it.
+        let identity_header = identity.strip_names.iter().any(|s| s == name);
+        !own && !identity_header
+            && (crate::forwarding::doomed(n, &snapshot.forwarding, keep)
+                || identity
+                    .strip_prefixes
+                    .iter()
+                    .any(|p| n.starts_with(p.as_str())))
+    });
+    forged.then_some("decision_forged_header")
 }
 
 /// The decision listener's app.
@@ -306,21 +377,28 @@ impl DecisionApp {
         )
         .await;
         match verdict {
-            // The ingress forwards the path as the client sent it, not the normal form the
-            // proxy would forward: allowed only when the two are the same, so the backend
-            // reads exactly what was authorised (`/public/../orders` is never `/orders`).
-            Ok(admitted) if admitted.routed.path != original.uri.path() => Decision {
-                request_id: request_id.clone(),
-                response: refusal(
-                    &GatewayError::BadPath(crate::routes::PathFault::NotCanonical),
-                    &request_id,
-                ),
-                reason: crate::routes::PathFault::NotCanonical.reason(),
-                route: Some(admitted.routed.route),
-                path: admitted.routed.path,
-                principal: admitted.principal,
-            },
             Ok(admitted) => {
+                // The ingress forwards the request as the client sent it, not the canonical
+                // form the proxy would forward: allowed only when the two are the same, so the
+                // backend reads exactly what was authorised (`/public/../orders` is never
+                // `/orders`).
+                let differs = forwarded_differently(
+                    &original,
+                    &admitted.routed,
+                    &snapshot,
+                    &settings.protocol,
+                );
+                if let Some(reason) = differs {
+                    let malformed = GatewayError::BadTarget(crate::target::TargetFault::TargetForm);
+                    return Decision {
+                        response: refusal(&malformed, &request_id),
+                        request_id,
+                        reason,
+                        route: Some(admitted.routed.route),
+                        path: admitted.routed.path,
+                        principal: admitted.principal,
+                    };
+                }
                 let route = &snapshot.routes[admitted.routed.route];
                 let Ok(mut identity) = RequestHeader::build(Method::GET, b"/", None) else {
                     return decline("internal_error", StatusCode::INTERNAL_SERVER_ERROR);
@@ -333,6 +411,24 @@ impl DecisionApp {
                     .iter()
                     .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.clone(), v.to_owned())))
                     .collect();
+                // Envoy overwrites only the headers an answer carries: the identity headers
+                // it does not carry (a missing claim, a public route) are removed, so a forged
+                // one never reaches the backend.
+                if matches!(settings.protocol, Protocol::Envoy { .. }) {
+                    let unset: Vec<&str> = snapshot
+                        .identity
+                        .strip_names
+                        .iter()
+                        .filter(|n| !headers.iter().any(|(h, _)| h == *n))
+                        .map(|n| n.as_str())
+                        .collect();
+                    if !unset.is_empty() {
+                        headers.push((
+                            HeaderName::from_static("x-envoy-auth-headers-to-remove"),
+                            unset.join(","),
+                        ));
+                    }
+                }
                 headers.push((crate::request_id::HEADER, request_id.clone()));
                 Decision {
                     request_id,
@@ -345,9 +441,6 @@ impl DecisionApp {
             }
             Err(refused) => {
                 let unmatched = matches!(refused.error, GatewayError::NoRoute);
-                if unmatched && settings.unmatched == Unmatched::Allow {
-                    return decline("unmatched_allowed", StatusCode::OK);
-                }
                 let error = match unmatched {
                     // Fail closed, in a status every ingress passes on as a refusal.
                     true => GatewayError::NoRoute,

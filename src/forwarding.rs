@@ -152,7 +152,7 @@ pub struct Keep {
 }
 
 /// Should the client's header `name` (lower case, as `http` stores it) reach the upstream?
-fn doomed(name: &str, policy: &ForwardingPolicy, keep: Keep) -> bool {
+pub(crate) fn doomed(name: &str, policy: &ForwardingPolicy, keep: Keep) -> bool {
     // `X_Auth_Subject` and `X-Auth.Subject` are `HTTP_X_AUTH_SUBJECT` to CGI, WSGI, Rack and PHP
     // (PHP maps `.` and ` ` to `_` as well), the same variable as `X-Auth-Subject`: like nginx
     // (`underscores_in_headers off`, `ignore_invalid_headers`), no such name goes through.

@@ -95,7 +95,14 @@ pub(super) fn compile_decision(
     }
     let unmatched = match f.unmatched.as_ref().map(|u| u.value.as_str()) {
         None | Some("deny") => Unmatched::Deny,
-        Some("allow") => Unmatched::Allow,
+        Some("allow") => {
+            cx.error(
+                f.unmatched.as_ref().map(|u| u.referenced).unwrap_or(file.referenced),
+                "decision.unmatched",
+                "allow is not offered: it would skip the checks that run once a route is found (case folding, the canonical path); give the paths portcullis should let through a public route instead",
+            );
+            Unmatched::Deny
+        }
         Some(other) => {
             cx.error(
                 f.unmatched
@@ -142,7 +149,7 @@ mod tests {
         );
         assert!(d.trusts(Some("127.0.0.1".parse().unwrap())));
         assert!(!d.trusts(Some("10.0.0.1".parse().unwrap())));
-        let (d, e) = compile("{ address: \"0.0.0.0:9191\", protocol: envoy, path_prefix: /ext_authz, trusted_proxies: [10.0.0.0/8], unmatched: allow }");
+        let (d, e) = compile("{ address: \"0.0.0.0:9191\", protocol: envoy, path_prefix: /ext_authz, trusted_proxies: [10.0.0.0/8], unmatched: deny }");
         assert!(e.is_empty(), "{e:?}");
         let d = d.unwrap();
         assert_eq!(
@@ -151,7 +158,8 @@ mod tests {
                 path_prefix: "/ext_authz".to_owned()
             }
         );
-        assert_eq!(d.unmatched, Unmatched::Allow);
+        // IPv4 peers of a `[::]` listener arrive IPv4-mapped.
+        assert!(d.trusts(Some("::ffff:10.1.2.3".parse().unwrap())));
     }
 
     #[test]
@@ -165,6 +173,7 @@ mod tests {
             ("{ address: \"127.0.0.1:9191\", protocol: nginx, trusted_proxies: [] }", "decision.trusted_proxies"),
             ("{ address: \"127.0.0.1:9191\", protocol: nginx, trusted_proxies: [0.0.0.0/0] }", "decision.trusted_proxies"),
             ("{ address: \"127.0.0.1:9191\", protocol: nginx, trusted_proxies: [127.0.0.1], unmatched: maybe }", "decision.unmatched"),
+            ("{ address: \"127.0.0.1:9191\", protocol: nginx, trusted_proxies: [127.0.0.1], unmatched: allow }", "decision.unmatched"),
         ] {
             let (_, e) = compile(yaml);
             assert_eq!(e.len(), 1, "{yaml}: {e:?}");
