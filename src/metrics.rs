@@ -67,6 +67,8 @@ const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
 /// label hashing and lock. A snapshot is served by one [`Metrics`], the process's.
 pub struct RouteMeters {
     route: std::sync::Arc<str>,
+    /// `proxy`, or `decision` (decision mode): the `mode` label.
+    mode: &'static str,
     /// By method (the known ones, then `OTHER`) and status class.
     requests: [OnceLock<IntCounter>; (KNOWN_METHODS.len() + 1) * STATUS_CLASSES.len()],
     /// By reason: few per route, added on a reason's first refusal (a write lock once per
@@ -77,10 +79,16 @@ pub struct RouteMeters {
 }
 
 impl RouteMeters {
-    /// The metrics of route `route` (`-`: requests that matched no route).
+    /// The proxy's metrics of route `route` (`-`: requests that matched no route).
     pub fn new(route: std::sync::Arc<str>) -> Self {
+        Self::for_mode(route, "proxy")
+    }
+
+    /// The metrics of route `route` in `mode` (`proxy` or `decision`).
+    pub fn for_mode(route: std::sync::Arc<str>, mode: &'static str) -> Self {
         RouteMeters {
             route,
+            mode,
             requests: std::array::from_fn(|_| OnceLock::new()),
             rejections: parking_lot::RwLock::new(Vec::new()),
             duration: OnceLock::new(),
@@ -130,13 +138,13 @@ impl Metrics {
         };
         let requests = counter(
             "requests_total",
-            "Requests by route, method and status class.",
-            &["route", "method", "status_class"],
+            "Requests by route, method and status class; mode: proxy, or decision (decision mode).",
+            &["route", "method", "status_class", "mode"],
         )?;
         let rejections = counter(
             "rejections_total",
-            "Requests refused or failed by the gateway, by route and reason.",
-            &["route", "reason"],
+            "Requests refused or failed by the gateway, by route and reason; mode: proxy or decision.",
+            &["route", "reason", "mode"],
         )?;
         let key_fetches = counter(
             "jwks_fetches_total",
@@ -307,7 +315,7 @@ impl Metrics {
             cell.get_or_init(|| {
                 let method = KNOWN_METHODS.get(method).copied().unwrap_or("OTHER");
                 self.requests
-                    .with_label_values(&[route, method, STATUS_CLASSES[class]])
+                    .with_label_values(&[route, method, STATUS_CLASSES[class], m.mode])
             })
             .inc();
         }
@@ -322,7 +330,7 @@ impl Metrics {
                 match rejections.iter().find(|(r, _)| *r == reason) {
                     Some((_, counter)) => counter.inc(),
                     None => {
-                        let counter = self.rejections.with_label_values(&[route, reason]);
+                        let counter = self.rejections.with_label_values(&[route, reason, m.mode]);
                         counter.inc();
                         rejections.push((reason, counter));
                     }
@@ -396,14 +404,21 @@ impl Metrics {
         }
         // Every reason a route can be refused with, at 0 from the first scrape, so rate() and
         // "increase over 5m > 0" alerts work before the first refusal.
-        for route in &snapshot.routes {
-            let protected = !matches!(route.auth, crate::snapshot::RouteAuth::Public);
-            for reason in crate::error::GatewayError::route_reasons(protected) {
-                self.rejections.with_label_values(&[&route.id, reason]);
+        let modes: &[&str] = match snapshot.decision {
+            Some(_) => &["proxy", "decision"],
+            None => &["proxy"],
+        };
+        for mode in modes {
+            for route in &snapshot.routes {
+                let protected = !matches!(route.auth, crate::snapshot::RouteAuth::Public);
+                for reason in crate::error::GatewayError::route_reasons(protected) {
+                    self.rejections
+                        .with_label_values(&[&route.id, reason, mode]);
+                }
             }
-        }
-        for reason in crate::error::GatewayError::unrouted_reasons() {
-            self.rejections.with_label_values(&["-", reason]);
+            for reason in crate::error::GatewayError::unrouted_reasons() {
+                self.rejections.with_label_values(&["-", reason, mode]);
+            }
         }
         let (jti, subject, client) = snapshot.revocations.counts();
         for (kind, n) in [("jti", jti), ("subject", subject), ("client", client)] {
@@ -522,11 +537,11 @@ mod tests {
         record(&RouteMeters::new("-".into()), &get, 404, Some("no_route"));
         let text = exposition(&m);
         for line in [
-            "portcullis_requests_total{method=\"GET\",route=\"orders\",status_class=\"2xx\"} 3",
-            "portcullis_requests_total{method=\"POST\",route=\"orders\",status_class=\"4xx\"} 1",
-            "portcullis_requests_total{method=\"GET\",route=\"-\",status_class=\"4xx\"} 1",
-            "portcullis_rejections_total{reason=\"insufficient_scope\",route=\"orders\"} 1",
-            "portcullis_rejections_total{reason=\"no_route\",route=\"-\"} 1",
+            "portcullis_requests_total{method=\"GET\",mode=\"proxy\",route=\"orders\",status_class=\"2xx\"} 3",
+            "portcullis_requests_total{method=\"POST\",mode=\"proxy\",route=\"orders\",status_class=\"4xx\"} 1",
+            "portcullis_requests_total{method=\"GET\",mode=\"proxy\",route=\"-\",status_class=\"4xx\"} 1",
+            "portcullis_rejections_total{mode=\"proxy\",reason=\"insufficient_scope\",route=\"orders\"} 1",
+            "portcullis_rejections_total{mode=\"proxy\",reason=\"no_route\",route=\"-\"} 1",
             "portcullis_request_duration_seconds_count{route=\"orders\"} 4",
             "portcullis_upstream_duration_seconds_count{route=\"orders\"} 3",
         ] {
@@ -562,7 +577,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.contains(
-                "portcullis_requests_total{method=\"OTHER\",route=\"r\",status_class=\"4xx\"} 1"
+                "portcullis_requests_total{method=\"OTHER\",mode=\"proxy\",route=\"r\",status_class=\"4xx\"} 1"
             ),
             "{text}"
         );

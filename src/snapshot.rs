@@ -69,6 +69,8 @@ pub struct Snapshot {
     pub token_cache: Option<Arc<crate::auth::cache::TokenCache>>,
     /// The request metrics of each route, by route index, then of the unrouted requests.
     pub meters: Vec<crate::metrics::RouteMeters>,
+    /// The same for decisions (decision mode), with `mode="decision"`; empty without it.
+    pub decision_meters: Vec<crate::metrics::RouteMeters>,
     /// Files this snapshot was compiled from, besides `gateway.yaml`, that nothing else watches
     /// (`jwks_file`s, `admin.token_file`), with the hash of the content it holds: when one
     /// changes, the configuration is reloaded ([`crate::reload`]). Certificate and revocation
@@ -80,6 +82,11 @@ impl Snapshot {
     /// The request metrics of route `route`, or of the unrouted requests.
     pub fn meters(&self, route: Option<usize>) -> Option<&crate::metrics::RouteMeters> {
         self.meters.get(route.unwrap_or(self.routes.len()))
+    }
+
+    /// The decision-mode metrics of route `route`, or of the unrouted decisions.
+    pub fn decision_meters(&self, route: Option<usize>) -> Option<&crate::metrics::RouteMeters> {
+        self.decision_meters.get(route.unwrap_or(self.routes.len()))
     }
 }
 

@@ -229,7 +229,7 @@ pub fn record_decision(
 ) {
     let req = session.req_header();
     let rejected = reason != "ok";
-    if let Some(meters) = snapshot.meters(route) {
+    if let Some(meters) = snapshot.decision_meters(route) {
         metrics.record_request(&RequestRecord {
             meters,
             method: &req.method,

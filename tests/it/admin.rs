@@ -61,11 +61,13 @@ fn value(samples: &[(String, f64)], series: &str) -> f64 {
 async fn metrics_parse_and_counters_move_with_requests_and_rejections() {
     let gw = standard_gateway().await;
     let before = metrics(&gw).await;
-    let ok = r#"portcullis_requests_total{method="GET",route="orders-read",status_class="2xx"}"#;
-    let missing = r#"portcullis_rejections_total{reason="missing",route="orders-read"}"#;
-    let expired = r#"portcullis_rejections_total{reason="expired",route="orders-read"}"#;
-    let scope = r#"portcullis_rejections_total{reason="insufficient_scope",route="orders-read"}"#;
-    let no_route = r#"portcullis_rejections_total{reason="no_route",route="-"}"#;
+    let ok = r#"portcullis_requests_total{method="GET",mode="proxy",route="orders-read",status_class="2xx"}"#;
+    let missing =
+        r#"portcullis_rejections_total{mode="proxy",reason="missing",route="orders-read"}"#;
+    let expired =
+        r#"portcullis_rejections_total{mode="proxy",reason="expired",route="orders-read"}"#;
+    let scope = r#"portcullis_rejections_total{mode="proxy",reason="insufficient_scope",route="orders-read"}"#;
+    let no_route = r#"portcullis_rejections_total{mode="proxy",reason="no_route",route="-"}"#;
     assert_eq!(value(&before, ok), 0.0);
 
     let c = client();
@@ -393,12 +395,15 @@ async fn rejection_reasons_are_at_zero_per_route_from_the_first_scrape() {
         ("-", "path_encoded_separator"),
         ("-", "host_missing"),
     ] {
-        let series =
-            format!("portcullis_rejections_total{{reason=\"{reason}\",route=\"{route}\"}}");
+        let series = format!(
+            "portcullis_rejections_total{{mode=\"proxy\",reason=\"{reason}\",route=\"{route}\"}}"
+        );
         assert_eq!(value(&samples, &series), 0.0, "{series}\n{text}");
     }
     assert!(
-        !text.contains("portcullis_rejections_total{reason=\"missing\",route=\"public\"}"),
+        !text.contains(
+            "portcullis_rejections_total{mode=\"proxy\",reason=\"missing\",route=\"public\"}"
+        ),
         "{text}"
     );
     // A refusal counts on the series that was already there.
@@ -408,7 +413,7 @@ async fn rejection_reasons_are_at_zero_per_route_from_the_first_scrape() {
     assert_eq!(
         value(
             &after,
-            "portcullis_rejections_total{reason=\"missing\",route=\"orders-read\"}"
+            "portcullis_rejections_total{mode=\"proxy\",reason=\"missing\",route=\"orders-read\"}"
         ),
         1.0
     );

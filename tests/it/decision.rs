@@ -156,6 +156,21 @@ async fn behind_nginx_each_request_is_answered_as_in_proxy_mode() {
     }
     assert_eq!(raw_status(nginx.addr, "/public/x", "").await, 200);
 
+    // Decisions are counted apart from proxied requests (`mode="decision"`).
+    let metrics = gw.metrics_text().await;
+    for series in [
+        "portcullis_requests_total{method=\"GET\",mode=\"decision\",route=\"orders-read\",status_class=\"2xx\"}",
+        "portcullis_rejections_total{mode=\"decision\",reason=\"expired\",route=\"orders-read\"}",
+        "portcullis_rejections_total{mode=\"proxy\",reason=\"expired\",route=\"orders-read\"}",
+        "portcullis_rejections_total{mode=\"decision\",reason=\"path_not_canonical\",route=\"public\"}",
+    ] {
+        let n: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {series}"));
+        assert!(n >= 1.0, "{series} {n}");
+    }
+
     // Unmatched: denied by default (a status nginx passes on).
     let (status, _, _) = call(nginx.url("/nowhere"), Some(&valid), &[]).await;
     assert_eq!(status, 403);

@@ -47,7 +47,7 @@ async fn revoking_a_jti_refuses_that_token_only() {
     let metrics = s.gw.metrics_text().await;
     assert!(
         metrics.contains(
-            "portcullis_rejections_total{reason=\"revoked_jti\",route=\"orders-read\"} 1"
+            "portcullis_rejections_total{mode=\"proxy\",reason=\"revoked_jti\",route=\"orders-read\"} 1"
         ),
         "{metrics}"
     );

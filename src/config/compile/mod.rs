@@ -458,17 +458,23 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
         token_cache: None,
         limits,
         meters: Vec::new(),
+        decision_meters: Vec::new(),
         watched_files: std::mem::take(&mut cx.watched),
     };
     // The first snapshot compiled into these stores decides what the process starts with (and
     // creates the Redis mirror); a reload keeps that mirror.
     let started = inputs.stores.start(StartSettings::of(&snapshot));
-    let meters = (snapshot.routes.iter().map(|r| Arc::clone(&r.id)))
-        .chain([Arc::from("-")])
-        .map(crate::metrics::RouteMeters::new)
-        .collect();
+    let route_ids = || (snapshot.routes.iter().map(|r| Arc::clone(&r.id))).chain([Arc::from("-")]);
+    let meters = route_ids().map(crate::metrics::RouteMeters::new).collect();
+    let decision_meters = match snapshot.decision {
+        Some(_) => route_ids()
+            .map(|id| crate::metrics::RouteMeters::for_mode(id, "decision"))
+            .collect(),
+        None => Vec::new(),
+    };
     let snapshot = Snapshot {
         meters,
+        decision_meters,
         revocation_mirror: started.mirror.clone(),
         token_cache: started
             .token_cache
