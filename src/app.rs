@@ -165,14 +165,24 @@ pub fn probes_service(
 pub fn decision_service(
     snapshots: Arc<SnapshotHolder>,
     metrics: Metrics,
-) -> Option<Service<crate::decision::DecisionApp>> {
-    let address = snapshots.current().decision.as_ref()?.address;
+) -> Result<Option<Service<crate::decision::DecisionApp>>, RunError> {
+    let Some(settings) = snapshots.current().decision.clone() else {
+        return Ok(None);
+    };
     let mut service = Service::new(
         "portcullis decision".to_owned(),
         crate::decision::DecisionApp::new(snapshots, metrics),
     );
-    service.add_tcp(&address.to_string());
-    Some(service)
+    let address = settings.address.to_string();
+    match &settings.tls {
+        Some(tls) => {
+            let tls = crate::tls::settings(tls)
+                .map_err(|e| RunError::Server(format!("decision listener TLS: {e}")))?;
+            service.add_tls_with_settings(&address, None, tls);
+        }
+        None => service.add_tcp(&address),
+    }
+    Ok(Some(service))
 }
 
 /// Where the configuration comes from.
@@ -289,7 +299,7 @@ impl Prepared {
             metrics.clone(),
             Arc::clone(&in_flight),
         );
-        let decision = decision_service(Arc::clone(&snapshots), metrics.clone());
+        let decision = decision_service(Arc::clone(&snapshots), metrics.clone())?;
         let probes = probes_service(
             Arc::clone(&snapshots),
             metrics.clone(),

@@ -64,6 +64,8 @@ pub struct DecisionSettings {
     /// The ingress peers whose descriptions are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub unmatched: Unmatched,
+    /// HTTPS, as on a listener (certificates reloaded by the same watcher).
+    pub tls: Option<crate::tls::ListenerTls>,
 }
 
 impl DecisionSettings {

@@ -52,7 +52,8 @@ pub struct StartSettings {
     pub listeners: Vec<(String, SocketAddr, bool)>,
     pub admin_address: SocketAddr,
     pub probes_address: Option<SocketAddr>,
-    pub decision_address: Option<SocketAddr>,
+    /// The decision listener's address, and whether it speaks TLS.
+    pub decision_address: Option<(SocketAddr, bool)>,
     pub revocation_file: Option<PathBuf>,
     pub revocation_state_file: Option<PathBuf>,
     pub revocation_redis: Option<RedisSettings>,
@@ -70,7 +71,7 @@ impl StartSettings {
                 .collect(),
             admin_address: snapshot.admin_address,
             probes_address: snapshot.probes_address,
-            decision_address: snapshot.decision.as_ref().map(|d| d.address),
+            decision_address: (snapshot.decision.as_ref()).map(|d| (d.address, d.tls.is_some())),
             revocation_file: snapshot.revocation_file.clone(),
             revocation_state_file: snapshot.revocation_state_file.clone(),
             revocation_redis: snapshot.revocation_redis.clone(),
@@ -95,7 +96,7 @@ impl StartSettings {
         );
         differs(
             self.decision_address != new.decision_address,
-            "decision.address",
+            "decision.address / decision.tls",
         );
         differs(
             self.revocation_file != new.revocation_file,

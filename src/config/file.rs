@@ -52,9 +52,12 @@ pub struct DecisionFile {
     pub path_prefix: Option<Text>,
     /// The ingress peers whose descriptions are believed (required: nobody else may describe a request).
     pub trusted_proxies: Spanned<Vec<Text>>,
-    /// `deny` (default) or `allow`: the answer for a request that matches no route.
+    /// `deny` (the default, and the one value): the answer for a request that matches no route.
     #[serde(default)]
     pub unmatched: Option<Text>,
+    /// HTTPS for the ingress's questions, as on a listener.
+    #[serde(default)]
+    pub tls: Option<Spanned<ListenerTlsFile>>,
 }
 
 /// The verified-token cache.

@@ -308,3 +308,45 @@ async fn raw_status(addr: std::net::SocketAddr, path: &str, headers: &str) -> u1
     let text = String::from_utf8_lossy(&response);
     text.split(' ').nth(1).unwrap().parse().unwrap()
 }
+
+/// The decision listener speaks HTTPS when given `tls`, as a listener does: an ingress across
+/// the network asks over TLS.
+#[tokio::test]
+async fn the_decision_listener_can_speak_tls() {
+    use crate::support::tls::*;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("decision CA");
+    let (cert, key) = ca
+        .server(&["portcullis-decision"])
+        .write(dir.path(), "decision");
+    let echo = echo_upstream().await;
+    let yaml = format!(
+        "{}\ndecision:\n  address: \"{{decision}}\"\n  protocol: traefik\n  trusted_proxies: [\"127.0.0.1\"]\n  tls:\n    certificates:\n      - {{ cert_file: \"{}\", key_file: \"{}\" }}\n",
+        config(echo, closed_port(), closed_port()),
+        cert.display(),
+        key.display()
+    );
+    let gw = TestGateway::start(&yaml);
+    let decision = gw.decision.unwrap();
+    let https = https_client(&ca.pem(), None, &["portcullis-decision"], decision);
+    let answer = https
+        .get(format!("https://portcullis-decision:{}/", decision.port()))
+        .header("x-forwarded-method", "GET")
+        .header("x-forwarded-host", "api.example.com")
+        .header("x-forwarded-uri", "/orders/1")
+        .bearer_auth(Issuer::rsa(&claims("read:orders")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["x-auth-subject"], "alice");
+    // Plain HTTP to it is no decision.
+    let plain = client()
+        .get(format!("http://{decision}/"))
+        .header("x-forwarded-method", "GET")
+        .header("x-forwarded-host", "api.example.com")
+        .header("x-forwarded-uri", "/public/x")
+        .send()
+        .await;
+    assert!(plain.map(|r| r.status() != 200).unwrap_or(true));
+}

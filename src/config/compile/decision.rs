@@ -3,10 +3,14 @@
 use super::*;
 use crate::decision::{DecisionSettings, Protocol, Unmatched};
 
+/// The certificate store's name: the certificate watcher and metrics name it like a listener.
+pub(crate) const DECISION_TLS_NAME: &str = "decision";
+
 pub(super) fn compile_decision(
     cx: &mut Ctx,
     file: Option<&Spanned<DecisionFile>>,
     taken: &[(String, SocketAddr)],
+    inputs: &Inputs<'_>,
 ) -> Option<DecisionSettings> {
     let file = file?;
     let f = &file.value;
@@ -115,11 +119,29 @@ pub(super) fn compile_decision(
             Unmatched::Deny
         }
     };
+    if taken.iter().any(|(name, _)| name == DECISION_TLS_NAME) && f.tls.is_some() {
+        cx.error(
+            file.referenced,
+            "decision.tls",
+            "a listener is named \"decision\", the name the decision listener's certificates go by: rename it",
+        );
+    }
+    let tls = match &f.tls {
+        None => None,
+        Some(t) => Some(super::listeners::compile_listener_tls(
+            cx,
+            DECISION_TLS_NAME,
+            t,
+            "decision",
+            inputs,
+        )?),
+    };
     Some(DecisionSettings {
         address: address?,
         protocol: protocol?,
         trusted_proxies: trusted,
         unmatched,
+        tls,
     })
 }
 
@@ -132,7 +154,8 @@ mod tests {
         let mut cx = Ctx::default();
         let file: Spanned<DecisionFile> = parse(yaml);
         let taken = [("web".to_owned(), "0.0.0.0:8080".parse().unwrap())];
-        let out = compile_decision(&mut cx, Some(&file), &taken);
+        let src = crate::source::Memory::default();
+        let out = compile_decision(&mut cx, Some(&file), &taken, &inputs(&src));
         (out, messages(&cx))
     }
 

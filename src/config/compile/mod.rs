@@ -247,7 +247,7 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
         .collect();
     taken.push(("admin.address".to_owned(), admin_address));
     taken.extend(probes_address.map(|a| ("admin.probes_address".to_owned(), a)));
-    let decision = compile_decision(&mut cx, file.decision.as_ref(), &taken);
+    let decision = compile_decision(&mut cx, file.decision.as_ref(), &taken, &inputs);
     check_logging(&mut cx, file.logging.as_ref());
     let admin_token = compile_admin_token(&mut cx, file.admin.as_ref(), &inputs);
     let max_token_lifetime = match file
