@@ -350,3 +350,81 @@ async fn the_decision_listener_can_speak_tls() {
         .await;
     assert!(plain.map(|r| r.status() != 200).unwrap_or(true));
 }
+
+/// A table of requests: the decision (asked directly, as nginx would ask) and the proxy answer
+/// each with the same status and challenge, except where decision mode is deliberately
+/// stricter or different (documented in docs/decision-mode.md): no route is 403 there.
+#[tokio::test]
+async fn decisions_and_proxied_requests_agree_on_a_table_of_requests() {
+    let echo = echo_upstream().await;
+    let yaml = config(echo, closed_port(), closed_port());
+    let gw = TestGateway::start(&format!("{yaml}\n{DECISION}"));
+    let decision = gw.decision.unwrap();
+    let mut wrong_aud = claims("read:orders");
+    wrong_aud["aud"] = json!("billing-api");
+    let mut expired = claims("read:orders");
+    expired["exp"] = json!(now() - 600);
+    let valid = Issuer::rsa(&claims("read:orders"));
+    let admin = Issuer::rsa(&claims("admin tenant:a"));
+    let cases: Vec<(&str, &str, &str, Option<String>)> = vec![
+        ("GET", "api.example.com", "/orders/1", Some(valid.clone())),
+        ("HEAD", "api.example.com", "/orders/1", Some(valid.clone())),
+        ("POST", "api.example.com", "/orders/1", Some(valid.clone())),
+        ("GET", "api.example.com", "/orders/1", None),
+        (
+            "GET",
+            "api.example.com",
+            "/orders/1",
+            Some(Issuer::rsa(&expired)),
+        ),
+        (
+            "GET",
+            "api.example.com",
+            "/orders/1",
+            Some(Issuer::rsa(&wrong_aud)),
+        ),
+        (
+            "GET",
+            "api.example.com",
+            "/orders/1",
+            Some(Issuer::rsa_untrusted("test-rsa-1", &claims("read:orders"))),
+        ),
+        (
+            "GET",
+            "api.example.com",
+            "/orders/1",
+            Some("not-a-jwt".to_owned()),
+        ),
+        ("GET", "admin.example.com", "/orders/1", Some(valid.clone())),
+        ("GET", "admin.example.com", "/orders/1", Some(admin)),
+        ("GET", "api.example.com", "/public/x", None),
+        (
+            "GET",
+            "api.example.com",
+            "/orders/%2F..",
+            Some(valid.clone()),
+        ),
+        ("DELETE", "api.example.com", "/healthz", None),
+    ];
+    for (method, host, path, token) in cases {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut proxied = client().request(m, gw.url(path)).header("host", host);
+        let mut asked = client()
+            .get(format!("http://{decision}/_portcullis"))
+            .header("x-original-uri", path)
+            .header("x-original-method", method)
+            .header("x-original-host", host);
+        if let Some(t) = &token {
+            proxied = proxied.bearer_auth(t);
+            asked = asked.bearer_auth(t);
+        }
+        let (p, d) = (proxied.send().await.unwrap(), asked.send().await.unwrap());
+        let challenge = |r: &reqwest::Response| r.headers().get("www-authenticate").cloned();
+        let case = format!("{method} {host}{path} token: {}", token.is_some());
+        assert_eq!(p.status(), d.status(), "{case}");
+        assert_eq!(challenge(&p), challenge(&d), "{case}");
+        if p.status() == 405 {
+            assert_eq!(p.headers().get("allow"), d.headers().get("allow"), "{case}");
+        }
+    }
+}
