@@ -111,9 +111,39 @@ fn tls_version(v: &str) -> &str {
     }
 }
 
+/// What the connection says of a request: peer, user agent, body bytes, TLS.
+struct Connection<'a> {
+    client_addr: Option<&'a pingora::protocols::l4::socket::SocketAddr>,
+    user_agent: &'a str,
+    request_bytes: usize,
+    response_bytes: usize,
+    tls_version: &'a str,
+    tls_cipher: &'a str,
+}
+
+fn connection(session: &pingora::protocols::http::ServerSession) -> Connection<'_> {
+    let tls = session.digest().and_then(|d| d.ssl_digest.as_ref());
+    Connection {
+        client_addr: session.client_addr(),
+        user_agent: session
+            .req_header()
+            .headers
+            .get(http::header::USER_AGENT)
+            .map(|v| std::str::from_utf8(v.as_bytes()).unwrap_or("(not UTF-8)"))
+            .unwrap_or("-"),
+        request_bytes: session.body_bytes_read(),
+        response_bytes: session.body_bytes_sent(),
+        tls_version: tls.map(|t| tls_version(&t.version)).unwrap_or("-"),
+        tls_cipher: tls.map(|t| &*t.cipher).unwrap_or("-"),
+    }
+}
+
 /// The verified identity's fields, `-` when there is none.
 fn identity(ctx: &RequestCtx) -> (&str, &str, &str, &str) {
-    let principal = ctx.principal.as_ref();
+    identity_of(ctx.principal.as_deref())
+}
+
+fn identity_of(principal: Option<&crate::auth::Principal>) -> (&str, &str, &str, &str) {
     (
         principal.map(|p| &*p.issuer_id).unwrap_or("-"),
         principal
@@ -142,7 +172,7 @@ pub fn record(metrics: &Metrics, session: &Session, e: Option<&Error>, ctx: &mut
             upstream_duration: ctx.upstream_elapsed,
         });
     }
-    let tls = session.digest().and_then(|d| d.ssl_digest.as_ref());
+    let conn = connection(session);
     let (issuer, client_id, sub, jti) = identity(ctx);
     // Never log a token, Authorization, Cookie or the raw query: only bounded, verified fields.
     Line {
@@ -162,16 +192,12 @@ pub fn record(metrics: &Metrics, session: &Session, e: Option<&Error>, ctx: &mut
         latency_ms: millis(ctx.started.elapsed()),
         upstream_ms: ctx.upstream_elapsed.map(millis).unwrap_or(-1.0),
         upstream_status: ctx.upstream_status.map(i32::from).unwrap_or(-1),
-        client_addr: session.client_addr(),
-        user_agent: req
-            .headers
-            .get(http::header::USER_AGENT)
-            .map(|v| std::str::from_utf8(v.as_bytes()).unwrap_or("(not UTF-8)"))
-            .unwrap_or("-"),
-        request_bytes: session.body_bytes_read(),
-        response_bytes: session.body_bytes_sent(),
-        tls_version: tls.map(|t| tls_version(&t.version)).unwrap_or("-"),
-        tls_cipher: tls.map(|t| &*t.cipher).unwrap_or("-"),
+        client_addr: conn.client_addr,
+        user_agent: conn.user_agent,
+        request_bytes: conn.request_bytes,
+        response_bytes: conn.response_bytes,
+        tls_version: conn.tls_version,
+        tls_cipher: conn.tls_cipher,
         issuer,
         client_id,
         sub,
@@ -239,7 +265,8 @@ pub fn record_decision(
             upstream_duration: None,
         });
     }
-    let tls = session.digest().and_then(|d| d.ssl_digest.as_ref());
+    let conn = connection(session);
+    let (issuer, client_id, sub, jti) = identity_of(principal);
     Line {
         mode: "decision",
         request_id,
@@ -255,22 +282,16 @@ pub fn record_decision(
         latency_ms: millis(started.elapsed()),
         upstream_ms: -1.0,
         upstream_status: -1,
-        client_addr: session.client_addr(),
-        user_agent: req
-            .headers
-            .get(http::header::USER_AGENT)
-            .map(|v| std::str::from_utf8(v.as_bytes()).unwrap_or("(not UTF-8)"))
-            .unwrap_or("-"),
-        request_bytes: session.body_bytes_read(),
-        response_bytes: session.body_bytes_sent(),
-        tls_version: tls.map(|t| tls_version(&t.version)).unwrap_or("-"),
-        tls_cipher: tls.map(|t| &*t.cipher).unwrap_or("-"),
-        issuer: principal.map(|p| &*p.issuer_id).unwrap_or("-"),
-        client_id: principal
-            .and_then(|p| p.client_id.as_deref())
-            .unwrap_or("-"),
-        sub: principal.and_then(|p| p.subject.as_deref()).unwrap_or("-"),
-        jti: principal.and_then(|p| p.jti.as_deref()).unwrap_or("-"),
+        client_addr: conn.client_addr,
+        user_agent: conn.user_agent,
+        request_bytes: conn.request_bytes,
+        response_bytes: conn.response_bytes,
+        tls_version: conn.tls_version,
+        tls_cipher: conn.tls_cipher,
+        issuer,
+        client_id,
+        sub,
+        jti,
         proxy_error: "-",
     }
     .emit();
