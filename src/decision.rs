@@ -292,6 +292,8 @@ impl DecisionApp {
 /// The answer to one decision request, and what the access log says of it.
 struct Decision {
     request_id: String,
+    /// The described request's method, once described.
+    method: Option<Method>,
     response: Response<Vec<u8>>,
     reason: &'static str,
     route: Option<usize>,
@@ -339,6 +341,7 @@ impl DecisionApp {
         let request_id = crate::request_id::from_request(&req.headers);
         let decline = |reason: &'static str, status: StatusCode| Decision {
             request_id: request_id.clone(),
+            method: None,
             response: answer(
                 status,
                 vec![(crate::request_id::HEADER, request_id.clone())],
@@ -395,6 +398,7 @@ impl DecisionApp {
                     return Decision {
                         response: refusal(&malformed, &request_id),
                         request_id,
+                        method: Some(original.method.clone()),
                         reason,
                         route: Some(admitted.routed.route),
                         path: admitted.routed.path,
@@ -434,6 +438,7 @@ impl DecisionApp {
                 headers.push((crate::request_id::HEADER, request_id.clone()));
                 Decision {
                     request_id,
+                    method: Some(original.method.clone()),
                     response: answer(StatusCode::OK, headers, Vec::new()),
                     reason: "ok",
                     route: Some(admitted.routed.route),
@@ -454,6 +459,7 @@ impl DecisionApp {
                 }
                 Decision {
                     request_id,
+                    method: Some(original.method.clone()),
                     response,
                     reason: error.reason(),
                     route: refused.routed.as_ref().map(|r| r.route),
@@ -475,12 +481,18 @@ impl ServeHttp for DecisionApp {
             session,
             &self.snapshots.current(),
             started,
-            &decision.request_id,
-            decision.response.status().as_u16(),
-            decision.reason,
-            decision.route,
-            &decision.path,
-            decision.principal.as_deref(),
+            &crate::proxy::access_log::Decided {
+                request_id: &decision.request_id,
+                method: decision
+                    .method
+                    .as_ref()
+                    .unwrap_or(&session.req_header().method),
+                status: decision.response.status().as_u16(),
+                reason: decision.reason,
+                route: decision.route,
+                path: &decision.path,
+                principal: decision.principal.as_deref(),
+            },
         );
         decision.response
     }

@@ -46,16 +46,8 @@ struct Line<'a> {
     latency_ms: f64,
     upstream_ms: f64,
     upstream_status: i32,
-    client_addr: Option<&'a pingora::protocols::l4::socket::SocketAddr>,
-    user_agent: &'a str,
-    request_bytes: usize,
-    response_bytes: usize,
-    tls_version: &'a str,
-    tls_cipher: &'a str,
-    issuer: &'a str,
-    client_id: &'a str,
-    sub: &'a str,
-    jti: &'a str,
+    conn: Connection<'a>,
+    who: Identity<'a>,
     proxy_error: &'a str,
 }
 
@@ -73,16 +65,16 @@ impl Line<'_> {
             latency_ms = self.latency_ms,
             upstream_ms = self.upstream_ms,
             upstream_status = self.upstream_status,
-            client_addr = %ClientAddr(self.client_addr),
-            user_agent = capped(self.user_agent, MAX_USER_AGENT),
-            request_bytes = self.request_bytes,
-            response_bytes = self.response_bytes,
-            tls_version = self.tls_version,
-            tls_cipher = self.tls_cipher,
-            issuer = self.issuer,
-            client_id = capped(self.client_id, MAX_CLAIM),
-            sub = capped(self.sub, MAX_CLAIM),
-            jti = capped(self.jti, MAX_CLAIM),
+            client_addr = %ClientAddr(self.conn.client_addr),
+            user_agent = capped(self.conn.user_agent, MAX_USER_AGENT),
+            request_bytes = self.conn.request_bytes,
+            response_bytes = self.conn.response_bytes,
+            tls_version = self.conn.tls_version,
+            tls_cipher = self.conn.tls_cipher,
+            issuer = self.who.issuer,
+            client_id = capped(self.who.client_id, MAX_CLAIM),
+            sub = capped(self.who.sub, MAX_CLAIM),
+            jti = capped(self.who.jti, MAX_CLAIM),
             proxy_error = self.proxy_error,
             "request"
         );
@@ -121,6 +113,18 @@ struct Connection<'a> {
     tls_cipher: &'a str,
 }
 
+impl Connection<'_> {
+    /// A request whose session is gone (cut at shutdown).
+    const GONE: Connection<'static> = Connection {
+        client_addr: None,
+        user_agent: "-",
+        request_bytes: 0,
+        response_bytes: 0,
+        tls_version: "-",
+        tls_cipher: "-",
+    };
+}
+
 fn connection(session: &pingora::protocols::http::ServerSession) -> Connection<'_> {
     let tls = session.digest().and_then(|d| d.ssl_digest.as_ref());
     Connection {
@@ -139,19 +143,22 @@ fn connection(session: &pingora::protocols::http::ServerSession) -> Connection<'
 }
 
 /// The verified identity's fields, `-` when there is none.
-fn identity(ctx: &RequestCtx) -> (&str, &str, &str, &str) {
-    identity_of(ctx.principal.as_deref())
+struct Identity<'a> {
+    issuer: &'a str,
+    client_id: &'a str,
+    sub: &'a str,
+    jti: &'a str,
 }
 
-fn identity_of(principal: Option<&crate::auth::Principal>) -> (&str, &str, &str, &str) {
-    (
-        principal.map(|p| &*p.issuer_id).unwrap_or("-"),
-        principal
+fn identity(principal: Option<&crate::auth::Principal>) -> Identity<'_> {
+    Identity {
+        issuer: principal.map(|p| &*p.issuer_id).unwrap_or("-"),
+        client_id: principal
             .and_then(|p| p.client_id.as_deref())
             .unwrap_or("-"),
-        principal.and_then(|p| p.subject.as_deref()).unwrap_or("-"),
-        principal.and_then(|p| p.jti.as_deref()).unwrap_or("-"),
-    )
+        sub: principal.and_then(|p| p.subject.as_deref()).unwrap_or("-"),
+        jti: principal.and_then(|p| p.jti.as_deref()).unwrap_or("-"),
+    }
 }
 
 /// Record the finished request `ctx` (status, route, reason, latency, verified identity).
@@ -173,7 +180,6 @@ pub fn record(metrics: &Metrics, session: &Session, e: Option<&Error>, ctx: &mut
         });
     }
     let conn = connection(session);
-    let (issuer, client_id, sub, jti) = identity(ctx);
     // Never log a token, Authorization, Cookie or the raw query: only bounded, verified fields.
     Line {
         mode: "proxy",
@@ -192,16 +198,8 @@ pub fn record(metrics: &Metrics, session: &Session, e: Option<&Error>, ctx: &mut
         latency_ms: millis(ctx.started.elapsed()),
         upstream_ms: ctx.upstream_elapsed.map(millis).unwrap_or(-1.0),
         upstream_status: ctx.upstream_status.map(i32::from).unwrap_or(-1),
-        client_addr: conn.client_addr,
-        user_agent: conn.user_agent,
-        request_bytes: conn.request_bytes,
-        response_bytes: conn.response_bytes,
-        tls_version: conn.tls_version,
-        tls_cipher: conn.tls_cipher,
-        issuer,
-        client_id,
-        sub,
-        jti,
+        conn,
+        who: identity(ctx.principal.as_deref()),
         proxy_error: e.map(|e| e.etype().as_str()).unwrap_or("-"),
     }
     .emit();
@@ -211,7 +209,6 @@ pub fn record(metrics: &Metrics, session: &Session, e: Option<&Error>, ctx: &mut
 /// `reason` is [`SHUTDOWN_CUT`] or [`PANIC`]. The session is gone: what it alone knew (peer,
 /// bytes, TLS) is `-`.
 pub fn record_cut(ctx: &RequestCtx, reason: &'static str) {
-    let (issuer, client_id, sub, jti) = identity(ctx);
     Line {
         mode: "proxy",
         request_id: ctx.request_id.as_str(),
@@ -223,75 +220,61 @@ pub fn record_cut(ctx: &RequestCtx, reason: &'static str) {
         latency_ms: millis(ctx.started.elapsed()),
         upstream_ms: ctx.upstream_elapsed.map(millis).unwrap_or(-1.0),
         upstream_status: ctx.upstream_status.map(i32::from).unwrap_or(-1),
-        client_addr: None,
-        user_agent: "-",
-        request_bytes: 0,
-        response_bytes: 0,
-        tls_version: "-",
-        tls_cipher: "-",
-        issuer,
-        client_id,
-        sub,
-        jti,
+        conn: Connection::GONE,
+        who: identity(ctx.principal.as_deref()),
         proxy_error: "-",
     }
     .emit();
 }
 
-/// Record one decision (decision mode): the same line and metrics as a proxied request, with
-/// `mode: decision`; `method` and `path` are the described request's when it was routed.
-#[allow(clippy::too_many_arguments)]
+/// One decision (decision mode), for the access log and the metrics.
+pub struct Decided<'a> {
+    pub request_id: &'a str,
+    /// The described request's method (the decision request's own when it described none).
+    pub method: &'a http::Method,
+    pub status: u16,
+    pub reason: &'static str,
+    pub route: Option<usize>,
+    /// The routed path; empty before routing (the decision request's own path is logged).
+    pub path: &'a str,
+    pub principal: Option<&'a crate::auth::Principal>,
+}
+
+/// Record one decision: the same line and metrics as a proxied request, with `mode: decision`
+/// and the decision-mode route meters.
 pub fn record_decision(
     metrics: &Metrics,
     session: &pingora::protocols::http::ServerSession,
     snapshot: &crate::snapshot::Snapshot,
     started: std::time::Instant,
-    request_id: &str,
-    status: u16,
-    reason: &'static str,
-    route: Option<usize>,
-    path: &str,
-    principal: Option<&crate::auth::Principal>,
+    d: &Decided<'_>,
 ) {
-    let req = session.req_header();
-    let rejected = reason != "ok";
-    if let Some(meters) = snapshot.decision_meters(route) {
+    if let Some(meters) = snapshot.decision_meters(d.route) {
         metrics.record_request(&RequestRecord {
             meters,
-            method: &req.method,
-            status,
-            rejection: rejected.then_some(reason),
+            method: d.method,
+            status: d.status,
+            rejection: (d.reason != "ok").then_some(d.reason),
             duration: started.elapsed(),
             upstream_duration: None,
         });
     }
-    let conn = connection(session);
-    let (issuer, client_id, sub, jti) = identity_of(principal);
     Line {
         mode: "decision",
-        request_id,
-        route: route.map(|r| &*snapshot.routes[r].id).unwrap_or("-"),
-        method: req.method.as_str(),
-        path: if path.is_empty() {
-            req.uri.path()
-        } else {
-            path
+        request_id: d.request_id,
+        route: d.route.map(|r| &*snapshot.routes[r].id).unwrap_or("-"),
+        method: d.method.as_str(),
+        path: match d.path {
+            "" => session.req_header().uri.path(),
+            p => p,
         },
-        status,
-        reason,
+        status: d.status,
+        reason: d.reason,
         latency_ms: millis(started.elapsed()),
         upstream_ms: -1.0,
         upstream_status: -1,
-        client_addr: conn.client_addr,
-        user_agent: conn.user_agent,
-        request_bytes: conn.request_bytes,
-        response_bytes: conn.response_bytes,
-        tls_version: conn.tls_version,
-        tls_cipher: conn.tls_cipher,
-        issuer,
-        client_id,
-        sub,
-        jti,
+        conn: connection(session),
+        who: identity(d.principal),
         proxy_error: "-",
     }
     .emit();

@@ -149,10 +149,13 @@ pub fn frame_for_http10_client(session: &mut Session, response: &mut ResponseHea
     if session.req_header().version != http::Version::HTTP_10 {
         return;
     }
-    if response
+    // Only plain `chunked`: Pingora undoes that framing and nothing else, so a body with another
+    // transfer-coding (`gzip, chunked`, which no client asked for) is left as it was.
+    let chunked_only = response
         .headers
-        .contains_key(http::header::TRANSFER_ENCODING)
-    {
+        .get(http::header::TRANSFER_ENCODING)
+        .is_some_and(|te| te.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    if chunked_only {
         response.remove_header(&http::header::TRANSFER_ENCODING);
         session.set_keepalive(None);
     }

@@ -427,4 +427,8 @@ async fn decisions_and_proxied_requests_agree_on_a_table_of_requests() {
             assert_eq!(p.headers().get("allow"), d.headers().get("allow"), "{case}");
         }
     }
+    // Decisions are counted and logged under the described method, not the question's GET.
+    let metrics = gw.metrics_text().await;
+    let post = "portcullis_requests_total{method=\"POST\",mode=\"decision\",route=\"-\",status_class=\"4xx\"} 1";
+    assert!(metrics.contains(post), "{metrics}");
 }
