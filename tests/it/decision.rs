@@ -2,7 +2,7 @@
 //! configuration docs/decision-mode.md shows): nginx asks portcullis' decision listener about
 //! each request, then proxies to the echo backend. Each case answers as proxy mode does.
 
-use crate::support::keyserver::{fixture_jwks, rotated_jwks, KeyServer};
+use crate::support::keyserver::{fixture_jwks, rotating_jwks, KeyServer};
 use crate::support::nginx::Nginx;
 use crate::support::revocations::*;
 use crate::support::*;
@@ -199,12 +199,7 @@ async fn behind_nginx_a_rotated_key_is_accepted_on_its_first_request() {
         async move { call(url, Some(&t), &[]).await.0 == 200 }
     })
     .await;
-    let mut both = fixture_jwks();
-    both["keys"]
-        .as_array_mut()
-        .unwrap()
-        .push(rotated_jwks()["keys"][0].clone());
-    server.serve(both);
+    server.serve(rotating_jwks());
     let rotated = Issuer::rsa_untrusted("test-rsa-2", &c);
     let (status, _, _) = call(s.nginx.url("/api/x"), Some(&rotated), &[]).await;
     assert_eq!(status, 200, "no 401 window after a rotation");

@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 
-use crate::support::keyserver::{fixture_jwks, renamed, rotated_jwks, KeyServer, Mode};
+use crate::support::keyserver::{
+    fixture_jwks, renamed, rotated_jwks, rotating_jwks, KeyServer, Mode,
+};
 use crate::support::*;
 use serde_json::{json, Value};
 
@@ -115,12 +117,7 @@ async fn a_rotated_key_is_accepted_on_its_first_request() {
     assert_eq!(get(&gw, &Issuer::rsa(&claims_for(iss))).await.status(), 200);
 
     // The IdP rotates: it now publishes test-rsa-2 (and still test-rsa-1).
-    let mut both = fixture_jwks();
-    both["keys"]
-        .as_array_mut()
-        .unwrap()
-        .push(rotated_jwks()["keys"][0].clone());
-    server.serve(both);
+    server.serve(rotating_jwks());
     let rotated = Issuer::rsa_untrusted("test-rsa-2", &claims_for(iss));
     assert_eq!(
         get(&gw, &rotated).await.status(),

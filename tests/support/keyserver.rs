@@ -169,6 +169,15 @@ pub fn rotated_jwks() -> Value {
     .unwrap()
 }
 
+/// What an IdP publishes during a rotation: the fixture keys (test-rsa-1 …) and test-rsa-2.
+pub fn rotating_jwks() -> Value {
+    let mut both = fixture_jwks();
+    if let Some(keys) = both["keys"].as_array_mut() {
+        keys.push(rotated_jwks()["keys"][0].clone());
+    }
+    both
+}
+
 /// One key of `jwks` (by index) under another `kid`.
 pub fn renamed(jwks: &Value, index: usize, kid: &str) -> Value {
     let mut key = jwks["keys"][index].clone();
