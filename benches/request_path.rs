@@ -138,6 +138,89 @@ fn bench(c: &mut Criterion) {
     }
     group.finish();
 
+    // A whole request's work in each mode, with a steady token (a cache hit) and the headers a
+    // typical client sends. Proxy: admission, Pingora's copy of the request header for the
+    // upstream (`proxy_h1.rs`: `session.req_header().clone()`), then `upstream::rewrite`
+    // (strip, then set the forwarding and identity headers). Decision: `decision::decide_now`,
+    // for the subrequest nginx's `auth_request` sends for that request (deploy/nginx): the
+    // description rebuilt, admission, the forwarded-differently checks, the answer's headers.
+    // The parsing of the request by Pingora and the writing of the answer are common to both
+    // and not here (a proxied request also has the upstream's round trip; `make bench-load`).
+    let mut group = c.benchmark_group("request");
+    let token = token(Algorithm::RS256, "test-rsa-1", "rsa-private.pem");
+    let client = [
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        ),
+        ("accept", "application/json"),
+        ("accept-encoding", "gzip, deflate, br"),
+        ("accept-language", "en-GB,en;q=0.5"),
+        ("cookie", "session=3f0f1c1d2e3f; theme=dark"),
+        ("x-request-id", "7d1c4b2a-9e0f-4c51-8a6b-2f3e4d5c6b7a"),
+    ];
+    let bearer = format!("Bearer {token}");
+    let mut proxied = RequestHeader::build("GET", b"/orders/42/items?limit=10", None).unwrap();
+    proxied.insert_header("host", "api.example.com").unwrap();
+    for (n, v) in client {
+        proxied.insert_header(n, v).unwrap();
+    }
+    proxied.insert_header("authorization", &bearer).unwrap();
+    let mut ask = RequestHeader::build("GET", b"/_portcullis", None).unwrap();
+    for (n, v) in [
+        ("host", "127.0.0.1:9191"),
+        ("x-original-uri", "/orders/42/items?limit=10"),
+        ("x-original-method", "GET"),
+        ("x-original-host", "api.example.com"),
+    ] {
+        ask.insert_header(n, v).unwrap();
+    }
+    for (n, v) in client {
+        ask.insert_header(n, v).unwrap();
+    }
+    ask.insert_header("authorization", &bearer).unwrap();
+    let decision = portcullis::config::load_str(
+        &format!("{CONFIG}decision: {{ address: \"127.0.0.1:9191\", protocol: nginx, trusted_proxies: [127.0.0.1/32] }}\n"),
+        &fixtures(),
+    )
+    .unwrap()
+    .snapshot;
+    let loopback = Some(std::net::IpAddr::from([127, 0, 0, 1]));
+    let downstream = portcullis::proxy::upstream::Downstream {
+        peer_ip: loopback,
+        tls: false,
+        client_cert: None,
+    };
+    let proxy = |snapshot: &portcullis::snapshot::Snapshot| {
+        let request_id = portcullis::request_id::from_request(&proxied.headers);
+        let admitted = admit_now(
+            &proxied,
+            Transport::Plain,
+            snapshot,
+            now,
+            CacheUse::Fill,
+            &mut Silent,
+        )
+        .unwrap();
+        let mut upstream = proxied.clone();
+        let forward = portcullis::proxy::upstream::Forward {
+            route: &snapshot.routes[admitted.routed.route],
+            routed: &admitted.routed,
+            path: &admitted.routed.path,
+            principal: admitted.principal.as_deref(),
+            request_id: &request_id,
+        };
+        portcullis::proxy::upstream::rewrite(&mut upstream, snapshot, &forward, &downstream)
+            .unwrap();
+        upstream
+    };
+    assert!(proxy(&decision).headers.contains_key("x-auth-subject"));
+    group.bench_function("proxied", |b| b.iter(|| proxy(black_box(&decision))));
+    let decide = || portcullis::decision::decide_now(black_box(&decision), &ask, loopback, now);
+    assert_eq!(decide().status(), http::StatusCode::OK);
+    group.bench_function("decision", |b| b.iter(decide));
+    group.finish();
+
     c.bench_function("normalize_path", |b| {
         b.iter(|| normalize_path(black_box("/public/../orders//42/./items")))
     });

@@ -12,15 +12,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use http::{HeaderMap, HeaderName, Method, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::http::RequestHeader;
 use pingora::protocols::http::ServerSession;
 
-use crate::admission::{self, CacheUse, Silent, Transport};
+use crate::admission::{self, CacheUse, KeyRefresh, Silent, Transport};
 use crate::error::{render, GatewayError};
 use crate::metrics::Metrics;
-use crate::snapshot::SnapshotHolder;
+use crate::snapshot::{Snapshot, SnapshotHolder};
 
 /// How the ingress describes the original request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +207,8 @@ pub fn described(
     if !target.starts_with('/') || target.contains('#') {
         return Err(DescriptionFault::Uri);
     }
-    let mut req = RequestHeader::build(method, target.as_bytes(), Some(headers.len()))
+    // No header-name case map: the described request is decided, never forwarded.
+    let mut req = RequestHeader::build_no_case(method, target.as_bytes(), Some(headers.len()))
         .map_err(|_| DescriptionFault::Uri)?;
     for (name, value) in headers {
         if name == http::header::HOST || used.contains(&name.as_str()) {
@@ -290,7 +291,7 @@ impl DecisionApp {
 }
 
 /// The answer to one decision request, and what the access log says of it.
-struct Decision {
+pub struct Decision {
     request_id: String,
     /// The described request's method, once described.
     method: Option<Method>,
@@ -301,171 +302,223 @@ struct Decision {
     principal: Option<Arc<crate::auth::Principal>>,
 }
 
+/// An answer: `headers`, the request id and `Cache-Control: no-store` (an ingress may cache
+/// answers only as configured, never by HTTP caching).
 fn answer(
     status: StatusCode,
-    headers: Vec<(HeaderName, String)>,
+    mut headers: HeaderMap,
+    request_id: &str,
     body: Vec<u8>,
 ) -> Response<Vec<u8>> {
-    let mut builder = Response::builder().status(status);
-    for (name, value) in headers {
-        builder = builder.header(name, value);
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert(crate::request_id::HEADER, id);
     }
-    builder
-        .header(http::header::CACHE_CONTROL, "no-store")
-        .body(body)
-        .unwrap_or_else(|_| Response::new(Vec::new()))
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
 }
 
 /// A refusal as the proxy renders it.
 fn refusal(error: &GatewayError, request_id: &str) -> Response<Vec<u8>> {
     let r = render(error);
-    let mut headers = vec![(crate::request_id::HEADER, request_id.to_owned())];
+    let mut headers = HeaderMap::new();
+    let mut set = |name: HeaderName, value: String| {
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.insert(name, value);
+        }
+    };
     if let Some(c) = r.www_authenticate {
-        headers.push((http::header::WWW_AUTHENTICATE, c));
+        set(http::header::WWW_AUTHENTICATE, c);
     }
     if let Some(allow) = r.allow {
-        headers.push((http::header::ALLOW, allow.to_string()));
+        set(http::header::ALLOW, allow.to_string());
     }
     if let Some(retry) = r.retry_after {
-        headers.push((http::header::RETRY_AFTER, retry.to_string()));
+        set(http::header::RETRY_AFTER, retry.to_string());
     }
-    headers.push((http::header::CONTENT_TYPE, "application/json".to_owned()));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
-    answer(status, headers, r.body.to_vec())
+    answer(status, headers, request_id, r.body.to_vec())
+}
+
+impl Decision {
+    /// The answer's status.
+    pub fn status(&self) -> StatusCode {
+        self.response.status()
+    }
 }
 
 impl DecisionApp {
     async fn decide(&self, session: &ServerSession) -> Decision {
         let snapshot = self.snapshots.current();
-        let req = session.req_header();
-        let request_id = crate::request_id::from_request(&req.headers);
-        let decline = |reason: &'static str, status: StatusCode| Decision {
-            request_id: request_id.clone(),
-            method: None,
-            response: answer(
-                status,
-                vec![(crate::request_id::HEADER, request_id.clone())],
-                Vec::new(),
-            ),
-            reason,
-            route: None,
-            path: String::new(),
-            principal: None,
-        };
-        let Some(settings) = snapshot.decision.as_ref() else {
-            return decline("decision_disabled", StatusCode::NOT_FOUND);
-        };
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        if !settings.trusts(peer) {
-            return decline("decision_untrusted_peer", StatusCode::FORBIDDEN);
-        }
-        let target = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let original = match described(&settings.protocol, &req.method, target, &req.headers) {
-            Ok(r) => r,
-            Err(fault) => return decline(fault.reason(), StatusCode::BAD_REQUEST),
-        };
         let refresh = admission::refresh::Refresh {
             on_refresh: |issuer: &str| self.metrics.record_unknown_kid_refresh(issuer),
         };
-        // The ingress terminated the client's TLS: it is not this connection's to check.
-        let verdict = admission::admit(
-            &original,
-            Transport::Plain,
+        decide(
             &snapshot,
+            session.req_header(),
+            peer,
             crate::clock::unix_now,
             &refresh,
-            CacheUse::Fill,
-            &mut Silent,
         )
-        .await;
-        match verdict {
-            Ok(admitted) => {
-                // The ingress forwards the request as the client sent it, not the canonical
-                // form the proxy would forward: allowed only when the two are the same, so the
-                // backend reads exactly what was authorised (`/public/../orders` is never
-                // `/orders`).
-                let differs = forwarded_differently(
-                    &original,
-                    &admitted.routed,
-                    &snapshot,
-                    &settings.protocol,
-                );
-                if let Some(reason) = differs {
-                    let malformed = GatewayError::BadTarget(crate::target::TargetFault::TargetForm);
-                    return Decision {
-                        response: refusal(&malformed, &request_id),
-                        request_id,
-                        method: Some(original.method.clone()),
-                        reason,
-                        route: Some(admitted.routed.route),
-                        path: admitted.routed.path,
-                        principal: admitted.principal,
-                    };
-                }
-                let route = &snapshot.routes[admitted.routed.route];
-                let Ok(mut identity) = RequestHeader::build(Method::GET, b"/", None) else {
-                    return decline("internal_error", StatusCode::INTERNAL_SERVER_ERROR);
-                };
-                if let Some(p) = &admitted.principal {
-                    crate::identity::set(&mut identity, route, p);
-                }
-                let mut headers: Vec<(HeaderName, String)> = identity
-                    .headers
-                    .iter()
-                    .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.clone(), v.to_owned())))
-                    .collect();
-                // Envoy overwrites only the headers an answer carries: the identity headers
-                // it does not carry (a missing claim, a public route) are removed, so a forged
-                // one never reaches the backend.
-                if matches!(settings.protocol, Protocol::Envoy { .. }) {
-                    let unset: Vec<&str> = snapshot
-                        .identity
-                        .strip_names
-                        .iter()
-                        .filter(|n| !headers.iter().any(|(h, _)| h == *n))
-                        .map(|n| n.as_str())
-                        .collect();
-                    if !unset.is_empty() {
-                        headers.push((
-                            HeaderName::from_static("x-envoy-auth-headers-to-remove"),
-                            unset.join(","),
-                        ));
-                    }
-                }
-                headers.push((crate::request_id::HEADER, request_id.clone()));
-                Decision {
+        .await
+    }
+}
+
+/// [`decide`] without a key refresh, at a fixed time: for benches and tests.
+pub fn decide_now(
+    snapshot: &Snapshot,
+    req: &RequestHeader,
+    peer: Option<IpAddr>,
+    now: i64,
+) -> Decision {
+    let request_id = || crate::request_id::from_request(&req.headers);
+    let future = decide(snapshot, req, peer, || now, &admission::NoRefresh);
+    admission::poll_once(future).unwrap_or_else(|| {
+        declined(
+            request_id(),
+            "internal_error",
+            StatusCode::INTERNAL_SERVER_ERROR,
+        )
+    })
+}
+
+/// An answer without a described request (the decision request itself was refused).
+fn declined(request_id: String, reason: &'static str, status: StatusCode) -> Decision {
+    Decision {
+        response: answer(status, HeaderMap::new(), &request_id, Vec::new()),
+        request_id,
+        method: None,
+        reason,
+        route: None,
+        path: String::new(),
+        principal: None,
+    }
+}
+
+/// Decide the request that `req`, a decision request from `peer`, describes: believed only
+/// from a trusted peer, rebuilt by [`described`], admitted by the proxy's admission function,
+/// then refused if the ingress would forward it differently from how it was authorised.
+pub async fn decide<R: KeyRefresh>(
+    snapshot: &Snapshot,
+    req: &RequestHeader,
+    peer: Option<IpAddr>,
+    now: impl Fn() -> i64,
+    refresh: &R,
+) -> Decision {
+    let request_id = crate::request_id::from_request(&req.headers);
+    let decline =
+        |reason: &'static str, status: StatusCode| declined(request_id.clone(), reason, status);
+    let Some(settings) = snapshot.decision.as_ref() else {
+        return decline("decision_disabled", StatusCode::NOT_FOUND);
+    };
+    if !settings.trusts(peer) {
+        return decline("decision_untrusted_peer", StatusCode::FORBIDDEN);
+    }
+    let target = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let original = match described(&settings.protocol, &req.method, target, &req.headers) {
+        Ok(r) => r,
+        Err(fault) => return decline(fault.reason(), StatusCode::BAD_REQUEST),
+    };
+    // The ingress terminated the client's TLS: it is not this connection's to check.
+    let verdict = admission::admit(
+        &original,
+        Transport::Plain,
+        snapshot,
+        now,
+        refresh,
+        CacheUse::Fill,
+        &mut Silent,
+    )
+    .await;
+    match verdict {
+        Ok(admitted) => {
+            // The ingress forwards the request as the client sent it, not the canonical
+            // form the proxy would forward: allowed only when the two are the same, so the
+            // backend reads exactly what was authorised (`/public/../orders` is never
+            // `/orders`).
+            let differs =
+                forwarded_differently(&original, &admitted.routed, snapshot, &settings.protocol);
+            if let Some(reason) = differs {
+                let malformed = GatewayError::BadTarget(crate::target::TargetFault::TargetForm);
+                return Decision {
+                    response: refusal(&malformed, &request_id),
                     request_id,
                     method: Some(original.method.clone()),
-                    response: answer(StatusCode::OK, headers, Vec::new()),
-                    reason: "ok",
+                    reason,
                     route: Some(admitted.routed.route),
-                    path: admitted.routed.path.clone(),
+                    path: admitted.routed.path,
                     principal: admitted.principal,
+                };
+            }
+            let route = &snapshot.routes[admitted.routed.route];
+            let mut headers = HeaderMap::new();
+            if let Some(p) = &admitted.principal {
+                for (name, value) in crate::identity::values(route, p) {
+                    headers.insert(name.clone(), value);
                 }
             }
-            Err(refused) => {
-                let unmatched = matches!(refused.error, GatewayError::NoRoute);
-                let error = match unmatched {
-                    // Fail closed, in a status every ingress passes on as a refusal.
-                    true => GatewayError::NoRoute,
-                    false => refused.error,
-                };
-                let mut response = refusal(&error, &request_id);
-                if unmatched {
-                    *response.status_mut() = StatusCode::FORBIDDEN;
+            // Envoy overwrites only the headers an answer carries: the identity headers
+            // it does not carry (a missing claim, a public route) are removed, so a forged
+            // one never reaches the backend.
+            if matches!(settings.protocol, Protocol::Envoy { .. }) {
+                let unset: Vec<&str> = snapshot
+                    .identity
+                    .strip_names
+                    .iter()
+                    .filter(|n| !headers.contains_key(*n))
+                    .map(|n| n.as_str())
+                    .collect();
+                if let Ok(unset) = HeaderValue::try_from(unset.join(",")) {
+                    if !unset.is_empty() {
+                        headers.insert(
+                            HeaderName::from_static("x-envoy-auth-headers-to-remove"),
+                            unset,
+                        );
+                    }
                 }
-                Decision {
-                    request_id,
-                    method: Some(original.method.clone()),
-                    response,
-                    reason: error.reason(),
-                    route: refused.routed.as_ref().map(|r| r.route),
-                    path: refused.routed.map(|r| r.path).unwrap_or_default(),
-                    principal: refused.principal,
-                }
+            }
+            Decision {
+                response: answer(StatusCode::OK, headers, &request_id, Vec::new()),
+                request_id,
+                method: Some(original.method.clone()),
+                reason: "ok",
+                route: Some(admitted.routed.route),
+                path: admitted.routed.path.clone(),
+                principal: admitted.principal,
+            }
+        }
+        Err(refused) => {
+            let unmatched = matches!(refused.error, GatewayError::NoRoute);
+            let error = match unmatched {
+                // Fail closed, in a status every ingress passes on as a refusal.
+                true => GatewayError::NoRoute,
+                false => refused.error,
+            };
+            let mut response = refusal(&error, &request_id);
+            if unmatched {
+                *response.status_mut() = StatusCode::FORBIDDEN;
+            }
+            Decision {
+                request_id,
+                method: Some(original.method.clone()),
+                response,
+                reason: error.reason(),
+                route: refused.routed.as_ref().map(|r| r.route),
+                path: refused.routed.map(|r| r.path).unwrap_or_default(),
+                principal: refused.principal,
             }
         }
     }

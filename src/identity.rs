@@ -34,17 +34,27 @@ pub fn strip(req: &mut RequestHeader, policy: &IdentityPolicy) {
 /// Set the route's identity headers from `principal`, replacing any value (never appending).
 /// A claim that is missing, or whose value cannot be a header value, leaves its header absent.
 pub fn set(req: &mut RequestHeader, route: &Route, principal: &Principal) {
-    for (name, source) in &route.identity_headers {
+    for (name, value) in values(route, principal) {
+        // insert_header replaces every existing value of the header.
+        let _ = req.insert_header(name.clone(), value);
+    }
+}
+
+/// The route's identity headers for `principal`, as [`set`] sets them (and as a decision
+/// answers them).
+pub fn values<'a>(
+    route: &'a Route,
+    principal: &'a Principal,
+) -> impl Iterator<Item = (&'a HeaderName, HeaderValue)> + 'a {
+    route.identity_headers.iter().filter_map(|(name, source)| {
         let value = match source {
             ClaimSource::Scopes => Some(principal.scopes.to_header_value()),
             ClaimSource::Claim(claim) => principal.claims.get(claim).and_then(claim_to_header_text),
         };
-        let Some(value) = value.and_then(|v| HeaderValue::from_str(&v).ok()) else {
-            continue;
-        };
-        // insert_header replaces every existing value of the header.
-        let _ = req.insert_header(name.clone(), value);
-    }
+        value
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+            .map(|v| (name, v))
+    })
 }
 
 /// The header text of a claim: strings as they are, numbers and booleans in JSON form, arrays

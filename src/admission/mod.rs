@@ -173,22 +173,19 @@ pub fn admit_now<O: Observer>(
     cache: CacheUse,
     obs: &mut O,
 ) -> Result<Admitted, Refused> {
-    let future = pin!(admit(
-        req,
-        transport,
-        snapshot,
-        || now,
-        &NoRefresh,
-        cache,
-        obs
-    ));
-    match future.poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(result) => result,
-        // Unreachable: `NoRefresh` is always ready. Refuse rather than panic.
-        Poll::Pending => Err(Refused {
-            error: GatewayError::KeysUnavailable,
-            routed: None,
-            principal: None,
-        }),
+    let future = admit(req, transport, snapshot, || now, &NoRefresh, cache, obs);
+    // `None` is unreachable: `NoRefresh` is always ready. Refuse rather than panic.
+    poll_once(future).unwrap_or(Err(Refused {
+        error: GatewayError::KeysUnavailable,
+        routed: None,
+        principal: None,
+    }))
+}
+
+/// The output of `future` if it completes on its first poll (with [`NoRefresh`] nothing awaits).
+pub fn poll_once<F: Future>(future: F) -> Option<F::Output> {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => None,
     }
 }

@@ -2,12 +2,18 @@
 //! origin-form, canonical host, no `access_token`), with every header a backend could trust
 //! stripped, then the forwarding and identity headers set; and its answer in the client's HTTP version.
 
+use std::net::IpAddr;
+
 use http::header::{AUTHORIZATION, HOST};
+use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
 
 use super::RequestCtx;
+use crate::admission::Routed;
+use crate::auth::Principal;
+use crate::snapshot::{Route, Snapshot};
 use crate::{forwarding, identity};
 
 /// Turn the client's request into the upstream's, for a request `request_filter` admitted.
@@ -25,71 +31,104 @@ pub fn prepare(
             "upstream request without a routed request",
         ));
     };
+    let tls = session.digest().and_then(|d| d.ssl_digest.as_ref());
+    let downstream = Downstream {
+        peer_ip: session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip()),
+        tls: tls.is_some(),
+        client_cert: tls
+            .and_then(|t| t.extension.get::<crate::tls::TlsConnection>())
+            .and_then(|c| c.client_cert.as_ref())
+            .and_then(|c| c.forwarded_header()),
+    };
+    let forward = Forward {
+        route,
+        routed,
+        path: &ctx.path,
+        principal: ctx.principal.as_deref(),
+        request_id: &ctx.request_id,
+    };
+    rewrite(upstream_request, &ctx.snapshot, &forward, &downstream)
+}
+
+/// What the upstream request states about the client's connection.
+pub struct Downstream<'a> {
+    pub peer_ip: Option<IpAddr>,
+    pub tls: bool,
+    /// The verified client certificate, as `X-Forwarded-Client-Cert` carries it.
+    pub client_cert: Option<&'a HeaderValue>,
+}
+
+/// An admitted request: where it goes and who sent it.
+pub struct Forward<'a> {
+    pub route: &'a Route,
+    pub routed: &'a Routed,
+    /// The normalised path the upstream receives.
+    pub path: &'a str,
+    pub principal: Option<&'a Principal>,
+    pub request_id: &'a str,
+}
+
+/// [`prepare`] without the session: the client's request `req` (Pingora's copy of it) becomes the
+/// upstream's. Public for the request-path bench, which compares a proxied request's work with a
+/// decision's.
+pub fn rewrite(
+    req: &mut RequestHeader,
+    snapshot: &Snapshot,
+    forward: &Forward<'_>,
+    downstream: &Downstream<'_>,
+) -> Result<()> {
+    let routed = forward.routed;
     // The upstream sees exactly what was routed and authorised: the normalised path in
     // origin-form, the canonical host, no `access_token` in the query.
     rewrite_target(
-        upstream_request,
-        &ctx.path,
+        req,
+        forward.path,
         routed.absolute_form,
         routed.method_override.is_some(),
     )?;
     if let Some(host) = &routed.upstream_host {
-        upstream_request.insert_header(HOST, host.as_str())?;
+        req.insert_header(HOST, host.as_str())?;
     }
-    let peer_ip = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip());
-    let policy = &ctx.snapshot.forwarding;
-    let trusted = policy.trusts(peer_ip);
+    let policy = &snapshot.forwarding;
+    let trusted = policy.trusts(downstream.peer_ip);
     let keep = forwarding::Keep {
         method_override: routed.method_override.is_some(),
         forwarding: trusted,
     };
-    forwarding::strip(upstream_request, policy, keep);
-    forwarding::join_cookie_crumbs(upstream_request)?;
-    identity::strip(upstream_request, &ctx.snapshot.identity);
-    if let Some(principal) = &ctx.principal {
-        identity::set(upstream_request, route, principal);
+    forwarding::strip(req, policy, keep);
+    forwarding::join_cookie_crumbs(req)?;
+    identity::strip(req, &snapshot.identity);
+    if let Some(principal) = forward.principal {
+        identity::set(req, forward.route, principal);
     }
-    if !route.forward_token {
-        upstream_request.remove_header(&AUTHORIZATION);
+    if !forward.route.forward_token {
+        req.remove_header(&AUTHORIZATION);
     }
-    let tls = session.digest().and_then(|d| d.ssl_digest.as_ref());
     // `Host` is canonical by now (set above when the client's was not): X-Forwarded-Host
     // shares its value, without a copy.
-    let host = upstream_request.headers.get(HOST).cloned();
+    let host = req.headers.get(HOST).cloned();
     let peer = forwarding::Peer {
-        ip: peer_ip,
-        tls: tls.is_some(),
+        ip: downstream.peer_ip,
+        tls: downstream.tls,
         host,
         trusted,
     };
-    forwarding::set(upstream_request, peer)?;
-    set_client_certificate(tls, upstream_request)?;
-    upstream_request.insert_header(crate::request_id::HEADER, ctx.request_id.as_str())?;
+    forwarding::set(req, peer)?;
+    // The verified client certificate, as Envoy forwards it; never what the client sent (that
+    // was stripped with the other identity headers).
+    if let Some(cert) = downstream.client_cert {
+        req.insert_header(X_FORWARDED_CLIENT_CERT, cert.clone())?;
+    }
+    req.insert_header(crate::request_id::HEADER, forward.request_id)?;
     Ok(())
 }
 
 /// Envoy's header for the verified client certificate.
 const X_FORWARDED_CLIENT_CERT: http::HeaderName =
     http::HeaderName::from_static("x-forwarded-client-cert");
-
-/// The verified client certificate, as Envoy forwards it; never what the client sent (that was
-/// stripped with the other identity headers).
-fn set_client_certificate(
-    tls: Option<&std::sync::Arc<pingora::protocols::tls::SslDigest>>,
-    req: &mut RequestHeader,
-) -> Result<()> {
-    let connection = tls.and_then(|t| t.extension.get::<crate::tls::TlsConnection>());
-    if let Some(v) = connection
-        .and_then(|c| c.client_cert.as_ref())
-        .and_then(|c| c.forwarded_header())
-    {
-        req.insert_header(X_FORWARDED_CLIENT_CERT, v.clone())?;
-    }
-    Ok(())
-}
 
 /// Send the normalised `path` in origin-form, with the query minus any `access_token`
 /// (RFC 6750 §2.3 tokens never reach a backend's logs) and, unless the route honoured it, any
