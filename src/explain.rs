@@ -131,11 +131,16 @@ pub fn explain_on(
     let (status, reason, verdict) = match decision {
         Ok(admitted) => {
             let route = &snapshot.routes[admitted.routed.route];
-            let upstream = &snapshot.upstreams[route.upstream];
-            let verdict = format!(
-                "forwarded to upstream \"{}\" ({}) as {}",
-                upstream.id, upstream.address, admitted.routed.path
-            );
+            let verdict = match route.upstream.map(|u| &snapshot.upstreams[u]) {
+                Some(upstream) => format!(
+                    "forwarded to upstream \"{}\" ({}) as {}",
+                    upstream.id, upstream.address, admitted.routed.path
+                ),
+                None => format!(
+                    "allowed (a decision service: no upstream) as {}",
+                    admitted.routed.path
+                ),
+            };
             (200, None, verdict)
         }
         Err(refused) => {

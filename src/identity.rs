@@ -118,7 +118,7 @@ mod tests {
     fn sets_values_by_replacing_never_appending() {
         let route = Route {
             id: Arc::from("r"),
-            upstream: 0,
+            upstream: Some(0),
             auth: RouteAuth::Public,
             identity_headers: vec![
                 (

@@ -160,7 +160,7 @@ pub struct Upstream {
 pub struct Route {
     pub id: Arc<str>,
     /// Index into [`Snapshot::upstreams`].
-    pub upstream: usize,
+    pub upstream: Option<usize>,
     pub auth: RouteAuth,
     /// Headers set from verified claims, gateway-wide mapping plus this route's additions.
     pub identity_headers: Vec<(HeaderName, ClaimSource)>,

@@ -15,10 +15,14 @@ pub type Text = Spanned<String>;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayFile {
-    pub listeners: Spanned<Vec<Spanned<ListenerFile>>>,
+    /// Required, unless `decision` is set (a decision service forwards nothing).
+    #[serde(default)]
+    pub listeners: Option<Spanned<Vec<Spanned<ListenerFile>>>>,
     #[serde(default)]
     pub issuers: Vec<Spanned<IssuerFile>>,
-    pub upstreams: Spanned<Vec<Spanned<UpstreamFile>>>,
+    /// Required with `listeners`.
+    #[serde(default)]
+    pub upstreams: Option<Spanned<Vec<Spanned<UpstreamFile>>>>,
     #[serde(default)]
     pub identity: Option<IdentityFile>,
     pub routes: Spanned<Vec<Spanned<RouteFile>>>,
@@ -308,7 +312,9 @@ pub struct RouteFile {
     pub id: Text,
     #[serde(rename = "match")]
     pub matcher: Spanned<MatchFile>,
-    pub upstream: Text,
+    /// Required with `listeners` (where the proxy forwards); a decision service may omit it.
+    #[serde(default)]
+    pub upstream: Option<Text>,
     #[serde(default)]
     pub auth: Option<Spanned<AuthFile>>,
     #[serde(default)]

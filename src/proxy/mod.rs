@@ -133,9 +133,14 @@ impl ProxyHttp for Gateway {
         let route = ctx.route().ok_or_else(|| {
             Error::explain(ErrorType::InternalError, "upstream_peer without a route")
         })?;
-        Ok(Box::new(
-            ctx.snapshot.upstreams[route.upstream].peer.clone(),
-        ))
+        // Every route has an upstream when there are proxy listeners (config compile).
+        let upstream = route.upstream.ok_or_else(|| {
+            Error::explain(
+                ErrorType::InternalError,
+                "a route without an upstream, proxied",
+            )
+        })?;
+        Ok(Box::new(ctx.snapshot.upstreams[upstream].peer.clone()))
     }
 
     async fn upstream_request_filter(

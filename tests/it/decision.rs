@@ -427,3 +427,48 @@ async fn decisions_and_proxied_requests_agree_on_a_table_of_requests() {
     let post = "portcullis_requests_total{method=\"POST\",mode=\"decision\",route=\"-\",status_class=\"4xx\"} 1";
     assert!(metrics.contains(post), "{metrics}");
 }
+
+/// A decision service alone, the shape of deploy/kubernetes/decision/: no proxy listener, no
+/// upstream. The real binary starts, answers the ingress's questions, and exits 0 on SIGTERM.
+#[tokio::test]
+async fn a_decision_service_runs_without_proxy_listeners_or_upstreams() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixtures().join("jwks.json"), dir.path().join("jwks.json")).unwrap();
+    let yaml = format!(
+        r#"admin: {{ address: "{{admin}}" }}
+decision: {{ address: "{{decision}}", protocol: traefik, trusted_proxies: ["127.0.0.1"] }}
+issuers:
+  - {{ id: corp, issuer: "{ISSUER}", jwks_file: jwks.json, audiences: ["{AUDIENCE}"] }}
+identity: {{ headers: {{ X-Auth-Subject: sub }} }}
+routes:
+  - {{ id: orders, match: {{ path_prefix: /orders }}, auth: {{ scopes: {{ all_of: [read:orders] }} }} }}
+"#
+    );
+    let mut gw = GatewayProcess::start(&yaml, dir.path()).await;
+    let decision = gw.decision.unwrap();
+    let ask = |token: Option<String>| {
+        let mut req = client()
+            .get(format!("http://{decision}/"))
+            .header("x-forwarded-method", "GET")
+            .header("x-forwarded-host", "api.example.com")
+            .header("x-forwarded-uri", "/orders/7");
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let allowed = ask(Some(Issuer::rsa(&claims("read:orders")))).await.unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(allowed.headers()["x-auth-subject"], "alice");
+    // RFC 6750 §3.1: no token, 401 with a bare Bearer challenge.
+    let refused = ask(None).await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert!(refused.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+    gw.wait_for_log("decision listener").await;
+    gw.signal("-TERM");
+    let (status, _) = gw.remaining_logs_until_exit().await;
+    assert!(status.success(), "exit status {status:?}");
+}

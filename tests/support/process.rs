@@ -16,6 +16,8 @@ pub struct GatewayProcess {
     pub admin: SocketAddr,
     /// The probes listener, when the YAML has a `{probes}` placeholder.
     pub probes: Option<SocketAddr>,
+    /// The decision listener, when the YAML has a `{decision}` placeholder.
+    pub decision: Option<SocketAddr>,
     /// The configuration file and the upgrade socket (for [`Self::take_over`]).
     config: std::path::PathBuf,
     sock: std::path::PathBuf,
@@ -78,12 +80,16 @@ impl GatewayProcess {
         let (listener, listen) = bind_free();
         let (admin_listener, admin) = bind_free();
         let probes = yaml.contains("{probes}").then(bind_free);
+        let decision = yaml.contains("{decision}").then(bind_free);
         let path = dir.join("gateway.yaml");
         let mut yaml = yaml
             .replace("{listen}", &listen.to_string())
             .replace("{admin}", &admin.to_string());
         if let Some((_, probes)) = &probes {
             yaml = yaml.replace("{probes}", &probes.to_string());
+        }
+        if let Some((_, decision)) = &decision {
+            yaml = yaml.replace("{decision}", &decision.to_string());
         }
         std::fs::write(&path, yaml).unwrap();
         let sock = dir.join("upgrade.sock");
@@ -93,6 +99,9 @@ impl GatewayProcess {
         fds.add(admin.to_string(), admin_listener.as_raw_fd());
         if let Some((probes_listener, probes)) = &probes {
             fds.add(probes.to_string(), probes_listener.as_raw_fd());
+        }
+        if let Some((decision_listener, decision)) = &decision {
+            fds.add(decision.to_string(), decision_listener.as_raw_fd());
         }
         // Pingora's upgrade protocol: retried until the binary listens on the socket.
         let sock_path = sock.display().to_string();
@@ -107,6 +116,7 @@ impl GatewayProcess {
             listen,
             admin,
             probes: probes.map(|(_, a)| a),
+            decision: decision.map(|(_, a)| a),
             config: path,
             sock,
             logs,
@@ -124,6 +134,7 @@ impl GatewayProcess {
             listen: self.listen,
             admin: self.admin,
             probes: self.probes,
+            decision: self.decision,
             config: self.config.clone(),
             sock: self.sock.clone(),
             logs,

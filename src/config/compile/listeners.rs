@@ -6,18 +6,23 @@ use crate::stores::Certificates;
 /// `listeners[].plaintext`'s one value.
 const PLAINTEXT_INTENDED: &str = "behind_tls_terminator";
 
+/// `listeners` may be absent or empty only in a decision service (`decision` set).
 pub(super) fn compile_listeners(
     cx: &mut Ctx,
-    listeners: &Spanned<Vec<Spanned<ListenerFile>>>,
+    listeners: Option<&Spanned<Vec<Spanned<ListenerFile>>>>,
+    decision_service: bool,
     inputs: &Inputs<'_>,
 ) -> Vec<Listener> {
-    if listeners.value.is_empty() {
-        cx.error(
-            listeners.referenced,
-            "listeners",
-            "at least one listener is required",
-        );
-    }
+    let Some(listeners) = listeners.filter(|l| !l.value.is_empty()) else {
+        if !decision_service {
+            cx.error(
+                listeners.map_or(Location::UNKNOWN, |l| l.referenced),
+                "listeners",
+                "at least one listener is required (or `decision`, for a decision service alone)",
+            );
+        }
+        return Vec::new();
+    };
     let mut out = Vec::new();
     let mut names = HashSet::new();
     let mut addresses = HashSet::new();
@@ -311,7 +316,7 @@ mod tests {
     fn listeners(yaml: &str, src: &Memory) -> (Vec<Listener>, Vec<String>) {
         let mut cx = Ctx::default();
         let file: Spanned<Vec<Spanned<ListenerFile>>> = parse(yaml);
-        let out = compile_listeners(&mut cx, &file, &inputs(src));
+        let out = compile_listeners(&mut cx, Some(&file), false, &inputs(src));
         (out, messages(&cx))
     }
 
@@ -321,7 +326,7 @@ mod tests {
         let warnings = |yaml: &str| {
             let mut cx = Ctx::default();
             let file: Spanned<Vec<Spanned<ListenerFile>>> = parse(yaml);
-            compile_listeners(&mut cx, &file, &inputs(&src));
+            compile_listeners(&mut cx, Some(&file), false, &inputs(&src));
             assert_eq!(messages(&cx), Vec::<String>::new());
             cx.warnings
                 .iter()
@@ -428,7 +433,7 @@ mod tests {
         let file: Spanned<Vec<Spanned<ListenerFile>>> = parse(
             r#"[{ name: web, address: "127.0.0.1:8443", tls: { certificates: [{ cert_file: api.crt, key_file: api.key }] } }]"#,
         );
-        compile_listeners(&mut cx, &file, &inputs(&src));
+        compile_listeners(&mut cx, Some(&file), false, &inputs(&src));
         assert!(cx.errors.is_empty());
         let warnings: Vec<String> = cx.warnings.iter().map(ToString::to_string).collect();
         assert!(

@@ -215,7 +215,14 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
         ..Ctx::default()
     };
 
-    let listeners = compile_listeners(&mut cx, &file.listeners, &inputs);
+    let listeners = compile_listeners(
+        &mut cx,
+        file.listeners.as_ref(),
+        file.decision.is_some(),
+        &inputs,
+    );
+    // Proxy listeners forward to upstreams; a decision service alone has none.
+    let proxy = file.listeners.as_ref().is_some_and(|l| !l.value.is_empty());
     // Ids resolve by position in the file even when their entry has errors, so a broken issuer
     // is reported once, where it is, and not again as "unknown" by every route naming it.
     let issuers = compile_issuers(&mut cx, &file.issuers, &inputs);
@@ -225,11 +232,11 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
         .enumerate()
         .map(|(i, f)| (f.value.id.value.as_str(), i))
         .collect();
-    let upstreams = compile_upstreams(&mut cx, &file.upstreams, &inputs);
+    let upstreams = compile_upstreams(&mut cx, file.upstreams.as_ref(), proxy, &inputs);
     let upstream_ids: HashMap<&str, usize> = file
         .upstreams
-        .value
         .iter()
+        .flat_map(|u| u.value.iter())
         .enumerate()
         .map(|(i, f)| (f.value.id.value.as_str(), i))
         .collect();
@@ -304,20 +311,32 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
             r.method_override.as_ref(),
             &format!("{path}.method_override"),
         );
-        let upstream = match upstream_ids.get(r.upstream.value.as_str()) {
-            Some(&u) => Some(u),
-            None => {
+        // `Some(None)`: no upstream, in a decision service that forwards nothing.
+        let upstream = match &r.upstream {
+            None if proxy => {
                 cx.error(
-                    r.upstream.referenced,
+                    route.referenced,
                     format!("{path}.upstream"),
-                    format!(
-                        "unknown upstream \"{}\" (known: {})",
-                        r.upstream.value,
-                        known(upstream_ids.keys())
-                    ),
+                    "required: the listeners forward this route's requests to it",
                 );
                 None
             }
+            None => Some(None),
+            Some(named) => match upstream_ids.get(named.value.as_str()) {
+                Some(&u) => Some(Some(u)),
+                None => {
+                    cx.error(
+                        named.referenced,
+                        format!("{path}.upstream"),
+                        format!(
+                            "unknown upstream \"{}\" (known: {})",
+                            named.value,
+                            known(upstream_ids.keys())
+                        ),
+                    );
+                    None
+                }
+            },
         };
         let auth = compile_route_auth(
             &mut cx,
@@ -593,6 +612,50 @@ routes:
     upstream: orders
     auth: { scopes: { all_of: ["other"] } }
 "#;
+
+    /// A decision service alone: no proxy listener, so no upstream to name.
+    const DECISION_SERVICE: &str = r#"
+issuers:
+  - { id: corp, issuer: "https://idp.test", jwks_file: jwks.json, audiences: [orders] }
+decision: { address: "0.0.0.0:9191", protocol: nginx, trusted_proxies: [10.0.0.0/8] }
+routes:
+  - { id: health, match: { path: /healthz }, auth: public }
+  - { id: orders, match: { path_prefix: /orders }, auth: { scopes: { all_of: [read] } } }
+"#;
+
+    #[test]
+    fn a_decision_service_needs_no_listener_and_no_upstream() {
+        let compiled = compile_yaml(DECISION_SERVICE, &machine()).unwrap();
+        let s = &compiled.snapshot;
+        assert!(s.listeners.is_empty() && s.upstreams.is_empty());
+        assert!(s.routes.iter().all(|r| r.upstream.is_none()));
+        assert!(s.decision.is_some());
+
+        // Without `decision`, the proxy needs a listener.
+        let proxy = DECISION_SERVICE.replace("decision:", "# decision:");
+        let errors = compile_yaml(&proxy, &machine()).unwrap_err();
+        assert_eq!(
+            errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["listeners: at least one listener is required (or `decision`, for a decision service alone)"]
+        );
+        // With a listener, every route names an upstream, and there is one.
+        let both =
+            format!("listeners: [{{ name: web, address: \"0.0.0.0:8080\" }}]\n{DECISION_SERVICE}");
+        let errors: Vec<String> = compile_yaml(&both, &machine())
+            .unwrap_err()
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "upstreams: at least one upstream is required: the listeners forward to them",
+                "7:5: routes[0].upstream: required: the listeners forward this route's requests to it",
+                "8:5: routes[1].upstream: required: the listeners forward this route's requests to it",
+            ]
+        );
+    }
 
     #[test]
     fn a_whole_gateway_compiles_from_memory() {

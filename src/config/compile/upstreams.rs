@@ -124,18 +124,23 @@ pub(super) fn compile_upstream_tls(
     })
 }
 
+/// `upstreams` may be absent or empty only without proxy listeners (a decision service).
 pub(super) fn compile_upstreams(
     cx: &mut Ctx,
-    upstreams: &Spanned<Vec<Spanned<UpstreamFile>>>,
+    upstreams: Option<&Spanned<Vec<Spanned<UpstreamFile>>>>,
+    proxy: bool,
     inputs: &Inputs<'_>,
 ) -> Vec<Option<Upstream>> {
-    if upstreams.value.is_empty() {
-        cx.error(
-            upstreams.referenced,
-            "upstreams",
-            "at least one upstream is required",
-        );
-    }
+    let Some(upstreams) = upstreams.filter(|u| !u.value.is_empty()) else {
+        if proxy {
+            cx.error(
+                upstreams.map_or(Location::UNKNOWN, |u| u.referenced),
+                "upstreams",
+                "at least one upstream is required: the listeners forward to them",
+            );
+        }
+        return Vec::new();
+    };
     let mut out = Vec::new();
     let mut ids = HashSet::new();
     for (i, u) in upstreams.value.iter().enumerate() {
@@ -307,7 +312,7 @@ mod tests {
     fn upstreams(yaml: &str, src: &Memory) -> (Vec<Option<Upstream>>, Vec<String>) {
         let mut cx = Ctx::default();
         let file: Spanned<Vec<Spanned<UpstreamFile>>> = parse(yaml);
-        let out = compile_upstreams(&mut cx, &file, &inputs(src));
+        let out = compile_upstreams(&mut cx, Some(&file), true, &inputs(src));
         (out, messages(&cx))
     }
 
