@@ -20,7 +20,7 @@ For each directory (sidecar/, ingress/, ingress/monitoring/):
   crds           ServiceMonitor and PrometheusRule: a structural check of our own (the fields
                  used here, against an allow-list taken from the operator's CRDs), and the rules
                  are the alerts of docs/metrics.md.
-For each deployment mode (sidecar, ingress with its monitoring/):
+For each deployment mode (sidecar, ingress with its monitoring/, decision):
   config         every gateway.yaml held in a ConfigMap passes `portcullis validate` (without
                  --secrets: the Secrets and the cluster's DNS are not here; validate lists them
                  as not checked). Each upstream host it could not resolve must be a Service of
@@ -28,7 +28,10 @@ For each deployment mode (sidecar, ingress with its monitoring/):
   refs           the cross-references: ports, probes, Services, mounts, Secret and ConfigMap
                  names and keys, the listen addresses and upstreams of the embedded gateway.yaml,
                  the termination budget, the scrape annotations, ServiceMonitor, NetworkPolicy,
-                 PodDisruptionBudget and HorizontalPodAutoscaler selectors.
+                 PodDisruptionBudget and HorizontalPodAutoscaler selectors. In decision mode
+                 the NetworkPolicies: every pod behind one whose peers are pods of a named
+                 namespace (the ingress controller), and portcullis' decision port open only
+                 to them.
   security       the security context, service-account token and resources of every pod.
 
 Output: one line per passing check, one `file:path: message` line per failure; exit 1 on any
@@ -58,11 +61,12 @@ OLDEST_KUBERNETES = "1.30"
 MODES = {
     "sidecar": ["sidecar"],
     "ingress": ["ingress", "ingress/monitoring"],
+    "decision": ["decision"],
 }
 
 # Where a mode's portcullis runs: a native sidecar (an init container that restarts) or a main
 # container.
-PORTCULLIS_PLACE = {"sidecar": "initContainers", "ingress": "containers"}
+PORTCULLIS_PLACE = {"sidecar": "initContainers", "ingress": "containers", "decision": "containers"}
 
 OPERATOR_GROUP = "monitoring.coreos.com/"
 
@@ -812,6 +816,8 @@ def check_portcullis(ctx, pod, c, cpath):
         listening["listeners[%d].address" % i] = l.get("address")
     if admin.get("probes_address"):
         listening["admin.probes_address"] = admin["probes_address"]
+    if (gw.get("decision") or {}).get("address"):
+        listening["decision.address"] = gw["decision"]["address"]
     declared = set()
     for path, address in listening.items():
         try:
@@ -827,8 +833,9 @@ def check_portcullis(ctx, pod, c, cpath):
                 cm_where(path), address, c.get("name"), port_names(c)))
     for port, name in ports.items():
         if port not in declared:
-            failures.append("%s: container port %s (%s) is no listener or probes_address of "
-                            "gateway.yaml" % (where(cpath + ".ports"), port, name))
+            failures.append("%s: container port %s (%s) is no listener, probes_address or "
+                            "decision.address of gateway.yaml" % (where(cpath + ".ports"), port,
+                                                                  name))
     admin_address = admin.get("address", "127.0.0.1:9901")
     try:
         if not split_address(admin_address)[0].is_loopback:
@@ -875,12 +882,15 @@ def check_portcullis(ctx, pod, c, cpath):
 
     # Every file gateway.yaml names is in a mounted ConfigMap or Secret.
     named = []
-    for i, l in enumerate(gw.get("listeners") or []):
+    tls_of = [("listeners[%d]" % i, l) for i, l in enumerate(gw.get("listeners") or [])]
+    if gw.get("decision"):
+        tls_of.append(("decision", gw["decision"]))
+    for where_tls, l in tls_of:
         tls = l.get("tls") or {}
         for j, pair in enumerate(tls.get("certificates") or []):
             for key in ("cert_file", "key_file"):
-                named.append(("listeners[%d].tls.certificates[%d].%s" % (i, j, key), pair.get(key)))
-        named.append(("listeners[%d].tls.client_auth.ca_file" % i,
+                named.append(("%s.tls.certificates[%d].%s" % (where_tls, j, key), pair.get(key)))
+        named.append(("%s.tls.client_auth.ca_file" % where_tls,
                       (tls.get("client_auth") or {}).get("ca_file")))
     for i, iss in enumerate(gw.get("issuers") or []):
         named.append(("issuers[%d].jwks_file" % i, iss.get("jwks_file")))
@@ -1039,7 +1049,9 @@ def check_policy_refs(ctx, found):
     """NetworkPolicy peers are portcullis' pods; PDB and HPA point at portcullis' Deployment."""
     failures = []
     gateway_pods = [pod for pod, _, _ in found]
-    for np in [d for d in ctx.docs if d.kind == "NetworkPolicy"]:
+    if ctx.mode == "decision":
+        failures.extend(check_decision_policies(ctx, gateway_pods))
+    for np in [d for d in ctx.docs if d.kind == "NetworkPolicy" and ctx.mode != "decision"]:
         spec = np.obj.get("spec") or {}
         try:
             target = match_labels(spec.get("podSelector"), np, "spec.podSelector")
@@ -1104,7 +1116,7 @@ def check_policy_refs(ctx, found):
             failures.append("%s: %s, at least 2 for availability" % (
                 hpa.where("spec.minReplicas"), spec.get("minReplicas", 1)))
 
-    if ctx.mode == "ingress":
+    if ctx.mode in ("ingress", "decision"):
         for pod in deployments:
             replicas = pod.doc.obj["spec"].get("replicas")
             if replicas is not None and replicas < 2:
@@ -1121,6 +1133,72 @@ def check_policy_refs(ctx, found):
                                ("HorizontalPodAutoscaler", hpas)):
                 if not objs:
                     failures.append("%s: no %s" % (pod.doc.where(), kind))
+    return failures
+
+
+def check_decision_policies(ctx, gateway_pods):
+    """Decision mode: the ingress controller, outside these manifests, is the only peer. Every
+    pod here (portcullis, which believes the descriptions it is sent; the backends, which believe
+    the identity headers) is behind a NetworkPolicy whose peers are pods of a named namespace,
+    never an address block or everyone; portcullis' decision port is open to such a peer only."""
+    failures = []
+    policies = [d for d in ctx.docs if d.kind == "NetworkPolicy"]
+    covered = []
+    decision_ports = {p.get("containerPort") for pod in gateway_pods for c, _ in pod.containers()
+                      if is_portcullis(c) for p in c.get("ports") or []
+                      if p.get("name") == "decision"}
+    for np in policies:
+        spec = np.obj.get("spec") or {}
+        try:
+            target = match_labels(spec.get("podSelector"), np, "spec.podSelector")
+        except CheckError as e:
+            failures.append(str(e))
+            continue
+        protected = ctx.inv.pods_selected(target)
+        if not protected:
+            failures.append("%s: %s selects no pod of these manifests" % (
+                np.where("spec.podSelector"), target))
+        covered += protected
+        rules = spec.get("ingress") or []
+        if not rules:
+            failures.append("%s: no rule: nothing, the ingress controller included, may "
+                            "connect" % np.where("spec.ingress"))
+        for i, rule in enumerate(rules):
+            peers = rule.get("from") or []
+            if not peers:
+                failures.append("%s: no `from`: every pod may connect" % np.where(
+                    "spec.ingress[%d]" % i))
+            for j, peer in enumerate(peers):
+                path = "spec.ingress[%d].from[%d]" % (i, j)
+                named_namespace = ((peer.get("namespaceSelector") or {}).get("matchLabels") or
+                                   {}).get("kubernetes.io/metadata.name")
+                if ("ipBlock" in peer or not named_namespace or
+                        not (peer.get("podSelector") or {}).get("matchLabels")):
+                    failures.append("%s: a peer must be pods (podSelector.matchLabels) of a named "
+                                    "namespace (namespaceSelector kubernetes.io/metadata.name)" %
+                                    np.where(path))
+            ports = [p.get("port") for p in rule.get("ports") or []]
+            for j, port in enumerate(ports):
+                for pod in protected:
+                    if not any(container_port(c, port) for c, _ in pod.containers()):
+                        failures.append("%s: %r is not a container port of %s" % (
+                            np.where("spec.ingress[%d].ports[%d].port" % (i, j)), port,
+                            pod.doc.where()))
+            if any(pod in gateway_pods for pod in protected) and not ports:
+                failures.append("%s: no `ports`: every port of portcullis is open to these "
+                                "peers" % np.where("spec.ingress[%d]" % i))
+    for pod in ctx.inv.pods:
+        if pod not in covered:
+            failures.append("%s: no NetworkPolicy selects it: %s" % (
+                pod.doc.where(), "any pod could ask for decisions" if pod in gateway_pods else
+                "any pod could reach it around the ingress and its decisions"))
+    if decision_ports and not any(
+            container_port(c, p.get("port")) in decision_ports
+            for np in policies for rule in (np.obj.get("spec") or {}).get("ingress") or []
+            for p in rule.get("ports") or [] for pod in gateway_pods
+            for c, _ in pod.containers() if is_portcullis(c)):
+        failures.append("%s: no NetworkPolicy opens the decision port to the ingress "
+                        "controller" % ctx.mode)
     return failures
 
 
@@ -1302,7 +1380,7 @@ MUTATIONS = [
      "sidecar: refs", "admin.probes_address: 0.0.0.0:9902 is not a port of container portcullis"),
     ("ingress/configmap.yaml", "        address: \"0.0.0.0:8443\"",
      "        address: \"0.0.0.0:8444\"",
-     "ingress: refs", "container port 8443 (https) is no listener or probes_address"),
+     "ingress: refs", "container port 8443 (https) is no listener, probes_address or decision"),
     ("ingress/configmap.yaml", "      address: \"127.0.0.1:9901\"",
      "      address: \"0.0.0.0:9901\"",
      "ingress: refs", "admin.address: 0.0.0.0:9901 is not loopback"),
@@ -1372,6 +1450,34 @@ MUTATIONS = [
     ("ingress/deployment.yaml", "          topologyKey: kubernetes.io/hostname",
      "          topologyKey: kubernetes.io/hostname\n          nodeTaintsPolicy: Honor",
      "ingress: schema", None),  # a real field: must still pass (guards against a checker too strict)
+    # decision mode: its listener, its file, its walls
+    ("decision/deployment.yaml", "              containerPort: 9191    # decision.address",
+     "              containerPort: 9192    # decision.address",
+     "decision: refs", "decision.address: 0.0.0.0:9191 is not a port of container portcullis"),
+    ("decision/configmap.yaml", "      trusted_proxies: [\"10.0.0.0/8\"]",
+     "      trusted_proxies: [\"0.0.0.0/0\"]",
+     "decision: config", "decision/configmap.yaml:ConfigMap/portcullis-decision-gateway:"
+     "data[gateway.yaml]: portcullis validate: "),
+    ("decision/deployment.yaml", "              - configMap:\n                  name: "
+     "portcullis-decision-revocations\n                  items:\n                    - key: "
+     "revoked.yaml\n                      path: revoked.yaml\n", "",
+     "decision: refs", "revocation.file: /etc/portcullis/revoked.yaml is in no ConfigMap or Secret"),
+    ("decision/networkpolicy.yaml", "              app.kubernetes.io/component: controller\n"
+     "      ports:\n        - protocol: TCP\n          port: 9191\n",
+     "              app.kubernetes.io/component: controller\n",
+     "decision: refs", "NetworkPolicy/portcullis-decision:spec.ingress[0]: no `ports`"),
+    ("decision/networkpolicy.yaml", "    - from:\n        - namespaceSelector:\n            "
+     "matchLabels:\n              kubernetes.io/metadata.name: monitoring",
+     "    - from:\n        - ipBlock: { cidr: 10.0.0.0/8 }\n          namespaceSelector:\n"
+     "            matchLabels:\n              kubernetes.io/metadata.name: monitoring",
+     "decision: refs", "NetworkPolicy/portcullis-decision:spec.ingress[1].from[0]: a peer must "
+     "be pods"),
+    ("decision/networkpolicy.yaml", "      portcullis-backend: \"true\"\n  policyTypes",
+     "      portcullis-backend: \"yes\"\n  policyTypes",
+     "decision: refs", "Deployment/example-orders: no NetworkPolicy selects it: any pod could "
+     "reach it around the ingress"),
+    ("decision/hpa.yaml", "  minReplicas: 2", "  minReplicas: 1",
+     "decision: refs", "spec.minReplicas: 1, at least 2"),
     # security
     ("ingress/redis.yaml", "            readOnlyRootFilesystem: true   # writes only to /data",
      "            readOnlyRootFilesystem: false",
