@@ -317,6 +317,9 @@ fn answer(
         http::header::CACHE_CONTROL,
         HeaderValue::from_static("no-store"),
     );
+    // Without a length Pingora delimits the answer by closing the connection: the ingress
+    // (Envoy, Traefik, nginx with keepalive) would connect again for every decision.
+    headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
@@ -357,7 +360,8 @@ impl Decision {
 }
 
 impl DecisionApp {
-    async fn decide(&self, session: &ServerSession) -> Decision {
+    /// The decision, and the snapshot it was made with (the access log names its routes).
+    async fn decide(&self, session: &ServerSession) -> (Arc<Snapshot>, Decision) {
         let snapshot = self.snapshots.current();
         let peer = session
             .client_addr()
@@ -366,14 +370,15 @@ impl DecisionApp {
         let refresh = admission::refresh::Refresh {
             on_refresh: |issuer: &str| self.metrics.record_unknown_kid_refresh(issuer),
         };
-        decide(
+        let decision = decide(
             &snapshot,
             session.req_header(),
             peer,
             crate::clock::unix_now,
             &refresh,
         )
-        .await
+        .await;
+        (snapshot, decision)
     }
 }
 
@@ -481,13 +486,16 @@ pub async fn decide<R: KeyRefresh>(
                     .filter(|n| !headers.contains_key(*n))
                     .map(|n| n.as_str())
                     .collect();
-                if let Ok(unset) = HeaderValue::try_from(unset.join(",")) {
-                    if !unset.is_empty() {
-                        headers.insert(
-                            HeaderName::from_static("x-envoy-auth-headers-to-remove"),
-                            unset,
-                        );
-                    }
+                if !unset.is_empty() {
+                    // Header names always make a valid value; if not, fail closed: without the
+                    // list Envoy would pass a forged identity header on.
+                    let Ok(unset) = HeaderValue::try_from(unset.join(",")) else {
+                        return decline("internal_error", StatusCode::INTERNAL_SERVER_ERROR);
+                    };
+                    headers.insert(
+                        HeaderName::from_static("x-envoy-auth-headers-to-remove"),
+                        unset,
+                    );
                 }
             }
             Decision {
@@ -528,11 +536,11 @@ pub async fn decide<R: KeyRefresh>(
 impl ServeHttp for DecisionApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let started = std::time::Instant::now();
-        let decision = self.decide(session).await;
+        let (snapshot, decision) = self.decide(session).await;
         crate::proxy::access_log::record_decision(
             &self.metrics,
             session,
-            &self.snapshots.current(),
+            &snapshot,
             started,
             &crate::proxy::access_log::Decided {
                 request_id: &decision.request_id,

@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::auth::keys::IssuerKeys;
-use crate::config::{self, ConfigErrors};
+use crate::config::{self, ConfigError, ConfigErrors};
 use crate::metrics::Metrics;
 use crate::revocation::file::{FileError, FileLoad, RevocationFile};
 use crate::snapshot::{Snapshot, SnapshotHolder};
@@ -107,6 +107,26 @@ impl Refreshers {
     }
 }
 
+/// A configuration whose routes have no upstream (a decision service alone) cannot replace one
+/// whose proxy listeners are bound: they stay bound until a restart, and would admit requests
+/// they have nowhere to send.
+fn proxies_without_upstream(stores: &Stores, new: &Snapshot) -> Option<ConfigError> {
+    let started = stores.started()?;
+    if started.settings.listeners.is_empty() {
+        return None;
+    }
+    let (i, _) = new
+        .routes
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.upstream.is_none())?;
+    Some(ConfigError::at(
+        serde_saphyr::Location::UNKNOWN,
+        format!("routes[{i}].upstream"),
+        "required: this process serves proxy listeners until it restarts",
+    ))
+}
+
 /// Load `path` into `stores` and, if valid, make it the current snapshot. Unchanged remote
 /// issuers keep their keys and listeners their certificate stores: compiling takes them from
 /// `stores`.
@@ -117,7 +137,14 @@ pub fn reload(
     refreshers: &Refreshers,
     metrics: &Metrics,
 ) -> ReloadOutcome {
-    let outcome = match config::load_into(path, stores) {
+    let loaded =
+        config::load_into(path, stores).and_then(|compiled| {
+            match proxies_without_upstream(stores, &compiled.snapshot) {
+                Some(error) => Err(ConfigErrors(vec![error])),
+                None => Ok(compiled),
+            }
+        });
+    let outcome = match loaded {
         Err(errors) => {
             for e in &errors.0 {
                 tracing::error!(config = %path.display(), "reload refused: {e}");

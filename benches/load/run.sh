@@ -12,6 +12,9 @@
 #     request);
 #   HTTPS, HTTP/1.1 (wrk): bare; portcullis steady token;
 #   HTTP/2 over TLS (h2load): bare; portcullis steady token;
+#   decision mode (wrk): the subrequest nginx's auth_request sends (deploy/nginx), steady token,
+#     against the decision listener of the cache-on portcullis: no upstream, so compare its
+#     CPU per request with the proxied steady token's;
 # then once: unique tokens (every request a token never seen, pre-minted, cache on).
 # Prints the means of req/s, p50, p99, the proxy's CPU µs per request (from /proc), failed requests, and the
 # ratio to bare Pingora on the same protocol; then the RSS growth of the unique-token run per
@@ -80,7 +83,7 @@ wait_port "$backend"
 
 # portcullis' configuration: the demo issuer, one protected route, a plain and a TLS listener,
 # the cache on or off.
-gateway_config() { # port tls_port admin cache
+gateway_config() { # port tls_port admin cache [decision_port]
   cat >"$work/gateway-$4.yaml" <<EOF
 listeners:
   - { name: http, address: "127.0.0.1:$1" }
@@ -96,6 +99,7 @@ issuers:
 upstreams: [{ id: backend, url: "http://127.0.0.1:$backend" }]
 admin: { address: "127.0.0.1:$3" }
 auth_cache: { enabled: $4 }
+${5:+decision: { address: \"127.0.0.1:$5\", protocol: nginx, trusted_proxies: [127.0.0.1] \}}
 routes:
   - id: orders
     match: { path_prefix: /orders, methods: [GET, HEAD] }
@@ -149,6 +153,8 @@ run() {
   # no token repeats.
   case $kind in
     wrk) taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d2s -H "$auth" "$url" >/dev/null ;;
+    decision) taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d2s -H "$auth" "${described[@]}" "$url" \
+      >/dev/null ;;
     h2) taskset -c 0 h2load -t1 -c8 -m4 -D 2 -H "$auth" "$url" >/dev/null ;;
   esac
   # h2load appends to its log file: one file per run.
@@ -159,6 +165,9 @@ run() {
     wrk)
       out=$(timeout $((DURATION + 30)) taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" \
         --latency -H "$auth" "$url") ;;
+    decision)
+      out=$(timeout $((DURATION + 30)) taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" \
+        --latency -H "$auth" "${described[@]}" "$url") ;;
     unique)
       out=$(timeout $((DURATION + 30)) taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" \
         --latency -s "$work/unique.lua" "$url" -- "$work/tokens.txt") ;;
@@ -169,7 +178,7 @@ run() {
   esac
   after=$(cpu_ticks "$pid")
   case $kind in
-    wrk | unique)
+    wrk | unique | decision)
       requests=$(awk '/requests in/ {print $1}' <<<"$out")
       rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
       p50=$(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
@@ -209,10 +218,10 @@ pids+=($bare_pid)
 
 # portcullis with the cache on serves the steady, HTTPS, HTTP/2 and (last) unique-token loads;
 # a second one has the cache off. Only the one under load uses CPU.
-start_portcullis() { # cache: sets port, tls_port, admin, pid
-  port=$(free_port) tls_port=$(free_port) admin=$(free_port)
+start_portcullis() { # cache [decision]: sets port, tls_port, admin, decision, pid
+  port=$(free_port) tls_port=$(free_port) admin=$(free_port) decision=${2:+$(free_port)}
   local config
-  config=$(gateway_config "$port" "$tls_port" "$admin" "$1")
+  config=$(gateway_config "$port" "$tls_port" "$admin" "$1" "$decision")
   taskset -c 1 "$bin/portcullis" --log-format json run -c "$config" 2>"$work/portcullis-$1.log" &
   pid=$!
   pids+=($pid)
@@ -221,8 +230,12 @@ start_portcullis() { # cache: sets port, tls_port, admin, pid
 }
 start_portcullis false
 off_port=$port off_pid=$pid
-start_portcullis true
-on_port=$port on_tls=$tls_port on_admin=$admin on_pid=$pid
+start_portcullis true decision
+on_port=$port on_tls=$tls_port on_admin=$admin on_pid=$pid on_decision=$decision
+wait_port "$on_decision"
+# What nginx's auth subrequest for GET /orders/42 carries besides the client's headers
+# (deploy/nginx/auth_request.conf).
+described=(-H "X-Original-URI: /orders/42" -H "X-Original-Method: GET" -H "X-Original-Host: 127.0.0.1")
 wait_port "$bare"
 wait_port "$bare_tls"
 
@@ -242,6 +255,8 @@ for round in $(seq 1 "$ROUNDS"); do
   run "$h2" $bare_pid - h2 "https://127.0.0.1:$bare_tls/orders/42"
   run "portcullis, HTTP/2 over TLS, steady token" $on_pid "$h2" h2 \
     "https://127.0.0.1:$on_tls/orders/42"
+  run "portcullis, decision (nginx auth subrequest), steady token" $on_pid \
+    "portcullis, steady token (cache hits)" decision "http://127.0.0.1:$on_decision/_portcullis"
 done
 
 # Once: each token is new only once.

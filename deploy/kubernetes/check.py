@@ -1144,6 +1144,9 @@ def check_decision_policies(ctx, gateway_pods):
     failures = []
     policies = [d for d in ctx.docs if d.kind == "NetworkPolicy"]
     covered = []
+    # The peers the decision port is open to, and those the backends accept: the same
+    # controller, or a pod that may not reach the backends could still ask for decisions.
+    decision_peers, backend_peers = set(), set()
     decision_ports = {p.get("containerPort") for pod in gateway_pods for c, _ in pod.containers()
                       if is_portcullis(c) for p in c.get("ports") or []
                       if p.get("name") == "decision"}
@@ -1158,7 +1161,12 @@ def check_decision_policies(ctx, gateway_pods):
         if not protected:
             failures.append("%s: %s selects no pod of these manifests" % (
                 np.where("spec.podSelector"), target))
-        covered += protected
+        if "Ingress" not in spec.get("policyTypes", ["Ingress"]):
+            failures.append("%s: %s: not an Ingress policy, it walls nothing in" % (
+                np.where("spec.policyTypes"), spec.get("policyTypes")))
+        else:
+            covered += protected
+        guards_gateway = any(pod in gateway_pods for pod in protected)
         rules = spec.get("ingress") or []
         if not rules:
             failures.append("%s: no rule: nothing, the ingress controller included, may "
@@ -1178,13 +1186,19 @@ def check_decision_policies(ctx, gateway_pods):
                                     "namespace (namespaceSelector kubernetes.io/metadata.name)" %
                                     np.where(path))
             ports = [p.get("port") for p in rule.get("ports") or []]
+            peer_keys = {yaml.safe_dump(peer, sort_keys=True) for peer in peers}
+            if not guards_gateway:
+                backend_peers |= peer_keys
+            elif any(container_port(c, port) in decision_ports for port in ports
+                     for pod in protected for c, _ in pod.containers() if is_portcullis(c)):
+                decision_peers |= peer_keys
             for j, port in enumerate(ports):
                 for pod in protected:
                     if not any(container_port(c, port) for c, _ in pod.containers()):
                         failures.append("%s: %r is not a container port of %s" % (
                             np.where("spec.ingress[%d].ports[%d].port" % (i, j)), port,
                             pod.doc.where()))
-            if any(pod in gateway_pods for pod in protected) and not ports:
+            if guards_gateway and not ports:
                 failures.append("%s: no `ports`: every port of portcullis is open to these "
                                 "peers" % np.where("spec.ingress[%d]" % i))
     for pod in ctx.inv.pods:
@@ -1199,6 +1213,11 @@ def check_decision_policies(ctx, gateway_pods):
             for c, _ in pod.containers() if is_portcullis(c)):
         failures.append("%s: no NetworkPolicy opens the decision port to the ingress "
                         "controller" % ctx.mode)
+    elif decision_peers and backend_peers and decision_peers != backend_peers:
+        failures.append("%s: the decision port is open to other peers than the backends accept "
+                        "(the ingress controller): %s" % (
+                            ctx.mode, "; ".join(sorted(p.replace("\n", " ")
+                                                       for p in decision_peers ^ backend_peers))))
     return failures
 
 
@@ -1476,6 +1495,16 @@ MUTATIONS = [
      "      portcullis-backend: \"yes\"\n  policyTypes",
      "decision: refs", "Deployment/example-orders: no NetworkPolicy selects it: any pod could "
      "reach it around the ingress"),
+    ("decision/networkpolicy.yaml", "      portcullis-backend: \"true\"\n  policyTypes: "
+     "[\"Ingress\"]", "      portcullis-backend: \"true\"\n  policyTypes: [\"Egress\"]",
+     "decision: refs", "not an Ingress policy"),
+    ("decision/networkpolicy.yaml", "              app.kubernetes.io/component: controller\n"
+     "      ports:\n        - protocol: TCP\n          port: 9191\n",
+     "              app.kubernetes.io/component: controller\n      ports:\n"
+     "        - protocol: TCP\n          port: 9902\n",
+     "decision: refs", "the decision port is open to other peers than the backends accept",
+     [("decision/networkpolicy.yaml", "          port: 9902\n---",
+       "          port: 9191\n---")]),
     ("decision/hpa.yaml", "  minReplicas: 2", "  minReplicas: 1",
      "decision: refs", "spec.minReplicas: 1, at least 2"),
     # security

@@ -125,6 +125,11 @@ fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Ve
         http::header::CACHE_CONTROL,
         http::HeaderValue::from_static("no-store"),
     );
+    // Without a length Pingora delimits the body by closing the connection (no keep-alive for
+    // a scraper or a probe).
+    let length = http::HeaderValue::from(resp.body().len());
+    resp.headers_mut()
+        .insert(http::header::CONTENT_LENGTH, length);
     resp
 }
 

@@ -457,7 +457,9 @@ routes:
         }
         req.send()
     };
-    let allowed = ask(Some(Issuer::rsa(&claims("read:orders")))).await.unwrap();
+    let allowed = ask(Some(Issuer::rsa(&claims("read:orders"))))
+        .await
+        .unwrap();
     assert_eq!(allowed.status(), 200);
     assert_eq!(allowed.headers()["x-auth-subject"], "alice");
     // RFC 6750 §3.1: no token, 401 with a bare Bearer challenge.
@@ -471,4 +473,72 @@ routes:
     gw.signal("-TERM");
     let (status, _) = gw.remaining_logs_until_exit().await;
     assert!(status.success(), "exit status {status:?}");
+}
+
+/// Answers carry their length, so the ingress (Envoy, Traefik, nginx with `keepalive`) asks again
+/// on the same connection: three decisions in turn on one connection are all answered, and so
+/// are two scrapes of the admin listener. Without a length Pingora closes the connection after
+/// each answer.
+#[tokio::test]
+async fn decisions_and_admin_answers_keep_the_connection_alive() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let echo = echo_upstream().await;
+    let yaml = config(echo, closed_port(), closed_port());
+    let gw = TestGateway::start(&format!(
+        "{yaml}\ndecision: {{ address: \"{{decision}}\", protocol: nginx, trusted_proxies: [\"127.0.0.1\"] }}\n"
+    ));
+    let token = Issuer::rsa(&claims("read:orders"));
+    let ask = format!(
+        "GET /_portcullis HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer {token}\r\nX-Original-URI: /orders/1\r\nX-Original-Method: GET\r\nX-Original-Host: api.example.com\r\n\r\n"
+    );
+    let refused = "GET /_portcullis HTTP/1.1\r\nHost: d\r\nX-Original-URI: /orders/1\r\nX-Original-Method: GET\r\nX-Original-Host: api.example.com\r\n\r\n".to_owned();
+    let scrape = "GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n".to_owned();
+    for (addr, exchanges) in [
+        (
+            gw.decision.unwrap(),
+            vec![(ask.clone(), "200"), (refused, "401"), (ask, "200")],
+        ),
+        (gw.admin, vec![(scrape.clone(), "200"), (scrape, "200")]),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        for (i, (request, status)) in exchanges.into_iter().enumerate() {
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let answer = read_one_response(&mut stream).await;
+            assert_eq!(
+                answer,
+                Some(status),
+                "answer {i} on one connection to {addr}"
+            );
+        }
+    }
+
+    /// The status of the next response, read to the end of its Content-Length; `None` when the
+    /// connection closed first or the response has no length.
+    async fn read_one_response(stream: &mut tokio::net::TcpStream) -> Option<&'static str> {
+        let mut buf = Vec::new();
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))?
+                    .trim()
+                    .parse()
+                    .ok()?;
+                if buf.len() >= end + 4 + length {
+                    return match head.split(' ').nth(1) {
+                        Some("200") => Some("200"),
+                        Some("401") => Some("401"),
+                        _ => Some("other"),
+                    };
+                }
+            }
+            let mut chunk = [0u8; 65536];
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
 }

@@ -119,6 +119,45 @@ async fn an_invalid_reload_is_refused_and_the_old_config_keeps_serving() {
     );
 }
 
+/// A decision service alone (no listener, routes without upstream) cannot replace a running
+/// proxy's configuration: its listeners stay bound until a restart and would admit requests
+/// they have nowhere to send. Refused; the proxy keeps serving.
+#[tokio::test]
+async fn a_reload_to_a_decision_service_alone_is_refused_while_proxying() {
+    let (mut gw, _gated, path, _dir) = reloading_gateway().await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    let listeners = text.lines().find(|l| l.starts_with("listeners:")).unwrap();
+    let decision = text
+        .replace(
+            listeners,
+            &format!(
+                "decision: {{ address: \"{}\", protocol: nginx, trusted_proxies: [\"127.0.0.1\"] }}",
+                closed_port()
+            ),
+        )
+        .replace("upstream: gated, ", "")
+        .replace("upstream: echo, ", "");
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, decision).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    match next_reload(&mut gw).await {
+        ReloadOutcome::Rejected(errors) => assert_eq!(
+            errors.to_string(),
+            "routes[0].upstream: required: this process serves proxy listeners until it restarts"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(
+        client()
+            .get(gw.url("/api/x"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
 #[tokio::test]
 async fn listener_changes_are_reported_as_needing_a_restart() {
     let (mut gw, _gated, path, _dir) = reloading_gateway().await;

@@ -65,7 +65,9 @@ pub(super) fn warn_hostless_routes_on_virtual_hosts(
             continue;
         }
         let shared = entries.iter().find(|(other, other_idx)| {
-            other.host.is_some() && routes[*other_idx].upstream == routes[*idx].upstream
+            other.host.is_some()
+                && routes[*idx].upstream.is_some()
+                && routes[*other_idx].upstream == routes[*idx].upstream
         });
         if let Some((other, other_idx)) = shared {
             cx.warn(
