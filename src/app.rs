@@ -589,6 +589,8 @@ pub struct ExplainArgs<'a> {
     pub url: &'a str,
     /// The token, or `@FILE`.
     pub token: Option<&'a str>,
+    /// The client certificate (PEM file) the request comes with, over TLS.
+    pub client_cert: Option<&'a Path>,
     /// A running gateway's admin address, whose revocation list is read.
     pub admin: Option<&'a str>,
     /// The admin token [default: the configuration's `admin.token_file` / `token_env`].
@@ -655,7 +657,15 @@ pub fn explain(args: ExplainArgs<'_>) -> Result<(String, u8), RunError> {
         .map_err(|e| RunError::Server(format!("method: {e}")))?;
     let req = crate::explain::request(&method, args.url, token.as_deref())
         .map_err(|e| RunError::Server(e.to_string()))?;
-    let mut explanation = crate::explain::explain(&req, &snapshot, crate::clock::unix_now());
+    let transport = match args.client_cert {
+        None => crate::admission::Transport::Plain,
+        Some(file) => crate::admission::Transport::Tls {
+            below_min_version: false,
+            client_cert: Some(client_cert_digest(file)?),
+        },
+    };
+    let mut explanation =
+        crate::explain::explain_on(&req, transport, &snapshot, crate::clock::unix_now());
     if let Some(why) = unseen_revocations(&snapshot, &state, file_error) {
         explanation = explanation.revocation_unknown(why);
     }
@@ -663,6 +673,27 @@ pub fn explain(args: ExplainArgs<'_>) -> Result<(String, u8), RunError> {
         crate::explain::to_text(&explanation),
         explanation.exit_code(),
     ))
+}
+
+/// The SHA-256 of the first certificate of a PEM file, as a TLS listener computes it.
+fn client_cert_digest(path: &Path) -> Result<[u8; 32], RunError> {
+    use rustls::pki_types::pem::PemObject;
+    let bytes = std::fs::read(path).map_err(|e| {
+        RunError::Server(format!(
+            "cannot read the client certificate {}: {e}",
+            path.display()
+        ))
+    })?;
+    let der = rustls::pki_types::CertificateDer::pem_slice_iter(&bytes)
+        .next()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            RunError::Server(format!(
+                "{}: no PEM CERTIFICATE in the file",
+                path.display()
+            ))
+        })?;
+    Ok(crate::tls::ClientCertificate::from_der(&der).digest)
 }
 
 fn read_secret_file(path: &Path, what: &str) -> Result<String, RunError> {

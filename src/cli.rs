@@ -69,6 +69,10 @@ pub enum Command {
         /// The bearer token, or @FILE to read it from a file (keeps it out of shell history).
         #[arg(long)]
         token: Option<String>,
+        /// The client certificate (PEM) the request comes with, over TLS: a token bound to a
+        /// certificate (cnf.x5t#S256, RFC 8705) is checked against it.
+        #[arg(long)]
+        client_cert: Option<PathBuf>,
         /// A running gateway's admin address (host:port or URL): its revocation list (admin API,
         /// file, Redis) is read, so explain sees what that gateway enforces. Without it,
         /// revocations explain cannot see are reported as "unknown", never as a pass.

@@ -281,7 +281,11 @@ mod reason_lists {
                 | TokenFault::Revoked(_)
                 | TokenFault::LifetimeTooLong
                 | TokenFault::ProfileViolation
-                | TokenFault::KeysNotLoaded => {}
+                | TokenFault::KeysNotLoaded
+                | TokenFault::CertificateMissing
+                | TokenFault::CertificateMismatch
+                | TokenFault::DpopBound
+                | TokenFault::UnsupportedConfirmation => {}
             }
         }
         for f in PathFault::ALL {

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             method,
             url,
             token,
+            client_cert,
             admin,
             admin_token_file,
         } => {
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
                 method: &method,
                 url: &url,
                 token: token.as_deref(),
+                client_cert: client_cert.as_deref(),
                 admin: admin.as_deref(),
                 admin_token_file: admin_token_file.as_deref(),
             });

@@ -412,6 +412,8 @@ pub struct ClientCertificate {
     pub thumbprint: String,
     /// The same digest in hex (Envoy's `X-Forwarded-Client-Cert` `Hash=`).
     pub sha256_hex: String,
+    /// The SHA-256 of the DER certificate.
+    pub digest: [u8; 32],
     /// The subject distinguished name, RFC 4514 style.
     pub subject: String,
     forwarded: Option<http::HeaderValue>,
@@ -429,9 +431,12 @@ impl ClientCertificate {
         // Built once per connection, not per request.
         let forwarded =
             http::HeaderValue::from_str(&format!("Hash={sha256_hex};Subject=\"{escaped}\"")).ok();
+        let mut sha256 = [0u8; 32];
+        sha256.copy_from_slice(digest.as_ref());
         ClientCertificate {
             thumbprint: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()),
             sha256_hex,
+            digest: sha256,
             subject,
             forwarded,
         }

@@ -42,9 +42,11 @@ use crate::snapshot::Snapshot;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
     Plain,
-    /// TLS, negotiated below the listener's `min_version` or not.
+    /// TLS, negotiated below the listener's `min_version` or not, with the SHA-256 of the
+    /// client certificate when the client presented one (for certificate-bound tokens).
     Tls {
         below_min_version: bool,
+        client_cert: Option<[u8; 32]>,
     },
 }
 
@@ -92,7 +94,22 @@ pub async fn admit<R: KeyRefresh, O: Observer>(
         routed: None,
         principal: None,
     })?;
-    match authorise(req, snapshot, &routed, now, refresh, cache, obs).await {
+    let client_cert = match &transport {
+        Transport::Tls { client_cert, .. } => client_cert.as_ref(),
+        Transport::Plain => None,
+    };
+    match authorise(
+        req,
+        snapshot,
+        &routed,
+        client_cert,
+        now,
+        refresh,
+        cache,
+        obs,
+    )
+    .await
+    {
         Ok(principal) => Ok(Admitted { routed, principal }),
         Err(denied) => Err(Refused {
             error: denied.error,
@@ -104,7 +121,10 @@ pub async fn admit<R: KeyRefresh, O: Observer>(
 
 /// A TLS connection negotiated below the listener's `min_version` is refused (403).
 fn check_tls<O: Observer>(transport: Transport, obs: &mut O) -> Result<(), GatewayError> {
-    let Transport::Tls { below_min_version } = transport else {
+    let Transport::Tls {
+        below_min_version, ..
+    } = transport
+    else {
         return Ok(());
     };
     let version = match below_min_version {
@@ -117,10 +137,12 @@ fn check_tls<O: Observer>(transport: Transport, obs: &mut O) -> Result<(), Gatew
 }
 
 /// Authentication of a routed request, with one key refresh for an unknown `kid`.
+#[allow(clippy::too_many_arguments)]
 async fn authorise<R: KeyRefresh, O: Observer>(
     req: &RequestHeader,
     snapshot: &Snapshot,
     routed: &Routed,
+    client_cert: Option<&[u8; 32]>,
     now: impl Fn() -> i64,
     refresh: &R,
     cache: CacheUse,
@@ -128,7 +150,16 @@ async fn authorise<R: KeyRefresh, O: Observer>(
 ) -> Result<Option<Arc<Principal>>, Denied> {
     let route = &snapshot.routes[routed.route];
     let query = req.uri.query();
-    let first = authenticate(&req.headers, query, route, snapshot, now(), cache, obs);
+    let first = authenticate(
+        &req.headers,
+        query,
+        client_cert,
+        route,
+        snapshot,
+        now(),
+        cache,
+        obs,
+    );
     let Err(Denied {
         error: GatewayError::InvalidToken(TokenFault::UnknownKid),
         ..
@@ -160,7 +191,16 @@ async fn authorise<R: KeyRefresh, O: Observer>(
     if !refreshed {
         return first;
     }
-    authenticate(&req.headers, query, route, snapshot, now(), cache, obs)
+    authenticate(
+        &req.headers,
+        query,
+        client_cert,
+        route,
+        snapshot,
+        now(),
+        cache,
+        obs,
+    )
 }
 
 /// [`admit`] without a key refresh, at a fixed time: for `explain`, benches and tests, which run

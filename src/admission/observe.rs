@@ -58,6 +58,9 @@ pub enum Step {
     Lifetime,
     /// The RFC 9068 §2.2 claims, for `token_type: at+jwt` issuers.
     Profile,
+    /// A token bound to a key (`cnf`) comes from its holder: the client certificate of the
+    /// connection (RFC 8705 §3).
+    Binding,
     /// The revocation list.
     Revocation,
     /// The route's scopes (RFC 6750 §3.1 `insufficient_scope`).
@@ -90,6 +93,7 @@ impl Step {
             Step::Aud => "aud",
             Step::Lifetime => "lifetime",
             Step::Profile => "profile",
+            Step::Binding => "binding",
             Step::Revocation => "revocation",
             Step::Scopes => "scopes",
         }

@@ -55,12 +55,20 @@ pub enum TokenFault {
     /// The issuer's keys have not loaded yet (or went past their maximum staleness): the token
     /// cannot be checked, which is the gateway's problem, not the client's.
     KeysNotLoaded,
+    /// Bound to a client certificate (`cnf.x5t#S256`, RFC 8705 §3) on a connection without one.
+    CertificateMissing,
+    /// Bound to another client certificate than this connection's.
+    CertificateMismatch,
+    /// Bound to a DPoP key (`cnf.jkt`, RFC 9449): never accepted as a bearer token.
+    DpopBound,
+    /// A `cnf` whose binding cannot be checked (another method, or malformed).
+    UnsupportedConfirmation,
 }
 
 impl TokenFault {
     /// Every fault, a revocation once per kind (the label values of
     /// `portcullis_rejections_total`, initialised at 0).
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 23] = [
         Self::Malformed,
         Self::AlgorithmNotAllowed,
         Self::UnsupportedCritical,
@@ -80,6 +88,10 @@ impl TokenFault {
         Self::LifetimeTooLong,
         Self::ProfileViolation,
         Self::KeysNotLoaded,
+        Self::CertificateMissing,
+        Self::CertificateMismatch,
+        Self::DpopBound,
+        Self::UnsupportedConfirmation,
     ];
 
     /// A stable, bounded label for logs and metrics (the request's reason).
@@ -101,6 +113,10 @@ impl TokenFault {
             Self::KeysNotLoaded => "keys_not_loaded",
             Self::LifetimeTooLong => "lifetime_too_long",
             Self::ProfileViolation => "profile_violation",
+            Self::CertificateMissing => "cnf_certificate_missing",
+            Self::CertificateMismatch => "cnf_certificate_mismatch",
+            Self::DpopBound => "dpop_bound_token",
+            Self::UnsupportedConfirmation => "cnf_unsupported",
             Self::Revoked(by) => match by {
                 crate::revocation::RevokedBy::Jti => "revoked_jti",
                 crate::revocation::RevokedBy::Subject => "revoked_subject",

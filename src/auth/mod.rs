@@ -7,6 +7,7 @@
 
 pub mod algorithm;
 pub mod bearer;
+pub mod binding;
 pub mod cache;
 pub mod fetch;
 pub mod jwks;
@@ -47,9 +48,11 @@ impl From<GatewayError> for Denied {
 /// `Ok(None)` for a public route (any token is ignored), `Ok(Some(principal))` for a verified
 /// token that carries the route's scopes, otherwise the RFC 6750 rejection. Call it through
 /// [`crate::admission::admit`], which routes first and refreshes keys for an unknown `kid`.
+#[allow(clippy::too_many_arguments)]
 pub fn authenticate<O: Observer>(
     headers: &HeaderMap,
     query: Option<&str>,
+    client_cert: Option<&[u8; 32]>,
     route: &Route,
     snapshot: &Snapshot,
     now: i64,
@@ -85,6 +88,19 @@ pub fn authenticate<O: Observer>(
         format!("Authorization: Bearer, {} bytes", t.len())
     })?;
     let (principal, issuer) = verified(token, issuers, audiences, snapshot, now, cache, obs)?;
+    let after_verification = |error| Denied {
+        error,
+        principal: Some(Arc::clone(&principal)),
+    };
+    // On every request, a cached token too: the binding is to this connection.
+    let bound = binding::check(&principal.claims, client_cert).map_err(GatewayError::InvalidToken);
+    seen(obs, Step::Binding, bound, |b| match b {
+        binding::Bound::Not => "not bound (no cnf): a bearer token".to_owned(),
+        binding::Bound::Certificate => {
+            "cnf.x5t#S256: the client certificate of this connection".to_owned()
+        }
+    })
+    .map_err(after_verification)?;
     let facts = crate::revocation::TokenFacts {
         issuer: &issuer.id,
         jti: principal.jti.as_deref(),
@@ -95,10 +111,6 @@ pub fn authenticate<O: Observer>(
     let revoked = match snapshot.revocations.check(&facts) {
         Some(by) => Err(GatewayError::InvalidToken(TokenFault::Revoked(by))),
         None => Ok(()),
-    };
-    let after_verification = |error| Denied {
-        error,
-        principal: Some(Arc::clone(&principal)),
     };
     seen(obs, Step::Revocation, revoked, |()| {
         format!(

@@ -44,11 +44,14 @@ impl Gateway {
         let transport = session
             .digest()
             .and_then(|d| d.ssl_digest.as_ref())
-            .map(|ssl| admission::Transport::Tls {
-                below_min_version: ssl
-                    .extension
-                    .get::<crate::tls::TlsConnection>()
-                    .is_some_and(|c| c.below_min_version),
+            .map(|ssl| {
+                let connection = ssl.extension.get::<crate::tls::TlsConnection>();
+                admission::Transport::Tls {
+                    below_min_version: connection.is_some_and(|c| c.below_min_version),
+                    client_cert: connection
+                        .and_then(|c| c.client_cert.as_ref())
+                        .map(|c| c.digest),
+                }
             })
             .unwrap_or(admission::Transport::Plain);
         let refresh = admission::refresh::Refresh {

@@ -54,6 +54,7 @@ fn a_valid_token_passes_every_check_and_is_forwarded() {
             "iat",
             "aud",
             "lifetime",
+            "binding",
             "revocation",
             "scopes",
         ]
@@ -205,6 +206,45 @@ fn the_exit_status_names_the_kind_of_refusal() {
         let (status, text) = explain_cli(&config, &args);
         assert_eq!(status, Some(code), "{path}: {text}");
     }
+}
+
+/// `--client-cert`: explain checks a certificate-bound token (RFC 8705 §3) against the client
+/// certificate the request would come with, as the TLS listener does.
+#[test]
+fn explain_checks_a_certificate_bound_token_against_the_client_certificate() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.yaml");
+    let yaml = config_yaml_for_cli().replace("revocation: { file: \"{revoked}\" }", "");
+    std::fs::write(&config, yaml).unwrap();
+    let clients = crate::support::tls::TestCa::new("clients CA");
+    let (ui, other) = (clients.client("ui"), clients.client("other"));
+    let (ui_pem, other_pem) = (dir.path().join("ui.crt"), dir.path().join("other.crt"));
+    std::fs::write(&ui_pem, &ui.cert_pem).unwrap();
+    std::fs::write(&other_pem, &other.cert_pem).unwrap();
+    let mut bound = claims("read:orders");
+    bound["cnf"] = json!({ "x5t#S256": base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(ring::digest::digest(&ring::digest::SHA256, &ui.der())) });
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, Issuer::rsa(&bound)).unwrap();
+    let token = format!("--token=@{}", token_file.display());
+    let url = "--url=https://api.example.com/orders/7";
+    let cert = |pem: &std::path::Path| format!("--client-cert={}", pem.display());
+    let (status, text) = explain_cli(&config, &[url, &token, &cert(&ui_pem)]);
+    assert_eq!(status, Some(0), "{text}");
+    assert!(text.contains("pass  binding"), "{text}");
+    let (status, text) = explain_cli(&config, &[url, &token, &cert(&other_pem)]);
+    assert_eq!(status, Some(13), "{text}");
+    assert!(
+        text.contains("FAIL  binding     cnf_certificate_mismatch"),
+        "{text}"
+    );
+    let (status, text) = explain_cli(&config, &[url, &token]);
+    assert_eq!(status, Some(13), "{text}");
+    assert!(
+        text.contains("FAIL  binding     cnf_certificate_missing"),
+        "{text}"
+    );
 }
 
 /// The config file a running [`TestGateway`] uses, for the CLI: `{listen}` and `{admin}` filled

@@ -369,6 +369,73 @@ async fn optional_client_auth_accepts_clients_with_and_without_a_certificate() {
         .contains("CN=ui"));
 }
 
+/// RFC 8705 §3: a token bound to a client certificate (`cnf.x5t#S256`, the base64url SHA-256 of
+/// the DER certificate) is accepted only on a connection that presented that certificate, on
+/// every request (the second one is a verified-token cache hit); any other connection gets
+/// `401 invalid_token`. RFC 9449 §7.2: a DPoP-bound token (`cnf.jkt`) is never accepted as a
+/// bearer token.
+#[tokio::test]
+async fn a_certificate_bound_token_is_accepted_only_with_its_certificate() {
+    use base64::Engine as _;
+    let clients = TestCa::new("clients CA");
+    let https = Https::start(
+        echo_upstream().await,
+        "      client_auth: { mode: optional, ca_file: \"{clients_ca}\" }\n",
+        Some(&clients),
+    )
+    .await;
+    let (ui, other) = (clients.client("ui"), clients.client("other"));
+    let thumbprint = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(ring::digest::digest(&ring::digest::SHA256, &ui.der()));
+    let mut bound = claims("read:orders");
+    bound["cnf"] = serde_json::json!({ "x5t#S256": thumbprint });
+    let bound = Issuer::rsa(&bound);
+    let url = https.url("/orders/1");
+    let status = |client: reqwest::Client, token: String| {
+        let url = url.clone();
+        async move {
+            let resp = client.get(url).bearer_auth(token).send().await.unwrap();
+            let challenge = resp
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (resp.status().as_u16(), challenge)
+        }
+    };
+    let invalid = Some(r#"Bearer realm="portcullis", error="invalid_token""#.to_owned());
+    for _ in 0..2 {
+        assert_eq!(
+            status(https.client(Some(&ui)), bound.clone()).await,
+            (200, None)
+        );
+    }
+    assert_eq!(
+        status(https.client(None), bound.clone()).await,
+        (401, invalid.clone())
+    );
+    assert_eq!(
+        status(https.client(Some(&other)), bound.clone()).await,
+        (401, invalid.clone())
+    );
+    let mut dpop = claims("read:orders");
+    dpop["cnf"] = serde_json::json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" });
+    assert_eq!(
+        status(https.client(Some(&ui)), Issuer::rsa(&dpop)).await,
+        (401, invalid)
+    );
+    let metrics = https.gw.metrics_text().await;
+    for reason in [
+        "cnf_certificate_missing",
+        "cnf_certificate_mismatch",
+        "dpop_bound_token",
+    ] {
+        let series = format!(
+            r#"portcullis_rejections_total{{mode="proxy",reason="{reason}",route="orders-read"}} 1"#
+        );
+        assert!(metrics.contains(&series), "{series}\n{metrics}");
+    }
+}
+
 /// An HTTPS echo upstream serving `pair`, requiring a client certificate from `clients` when
 /// given.
 async fn tls_upstream(pair: &Pair, clients: Option<&TestCa>) -> SocketAddr {

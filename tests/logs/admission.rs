@@ -215,9 +215,11 @@ impl Case {
             Via::Plain => Transport::Plain,
             Via::Tls13 => Transport::Tls {
                 below_min_version: false,
+                client_cert: None,
             },
             Via::Tls12 => Transport::Tls {
                 below_min_version: true,
+                client_cert: None,
             },
         }
     }
@@ -1070,6 +1072,7 @@ async fn after_a_key_refresh_the_proxy_checks_again_and_caches_the_token() {
             "bearer",
             "cache",
             "aud",
+            "binding",
             "revocation",
             "scopes"
         ]

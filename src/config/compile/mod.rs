@@ -409,7 +409,8 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
     // (identity, `iat` for revocation cutoffs, every issuer's scope claims), `aud` (checked per
     // route), and the identity headers' claims.
     let mut kept_claims: Vec<String> =
-        ["aud", "azp", "client_id", "exp", "iat", "jti", "nbf", "sub"]
+        // `cnf`: a token's binding is checked on every request, cache hits included.
+        ["aud", "azp", "client_id", "cnf", "exp", "iat", "jti", "nbf", "sub"]
             .map(String::from)
             .to_vec();
     kept_claims.extend(
