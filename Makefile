@@ -4,8 +4,9 @@
 #               the Dockerfile's lint (hadolint)
 # Both install what is missing on Debian/Ubuntu (cmake for Pingora; for the tests redis-server,
 # nginx-light (auth_request, for decision mode),
-# and the differential suite's backends: golang-go, php-cli, a Python venv with gunicorn + Flask,
-# npm's express; see tests/differential/setup.sh).
+# the differential suite's backends: golang-go, php-cli, a Python venv with gunicorn + Flask,
+# npm's express; see tests/differential/setup.sh), and the test authorization server, npm's
+# oidc-provider (tests/support/authserver/setup.sh).
 
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -27,6 +28,7 @@ test-deps: deps
 	$(call need,redis-server,redis-server,the revocation-store tests)
 	$(call need,nginx,nginx-light,the decision-mode tests (auth_request))
 	@bash tests/differential/setup.sh
+	@bash tests/support/authserver/setup.sh
 
 build: deps
 	$(CARGO) build --release --locked

@@ -42,6 +42,16 @@ impl Https {
     /// `extra` is more YAML under the listener's `tls`; `{clients_ca}` in it names a file holding
     /// the CA of `clients`.
     async fn start(upstream: SocketAddr, extra: &str, clients: Option<&TestCa>) -> Https {
+        Self::start_with(upstream, extra, clients, |yaml| yaml).await
+    }
+
+    /// [`Https::start`], with `edit` applied to the configuration.
+    async fn start_with(
+        upstream: SocketAddr,
+        extra: &str,
+        clients: Option<&TestCa>,
+        edit: impl FnOnce(String) -> String,
+    ) -> Https {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new("portcullis test CA");
         let (cert, key) = ca.server(&["api.test"]).write(dir.path(), "api");
@@ -55,7 +65,7 @@ impl Https {
             &format!("      certificates:\n{}{extra}", pair_yaml(&cert, &key)),
         );
         Https {
-            gw: TestGateway::start(&yaml),
+            gw: TestGateway::start(&edit(yaml)),
             ca,
             _dir: dir,
         }
@@ -434,6 +444,71 @@ async fn a_certificate_bound_token_is_accepted_only_with_its_certificate() {
         );
         assert!(metrics.contains(&series), "{series}\n{metrics}");
     }
+}
+
+/// RFC 8705 end to end with a real authorization server (oidc-provider,
+/// tests/support/authserver): its certificate-bound client gets a token naming the client
+/// certificate it presented (`cnf.x5t#S256`), and the gateway, which fetched the server's keys by
+/// discovery, accepts that token only on a connection presenting the same certificate. The
+/// server's unbound client's token needs no certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_bound_tokens_of_a_real_authorization_server() {
+    let server = crate::support::authserver::AuthServer::start();
+    let clients = TestCa::new("clients CA");
+    let issuer = format!(
+        "  - {{ id: as, issuer: \"{}\", discovery: true, audiences: [\"{AUDIENCE}\"], algorithms: [RS256], token_type: at+jwt }}\n",
+        server.issuer
+    );
+    let https = Https::start_with(
+        echo_upstream().await,
+        "      client_auth: { mode: optional, ca_file: \"{clients_ca}\" }\n",
+        Some(&clients),
+        |yaml| {
+            yaml.replacen("issuers:\n", &format!("issuers:\n{issuer}"), 1)
+                .replacen("      issuers: [corp]\n", "      issuers: [corp, as]\n", 1)
+        },
+    )
+    .await;
+    // Ready once the keys of every issuer are loaded (the server's, by discovery).
+    let readyz = https.gw.admin_url("/readyz");
+    eventually(
+        "the gateway is ready",
+        std::time::Duration::from_secs(30),
+        || {
+            let readyz = readyz.clone();
+            async move {
+                client()
+                    .get(readyz)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            }
+        },
+    )
+    .await;
+    let (ui, other) = (clients.client("ui"), clients.client("other"));
+    let bound = server
+        .token("bound", "bound-secret", "read:orders", Some(&ui.cert_pem))
+        .await;
+    let plain = server
+        .token("plain", "plain-secret", "read:orders", None)
+        .await;
+    let url = https.url("/orders/1");
+    let status = |identity: Option<&Pair>, token: &str| {
+        https
+            .client(identity)
+            .get(url.clone())
+            .bearer_auth(token)
+            .send()
+    };
+    let ok = status(Some(&ui), &bound).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let echoed: Value = ok.json().await.unwrap();
+    assert_eq!(echoed["headers"]["x-auth-client-id"][0], "bound");
+    assert_eq!(status(None, &bound).await.unwrap().status(), 401);
+    assert_eq!(status(Some(&other), &bound).await.unwrap().status(), 401);
+    assert_eq!(status(None, &plain).await.unwrap().status(), 200);
+    assert_eq!(status(Some(&other), &plain).await.unwrap().status(), 200);
 }
 
 /// An HTTPS echo upstream serving `pair`, requiring a client certificate from `clients` when

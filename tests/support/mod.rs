@@ -3,6 +3,7 @@
 //! (the built binary), plus key servers, Redis, TLS and revocation helpers.
 #![allow(dead_code)]
 
+pub mod authserver;
 pub mod gateway;
 pub mod keyserver;
 pub mod kubelet;

@@ -1,0 +1,89 @@
+//! A real authorization server: oidc-provider (tests/support/authserver/server.mjs), installed
+//! into target/authserver/ by tests/support/authserver/setup.sh (`make test-deps` runs it; it
+//! is quick and idempotent, so a test runs it too). It listens on a free loopback port of its
+//! own choosing and says which; it exits when the test drops it (its stdin closes).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+pub struct AuthServer {
+    /// `http://127.0.0.1:PORT`: the `iss` of its tokens, and where discovery starts.
+    pub issuer: String,
+    child: Child,
+}
+
+impl AuthServer {
+    pub fn start() -> AuthServer {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let setup = Command::new("bash")
+            .arg(root.join("tests/support/authserver/setup.sh"))
+            .status()
+            .expect("bash runs tests/support/authserver/setup.sh");
+        assert!(setup.success(), "tests/support/authserver/setup.sh failed");
+        let mut child = Command::new("node")
+            .arg(root.join("target/authserver/server.mjs"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node is installed (make test installs it)");
+        // Its first line, once it listens; EOF if it failed to start.
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the authorization server's first line");
+        let said: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("the authorization server did not start ({e}): {line:?}"));
+        let issuer = said["issuer"].as_str().expect("issuer").to_owned();
+        AuthServer { issuer, child }
+    }
+
+    /// An access token for `client` (client_credentials, client_secret_basic) with `scope`. A
+    /// `client_cert` (PEM) is the TLS client certificate the token endpoint sees (sent in the
+    /// `x-client-cert` header, as a TLS terminator in front of it would): a certificate-bound
+    /// client's token names it in `cnf.x5t#S256`.
+    pub async fn token(
+        &self,
+        client: &str,
+        secret: &str,
+        scope: &str,
+        client_cert: Option<&str>,
+    ) -> String {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/token", self.issuer))
+            .basic_auth(client, Some(secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "grant_type=client_credentials&scope={}",
+                url_encode(scope)
+            ));
+        if let Some(pem) = client_cert {
+            req = req.header("x-client-cert", url_encode(pem));
+        }
+        let answer: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
+        answer["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access token: {answer}"))
+            .to_owned()
+    }
+}
+
+/// Percent-encode everything but unreserved characters (RFC 3986 §2.3).
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Drop for AuthServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

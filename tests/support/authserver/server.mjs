@@ -1,0 +1,81 @@
+// The authorization server of portcullis' integration tests: oidc-provider (the certified
+// OpenID provider library for Node.js), on a free loopback port over plain HTTP.
+//
+//   node server.mjs            prints one JSON line {"issuer": "http://127.0.0.1:PORT"} once it
+//                              listens, then serves until stdin closes (the test harness holds it)
+//
+// Clients (client_credentials grant, client_secret_basic), for the resource `orders-api`, whose
+// access tokens are JWTs (RFC 9068, `typ: at+jwt`) signed RS256 with a key made at start:
+//   bound / bound-secret   certificate-bound tokens (RFC 8705 §3: `cnf.x5t#S256`); the client
+//                          certificate, PEM, URL-encoded, comes in the `x-client-cert` header
+//                          (the tests talk to it over plain HTTP, as behind a TLS terminator)
+//   plain / plain-secret   unbound tokens
+import { generateKeyPairSync } from 'node:crypto';
+import { createServer } from 'node:http';
+import Provider from 'oidc-provider';
+
+const RESOURCE = 'https://orders-api.test';
+
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'as-rsa-1', use: 'sig', alg: 'RS256' };
+
+const clients = [
+  {
+    client_id: 'bound',
+    client_secret: 'bound-secret',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    tls_client_certificate_bound_access_tokens: true,
+  },
+  {
+    client_id: 'plain',
+    client_secret: 'plain-secret',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+  },
+];
+
+const server = createServer();
+server.listen(0, '127.0.0.1', () => {
+  const issuer = `http://127.0.0.1:${server.address().port}`;
+  const provider = new Provider(issuer, {
+    clients,
+    jwks: { keys: [jwk] },
+    scopes: ['read:orders', 'write:orders'],
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => RESOURCE,
+        useGrantedResource: () => true,
+        getResourceServerInfo: () => ({
+          scope: 'read:orders write:orders',
+          audience: 'orders-api',
+          accessTokenTTL: 600,
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'RS256' } },
+        }),
+      },
+      mTLS: {
+        enabled: true,
+        certificateBoundAccessTokens: true,
+        getCertificate(ctx) {
+          const pem = ctx.get('x-client-cert');
+          return pem ? decodeURIComponent(pem) : undefined;
+        },
+      },
+    },
+  });
+  server.on('request', provider.callback());
+  process.stdout.write(`${JSON.stringify({ issuer })}\n`);
+});
+
+// The harness holds stdin open: when the test ends (or dies), stdin closes and so does this.
+process.stdin.resume();
+process.stdin.on('end', () => process.exit(0));
+process.stdin.on('close', () => process.exit(0));
