@@ -18,12 +18,86 @@ pub struct ForwardingPolicy {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `forwarding.strip_headers`: removed in addition to the built-in lists.
     pub strip_names: Vec<HeaderName>,
+    /// `forwarding.client_cert_header`: where a trusted proxy names the client certificate
+    /// (Envoy's `X-Forwarded-Client-Cert` format); never read from anyone else, never forwarded.
+    pub client_cert_header: Option<HeaderName>,
 }
 
 impl ForwardingPolicy {
     pub fn trusts(&self, peer: Option<IpAddr>) -> bool {
-        peer.is_some_and(|ip| self.trusted_proxies.iter().any(|net| net.contains(&ip)))
+        // On a `[::]` listener IPv4 peers arrive as `::ffff:a.b.c.d`.
+        peer.map(|ip| ip.to_canonical())
+            .is_some_and(|ip| self.trusted_proxies.iter().any(|net| net.contains(&ip)))
     }
+
+    /// The SHA-256 of the client certificate a trusted TLS-terminating proxy names in
+    /// `client_cert_header`, for a request that came from `peer` over plain HTTP. `None` when the
+    /// header is not configured, the peer is not trusted, or the header does not name exactly
+    /// one certificate (several headers, or several elements: which would be the client's?).
+    pub fn forwarded_client_cert(
+        &self,
+        headers: &http::HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Option<[u8; 32]> {
+        let name = self.client_cert_header.as_ref()?;
+        if !self.trusts(peer) {
+            return None;
+        }
+        let mut values = headers.get_all(name).iter();
+        let value = values.next()?;
+        if values.next().is_some() {
+            return None;
+        }
+        xfcc_hash(value.to_str().ok()?)
+    }
+}
+
+/// The `Hash` (hex SHA-256 of the DER certificate) of an `X-Forwarded-Client-Cert` value with
+/// exactly one element, in Envoy's format: `key=value` pairs separated by `;`, elements by `,`,
+/// values optionally double-quoted (`Subject="CN=a,O=b"`, `\"` inside).
+pub fn xfcc_hash(value: &str) -> Option<[u8; 32]> {
+    let mut pairs = Vec::new();
+    let (mut key, mut current, mut in_value) = (String::new(), String::new(), false);
+    let (mut quoted, mut escaped) = (false, false);
+    for c in value.chars() {
+        match (quoted, escaped, c) {
+            (true, true, _) => {
+                current.push(c);
+                escaped = false;
+            }
+            (true, false, '\\') => escaped = true,
+            (true, false, '"') => quoted = false,
+            (true, false, _) => current.push(c),
+            (false, _, '"') if in_value && current.is_empty() => quoted = true,
+            (false, _, '=') if !in_value => {
+                key = std::mem::take(&mut current);
+                in_value = true;
+            }
+            (false, _, ';') => {
+                pairs.push((std::mem::take(&mut key), std::mem::take(&mut current)));
+                in_value = false;
+            }
+            // A second element: ambiguous.
+            (false, _, ',') => return None,
+            (false, _, _) => current.push(c),
+        }
+    }
+    if quoted {
+        return None;
+    }
+    pairs.push((key, current));
+    let mut hashes = pairs
+        .iter()
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("hash"));
+    let hex = hashes.next()?.1.trim();
+    if hashes.next().is_some() || hex.len() != 64 {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (i, byte) in digest.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(digest)
 }
 
 /// Headers that legacy stacks and other gateways' backends trust for the caller's identity
@@ -357,6 +431,7 @@ mod tests {
         let policy = ForwardingPolicy {
             trusted_proxies: Vec::new(),
             strip_names: vec![HeaderName::from_static("x-tenant")],
+            client_cert_header: None,
         };
         let mut r = request(&[("X-HTTP-Method-Override", "DELETE"), ("X-Tenant", "a")]);
         let keep = Keep {
@@ -383,13 +458,69 @@ mod tests {
         assert_eq!(r.headers.get("cookie").unwrap(), "a=1");
     }
 
+    /// Envoy's `X-Forwarded-Client-Cert`: one element names the certificate by `Hash`; quoted
+    /// values may hold `,` and `;`; two elements (or two hashes) name no single certificate.
+    #[test]
+    fn the_xfcc_hash_of_exactly_one_element() {
+        let hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let digest = xfcc_hash(&format!("Hash={hex}")).unwrap();
+        assert_eq!(digest[0], 0x9f);
+        assert_eq!(digest[31], 0x08);
+        for same in [
+            format!("By=spiffe://cluster.local/ns/a/sa/b;Hash={hex};Subject=\"CN=ui,O=a;b\";URI="),
+            format!("Subject=\"CN=\\\"q\\\", O=x\";hash={hex}"),
+        ] {
+            assert_eq!(xfcc_hash(&same), Some(digest), "{same}");
+        }
+        for none in [
+            String::new(),
+            "Subject=\"CN=ui\"".to_owned(),
+            format!("Hash={hex},Hash={hex}"),
+            format!("Hash={hex};Hash={hex}"),
+            format!("Hash={}", &hex[..62]),
+            format!("Hash={}zz", &hex[..62]),
+            format!("Hash={hex};Subject=\"CN=open"),
+        ] {
+            assert_eq!(xfcc_hash(&none), None, "{none}");
+        }
+    }
+
+    #[test]
+    fn a_forwarded_client_cert_is_read_from_trusted_proxies_only() {
+        let hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let policy = ForwardingPolicy {
+            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            strip_names: vec![],
+            client_cert_header: Some(HeaderName::from_static("x-forwarded-client-cert")),
+        };
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-client-cert",
+            format!("Hash={hex}").parse().unwrap(),
+        );
+        let proxy = Some("10.1.2.3".parse().unwrap());
+        assert!(policy.forwarded_client_cert(&headers, proxy).is_some());
+        assert_eq!(
+            policy.forwarded_client_cert(&headers, Some("192.0.2.9".parse().unwrap())),
+            None
+        );
+        headers.append(
+            "x-forwarded-client-cert",
+            format!("Hash={hex}").parse().unwrap(),
+        );
+        assert_eq!(policy.forwarded_client_cert(&headers, proxy), None);
+    }
+
     #[test]
     fn trusts_configured_networks_only() {
         let policy = ForwardingPolicy {
             trusted_proxies: vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
             strip_names: Vec::new(),
+            client_cert_header: None,
         };
         assert!(policy.trusts(Some("10.1.2.3".parse().unwrap())));
+        // IPv4 peers of a `[::]` listener arrive IPv4-mapped.
+        assert!(policy.trusts(Some("::ffff:10.1.2.3".parse().unwrap())));
         assert!(policy.trusts(Some("::1".parse().unwrap())));
         assert!(!policy.trusts(Some("11.1.2.3".parse().unwrap())));
         assert!(!policy.trusts(None));

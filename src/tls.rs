@@ -442,6 +442,13 @@ impl ClientCertificate {
         }
     }
 
+    /// `X-Forwarded-Client-Cert: Hash=<hex>` for a certificate known by its SHA-256 only (named
+    /// by a trusted TLS-terminating proxy).
+    pub fn forwarded_hash(digest: &[u8; 32]) -> Option<http::HeaderValue> {
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        http::HeaderValue::from_str(&format!("Hash={hex}")).ok()
+    }
+
     /// `X-Forwarded-Client-Cert` as Envoy writes it: `Hash=<hex SHA-256>;Subject="<DN>"`
     /// (`None` when the subject cannot be a header value).
     pub fn forwarded_header(&self) -> Option<&http::HeaderValue> {

@@ -48,6 +48,11 @@ pub enum Transport {
         below_min_version: bool,
         client_cert: Option<[u8; 32]>,
     },
+    /// Plain HTTP from a trusted proxy that terminated TLS and names the client certificate
+    /// (`forwarding.client_cert_header`): its SHA-256, when it names one.
+    Terminated {
+        client_cert: Option<[u8; 32]>,
+    },
 }
 
 /// A request that may proceed.
@@ -95,7 +100,9 @@ pub async fn admit<R: KeyRefresh, O: Observer>(
         principal: None,
     })?;
     let client_cert = match &transport {
-        Transport::Tls { client_cert, .. } => client_cert.as_ref(),
+        Transport::Tls { client_cert, .. } | Transport::Terminated { client_cert } => {
+            client_cert.as_ref()
+        }
         Transport::Plain => None,
     };
     match authorise(

@@ -62,6 +62,25 @@ pub fn compile(file: Option<&ForwardingFile>) -> (ForwardingPolicy, Vec<ConfigEr
             )),
         }
     }
+    if let Some(header) = &file.client_cert_header {
+        match HeaderName::from_bytes(header.value.as_bytes()) {
+            Err(_) => errors.push(ConfigError::at(
+                header.referenced,
+                "forwarding.client_cert_header",
+                format!("\"{}\" is not a header name", header.value),
+            )),
+            Ok(_) if policy.trusted_proxies.is_empty() => errors.push(ConfigError::at(
+                header.referenced,
+                "forwarding.client_cert_header",
+                "needs forwarding.trusted_proxies: only a trusted proxy may name the client certificate",
+            )),
+            Ok(name) => {
+                // Never forwarded as the client sent it, from any peer.
+                policy.strip_names.push(name.clone());
+                policy.client_cert_header = Some(name);
+            }
+        }
+    }
     (policy, errors)
 }
 
@@ -85,6 +104,27 @@ mod tests {
         assert!(!policy.trusts(Some("192.0.2.8".parse().unwrap())));
         assert!(policy.trusts(Some("fd00::1".parse().unwrap())));
         assert_eq!(policy.strip_names, [HeaderName::from_static("x-tenant")]);
+    }
+
+    #[test]
+    fn a_client_cert_header_needs_trusted_proxies_and_is_never_forwarded() {
+        let (policy, errors) = compile_yaml(
+            "trusted_proxies: [10.0.0.0/8]\nclient_cert_header: X-Forwarded-Client-Cert",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            policy.client_cert_header.as_ref().map(|h| h.as_str()),
+            Some("x-forwarded-client-cert")
+        );
+        assert!(policy
+            .strip_names
+            .iter()
+            .any(|n| n == "x-forwarded-client-cert"));
+        let (_, errors) = compile_yaml("client_cert_header: X-Forwarded-Client-Cert");
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0]
+            .message
+            .contains("needs forwarding.trusted_proxies"));
     }
 
     #[test]

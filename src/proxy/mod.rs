@@ -13,6 +13,14 @@ pub mod ctx;
 pub mod respond;
 pub mod upstream;
 
+/// The address of the peer a request came from (the client, or the proxy in front).
+pub fn peer_ip(session: &Session) -> Option<std::net::IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -53,7 +61,16 @@ impl Gateway {
                         .map(|c| c.digest),
                 }
             })
-            .unwrap_or(admission::Transport::Plain);
+            .unwrap_or_else(|| {
+                let policy = &ctx.snapshot.forwarding;
+                match policy.client_cert_header {
+                    None => admission::Transport::Plain,
+                    Some(_) => admission::Transport::Terminated {
+                        client_cert: policy
+                            .forwarded_client_cert(&session.req_header().headers, peer_ip(session)),
+                    },
+                }
+            });
         let refresh = admission::refresh::Refresh {
             on_refresh: |issuer: &str| self.metrics.record_unknown_kid_refresh(issuer),
         };

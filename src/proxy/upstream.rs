@@ -32,16 +32,25 @@ pub fn prepare(
         ));
     };
     let tls = session.digest().and_then(|d| d.ssl_digest.as_ref());
+    let peer_ip = super::peer_ip(session);
+    // Behind a trusted TLS-terminating proxy that names the client certificate, the backend
+    // hears of it from the gateway, as over TLS (the proxy's header itself is stripped).
+    let terminated = match tls {
+        Some(_) => None,
+        None => ctx
+            .snapshot
+            .forwarding
+            .forwarded_client_cert(&upstream_request.headers, peer_ip)
+            .and_then(|digest| crate::tls::ClientCertificate::forwarded_hash(&digest)),
+    };
     let downstream = Downstream {
-        peer_ip: session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip()),
+        peer_ip,
         tls: tls.is_some(),
         client_cert: tls
             .and_then(|t| t.extension.get::<crate::tls::TlsConnection>())
             .and_then(|c| c.client_cert.as_ref())
-            .and_then(|c| c.forwarded_header()),
+            .and_then(|c| c.forwarded_header())
+            .or(terminated.as_ref()),
     };
     let forward = Forward {
         route,

@@ -511,6 +511,66 @@ async fn certificate_bound_tokens_of_a_real_authorization_server() {
     assert_eq!(status(Some(&other), &plain).await.unwrap().status(), 200);
 }
 
+/// Behind a TLS-terminating proxy (RFC 8705 §3 does not say how the certificate gets there):
+/// with `forwarding.client_cert_header`, the certificate a trusted proxy names in Envoy's
+/// `X-Forwarded-Client-Cert` (`Hash=`) binds as the TLS one does. The backend gets the gateway's
+/// own `X-Forwarded-Client-Cert`, never the proxy's. From an untrusted peer the header is
+/// ignored and stripped.
+#[tokio::test]
+async fn a_trusted_proxy_names_the_client_certificate_of_a_bound_token() {
+    let echo = echo_upstream().await;
+    let digest = ring::digest::digest(&ring::digest::SHA256, b"the client's DER certificate");
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let mut bound = claims("read:orders");
+    bound["cnf"] = serde_json::json!({ "x5t#S256": base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        digest.as_ref()
+    ) });
+    let bound = Issuer::rsa(&bound);
+    let forwarding = |trusted: &str| {
+        format!(
+            "{}forwarding: {{ trusted_proxies: [\"{trusted}\"], client_cert_header: X-Forwarded-Client-Cert }}\n",
+            config(echo, closed_port(), closed_port())
+        )
+    };
+    let gw = TestGateway::start(&forwarding("127.0.0.1"));
+    let call = |gw: &TestGateway, xfcc: Option<String>, token: &str| {
+        let mut req = client().get(gw.url("/orders/1")).bearer_auth(token);
+        if let Some(v) = xfcc {
+            req = req.header("x-forwarded-client-cert", v);
+        }
+        req.send()
+    };
+    let ok = call(
+        &gw,
+        Some(format!("By=spiffe://mesh/gw;Hash={hex};Subject=\"CN=ui\"")),
+        &bound,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.status(), 200);
+    let echoed: Value = ok.json().await.unwrap();
+    assert_eq!(
+        echoed["headers"]["x-forwarded-client-cert"],
+        serde_json::json!([format!("Hash={hex}")])
+    );
+    let other = format!("Hash={}", "0".repeat(64));
+    let two = format!("Hash={hex},Hash={hex}");
+    for xfcc in [None, Some(other), Some(two)] {
+        let status = call(&gw, xfcc.clone(), &bound).await.unwrap().status();
+        assert_eq!(status, 401, "{xfcc:?}");
+    }
+    // Not a trusted proxy: the header counts for nothing, and does not reach the backend.
+    let gw = TestGateway::start(&forwarding("192.0.2.1"));
+    let xfcc = Some(format!("Hash={hex}"));
+    assert_eq!(call(&gw, xfcc.clone(), &bound).await.unwrap().status(), 401);
+    let plain = call(&gw, xfcc, &Issuer::rsa(&claims("read:orders")))
+        .await
+        .unwrap();
+    let echoed: Value = plain.json().await.unwrap();
+    assert!(echoed["headers"].get("x-forwarded-client-cert").is_none());
+}
+
 /// An HTTPS echo upstream serving `pair`, requiring a client certificate from `clients` when
 /// given.
 async fn tls_upstream(pair: &Pair, clients: Option<&TestCa>) -> SocketAddr {
