@@ -18,9 +18,12 @@ pub struct ForwardingPolicy {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `forwarding.strip_headers`: removed in addition to the built-in lists.
     pub strip_names: Vec<HeaderName>,
-    /// `forwarding.client_cert_header`: where a trusted proxy names the client certificate
-    /// (Envoy's `X-Forwarded-Client-Cert` format); never read from anyone else, never forwarded.
+    /// `forwarding.client_cert_header`: where a TLS-terminating proxy names the client
+    /// certificate (Envoy's `X-Forwarded-Client-Cert` format); read only from
+    /// `client_cert_proxies`, never forwarded.
     pub client_cert_header: Option<HeaderName>,
+    /// `forwarding.client_cert_proxies`: the proxies believed in `client_cert_header`.
+    pub client_cert_proxies: Vec<ipnet::IpNet>,
 }
 
 impl ForwardingPolicy {
@@ -30,17 +33,23 @@ impl ForwardingPolicy {
             .is_some_and(|ip| self.trusted_proxies.iter().any(|net| net.contains(&ip)))
     }
 
-    /// The SHA-256 of the client certificate a trusted TLS-terminating proxy names in
+    /// The SHA-256 of the client certificate a TLS-terminating proxy names in
     /// `client_cert_header`, for a request that came from `peer` over plain HTTP. `None` when the
-    /// header is not configured, the peer is not trusted, or the header does not name exactly
-    /// one certificate (several headers, or several elements: which would be the client's?).
+    /// header is not configured, the peer is not one of `client_cert_proxies`, or the header does
+    /// not name exactly one certificate (several headers, or several elements: which would be
+    /// the client's?).
     pub fn forwarded_client_cert(
         &self,
         headers: &http::HeaderMap,
         peer: Option<IpAddr>,
     ) -> Option<[u8; 32]> {
         let name = self.client_cert_header.as_ref()?;
-        if !self.trusts(peer) {
+        let peer = peer?.to_canonical();
+        if !self
+            .client_cert_proxies
+            .iter()
+            .any(|net| net.contains(&peer))
+        {
             return None;
         }
         let mut values = headers.get_all(name).iter();
@@ -90,7 +99,7 @@ pub fn xfcc_hash(value: &str) -> Option<[u8; 32]> {
         .iter()
         .filter(|(k, _)| k.trim().eq_ignore_ascii_case("hash"));
     let hex = hashes.next()?.1.trim();
-    if hashes.next().is_some() || hex.len() != 64 {
+    if hashes.next().is_some() || hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut digest = [0u8; 32];
@@ -432,6 +441,7 @@ mod tests {
             trusted_proxies: Vec::new(),
             strip_names: vec![HeaderName::from_static("x-tenant")],
             client_cert_header: None,
+            client_cert_proxies: Vec::new(),
         };
         let mut r = request(&[("X-HTTP-Method-Override", "DELETE"), ("X-Tenant", "a")]);
         let keep = Keep {
@@ -480,6 +490,7 @@ mod tests {
             format!("Hash={}", &hex[..62]),
             format!("Hash={}zz", &hex[..62]),
             format!("Hash={hex};Subject=\"CN=open"),
+            format!("Hash=+{}", &hex[1..]),
         ] {
             assert_eq!(xfcc_hash(&none), None, "{none}");
         }
@@ -492,16 +503,21 @@ mod tests {
             trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
             strip_names: vec![],
             client_cert_header: Some(HeaderName::from_static("x-forwarded-client-cert")),
+            client_cert_proxies: vec!["10.0.0.7/32".parse().unwrap()],
         };
         let mut headers = http::HeaderMap::new();
         headers.insert(
             "x-forwarded-client-cert",
             format!("Hash={hex}").parse().unwrap(),
         );
-        let proxy = Some("10.1.2.3".parse().unwrap());
+        let proxy = Some("10.0.0.7".parse().unwrap());
         assert!(policy.forwarded_client_cert(&headers, proxy).is_some());
+        assert!(policy
+            .forwarded_client_cert(&headers, Some("::ffff:10.0.0.7".parse().unwrap()))
+            .is_some());
+        // A trusted proxy for addresses is not one for certificates.
         assert_eq!(
-            policy.forwarded_client_cert(&headers, Some("192.0.2.9".parse().unwrap())),
+            policy.forwarded_client_cert(&headers, Some("10.1.2.3".parse().unwrap())),
             None
         );
         headers.append(
@@ -517,6 +533,7 @@ mod tests {
             trusted_proxies: vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
             strip_names: Vec::new(),
             client_cert_header: None,
+            client_cert_proxies: Vec::new(),
         };
         assert!(policy.trusts(Some("10.1.2.3".parse().unwrap())));
         // IPv4 peers of a `[::]` listener arrive IPv4-mapped.

@@ -164,7 +164,18 @@ impl KeySet {
 }
 
 /// `Ok(None)` for a key that is skipped on purpose (encryption keys).
+/// The key of a JWK that travels with what it signs (a DPoP proof's `jwk`, RFC 9449 §4.2),
+/// parsed for `alg` only. `None` for a key marked for encryption.
+pub fn key_for(entry: &Value, alg: Algorithm) -> Result<Option<VerificationKey>, String> {
+    load_key_for(entry, Some(alg))
+}
+
 fn load_key(entry: &Value) -> Result<Option<VerificationKey>, String> {
+    load_key_for(entry, None)
+}
+
+/// A JWKS entry's key, for every algorithm its type and `alg` allow, or for `only`.
+fn load_key_for(entry: &Value, only: Option<Algorithm>) -> Result<Option<VerificationKey>, String> {
     if entry.get("kty").and_then(Value::as_str) == Some("oct") {
         return Err("symmetric (oct) keys are not supported".into());
     }
@@ -206,9 +217,11 @@ fn load_key(entry: &Value) -> Result<Option<VerificationKey>, String> {
     let digest = ring::digest::digest(&ring::digest::SHA256, identity.to_string().as_bytes());
     let mut fingerprint = [0u8; 32];
     fingerprint.copy_from_slice(digest.as_ref());
-    let accepted = Algorithm::ALL
-        .into_iter()
-        .filter(|a| a.key_type() == key_type && alg.is_none_or(|pinned| pinned == *a));
+    let accepted = Algorithm::ALL.into_iter().filter(|a| {
+        a.key_type() == key_type
+            && alg.is_none_or(|pinned| pinned == *a)
+            && only.is_none_or(|o| o == *a)
+    });
     let verifiers = parse_verifiers(&key, accepted)?;
     Ok(Some(VerificationKey {
         kid: jwk.common.key_id.clone(),

@@ -9,6 +9,7 @@ pub mod algorithm;
 pub mod bearer;
 pub mod binding;
 pub mod cache;
+pub mod dpop;
 pub mod fetch;
 pub mod jwks;
 pub mod jwt;

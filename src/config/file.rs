@@ -89,10 +89,14 @@ pub struct ForwardingFile {
     /// Header names removed from every request, in addition to the built-in lists.
     #[serde(default)]
     pub strip_headers: Option<Spanned<Vec<Text>>>,
-    /// The header (Envoy's `X-Forwarded-Client-Cert` format) in which a trusted TLS-terminating
-    /// proxy names the client certificate, for certificate-bound tokens. Off by default.
+    /// The header (Envoy's `X-Forwarded-Client-Cert` format) in which a TLS-terminating proxy
+    /// names the client certificate, for certificate-bound tokens. Off by default.
     #[serde(default)]
     pub client_cert_header: Option<Text>,
+    /// The proxies believed in `client_cert_header` (required with it; apart from
+    /// `trusted_proxies`, which is usually a wider range).
+    #[serde(default)]
+    pub client_cert_proxies: Option<Spanned<Vec<Text>>>,
 }
 
 #[derive(Debug, Deserialize)]

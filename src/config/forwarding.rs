@@ -26,6 +26,18 @@ pub fn networks<'a>(
                 path,
                 format!("\"{}\" trusts every address: any client could then forge its address", net.value),
             )),
+            // `::ffff:10.0.0.0/104` is `10.0.0.0/8`: peers are compared in canonical form.
+            Ok(ipnet::IpNet::V6(v6))
+                if v6.prefix_len() >= 96 && v6.addr().to_ipv4_mapped().is_some() =>
+            {
+                let v4 = v6.addr().to_ipv4_mapped().map(|a| {
+                    ipnet::Ipv4Net::new(a, v6.prefix_len() - 96).map(|n| ipnet::IpNet::V4(n.trunc()))
+                });
+                match v4 {
+                    Some(Ok(n)) => out.push(n),
+                    _ => out.push(ipnet::IpNet::V6(v6.trunc())),
+                }
+            }
             Ok(n) => out.push(n.trunc()),
             Err(_) => errors.push(ConfigError::at(
                 net.referenced,
@@ -62,17 +74,46 @@ pub fn compile(file: Option<&ForwardingFile>) -> (ForwardingPolicy, Vec<ConfigEr
             )),
         }
     }
+    policy.client_cert_proxies = networks(
+        file.client_cert_proxies.iter().flat_map(|l| &l.value),
+        "forwarding.client_cert_proxies",
+        &mut errors,
+    );
+    if let (None, Some(list)) = (&file.client_cert_header, &file.client_cert_proxies) {
+        errors.push(ConfigError::at(
+            list.referenced,
+            "forwarding.client_cert_proxies",
+            "set only with forwarding.client_cert_header",
+        ));
+    }
     if let Some(header) = &file.client_cert_header {
+        let usable = |name: &HeaderName| {
+            name == "x-forwarded-client-cert"
+                || (name.as_str().starts_with("x-")
+                    && !crate::forwarding::doomed(
+                        name.as_str(),
+                        &ForwardingPolicy::default(),
+                        crate::forwarding::Keep {
+                            method_override: false,
+                            forwarding: false,
+                        },
+                    ))
+        };
         match HeaderName::from_bytes(header.value.as_bytes()) {
             Err(_) => errors.push(ConfigError::at(
                 header.referenced,
                 "forwarding.client_cert_header",
                 format!("\"{}\" is not a header name", header.value),
             )),
-            Ok(_) if policy.trusted_proxies.is_empty() => errors.push(ConfigError::at(
+            Ok(name) if !usable(&name) => errors.push(ConfigError::at(
                 header.referenced,
                 "forwarding.client_cert_header",
-                "needs forwarding.trusted_proxies: only a trusted proxy may name the client certificate",
+                format!("\"{}\" means something else to backends or proxies: use X-Forwarded-Client-Cert, or an X- header of your own", header.value),
+            )),
+            Ok(_) if file.client_cert_proxies.is_none() => errors.push(ConfigError::at(
+                header.referenced,
+                "forwarding.client_cert_header",
+                "needs forwarding.client_cert_proxies: the addresses of the proxies that set it (and remove a client's own) on every request",
             )),
             Ok(name) => {
                 // Never forwarded as the client sent it, from any peer.
@@ -107,9 +148,9 @@ mod tests {
     }
 
     #[test]
-    fn a_client_cert_header_needs_trusted_proxies_and_is_never_forwarded() {
+    fn a_client_cert_header_needs_its_proxies_and_is_never_forwarded() {
         let (policy, errors) = compile_yaml(
-            "trusted_proxies: [10.0.0.0/8]\nclient_cert_header: X-Forwarded-Client-Cert",
+            "client_cert_proxies: [10.0.0.7]\nclient_cert_header: X-Forwarded-Client-Cert",
         );
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(
@@ -120,11 +161,24 @@ mod tests {
             .strip_names
             .iter()
             .any(|n| n == "x-forwarded-client-cert"));
-        let (_, errors) = compile_yaml("client_cert_header: X-Forwarded-Client-Cert");
+        let (_, errors) = compile_yaml(
+            "trusted_proxies: [10.0.0.0/8]\nclient_cert_header: X-Forwarded-Client-Cert",
+        );
         assert_eq!(errors.len(), 1);
         assert!(errors[0]
             .message
-            .contains("needs forwarding.trusted_proxies"));
+            .contains("needs forwarding.client_cert_proxies"));
+        for name in ["Authorization", "Host", "X-Forwarded-For", "X-Original-URL"] {
+            let (_, errors) = compile_yaml(&format!(
+                "client_cert_proxies: [10.0.0.7]\nclient_cert_header: {name}"
+            ));
+            assert_eq!(errors.len(), 1, "{name}");
+        }
+        let (_, errors) = compile_yaml("client_cert_proxies: [10.0.0.7]");
+        assert!(errors[0].message.contains("only with"));
+        // IPv4-mapped networks are the IPv4 ones.
+        let (policy, _) = compile_yaml("trusted_proxies: [\"::ffff:10.0.0.0/104\"]");
+        assert_eq!(policy.trusted_proxies, ["10.0.0.0/8".parse().unwrap()]);
     }
 
     #[test]

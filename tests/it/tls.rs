@@ -529,7 +529,7 @@ async fn a_trusted_proxy_names_the_client_certificate_of_a_bound_token() {
     let bound = Issuer::rsa(&bound);
     let forwarding = |trusted: &str| {
         format!(
-            "{}forwarding: {{ trusted_proxies: [\"{trusted}\"], client_cert_header: X-Forwarded-Client-Cert }}\n",
+            "{}forwarding: {{ client_cert_proxies: [\"{trusted}\"], client_cert_header: X-Forwarded-Client-Cert }}\n",
             config(echo, closed_port(), closed_port())
         )
     };

@@ -243,6 +243,19 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
     let (identity, gateway_headers) = compile_identity(&mut cx, file.identity.as_ref());
     let (forwarding, forwarding_errors) = super::forwarding::compile(file.forwarding.as_ref());
     cx.errors.extend(forwarding_errors);
+    if let Some(header) = file
+        .forwarding
+        .as_ref()
+        .and_then(|f| f.client_cert_header.as_ref())
+    {
+        if !listeners.is_empty() && listeners.iter().all(|l| l.tls.is_some()) {
+            cx.warn(
+                header.referenced,
+                "forwarding.client_cert_header",
+                "every listener speaks TLS, where the connection's own client certificate counts: this header is read only on plain listeners",
+            );
+        }
+    }
     let limits = compile_limits(&mut cx, file.limits.as_ref());
     let auth_cache = compile_auth_cache(&mut cx, file.auth_cache.as_ref());
     let admin_address = compile_admin(&mut cx, file.admin.as_ref(), &listeners);
@@ -655,6 +668,25 @@ routes:
                 "7:5: routes[0].upstream: required: the listeners forward this route's requests to it",
                 "8:5: routes[1].upstream: required: the listeners forward this route's requests to it",
             ]
+        );
+    }
+
+    #[test]
+    fn a_client_cert_header_with_only_tls_listeners_is_said_to_be_unread() {
+        let gateway = GATEWAY.replace(
+            "  - id: shadowed\n    match: { path_prefix: /orders/admin, methods: [POST] }\n",
+            "  - id: shadowed\n    match: { path_prefix: /other }\n",
+        );
+        let yaml = format!(
+            "{gateway}forwarding: {{ client_cert_header: X-Forwarded-Client-Cert, client_cert_proxies: [10.0.0.7] }}\n"
+        );
+        let compiled = compile_yaml(&yaml, &machine()).unwrap();
+        let warnings: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("forwarding.client_cert_header: every listener speaks TLS")),
+            "{warnings:#?}"
         );
     }
 
