@@ -591,6 +591,8 @@ pub struct ExplainArgs<'a> {
     pub token: Option<&'a str>,
     /// The client certificate (PEM file) the request comes with, over TLS.
     pub client_cert: Option<&'a Path>,
+    /// A DPoP proof, or `@FILE`: the token goes as `Authorization: DPoP` with it.
+    pub dpop_proof: Option<&'a str>,
     /// A running gateway's admin address, whose revocation list is read.
     pub admin: Option<&'a str>,
     /// The admin token [default: the configuration's `admin.token_file` / `token_env`].
@@ -655,14 +657,31 @@ pub fn explain(args: ExplainArgs<'_>) -> Result<(String, u8), RunError> {
     };
     let method = http::Method::from_bytes(args.method.as_bytes())
         .map_err(|e| RunError::Server(format!("method: {e}")))?;
-    let req = crate::explain::request(&method, args.url, token.as_deref())
+    let mut req = crate::explain::request(&method, args.url, token.as_deref())
         .map_err(|e| RunError::Server(e.to_string()))?;
-    let transport = match args.client_cert {
-        None => crate::admission::Transport::Plain,
-        Some(file) => crate::admission::Transport::Tls {
+    if let Some(proof) = args.dpop_proof {
+        let proof = match proof.strip_prefix('@') {
+            Some(file) => read_secret_file(Path::new(file), "DPoP proof")?,
+            None => proof.to_owned(),
+        };
+        let token = token.as_deref().unwrap_or_default();
+        let bad = |_| RunError::Server("the DPoP proof is not a header value".to_owned());
+        req.insert_header(http::header::AUTHORIZATION, format!("DPoP {token}"))
+            .map_err(bad)?;
+        req.insert_header("dpop", proof).map_err(bad)?;
+    }
+    let https = args
+        .url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+    let transport = match (args.client_cert, https) {
+        (Some(file), _) => crate::admission::Transport::Tls {
             below_min_version: false,
             client_cert: Some(client_cert_digest(file)?),
         },
+        // Over TLS (the listener's or a proxy's): the scheme a DPoP proof names.
+        (None, true) => crate::admission::Transport::Terminated { client_cert: None },
+        (None, false) => crate::admission::Transport::Plain,
     };
     let mut explanation =
         crate::explain::explain_on(&req, transport, &snapshot, crate::clock::unix_now());

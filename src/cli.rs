@@ -73,6 +73,10 @@ pub enum Command {
         /// certificate (cnf.x5t#S256, RFC 8705) is checked against it.
         #[arg(long)]
         client_cert: Option<PathBuf>,
+        /// A DPoP proof (RFC 9449), or @FILE: the token is then sent as `Authorization: DPoP`
+        /// with this proof in the `DPoP` header.
+        #[arg(long)]
+        dpop_proof: Option<String>,
         /// A running gateway's admin address (host:port or URL): its revocation list (admin API,
         /// file, Redis) is read, so explain sees what that gateway enforces. Without it,
         /// revocations explain cannot see are reported as "unknown", never as a pass.

@@ -36,6 +36,11 @@ pub enum GatewayError {
     UnsupportedScheme,
     /// The bearer token was refused.
     InvalidToken(TokenFault),
+    /// The DPoP proof was refused (RFC 9449 §7.1); `algs` are the accepted proof algorithms.
+    InvalidDpopProof {
+        fault: crate::auth::dpop::ProofFault,
+        algs: Arc<str>,
+    },
     /// The token is valid but lacks the route's scopes; the challenge lists them.
     InsufficientScope { required: Arc<str> },
     /// The token's issuer has no usable keys yet; retry shortly (503, not 401).
@@ -104,7 +109,8 @@ impl GatewayError {
             | GatewayError::InvalidRequest(_) => 400,
             GatewayError::MissingToken
             | GatewayError::UnsupportedScheme
-            | GatewayError::InvalidToken(_) => 401,
+            | GatewayError::InvalidToken(_)
+            | GatewayError::InvalidDpopProof { .. } => 401,
             GatewayError::InsufficientScope { .. } | GatewayError::TlsVersionTooOld => 403,
             GatewayError::KeysUnavailable => 503,
             GatewayError::UpstreamUnavailable => 502,
@@ -123,6 +129,7 @@ impl GatewayError {
             GatewayError::InvalidRequest(fault) => fault.reason(),
             GatewayError::MissingToken => "missing",
             GatewayError::InvalidToken(fault) => fault.reason(),
+            GatewayError::InvalidDpopProof { fault, .. } => fault.reason(),
             GatewayError::InsufficientScope { .. } => "insufficient_scope",
             GatewayError::KeysUnavailable => "keys_not_loaded",
             GatewayError::UpstreamUnavailable => "upstream_unavailable",
@@ -140,6 +147,7 @@ impl GatewayError {
             reasons.extend(["missing", "unsupported_scheme", "insufficient_scope"]);
             reasons.extend(RequestFault::ALL.map(RequestFault::reason));
             reasons.extend(TokenFault::ALL.map(TokenFault::reason));
+            reasons.extend(crate::auth::dpop::ProofFault::ALL.map(|f| f.reason()));
         }
         reasons
     }
@@ -164,6 +172,7 @@ impl GatewayError {
             // challenge; the body still needs one.
             GatewayError::MissingToken | GatewayError::UnsupportedScheme => "unauthorized",
             GatewayError::InvalidToken(_) => "invalid_token",
+            GatewayError::InvalidDpopProof { .. } => "invalid_dpop_proof",
             GatewayError::InsufficientScope { .. } => "insufficient_scope",
             GatewayError::KeysUnavailable => "temporarily_unavailable",
             GatewayError::UpstreamUnavailable => "bad_gateway",
@@ -184,6 +193,7 @@ impl GatewayError {
                 "A bearer access token is required."
             }
             GatewayError::InvalidToken(_) => "The access token is invalid or expired.",
+            GatewayError::InvalidDpopProof { .. } => "The DPoP proof is invalid.",
             GatewayError::InsufficientScope { .. } => {
                 "The access token does not grant the scope this request needs."
             }
@@ -208,6 +218,10 @@ impl GatewayError {
             GatewayError::InvalidToken(_) => {
                 Some(format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""))
             }
+            // RFC 9449 §7.1.
+            GatewayError::InvalidDpopProof { algs, .. } => Some(format!(
+                "DPoP algs=\"{algs}\", error=\"invalid_dpop_proof\""
+            )),
             GatewayError::InsufficientScope { required } => Some(format!(
                 "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{required}\""
             )),
@@ -285,7 +299,10 @@ mod reason_lists {
                 | TokenFault::CertificateMissing
                 | TokenFault::CertificateMismatch
                 | TokenFault::DpopBound
-                | TokenFault::UnsupportedConfirmation => {}
+                | TokenFault::UnsupportedConfirmation
+                | TokenFault::DpopUnbound
+                | TokenFault::DpopRequired
+                | TokenFault::DpopKeyMismatch => {}
             }
         }
         for f in PathFault::ALL {

@@ -198,7 +198,9 @@ impl Explanation {
             GatewayError::NoRoute | GatewayError::MethodNotAllowed { .. } => exit::NO_ROUTE,
             GatewayError::MissingToken | GatewayError::UnsupportedScheme => exit::NO_TOKEN,
             GatewayError::InvalidToken(TokenFault::Revoked(_)) => exit::REVOKED,
-            GatewayError::InvalidToken(_) => exit::INVALID_TOKEN,
+            GatewayError::InvalidToken(_) | GatewayError::InvalidDpopProof { .. } => {
+                exit::INVALID_TOKEN
+            }
             GatewayError::InsufficientScope { .. } | GatewayError::TlsVersionTooOld => {
                 exit::FORBIDDEN
             }

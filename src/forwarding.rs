@@ -33,6 +33,22 @@ impl ForwardingPolicy {
             .is_some_and(|ip| self.trusted_proxies.iter().any(|net| net.contains(&ip)))
     }
 
+    /// Whether a plain-HTTP request came over TLS that a proxy in front terminated: from a
+    /// `client_cert_proxies` peer, or from a trusted proxy that says `X-Forwarded-Proto: https`
+    /// (exactly once). Decides the scheme a DPoP proof must name.
+    pub fn terminated_tls(&self, headers: &http::HeaderMap, peer: Option<IpAddr>) -> bool {
+        let canonical = peer.map(|ip| ip.to_canonical());
+        if canonical.is_some_and(|ip| self.client_cert_proxies.iter().any(|n| n.contains(&ip))) {
+            return true;
+        }
+        let mut proto = headers.get_all("x-forwarded-proto").iter();
+        self.trusts(peer)
+            && proto
+                .next()
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+            && proto.next().is_none()
+    }
+
     /// The SHA-256 of the client certificate a TLS-terminating proxy names in
     /// `client_cert_header`, for a request that came from `peer` over plain HTTP. `None` when the
     /// header is not configured, the peer is not one of `client_cert_proxies`, or the header does

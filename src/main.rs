@@ -38,6 +38,7 @@ fn main() -> ExitCode {
             url,
             token,
             client_cert,
+            dpop_proof,
             admin,
             admin_token_file,
         } => {
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
                 url: &url,
                 token: token.as_deref(),
                 client_cert: client_cert.as_deref(),
+                dpop_proof: dpop_proof.as_deref(),
                 admin: admin.as_deref(),
                 admin_token_file: admin_token_file.as_deref(),
             });

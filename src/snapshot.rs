@@ -57,6 +57,10 @@ pub struct Snapshot {
     /// The revocation list: runtime state, the one of the [`crate::stores::Stores`] this
     /// snapshot was compiled into (every snapshot of a process shares it).
     pub revocations: Arc<crate::revocation::RevocationList>,
+    /// DPoP proofs seen, shared by every snapshot of the process.
+    pub dpop_replay: Arc<crate::auth::dpop::ReplayCache>,
+    /// `dpop_proofs:`.
+    pub dpop: crate::auth::dpop::ProofSettings,
     /// The Redis mirror feeding `revocations` when `revocation_redis` is set, from the same
     /// stores; started with the gateway.
     pub revocation_mirror: Option<Arc<crate::revocation::mirror::RedisMirror>>,
@@ -114,6 +118,8 @@ pub struct Issuer {
     pub scope_claims: Vec<String>,
     /// Required `typ`, if any (RFC 9068: `at+jwt`).
     pub token_type: Option<String>,
+    /// `dpop`: whether its tokens may, or must, be DPoP-bound.
+    pub dpop: crate::auth::dpop::DpopMode,
     /// `token_type` is `at+jwt`: the RFC 9068 §2.2 claims are required.
     pub rfc9068: bool,
     /// `revocation.max_token_lifetime`: the longest `exp - iat` accepted.

@@ -27,6 +27,8 @@ use crate::tls::{CertStore, PairFiles};
 pub struct Stores {
     /// The revocation list every snapshot checks.
     pub revocations: Arc<RevocationList>,
+    /// DPoP proofs seen (RFC 9449 §11.1), kept across reloads.
+    pub dpop_replay: Arc<crate::auth::dpop::ReplayCache>,
     keys: Mutex<Vec<RemoteKeys>>,
     certificates: Mutex<Vec<ListenerCertificates>>,
     /// Decided by the first snapshot compiled into these stores: the one the process starts

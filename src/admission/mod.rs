@@ -48,8 +48,9 @@ pub enum Transport {
         below_min_version: bool,
         client_cert: Option<[u8; 32]>,
     },
-    /// Plain HTTP from a trusted proxy that terminated TLS and names the client certificate
-    /// (`forwarding.client_cert_header`): its SHA-256, when it names one.
+    /// Plain HTTP over TLS a proxy in front terminated (a trusted proxy's
+    /// `X-Forwarded-Proto: https`, or a `forwarding.client_cert_proxies` peer), with the SHA-256
+    /// of the client certificate it names in `forwarding.client_cert_header`, if any.
     Terminated {
         client_cert: Option<[u8; 32]>,
     },
@@ -99,24 +100,7 @@ pub async fn admit<R: KeyRefresh, O: Observer>(
         routed: None,
         principal: None,
     })?;
-    let client_cert = match &transport {
-        Transport::Tls { client_cert, .. } | Transport::Terminated { client_cert } => {
-            client_cert.as_ref()
-        }
-        Transport::Plain => None,
-    };
-    match authorise(
-        req,
-        snapshot,
-        &routed,
-        client_cert,
-        now,
-        refresh,
-        cache,
-        obs,
-    )
-    .await
-    {
+    match authorise(req, snapshot, &routed, &transport, now, refresh, cache, obs).await {
         Ok(principal) => Ok(Admitted { routed, principal }),
         Err(denied) => Err(Refused {
             error: denied.error,
@@ -149,7 +133,7 @@ async fn authorise<R: KeyRefresh, O: Observer>(
     req: &RequestHeader,
     snapshot: &Snapshot,
     routed: &Routed,
-    client_cert: Option<&[u8; 32]>,
+    transport: &Transport,
     now: impl Fn() -> i64,
     refresh: &R,
     cache: CacheUse,
@@ -157,16 +141,28 @@ async fn authorise<R: KeyRefresh, O: Observer>(
 ) -> Result<Option<Arc<Principal>>, Denied> {
     let route = &snapshot.routes[routed.route];
     let query = req.uri.query();
-    let first = authenticate(
-        &req.headers,
+    let (scheme, client_cert) = match transport {
+        Transport::Tls { client_cert, .. } | Transport::Terminated { client_cert } => {
+            ("https", client_cert.as_ref())
+        }
+        Transport::Plain => ("http", None),
+    };
+    // The canonical host: the one forwarded when it differs from the client's `Host`.
+    let authority = routed
+        .upstream_host
+        .as_deref()
+        .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok())
+        .unwrap_or_default();
+    let presented = crate::auth::Presented {
+        headers: &req.headers,
         query,
         client_cert,
-        route,
-        snapshot,
-        now(),
-        cache,
-        obs,
-    );
+        method: req.method.as_str(),
+        scheme,
+        authority,
+        path: &routed.path,
+    };
+    let first = authenticate(&presented, route, snapshot, now(), cache, obs);
     let Err(Denied {
         error: GatewayError::InvalidToken(TokenFault::UnknownKid),
         ..
@@ -174,9 +170,10 @@ async fn authorise<R: KeyRefresh, O: Observer>(
     else {
         return first;
     };
-    let token = crate::auth::bearer::extract(&req.headers, snapshot.limits.max_token_bytes)
+    let token = crate::auth::bearer::credential(&req.headers, snapshot.limits.max_token_bytes)
         .ok()
-        .flatten();
+        .flatten()
+        .map(|c| c.token);
     let issuers = snapshot.issuers.iter().map(|i| &**i).enumerate();
     let Some((issuer, kid)) = token.and_then(|t| unknown_kid_context(t, issuers)) else {
         return first;
@@ -198,16 +195,7 @@ async fn authorise<R: KeyRefresh, O: Observer>(
     if !refreshed {
         return first;
     }
-    authenticate(
-        &req.headers,
-        query,
-        client_cert,
-        route,
-        snapshot,
-        now(),
-        cache,
-        obs,
-    )
+    authenticate(&presented, route, snapshot, now(), cache, obs)
 }
 
 /// [`admit`] without a key refresh, at a fixed time: for `explain`, benches and tests, which run

@@ -58,8 +58,10 @@ pub enum Step {
     Lifetime,
     /// The RFC 9068 §2.2 claims, for `token_type: at+jwt` issuers.
     Profile,
+    /// With `Authorization: DPoP`, the request's DPoP proof (RFC 9449 §4.3), used once.
+    Dpop,
     /// A token bound to a key (`cnf`) comes from its holder: the client certificate of the
-    /// connection (RFC 8705 §3).
+    /// connection (RFC 8705 §3), or the key of the DPoP proof (RFC 9449 §7.1).
     Binding,
     /// The revocation list.
     Revocation,
@@ -93,6 +95,7 @@ impl Step {
             Step::Aud => "aud",
             Step::Lifetime => "lifetime",
             Step::Profile => "profile",
+            Step::Dpop => "dpop",
             Step::Binding => "binding",
             Step::Revocation => "revocation",
             Step::Scopes => "scopes",

@@ -64,6 +64,46 @@ pub enum BearerError {
 /// - two `Authorization` headers, a header that is not visible ASCII, `Bearer` without a token,
 ///   or a token over `max_len` bytes make a malformed *request*: 400 `invalid_request`.
 pub fn extract(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, BearerError> {
+    match credential(headers, max_len)? {
+        Some(Credential {
+            scheme: Scheme::Bearer,
+            token,
+        }) => Ok(Some(token)),
+        Some(_) => Err(BearerError::UnsupportedScheme),
+        None => Ok(None),
+    }
+}
+
+/// How an access token is presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `Authorization: Bearer` (RFC 6750).
+    Bearer,
+    /// `Authorization: DPoP`, with a `DPoP` proof header (RFC 9449 §7.1).
+    Dpop,
+}
+
+impl Scheme {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Bearer => "Bearer",
+            Scheme::Dpop => "DPoP",
+        }
+    }
+}
+
+/// An access token and the scheme it came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credential<'h> {
+    pub scheme: Scheme,
+    pub token: &'h str,
+}
+
+/// As [`extract`], accepting the `DPoP` scheme too (RFC 9449 §7.1: the same `token68` syntax).
+pub fn credential(
+    headers: &HeaderMap,
+    max_len: usize,
+) -> Result<Option<Credential<'_>>, BearerError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -74,9 +114,11 @@ pub fn extract(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, Bear
     }
     let value = value.to_str().map_err(|_| malformed)?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(BearerError::UnsupportedScheme);
-    }
+    let scheme = match scheme {
+        s if s.eq_ignore_ascii_case("bearer") => Scheme::Bearer,
+        s if s.eq_ignore_ascii_case("dpop") => Scheme::Dpop,
+        _ => return Err(BearerError::UnsupportedScheme),
+    };
     // RFC 6750 §2.1 allows one or more spaces after the scheme; nothing may trail the token.
     let token = token.trim_start_matches(' ');
     if token.len() > max_len {
@@ -88,7 +130,7 @@ pub fn extract(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, Bear
     if !is_token68(token) {
         return Err(BearerError::MalformedToken);
     }
-    Ok(Some(token))
+    Ok(Some(Credential { scheme, token }))
 }
 
 /// RFC 7235 §2.1: `token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.

@@ -331,6 +331,7 @@ mod tests {
             leeway: Duration::from_secs(30),
             scope_claims: vec!["scope".into()],
             token_type: None,
+            dpop: crate::auth::dpop::DpopMode::Allowed,
             rfc9068: false,
             max_token_lifetime: Duration::from_secs(24 * 3600),
             keys: Arc::new(IssuerKeys::fixed("corp".into(), fixture_keys())),

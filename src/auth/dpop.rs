@@ -5,8 +5,6 @@
 //! proof of one request, against what the gateway routed ([`Expected`]); [`ReplayCache`]
 //! remembers each proof's `jti` for as long as its `iat` is acceptable, so a proof is used once.
 //!
-//! Not wired into admission yet (issue #16): until it is, DPoP-bound tokens are refused
-//! ([`super::binding`]).
 
 use std::time::Duration;
 
@@ -47,6 +45,22 @@ pub enum ProofFault {
 }
 
 impl ProofFault {
+    /// Every fault (the label values of `portcullis_rejections_total`, initialised at 0).
+    pub const ALL: [Self; 12] = [
+        Self::Missing,
+        Self::Multiple,
+        Self::Malformed,
+        Self::Type,
+        Self::Algorithm,
+        Self::Key,
+        Self::Signature,
+        Self::Method,
+        Self::Uri,
+        Self::Stale,
+        Self::AccessTokenHash,
+        Self::Replayed,
+    ];
+
     pub fn reason(self) -> &'static str {
         match self {
             Self::Missing => "dpop_proof_missing",
@@ -243,9 +257,68 @@ fn htu_matches(htu: &str, expected: &Expected<'_>) -> bool {
 /// entries leave when their `iat` is too old to be accepted again, and past `max_entries` new
 /// proofs are refused (as replays) rather than letting memory grow: a flood of proofs is
 /// stopped, not remembered.
+#[derive(Debug)]
 pub struct ReplayCache {
     seen: DashMap<[u8; 32], i64>,
     max_entries: usize,
+}
+
+/// Proofs remembered at most: about 6 MB, and 1,600 proofs a second for a 60 s window.
+pub const DEFAULT_MAX_REPLAY_ENTRIES: usize = 100_000;
+
+impl Default for ReplayCache {
+    fn default() -> Self {
+        ReplayCache::new(DEFAULT_MAX_REPLAY_ENTRIES)
+    }
+}
+
+/// How an issuer's tokens may be bound to DPoP keys (`issuers[].dpop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DpopMode {
+    /// DPoP-bound tokens are refused, and so is the `DPoP` scheme.
+    Disabled,
+    /// DPoP-bound tokens with a valid proof, and bearer tokens.
+    #[default]
+    Allowed,
+    /// DPoP-bound tokens only: a bearer token of this issuer is refused.
+    Required,
+}
+
+/// `dpop_proofs:` compiled: what every proof is checked against.
+#[derive(Debug, Clone)]
+pub struct ProofSettings {
+    /// How old a proof's `iat` may be (also how long its `jti` is remembered).
+    pub max_age: Duration,
+    /// Asymmetric algorithms accepted for proofs.
+    pub algorithms: Vec<Algorithm>,
+    /// The same, space-separated: the `algs` of the challenge (RFC 9449 §7.1).
+    pub algs: std::sync::Arc<str>,
+}
+
+impl ProofSettings {
+    pub fn new(max_age: Duration, algorithms: Vec<Algorithm>) -> Self {
+        let algs: Vec<&str> = algorithms.iter().map(|a| a.as_str()).collect();
+        ProofSettings {
+            max_age,
+            algs: std::sync::Arc::from(algs.join(" ")),
+            algorithms,
+        }
+    }
+}
+
+impl Default for ProofSettings {
+    fn default() -> Self {
+        ProofSettings::new(
+            Duration::from_secs(60),
+            vec![
+                Algorithm::ES256,
+                Algorithm::ES384,
+                Algorithm::EdDSA,
+                Algorithm::PS256,
+                Algorithm::RS256,
+            ],
+        )
+    }
 }
 
 impl ReplayCache {

@@ -63,12 +63,18 @@ pub enum TokenFault {
     DpopBound,
     /// A `cnf` whose binding cannot be checked (another method, or malformed).
     UnsupportedConfirmation,
+    /// `Authorization: DPoP` with a token not bound to a DPoP key (RFC 9449 §7.1).
+    DpopUnbound,
+    /// The issuer's `dpop: required`, and the token is not DPoP-bound.
+    DpopRequired,
+    /// The proof's key is not the one the token is bound to (`cnf.jkt`).
+    DpopKeyMismatch,
 }
 
 impl TokenFault {
     /// Every fault, a revocation once per kind (the label values of
     /// `portcullis_rejections_total`, initialised at 0).
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 26] = [
         Self::Malformed,
         Self::AlgorithmNotAllowed,
         Self::UnsupportedCritical,
@@ -92,6 +98,9 @@ impl TokenFault {
         Self::CertificateMismatch,
         Self::DpopBound,
         Self::UnsupportedConfirmation,
+        Self::DpopUnbound,
+        Self::DpopRequired,
+        Self::DpopKeyMismatch,
     ];
 
     /// A stable, bounded label for logs and metrics (the request's reason).
@@ -117,6 +126,9 @@ impl TokenFault {
             Self::CertificateMismatch => "cnf_certificate_mismatch",
             Self::DpopBound => "dpop_bound_token",
             Self::UnsupportedConfirmation => "cnf_unsupported",
+            Self::DpopUnbound => "dpop_unbound_token",
+            Self::DpopRequired => "dpop_required",
+            Self::DpopKeyMismatch => "dpop_key_mismatch",
             Self::Revoked(by) => match by {
                 crate::revocation::RevokedBy::Jti => "revoked_jti",
                 crate::revocation::RevokedBy::Subject => "revoked_subject",
@@ -618,6 +630,7 @@ mod tests {
             leeway: Duration::from_secs(30),
             scope_claims: vec!["scope".into(), "scp".into()],
             token_type: None,
+            dpop: crate::auth::dpop::DpopMode::Allowed,
             rfc9068: false,
             max_token_lifetime: Duration::from_secs(24 * 3600),
             keys: std::sync::Arc::new(crate::auth::keys::IssuerKeys::fixed(

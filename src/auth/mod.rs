@@ -22,6 +22,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 
 use crate::admission::observe::{seen, Observer, Step};
+
 use crate::error::{GatewayError, RequestFault, TokenFault};
 use crate::snapshot::{Issuer, Route, RouteAuth, Snapshot};
 use cache::CacheUse;
@@ -44,16 +45,28 @@ impl From<GatewayError> for Denied {
     }
 }
 
+/// What a routed request presents for authentication.
+#[derive(Debug, Clone, Copy)]
+pub struct Presented<'a> {
+    pub headers: &'a HeaderMap,
+    pub query: Option<&'a str>,
+    /// The SHA-256 of the connection's client certificate, for certificate-bound tokens.
+    pub client_cert: Option<&'a [u8; 32]>,
+    /// The request a DPoP proof must describe: its method, its scheme (`https` over TLS, here
+    /// or at a trusted proxy), its canonical host and normalised path.
+    pub method: &'a str,
+    pub scheme: &'a str,
+    pub authority: &'a str,
+    pub path: &'a str,
+}
+
 /// Decide whether a request may use `route`, each check reported to `obs` as it runs.
 ///
 /// `Ok(None)` for a public route (any token is ignored), `Ok(Some(principal))` for a verified
 /// token that carries the route's scopes, otherwise the RFC 6750 rejection. Call it through
 /// [`crate::admission::admit`], which routes first and refreshes keys for an unknown `kid`.
-#[allow(clippy::too_many_arguments)]
 pub fn authenticate<O: Observer>(
-    headers: &HeaderMap,
-    query: Option<&str>,
-    client_cert: Option<&[u8; 32]>,
+    presented: &Presented<'_>,
     route: &Route,
     snapshot: &Snapshot,
     now: i64,
@@ -73,33 +86,62 @@ pub fn authenticate<O: Observer>(
             audiences,
         } => (issuers, scopes, audiences.as_deref()),
     };
-    let token = bearer::extract(headers, snapshot.limits.max_token_bytes)
+    let credential = bearer::credential(presented.headers, snapshot.limits.max_token_bytes)
         .map_err(GatewayError::from)
-        .and_then(|token| token.ok_or(GatewayError::MissingToken))
+        .and_then(|credential| credential.ok_or(GatewayError::MissingToken))
         // RFC 6750 §2: a client MUST NOT use more than one method to send the token.
         .and_then(
-            |token| match query.is_some_and(bearer::query_has_access_token) {
+            |credential| match presented.query.is_some_and(bearer::query_has_access_token) {
                 true => Err(GatewayError::InvalidRequest(
                     RequestFault::TokenInHeaderAndQuery,
                 )),
-                false => Ok(token),
+                false => Ok(credential),
             },
         );
-    let token = seen(obs, Step::Bearer, token, |t| {
-        format!("Authorization: Bearer, {} bytes", t.len())
+    let credential = seen(obs, Step::Bearer, credential, |c| {
+        format!(
+            "Authorization: {}, {} bytes",
+            c.scheme.name(),
+            c.token.len()
+        )
     })?;
+    let token = credential.token;
     let (principal, issuer) = verified(token, issuers, audiences, snapshot, now, cache, obs)?;
     let after_verification = |error| Denied {
         error,
         principal: Some(Arc::clone(&principal)),
     };
-    // On every request, a cached token too: the binding is to this connection.
-    let bound = binding::check(&principal.claims, client_cert).map_err(GatewayError::InvalidToken);
+    // With `Authorization: DPoP`, the proof of this request (RFC 9449 §4.3), on every request.
+    let proof = match (credential.scheme, issuer.dpop) {
+        (bearer::Scheme::Dpop, dpop::DpopMode::Allowed | dpop::DpopMode::Required) => {
+            let proof = dpop_proof(presented, token, snapshot, &issuer, now);
+            let proof = seen(obs, Step::Dpop, proof, |p| {
+                format!(
+                    "signed by key {} for {} {}://{}{}",
+                    p.jkt, presented.method, presented.scheme, presented.authority, presented.path
+                )
+            })
+            .map_err(after_verification)?;
+            Some(proof)
+        }
+        _ => None,
+    };
+    // On every request, a cached token too: the binding is to this connection and this proof.
+    let held = binding::Possession {
+        client_cert: presented.client_cert,
+        dpop_jkt: match credential.scheme {
+            bearer::Scheme::Dpop => Some(proof.as_ref().map_or("", |p| p.jkt.as_str())),
+            bearer::Scheme::Bearer => None,
+        },
+    };
+    let bound =
+        binding::check(&principal.claims, held, issuer.dpop).map_err(GatewayError::InvalidToken);
     seen(obs, Step::Binding, bound, |b| match b {
         binding::Bound::Not => "not bound (no cnf): a bearer token".to_owned(),
         binding::Bound::Certificate => {
             "cnf.x5t#S256: the client certificate of this connection".to_owned()
         }
+        binding::Bound::Dpop => "cnf.jkt: the key of this request's DPoP proof".to_owned(),
     })
     .map_err(after_verification)?;
     let facts = crate::revocation::TokenFacts {
@@ -140,6 +182,51 @@ pub fn authenticate<O: Observer>(
     );
     scoped.map_err(after_verification)?;
     Ok(Some(principal))
+}
+
+/// The DPoP proof of this request (one `DPoP` header, RFC 9449 §4.3), checked and recorded
+/// (a proof is used once).
+fn dpop_proof(
+    presented: &Presented<'_>,
+    token: &str,
+    snapshot: &Snapshot,
+    issuer: &Issuer,
+    now: i64,
+) -> Result<dpop::Proof, GatewayError> {
+    let refused = |fault| GatewayError::InvalidDpopProof {
+        fault,
+        algs: Arc::clone(&snapshot.dpop.algs),
+    };
+    let mut values = presented.headers.get_all("dpop").iter();
+    let value = values.next().ok_or(refused(dpop::ProofFault::Missing))?;
+    if values.next().is_some() {
+        return Err(refused(dpop::ProofFault::Multiple));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| refused(dpop::ProofFault::Malformed))?;
+    let expected = dpop::Expected {
+        method: presented.method,
+        scheme: presented.scheme,
+        authority: presented.authority,
+        path: presented.path,
+        access_token: token,
+        algorithms: &snapshot.dpop.algorithms,
+        now,
+        max_age: snapshot.dpop.max_age,
+        leeway: issuer.leeway,
+    };
+    let proof = dpop::check(value, &expected).map_err(refused)?;
+    // Remembered for as long as its `iat` can pass the check.
+    let window = snapshot.dpop.max_age.saturating_add(issuer.leeway);
+    let expires = proof
+        .iat
+        .saturating_add(i64::try_from(window.as_secs()).unwrap_or(i64::MAX));
+    snapshot
+        .dpop_replay
+        .first_use(&proof, expires, now)
+        .map_err(refused)?;
+    Ok(proof)
 }
 
 /// The verified principal of `token` and the issuer that vouched for it: from the cache when it

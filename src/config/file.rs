@@ -42,6 +42,20 @@ pub struct GatewayFile {
     pub auth_cache: Option<AuthCacheFile>,
     #[serde(default)]
     pub decision: Option<Spanned<DecisionFile>>,
+    #[serde(default)]
+    pub dpop_proofs: Option<DpopProofsFile>,
+}
+
+/// What every DPoP proof (RFC 9449) is checked against.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpopProofsFile {
+    /// How old a proof's `iat` may be (60s).
+    #[serde(default)]
+    pub max_age: Option<Text>,
+    /// Asymmetric algorithms accepted for proofs.
+    #[serde(default)]
+    pub algorithms: Option<Spanned<Vec<Text>>>,
 }
 
 /// Decision mode: a listener answering an ingress's "may this request pass?" (docs/decision-mode.md).
@@ -264,6 +278,9 @@ pub struct IssuerFile {
     pub scope_claims: Option<Spanned<Vec<Text>>>,
     #[serde(default)]
     pub token_type: Option<Text>,
+    /// `disabled`, `allowed` (the default) or `required`: DPoP-bound tokens (RFC 9449).
+    #[serde(default)]
+    pub dpop: Option<Text>,
 }
 
 /// Tunables of remote key fetching; every field has a safe default.

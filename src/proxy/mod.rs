@@ -62,12 +62,13 @@ impl Gateway {
                 }
             })
             .unwrap_or_else(|| {
+                let headers = &session.req_header().headers;
+                let peer = peer_ip(session);
                 let policy = &ctx.snapshot.forwarding;
-                match policy.client_cert_header {
-                    None => admission::Transport::Plain,
-                    Some(_) => admission::Transport::Terminated {
-                        client_cert: policy
-                            .forwarded_client_cert(&session.req_header().headers, peer_ip(session)),
+                match policy.terminated_tls(headers, peer) {
+                    false => admission::Transport::Plain,
+                    true => admission::Transport::Terminated {
+                        client_cert: policy.forwarded_client_cert(headers, peer),
                     },
                 }
             });

@@ -147,6 +147,7 @@ fn vector_payloads_are_not_access_tokens() {
             leeway: std::time::Duration::from_secs(30),
             scope_claims: vec!["scope".into()],
             token_type: None,
+            dpop: portcullis::auth::dpop::DpopMode::Allowed,
             rfc9068: false,
             max_token_lifetime: std::time::Duration::from_secs(24 * 3600),
             keys: std::sync::Arc::new(portcullis::auth::keys::IssuerKeys::fixed(

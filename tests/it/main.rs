@@ -14,6 +14,7 @@ mod cli;
 mod config;
 mod decision;
 mod demo;
+mod dpop;
 mod explain;
 mod hardening;
 mod identity_headers;

@@ -90,6 +90,21 @@ pub(super) fn compile_issuers(
             Some(s) => s.value.iter().map(|c| c.value.clone()).collect(),
         };
         let token_type = f.token_type.as_ref().map(|t| t.value.clone());
+        let dpop = match f.dpop.as_ref().map(|d| (d, d.value.as_str())) {
+            None => crate::auth::dpop::DpopMode::Allowed,
+            Some((_, "allowed")) => crate::auth::dpop::DpopMode::Allowed,
+            Some((_, "disabled")) => crate::auth::dpop::DpopMode::Disabled,
+            Some((_, "required")) => crate::auth::dpop::DpopMode::Required,
+            Some((d, _)) => {
+                cx.error(
+                    d.referenced,
+                    format!("{path}.dpop"),
+                    "takes disabled, allowed or required",
+                );
+                ok = false;
+                crate::auth::dpop::DpopMode::Allowed
+            }
+        };
         let id: Arc<str> = Arc::from(f.id.value.as_str());
         let compiled =
             compile_key_source(cx, &path, spanned.referenced, f, inputs, &algorithms, &id);
@@ -115,6 +130,7 @@ pub(super) fn compile_issuers(
                     .as_deref()
                     .is_some_and(|t| crate::auth::jwt::check_type(Some(t), Some("at+jwt")).is_ok()),
                 token_type,
+                dpop,
                 // Set once `revocation` is compiled.
                 max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
                 keys,

@@ -258,6 +258,7 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
     }
     let limits = compile_limits(&mut cx, file.limits.as_ref());
     let auth_cache = compile_auth_cache(&mut cx, file.auth_cache.as_ref());
+    let dpop = compile_dpop_proofs(&mut cx, file.dpop_proofs.as_ref());
     let admin_address = compile_admin(&mut cx, file.admin.as_ref(), &listeners);
     let probes_address =
         compile_probes_address(&mut cx, file.admin.as_ref(), &listeners, admin_address);
@@ -485,6 +486,8 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
         drain_delay,
         revocation_redis,
         revocations: Arc::clone(&inputs.stores.revocations),
+        dpop_replay: Arc::clone(&inputs.stores.dpop_replay),
+        dpop,
         revocation_mirror: None,
         auth_cache,
         kept_claims,
@@ -520,6 +523,36 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
         warnings: cx.warnings,
         unchecked: cx.unchecked,
     })
+}
+
+/// `dpop_proofs:`: the window of a proof's `iat` and its algorithms (asymmetric only: the
+/// `Algorithm` set has no other).
+fn compile_dpop_proofs(
+    cx: &mut Ctx,
+    file: Option<&DpopProofsFile>,
+) -> crate::auth::dpop::ProofSettings {
+    let defaults = crate::auth::dpop::ProofSettings::default();
+    let Some(file) = file else {
+        return defaults;
+    };
+    let (mut max_age, mut algorithms) = (defaults.max_age, defaults.algorithms);
+    if let Some(age) = &file.max_age {
+        match parse_duration(cx, age, "dpop_proofs.max_age") {
+            Some(d) if d > Duration::from_secs(600) => cx.error(
+                age.referenced,
+                "dpop_proofs.max_age",
+                "above 10m a captured proof stays usable too long",
+            ),
+            Some(d) => max_age = d,
+            None => {}
+        }
+    }
+    if file.algorithms.is_some() {
+        if let Some(list) = compile_algorithms(cx, "dpop_proofs", file.algorithms.as_ref()) {
+            algorithms = list;
+        }
+    }
+    crate::auth::dpop::ProofSettings::new(max_age, algorithms)
 }
 
 fn known<'a>(names: impl Iterator<Item = &'a &'a str>) -> String {
