@@ -13,12 +13,12 @@ const CHALLENGE: &str = "DPoP algs=\"ES256 ES384 EdDSA PS256 RS256\", error=\"in
 const INVALID_TOKEN: &str = "Bearer realm=\"portcullis\", error=\"invalid_token\"";
 
 /// A client's DPoP key (P-256), made for the test.
-struct DpopClient {
+pub struct DpopClient {
     pair: aws_lc_rs::signature::EcdsaKeyPair,
 }
 
 impl DpopClient {
-    fn new() -> DpopClient {
+    pub fn new() -> DpopClient {
         use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
@@ -38,7 +38,7 @@ impl DpopClient {
     }
 
     /// RFC 7638 thumbprint: SHA-256 of the required members in lexicographic order.
-    fn jkt(&self) -> String {
+    pub fn jkt(&self) -> String {
         let jwk = self.jwk();
         let canonical = format!(
             r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
@@ -52,7 +52,13 @@ impl DpopClient {
     }
 
     /// A proof for `method` `htu` with `token`, then `edit`ed.
-    fn proof(&self, method: &str, htu: &str, token: &str, edit: impl FnOnce(&mut Value)) -> String {
+    pub fn proof(
+        &self,
+        method: &str,
+        htu: &str,
+        token: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> String {
         static JTI: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let ath = URL_SAFE_NO_PAD.encode(ring::digest::digest(
             &ring::digest::SHA256,
@@ -253,6 +259,82 @@ async fn the_proof_names_the_scheme_the_client_used_and_dpop_can_be_required() {
             &[]
         )
         .await,
+        (401, INVALID_TOKEN.to_owned())
+    );
+}
+
+/// RFC 9449 end to end with a real authorization server (oidc-provider, tests/support/authserver):
+/// its DPoP-bound client gets a token naming its key (`cnf.jkt`, `token_type: DPoP`), which the
+/// gateway (keys by discovery) accepts with a fresh proof by that key, and refuses as a bearer
+/// token or with another key's proof.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpop_bound_tokens_of_a_real_authorization_server() {
+    let server = crate::support::authserver::AuthServer::start();
+    let echo = echo_upstream().await;
+    let issuer = format!(
+        "  - {{ id: as, issuer: \"{}\", discovery: true, audiences: [\"{AUDIENCE}\"], algorithms: [RS256], token_type: at+jwt }}\n",
+        server.issuer
+    );
+    let yaml = config(echo, closed_port(), closed_port())
+        .replacen("issuers:\n", &format!("issuers:\n{issuer}"), 1)
+        .replacen("      issuers: [corp]\n", "      issuers: [corp, as]\n", 1);
+    let gw = TestGateway::start(&yaml);
+    let readyz = gw.admin_url("/readyz");
+    eventually(
+        "the gateway is ready",
+        std::time::Duration::from_secs(30),
+        || {
+            let readyz = readyz.clone();
+            async move {
+                client()
+                    .get(readyz)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            }
+        },
+    )
+    .await;
+    let client_key = DpopClient::new();
+    let token_endpoint = format!("{}/token", server.issuer);
+    let for_token_endpoint = client_key.proof("POST", &token_endpoint, "", |c| {
+        c.as_object_mut().unwrap().remove("ath");
+    });
+    let token = server
+        .token_with(
+            "dpop",
+            "dpop-secret",
+            "read:orders",
+            None,
+            Some(&for_token_endpoint),
+        )
+        .await;
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(claims["cnf"]["jkt"], json!(client_key.jkt()), "{claims}");
+
+    let htu = format!("http://{}/orders/1", gw.addr);
+    let dpop = format!("DPoP {token}");
+    let fresh = client_key.proof("GET", &htu, &token, |_| {});
+    assert_eq!(
+        call(&gw, "/orders/1", &dpop, Some(&fresh), &[]).await,
+        (200, String::new())
+    );
+    let again = client_key.proof("GET", &htu, &token, |_| {});
+    assert_eq!(
+        call(
+            &gw,
+            "/orders/1",
+            &format!("Bearer {token}"),
+            Some(&again),
+            &[]
+        )
+        .await,
+        (401, INVALID_TOKEN.to_owned())
+    );
+    let stranger = DpopClient::new().proof("GET", &htu, &token, |_| {});
+    assert_eq!(
+        call(&gw, "/orders/1", &dpop, Some(&stranger), &[]).await,
         (401, INVALID_TOKEN.to_owned())
     );
 }

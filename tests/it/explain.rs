@@ -247,6 +247,44 @@ fn explain_checks_a_certificate_bound_token_against_the_client_certificate() {
     );
 }
 
+/// `--dpop-proof`: the token goes as `Authorization: DPoP` with the proof, and explain runs the
+/// proof's checks (RFC 9449 §4.3) and the binding, over https as the URL says.
+#[test]
+fn explain_checks_a_dpop_proof() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.yaml");
+    let yaml = config_yaml_for_cli().replace("revocation: { file: \"{revoked}\" }", "");
+    std::fs::write(&config, yaml).unwrap();
+    let client_key = crate::dpop::DpopClient::new();
+    let mut bound = claims("read:orders");
+    bound["cnf"] = json!({ "jkt": client_key.jkt() });
+    let token = Issuer::rsa(&bound);
+    let url = "https://api.example.com/orders/7";
+    let proof = client_key.proof("GET", url, &token, |_| {});
+    let (token_file, proof_file) = (dir.path().join("token"), dir.path().join("proof"));
+    std::fs::write(&token_file, &token).unwrap();
+    std::fs::write(&proof_file, &proof).unwrap();
+    let token_arg = format!("--token=@{}", token_file.display());
+    let proof_arg = format!("--dpop-proof=@{}", proof_file.display());
+    let url_arg = format!("--url={url}");
+    let (status, text) = explain_cli(&config, &[&url_arg, &token_arg, &proof_arg]);
+    assert_eq!(status, Some(0), "{text}");
+    assert!(text.contains("pass  dpop"), "{text}");
+    assert!(text.contains("pass  binding"), "{text}");
+    // The same proof for another resource: the htu check says so.
+    let other = "--url=https://api.example.com/orders/8";
+    let (status, text) = explain_cli(&config, &[other, &token_arg, &proof_arg]);
+    assert_eq!(status, Some(13), "{text}");
+    assert!(text.contains("FAIL  dpop        dpop_proof_htu"), "{text}");
+    // Without the proof, a DPoP-bound token is refused as a bearer token.
+    let (status, text) = explain_cli(&config, &[&url_arg, &token_arg]);
+    assert_eq!(status, Some(13), "{text}");
+    assert!(
+        text.contains("FAIL  binding     dpop_bound_token"),
+        "{text}"
+    );
+}
+
 /// The config file a running [`TestGateway`] uses, for the CLI: `{listen}` and `{admin}` filled
 /// in with `admin` (explain binds nothing), fixture paths absolute.
 fn cli_config_beside(

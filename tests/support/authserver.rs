@@ -50,6 +50,20 @@ impl AuthServer {
         scope: &str,
         client_cert: Option<&str>,
     ) -> String {
+        self.token_with(client, secret, scope, client_cert, None)
+            .await
+    }
+
+    /// [`AuthServer::token`], with a DPoP proof for `POST {issuer}/token` (RFC 9449 §5): a
+    /// DPoP-bound client's token then names the proof's key in `cnf.jkt`.
+    pub async fn token_with(
+        &self,
+        client: &str,
+        secret: &str,
+        scope: &str,
+        client_cert: Option<&str>,
+        dpop_proof: Option<&str>,
+    ) -> String {
         let mut req = reqwest::Client::new()
             .post(format!("{}/token", self.issuer))
             .basic_auth(client, Some(secret))
@@ -60,6 +74,9 @@ impl AuthServer {
             ));
         if let Some(pem) = client_cert {
             req = req.header("x-client-cert", url_encode(pem));
+        }
+        if let Some(proof) = dpop_proof {
+            req = req.header("dpop", proof);
         }
         let answer: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
         answer["access_token"]

@@ -9,6 +9,8 @@
 //   bound / bound-secret   certificate-bound tokens (RFC 8705 §3: `cnf.x5t#S256`); the client
 //                          certificate, PEM, URL-encoded, comes in the `x-client-cert` header
 //                          (the tests talk to it over plain HTTP, as behind a TLS terminator)
+//   dpop / dpop-secret     DPoP-bound tokens (RFC 9449: `cnf.jkt`); the token request carries
+//                          a DPoP proof for POST {issuer}/token
 //   plain / plain-secret   unbound tokens
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -29,6 +31,14 @@ const clients = [
     tls_client_certificate_bound_access_tokens: true,
   },
   {
+    client_id: 'dpop',
+    client_secret: 'dpop-secret',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    dpop_bound_access_tokens: true,
+  },
+  {
     client_id: 'plain',
     client_secret: 'plain-secret',
     grant_types: ['client_credentials'],
@@ -47,6 +57,7 @@ server.listen(0, '127.0.0.1', () => {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      dPoP: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
       resourceIndicators: {
