@@ -45,6 +45,9 @@ pub enum GatewayError {
     InsufficientScope { required: Arc<str> },
     /// The token's issuer has no usable keys yet; retry shortly (503, not 401).
     KeysUnavailable,
+    /// The introspection endpoint did not answer for an opaque token not in the cache: the token
+    /// may be fine, so 503 and retry, not 401.
+    IntrospectionUnavailable,
     /// The upstream could not be reached or failed mid-request.
     UpstreamUnavailable,
     /// The upstream did not answer in time.
@@ -112,7 +115,7 @@ impl GatewayError {
             | GatewayError::InvalidToken(_)
             | GatewayError::InvalidDpopProof { .. } => 401,
             GatewayError::InsufficientScope { .. } | GatewayError::TlsVersionTooOld => 403,
-            GatewayError::KeysUnavailable => 503,
+            GatewayError::KeysUnavailable | GatewayError::IntrospectionUnavailable => 503,
             GatewayError::UpstreamUnavailable => 502,
             GatewayError::UpstreamTimeout => 504,
         }
@@ -132,6 +135,7 @@ impl GatewayError {
             GatewayError::InvalidDpopProof { fault, .. } => fault.reason(),
             GatewayError::InsufficientScope { .. } => "insufficient_scope",
             GatewayError::KeysUnavailable => "keys_not_loaded",
+            GatewayError::IntrospectionUnavailable => "introspection_unavailable",
             GatewayError::UpstreamUnavailable => "upstream_unavailable",
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::TlsVersionTooOld => "tls_version_too_old",
@@ -144,7 +148,12 @@ impl GatewayError {
     pub fn route_reasons(protected: bool) -> Vec<&'static str> {
         let mut reasons = vec!["upstream_unavailable", "upstream_timeout"];
         if protected {
-            reasons.extend(["missing", "unsupported_scheme", "insufficient_scope"]);
+            reasons.extend([
+                "missing",
+                "unsupported_scheme",
+                "insufficient_scope",
+                "introspection_unavailable",
+            ]);
             reasons.extend(RequestFault::ALL.map(RequestFault::reason));
             reasons.extend(TokenFault::ALL.map(TokenFault::reason));
             reasons.extend(crate::auth::dpop::ProofFault::ALL.map(|f| f.reason()));
@@ -174,7 +183,9 @@ impl GatewayError {
             GatewayError::InvalidToken(_) => "invalid_token",
             GatewayError::InvalidDpopProof { .. } => "invalid_dpop_proof",
             GatewayError::InsufficientScope { .. } => "insufficient_scope",
-            GatewayError::KeysUnavailable => "temporarily_unavailable",
+            GatewayError::KeysUnavailable | GatewayError::IntrospectionUnavailable => {
+                "temporarily_unavailable"
+            }
             GatewayError::UpstreamUnavailable => "bad_gateway",
             GatewayError::UpstreamTimeout => "gateway_timeout",
             GatewayError::TlsVersionTooOld => "tls_version_too_old",
@@ -198,6 +209,9 @@ impl GatewayError {
                 "The access token does not grant the scope this request needs."
             }
             GatewayError::KeysUnavailable => "The gateway cannot check tokens yet; retry shortly.",
+            GatewayError::IntrospectionUnavailable => {
+                "The gateway cannot check this token now; retry shortly."
+            }
             GatewayError::UpstreamUnavailable => "The upstream service is unavailable.",
             GatewayError::UpstreamTimeout => "The upstream service did not answer in time.",
             GatewayError::TlsVersionTooOld => "This endpoint requires a newer TLS version.",
@@ -259,8 +273,11 @@ pub fn render(error: &GatewayError) -> Rendered {
     Rendered {
         status: error.status(),
         www_authenticate: error.www_authenticate(),
-        retry_after: matches!(error, GatewayError::KeysUnavailable)
-            .then_some(KEYS_RETRY_AFTER_SECONDS),
+        retry_after: matches!(
+            error,
+            GatewayError::KeysUnavailable | GatewayError::IntrospectionUnavailable
+        )
+        .then_some(KEYS_RETRY_AFTER_SECONDS),
         allow: match error {
             GatewayError::MethodNotAllowed { allow } => Some(Arc::clone(allow)),
             _ => None,
@@ -302,7 +319,9 @@ mod reason_lists {
                 | TokenFault::UnsupportedConfirmation
                 | TokenFault::DpopUnbound
                 | TokenFault::DpopRequired
-                | TokenFault::DpopKeyMismatch => {}
+                | TokenFault::DpopKeyMismatch
+                | TokenFault::Inactive
+                | TokenFault::NotAnAccessToken => {}
             }
         }
         for f in PathFault::ALL {

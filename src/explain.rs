@@ -205,6 +205,7 @@ impl Explanation {
                 exit::FORBIDDEN
             }
             GatewayError::KeysUnavailable
+            | GatewayError::IntrospectionUnavailable
             | GatewayError::UpstreamUnavailable
             | GatewayError::UpstreamTimeout => exit::KEYS_UNAVAILABLE,
         }

@@ -120,6 +120,10 @@ pub struct Issuer {
     pub token_type: Option<String>,
     /// `dpop`: whether its tokens may, or must, be DPoP-bound.
     pub dpop: crate::auth::dpop::DpopMode,
+    /// `token_format`: JWTs, opaque tokens (introspected), or both.
+    pub token_format: crate::auth::TokenFormat,
+    /// The introspection client of an issuer with `introspection:`.
+    pub introspector: Option<Arc<crate::auth::introspection::Introspector>>,
     /// `token_type` is `at+jwt`: the RFC 9068 §2.2 claims are required.
     pub rfc9068: bool,
     /// `revocation.max_token_lifetime`: the longest `exp - iat` accepted.
@@ -244,7 +248,8 @@ impl Secret {
         Secret(Arc::from(value))
     }
 
-    /// The value, for the one place that sends it (`explain --admin` to the admin API).
+    /// The value, for the places that send it (`explain --admin` to the admin API, token
+    /// introspection to the authorization server).
     pub(crate) fn expose(&self) -> &str {
         &self.0
     }

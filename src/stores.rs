@@ -27,8 +27,6 @@ use crate::tls::{CertStore, PairFiles};
 pub struct Stores {
     /// The revocation list every snapshot checks.
     pub revocations: Arc<RevocationList>,
-    /// DPoP proofs seen (RFC 9449 §11.1), kept across reloads.
-    pub dpop_replay: Arc<crate::auth::dpop::ReplayCache>,
     keys: Mutex<Vec<RemoteKeys>>,
     certificates: Mutex<Vec<ListenerCertificates>>,
     /// Decided by the first snapshot compiled into these stores: the one the process starts
@@ -43,6 +41,8 @@ pub struct Started {
     /// The verified-token cache, when the first configuration enabled it (a later one may turn
     /// it off; turning it on or resizing it needs a restart).
     pub token_cache: Option<Arc<TokenCache>>,
+    /// DPoP proofs seen (RFC 9449 §11.1), sized by the first configuration, kept across reloads.
+    pub dpop_replay: Arc<crate::auth::dpop::ReplayCache>,
     pub settings: StartSettings,
 }
 
@@ -61,6 +61,8 @@ pub struct StartSettings {
     pub revocation_redis: Option<RedisSettings>,
     pub shutdown_grace: Duration,
     pub auth_cache: CacheSettings,
+    /// `dpop_proofs.max_replay_entries`.
+    pub dpop_replay_entries: usize,
 }
 
 impl StartSettings {
@@ -79,6 +81,7 @@ impl StartSettings {
             revocation_redis: snapshot.revocation_redis.clone(),
             shutdown_grace: snapshot.shutdown_grace,
             auth_cache: snapshot.auth_cache,
+            dpop_replay_entries: snapshot.dpop.max_replay_entries,
         }
     }
 
@@ -115,6 +118,10 @@ impl StartSettings {
         differs(
             self.shutdown_grace != new.shutdown_grace,
             "shutdown.grace_period",
+        );
+        differs(
+            self.dpop_replay_entries != new.dpop_replay_entries,
+            "dpop_proofs.max_replay_entries",
         );
         changes
     }
@@ -245,6 +252,9 @@ impl Stores {
                 .auth_cache
                 .enabled
                 .then(|| Arc::new(TokenCache::new(settings.auth_cache))),
+            dpop_replay: Arc::new(crate::auth::dpop::ReplayCache::new(
+                settings.dpop_replay_entries,
+            )),
             settings,
         })
     }
@@ -369,6 +379,7 @@ mod tests {
             }),
             shutdown_grace: Duration::from_secs(grace),
             auth_cache: CacheSettings::default(),
+            dpop_replay_entries: 1_000,
         }
     }
 

@@ -157,7 +157,13 @@ async fn authorise<R: KeyRefresh, O: Observer>(
         headers: &req.headers,
         query,
         client_cert,
-        method: req.method.as_str(),
+        // A route that honours a method override acts as the overriding method: the proof
+        // must name it (a proof for `POST` is no `DELETE`).
+        method: routed
+            .method_override
+            .as_ref()
+            .unwrap_or(&req.method)
+            .as_str(),
         scheme,
         authority,
         path: &routed.path,

@@ -67,6 +67,8 @@ pub enum Step {
     Revocation,
     /// The route's scopes (RFC 6750 §3.1 `insufficient_scope`).
     Scopes,
+    /// The DPoP proof not used before (RFC 9449 §11.1): checked last, once all else passed.
+    Replay,
 }
 
 impl Step {
@@ -96,6 +98,7 @@ impl Step {
             Step::Lifetime => "lifetime",
             Step::Profile => "profile",
             Step::Dpop => "dpop",
+            Step::Replay => "replay",
             Step::Binding => "binding",
             Step::Revocation => "revocation",
             Step::Scopes => "scopes",

@@ -332,6 +332,8 @@ mod tests {
             scope_claims: vec!["scope".into()],
             token_type: None,
             dpop: crate::auth::dpop::DpopMode::Allowed,
+            token_format: crate::auth::TokenFormat::Jwt,
+            introspector: None,
             rfc9068: false,
             max_token_lifetime: Duration::from_secs(24 * 3600),
             keys: Arc::new(IssuerKeys::fixed("corp".into(), fixture_keys())),

@@ -138,12 +138,20 @@ pub fn check(proof: &str, expected: &Expected<'_>) -> Result<Proof, ProofFault> 
         .and_then(|a| a.parse::<Algorithm>().ok())
         .filter(|a| expected.algorithms.contains(a))
         .ok_or(ProofFault::Algorithm)?;
-    // Step 7: a public key, nothing private in it.
+    // RFC 7515 §4.1.11: no extension this checker would ignore.
+    if header.contains_key("crit") {
+        return Err(ProofFault::Malformed);
+    }
+    // Step 7: a public key, nothing private in it, each member in its one canonical size (so
+    // one key has one thumbprint).
     let jwk = header
         .get("jwk")
         .and_then(Value::as_object)
         .ok_or(ProofFault::Key)?;
-    if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) || jwk.contains_key("k") {
+    if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m))
+        || jwk.contains_key("k")
+        || !canonical_key(jwk)
+    {
         return Err(ProofFault::Key);
     }
     let key = super::jwks::key_for(&Value::Object(jwk.clone()), alg)
@@ -197,6 +205,31 @@ pub fn check(proof: &str, expected: &Expected<'_>) -> Result<Proof, ProofFault> 
     })
 }
 
+/// Coordinates of their curve's size, an RSA modulus without a leading zero byte.
+fn canonical_key(jwk: &Map<String, Value>) -> bool {
+    let len = |name: &str| {
+        jwk.get(name)
+            .and_then(Value::as_str)
+            .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
+    };
+    match (
+        jwk.get("kty").and_then(Value::as_str),
+        jwk.get("crv").and_then(Value::as_str),
+    ) {
+        (Some("EC"), Some(crv)) => {
+            let size = match crv {
+                "P-256" => 32,
+                "P-384" => 48,
+                _ => return false,
+            };
+            len("x").is_some_and(|x| x.len() == size) && len("y").is_some_and(|y| y.len() == size)
+        }
+        (Some("OKP"), Some("Ed25519")) => len("x").is_some_and(|x| x.len() == 32),
+        (Some("RSA"), _) => len("n").is_some_and(|n| n.first().is_some_and(|b| *b != 0)),
+        _ => false,
+    }
+}
+
 fn json_object(part: &str) -> Result<Map<String, Value>, ProofFault> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
@@ -243,7 +276,13 @@ fn htu_matches(htu: &str, expected: &Expected<'_>) -> bool {
         Some(port) if port != default_port => format!("{host}:{port}"),
         _ => host,
     };
-    if authority != expected.authority {
+    // The routed host keeps a port the client wrote, the scheme's default included.
+    let default_suffix = format!(":{default_port}");
+    let expected_authority = expected
+        .authority
+        .strip_suffix(default_suffix.as_str())
+        .unwrap_or(expected.authority);
+    if authority != expected_authority {
         return false;
     }
     let path = match uri.path() {
@@ -261,10 +300,14 @@ fn htu_matches(htu: &str, expected: &Expected<'_>) -> bool {
 pub struct ReplayCache {
     seen: DashMap<[u8; 32], i64>,
     max_entries: usize,
+    /// When a full map was last swept: at most once a second, so a full map of live entries
+    /// costs one scan a second, not one per request.
+    last_sweep: std::sync::atomic::AtomicI64,
 }
 
-/// Proofs remembered at most: about 6 MB, and 1,600 proofs a second for a 60 s window.
-pub const DEFAULT_MAX_REPLAY_ENTRIES: usize = 100_000;
+/// Proofs remembered at most (`dpop_proofs.max_replay_entries`): about 20 MB, enough for
+/// 2,500 DPoP requests a second with the default 60 s window and 30 s leeway.
+pub const DEFAULT_MAX_REPLAY_ENTRIES: usize = 300_000;
 
 impl Default for ReplayCache {
     fn default() -> Self {
@@ -291,15 +334,18 @@ pub struct ProofSettings {
     pub max_age: Duration,
     /// Asymmetric algorithms accepted for proofs.
     pub algorithms: Vec<Algorithm>,
+    /// Proofs remembered at most (read at start).
+    pub max_replay_entries: usize,
     /// The same, space-separated: the `algs` of the challenge (RFC 9449 §7.1).
     pub algs: std::sync::Arc<str>,
 }
 
 impl ProofSettings {
-    pub fn new(max_age: Duration, algorithms: Vec<Algorithm>) -> Self {
+    pub fn new(max_age: Duration, algorithms: Vec<Algorithm>, max_replay_entries: usize) -> Self {
         let algs: Vec<&str> = algorithms.iter().map(|a| a.as_str()).collect();
         ProofSettings {
             max_age,
+            max_replay_entries,
             algs: std::sync::Arc::from(algs.join(" ")),
             algorithms,
         }
@@ -317,6 +363,7 @@ impl Default for ProofSettings {
                 Algorithm::PS256,
                 Algorithm::RS256,
             ],
+            DEFAULT_MAX_REPLAY_ENTRIES,
         )
     }
 }
@@ -326,6 +373,7 @@ impl ReplayCache {
         ReplayCache {
             seen: DashMap::new(),
             max_entries,
+            last_sweep: std::sync::atomic::AtomicI64::new(i64::MIN),
         }
     }
 
@@ -339,8 +387,15 @@ impl ReplayCache {
         let mut key = [0u8; 32];
         key.copy_from_slice(id.finish().as_ref());
         if self.seen.len() >= self.max_entries {
-            self.seen.retain(|_, until| *until >= now);
+            use std::sync::atomic::Ordering::Relaxed;
+            if self.last_sweep.fetch_max(now, Relaxed) < now {
+                self.seen.retain(|_, until| *until >= now);
+            }
             if self.seen.len() >= self.max_entries {
+                tracing::warn!(
+                    max_entries = self.max_entries,
+                    "DPoP replay memory full of live proofs: new proofs are refused (raise dpop_proofs.max_replay_entries)"
+                );
                 return Err(ProofFault::Replayed);
             }
         }
@@ -468,6 +523,12 @@ mod tests {
             let proof = client.proof(|_, c| c["htu"] = json!(htu));
             assert!(check(&proof, &expected()).is_ok(), "{htu}");
         }
+        // The routed host keeps a default port the client wrote in `Host`.
+        let with_port = Expected {
+            authority: "api.example.com:443",
+            ..expected()
+        };
+        assert!(check(&client.proof(|_, _| {}), &with_port).is_ok());
     }
 
     /// Each check failing alone, with its own fault.
@@ -548,6 +609,22 @@ mod tests {
                 "htu port",
                 client.proof(|_, c| c["htu"] = json!("https://api.example.com:8443/orders/7")),
                 ProofFault::Uri,
+            ),
+            (
+                "crit",
+                client.proof(|h, _| h["crit"] = json!(["exp"])),
+                ProofFault::Malformed,
+            ),
+            (
+                "a coordinate with a leading zero byte (another thumbprint for the same key)",
+                client.proof(|h, _| {
+                    let x = URL_SAFE_NO_PAD
+                        .decode(h["jwk"]["x"].as_str().unwrap())
+                        .unwrap();
+                    let padded = [&[0u8][..], &x].concat();
+                    h["jwk"]["x"] = json!(URL_SAFE_NO_PAD.encode(padded));
+                }),
+                ProofFault::Key,
             ),
             (
                 "htu userinfo",

@@ -69,12 +69,16 @@ pub enum TokenFault {
     DpopRequired,
     /// The proof's key is not the one the token is bound to (`cnf.jkt`).
     DpopKeyMismatch,
+    /// Introspection says the (opaque) token is not active (RFC 7662 §2.2).
+    Inactive,
+    /// Introspection says the token is a refresh token, not an access token.
+    NotAnAccessToken,
 }
 
 impl TokenFault {
     /// Every fault, a revocation once per kind (the label values of
     /// `portcullis_rejections_total`, initialised at 0).
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 28] = [
         Self::Malformed,
         Self::AlgorithmNotAllowed,
         Self::UnsupportedCritical,
@@ -101,6 +105,8 @@ impl TokenFault {
         Self::DpopUnbound,
         Self::DpopRequired,
         Self::DpopKeyMismatch,
+        Self::Inactive,
+        Self::NotAnAccessToken,
     ];
 
     /// A stable, bounded label for logs and metrics (the request's reason).
@@ -129,6 +135,8 @@ impl TokenFault {
             Self::DpopUnbound => "dpop_unbound_token",
             Self::DpopRequired => "dpop_required",
             Self::DpopKeyMismatch => "dpop_key_mismatch",
+            Self::Inactive => "inactive",
+            Self::NotAnAccessToken => "not_access_token",
             Self::Revoked(by) => match by {
                 crate::revocation::RevokedBy::Jti => "revoked_jti",
                 crate::revocation::RevokedBy::Subject => "revoked_subject",
@@ -631,6 +639,8 @@ mod tests {
             scope_claims: vec!["scope".into(), "scp".into()],
             token_type: None,
             dpop: crate::auth::dpop::DpopMode::Allowed,
+            token_format: crate::auth::TokenFormat::Jwt,
+            introspector: None,
             rfc9068: false,
             max_token_lifetime: Duration::from_secs(24 * 3600),
             keys: std::sync::Arc::new(crate::auth::keys::IssuerKeys::fixed(

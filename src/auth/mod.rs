@@ -11,6 +11,7 @@ pub mod binding;
 pub mod cache;
 pub mod dpop;
 pub mod fetch;
+pub mod introspection;
 pub mod jwks;
 pub mod jwt;
 pub mod keys;
@@ -43,6 +44,19 @@ impl From<GatewayError> for Denied {
             principal: None,
         }
     }
+}
+
+/// The kinds of access token an issuer issues (`issuers[].token_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenFormat {
+    /// Signed JWTs, verified with the issuer's keys.
+    #[default]
+    Jwt,
+    /// Opaque tokens, introspected (RFC 7662).
+    Opaque,
+    /// Both: a JWS-shaped token (three base64url parts, a JSON header) is a JWT, any other is
+    /// introspected.
+    Auto,
 }
 
 /// What a routed request presents for authentication.
@@ -181,11 +195,43 @@ pub fn authenticate<O: Observer>(
         },
     );
     scoped.map_err(after_verification)?;
+    // A proof is used once (RFC 9449 §11.1): remembered only now, for a request that passed
+    // everything else, so refused requests cannot fill the memory of proofs.
+    if let Some(proof) = &proof {
+        let recorded = remember_proof(proof, snapshot, &issuer, now);
+        seen(obs, Step::Replay, recorded, |()| {
+            "the proof's jti was not seen before from this key".to_owned()
+        })
+        .map_err(after_verification)?;
+    }
     Ok(Some(principal))
 }
 
-/// The DPoP proof of this request (one `DPoP` header, RFC 9449 §4.3), checked and recorded
-/// (a proof is used once).
+/// Record a proof that passed [`dpop_proof`], for as long as its `iat` can pass the check.
+fn remember_proof(
+    proof: &dpop::Proof,
+    snapshot: &Snapshot,
+    issuer: &Issuer,
+    now: i64,
+) -> Result<(), GatewayError> {
+    let window = snapshot
+        .dpop
+        .max_age
+        .saturating_add(issuer.leeway.saturating_mul(2));
+    let expires = proof
+        .iat
+        .saturating_add(i64::try_from(window.as_secs()).unwrap_or(i64::MAX));
+    snapshot
+        .dpop_replay
+        .first_use(proof, expires, now)
+        .map_err(|fault| GatewayError::InvalidDpopProof {
+            fault,
+            algs: Arc::clone(&snapshot.dpop.algs),
+        })
+}
+
+/// The DPoP proof of this request (one `DPoP` header, RFC 9449 §4.3), checked; replay is
+/// checked last ([`remember_proof`]).
 fn dpop_proof(
     presented: &Presented<'_>,
     token: &str,
@@ -216,17 +262,7 @@ fn dpop_proof(
         max_age: snapshot.dpop.max_age,
         leeway: issuer.leeway,
     };
-    let proof = dpop::check(value, &expected).map_err(refused)?;
-    // Remembered for as long as its `iat` can pass the check.
-    let window = snapshot.dpop.max_age.saturating_add(issuer.leeway);
-    let expires = proof
-        .iat
-        .saturating_add(i64::try_from(window.as_secs()).unwrap_or(i64::MAX));
-    snapshot
-        .dpop_replay
-        .first_use(&proof, expires, now)
-        .map_err(refused)?;
-    Ok(proof)
+    dpop::check(value, &expected).map_err(refused)
 }
 
 /// The verified principal of `token` and the issuer that vouched for it: from the cache when it

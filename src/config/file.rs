@@ -46,6 +46,28 @@ pub struct GatewayFile {
     pub dpop_proofs: Option<DpopProofsFile>,
 }
 
+/// An issuer's token introspection endpoint (RFC 7662) and the gateway's credentials for it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionFile {
+    pub endpoint: Text,
+    pub client_id: Text,
+    #[serde(default)]
+    pub client_secret_file: Option<Text>,
+    #[serde(default)]
+    pub client_secret_env: Option<Text>,
+    #[serde(default)]
+    pub timeout: Option<Text>,
+    #[serde(default)]
+    pub max_ttl: Option<Text>,
+    #[serde(default)]
+    pub inactive_ttl: Option<Text>,
+    #[serde(default)]
+    pub max_concurrency: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub cache_entries: Option<Spanned<u64>>,
+}
+
 /// What every DPoP proof (RFC 9449) is checked against.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +78,9 @@ pub struct DpopProofsFile {
     /// Asymmetric algorithms accepted for proofs.
     #[serde(default)]
     pub algorithms: Option<Spanned<Vec<Text>>>,
+    /// Proofs remembered at most, against replay (read at start).
+    #[serde(default)]
+    pub max_replay_entries: Option<Spanned<u64>>,
 }
 
 /// Decision mode: a listener answering an ingress's "may this request pass?" (docs/decision-mode.md).
@@ -281,6 +306,12 @@ pub struct IssuerFile {
     /// `disabled`, `allowed` (the default) or `required`: DPoP-bound tokens (RFC 9449).
     #[serde(default)]
     pub dpop: Option<Text>,
+    /// `jwt` (the default), `opaque` (introspected) or `auto` (a JWS-shaped token is a JWT).
+    #[serde(default)]
+    pub token_format: Option<Text>,
+    /// RFC 7662 introspection, for opaque tokens.
+    #[serde(default)]
+    pub introspection: Option<Spanned<IntrospectionFile>>,
 }
 
 /// Tunables of remote key fetching; every field has a safe default.

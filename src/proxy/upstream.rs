@@ -115,6 +115,8 @@ pub fn rewrite(
     }
     if !forward.route.forward_token {
         req.remove_header(&AUTHORIZATION);
+        // The proof goes with the token: a backend could replay both on another replica.
+        req.remove_header("dpop");
     }
     // `Host` is canonical by now (set above when the client's was not): X-Forwarded-Host
     // shares its value, without a copy.

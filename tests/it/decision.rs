@@ -542,3 +542,35 @@ async fn decisions_and_admin_answers_keep_the_connection_alive() {
         }
     }
 }
+
+/// The DPoP scheme is not supported in decision mode (the ingress's description carries no
+/// scheme for the proof's `htu`): answered as another scheme is, 401 with a Bearer challenge.
+#[tokio::test]
+async fn the_dpop_scheme_is_refused_in_decision_mode() {
+    let echo = echo_upstream().await;
+    let yaml = config(echo, closed_port(), closed_port());
+    let gw = TestGateway::start(&format!(
+        "{yaml}\ndecision: {{ address: \"{{decision}}\", protocol: traefik, trusted_proxies: [\"127.0.0.1\"] }}\n"
+    ));
+    let client_key = crate::dpop::DpopClient::new();
+    let mut bound = claims("read:orders");
+    bound["cnf"] = json!({ "jkt": client_key.jkt() });
+    let token = Issuer::rsa(&bound);
+    let proof = client_key.proof("GET", "https://api.example.com/orders/1", &token, |_| {});
+    let answer = client()
+        .get(format!("http://{}/", gw.decision.unwrap()))
+        .header("x-forwarded-method", "GET")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "api.example.com")
+        .header("x-forwarded-uri", "/orders/1")
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    assert_eq!(
+        answer.headers()["www-authenticate"],
+        "Bearer realm=\"portcullis\""
+    );
+}

@@ -195,6 +195,35 @@ async fn a_dpop_bound_token_needs_a_fresh_proof_by_its_key_for_this_request() {
         .await,
         (401, INVALID_TOKEN.to_owned())
     );
+    // A request refused after its proof was checked (here: scope) does not spend the proof:
+    // proofs are remembered only for requests that passed everything else.
+    let mut narrow = claims("profile");
+    narrow["cnf"] = json!({ "jkt": client_key.jkt() });
+    let narrow = Issuer::rsa(&narrow);
+    let narrow_proof = client_key.proof("GET", &htu, &narrow, |_| {});
+    for _ in 0..2 {
+        let (status, challenge) = call(
+            &gw,
+            "/orders/1",
+            &format!("DPoP {narrow}"),
+            Some(&narrow_proof),
+            &[],
+        )
+        .await;
+        assert_eq!(status, 403, "{challenge}");
+    }
+    // The proof does not reach the backend with the token's identity.
+    let echoed: Value = client()
+        .get(gw.url("/orders/1"))
+        .header("authorization", &dpop)
+        .header("dpop", proof(|_| {}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(echoed["headers"].get("dpop").is_none(), "{echoed}");
     let metrics = gw.metrics_text().await;
     for reason in [
         "dpop_proof_replayed",

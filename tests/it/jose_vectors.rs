@@ -148,6 +148,8 @@ fn vector_payloads_are_not_access_tokens() {
             scope_claims: vec!["scope".into()],
             token_type: None,
             dpop: portcullis::auth::dpop::DpopMode::Allowed,
+            token_format: portcullis::auth::TokenFormat::Jwt,
+            introspector: None,
             rfc9068: false,
             max_token_lifetime: std::time::Duration::from_secs(24 * 3600),
             keys: std::sync::Arc::new(portcullis::auth::keys::IssuerKeys::fixed(

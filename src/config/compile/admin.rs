@@ -88,77 +88,99 @@ pub(super) fn compile_probes_address(
 }
 
 /// The admin API token, from `token_file` (relative to the config) or `token_env`.
+/// A secret given as a file or an environment variable (not both), trimmed: the text, where
+/// it was given and its key path. A file that is not there or an unset variable is a missing
+/// secret (an error, or only noted when secrets are deferred).
+pub(super) fn secret_text<'f>(
+    cx: &mut Ctx,
+    inputs: &Inputs<'_>,
+    (file, file_path): (Option<&'f Text>, &str),
+    (env, env_path): (Option<&'f Text>, &str),
+) -> Option<(String, &'f Text, String)> {
+    match (file, env) {
+        (Some(_), Some(env)) => {
+            cx.error(
+                env.referenced,
+                env_path,
+                format!("give {} or {}, not both", leaf(file_path), leaf(env_path)),
+            );
+            None
+        }
+        (Some(file), None) => match inputs.src.read(&inputs.path(&file.value)).map(|bytes| {
+            cx.watch(inputs.path(&file.value), &bytes);
+            String::from_utf8(bytes)
+        }) {
+            Ok(Ok(t)) => Some((t.trim().to_owned(), file, file_path.to_owned())),
+            Ok(Err(_)) => {
+                cx.error(
+                    file.referenced,
+                    file_path,
+                    format!("{} is not UTF-8 text", file.value),
+                );
+                None
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                cx.missing_secret(
+                    file.referenced,
+                    file_path,
+                    format!("cannot read {}: {e}", file.value),
+                );
+                None
+            }
+            Err(e) => {
+                cx.error(
+                    file.referenced,
+                    file_path,
+                    format!("cannot read {}: {e}", file.value),
+                );
+                None
+            }
+        },
+        (None, Some(env)) => match inputs.src.var(&env.value) {
+            Some(t) => Some((t.trim().to_owned(), env, env_path.to_owned())),
+            None => {
+                cx.missing_secret(
+                    env.referenced,
+                    env_path,
+                    format!("the environment variable {} is not set", env.value),
+                );
+                None
+            }
+        },
+        (None, None) => None,
+    }
+}
+
+/// The last part of a key path (`token_file` of `admin.token_file`).
+fn leaf(path: &str) -> &str {
+    path.rsplit('.').next().unwrap_or(path)
+}
+
 pub(super) fn compile_admin_token(
     cx: &mut Ctx,
     admin: Option<&AdminFile>,
     inputs: &Inputs<'_>,
 ) -> Option<Secret> {
     let admin = admin?;
-    let token = match (&admin.token_file, &admin.token_env) {
-        (Some(_), Some(env)) => {
-            cx.error(
-                env.referenced,
-                "admin.token_env",
-                "give token_file or token_env, not both",
-            );
-            return None;
-        }
-        (Some(file), None) => match inputs.src.read(&inputs.path(&file.value)).map(|bytes| {
-            cx.watch(inputs.path(&file.value), &bytes);
-            String::from_utf8(bytes)
-        }) {
-            Ok(Ok(t)) => (t.trim().to_owned(), file, "admin.token_file"),
-            Ok(Err(_)) => {
-                cx.error(
-                    file.referenced,
-                    "admin.token_file",
-                    format!("{} is not UTF-8 text", file.value),
-                );
-                return None;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                cx.missing_secret(
-                    file.referenced,
-                    "admin.token_file",
-                    format!("cannot read {}: {e}", file.value),
-                );
-                return None;
-            }
-            Err(e) => {
-                cx.error(
-                    file.referenced,
-                    "admin.token_file",
-                    format!("cannot read {}: {e}", file.value),
-                );
-                return None;
-            }
-        },
-        (None, Some(env)) => match inputs.src.var(&env.value) {
-            Some(t) => (t.trim().to_owned(), env, "admin.token_env"),
-            None => {
-                cx.missing_secret(
-                    env.referenced,
-                    "admin.token_env",
-                    format!("the environment variable {} is not set", env.value),
-                );
-                return None;
-            }
-        },
-        (None, None) => return None,
-    };
+    let token = secret_text(
+        cx,
+        inputs,
+        (admin.token_file.as_ref(), "admin.token_file"),
+        (admin.token_env.as_ref(), "admin.token_env"),
+    )?;
     let (value, at, path) = token;
     let token68 = value
         .trim_end_matches('=')
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
     if !token68 {
-        cx.error(at.referenced, path, "the admin token may only use A-Z a-z 0-9 - . _ ~ + / (and trailing =): it is sent as a bearer token");
+        cx.error(at.referenced, &path, "the admin token may only use A-Z a-z 0-9 - . _ ~ + / (and trailing =): it is sent as a bearer token");
         return None;
     }
     if value.len() < 16 {
         cx.error(
             at.referenced,
-            path,
+            &path,
             "the admin token must be at least 16 characters",
         );
         return None;

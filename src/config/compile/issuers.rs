@@ -131,6 +131,8 @@ pub(super) fn compile_issuers(
                     .is_some_and(|t| crate::auth::jwt::check_type(Some(t), Some("at+jwt")).is_ok()),
                 token_type,
                 dpop,
+                token_format: crate::auth::TokenFormat::Jwt,
+                introspector: None,
                 // Set once `revocation` is compiled.
                 max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
                 keys,

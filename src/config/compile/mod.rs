@@ -486,7 +486,8 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
         drain_delay,
         revocation_redis,
         revocations: Arc::clone(&inputs.stores.revocations),
-        dpop_replay: Arc::clone(&inputs.stores.dpop_replay),
+        // Set below, from what the process started with.
+        dpop_replay: Arc::default(),
         dpop,
         revocation_mirror: None,
         auth_cache,
@@ -512,6 +513,7 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
         meters,
         decision_meters,
         revocation_mirror: started.mirror.clone(),
+        dpop_replay: Arc::clone(&started.dpop_replay),
         token_cache: started
             .token_cache
             .clone()
@@ -536,6 +538,17 @@ fn compile_dpop_proofs(
         return defaults;
     };
     let (mut max_age, mut algorithms) = (defaults.max_age, defaults.algorithms);
+    let mut max_replay_entries = defaults.max_replay_entries;
+    if let Some(n) = &file.max_replay_entries {
+        match usize::try_from(n.value) {
+            Ok(n) if n >= 1_000 => max_replay_entries = n,
+            _ => cx.error(
+                n.referenced,
+                "dpop_proofs.max_replay_entries",
+                "at least 1000: every DPoP request of a max_age window takes one",
+            ),
+        }
+    }
     if let Some(age) = &file.max_age {
         match parse_duration(cx, age, "dpop_proofs.max_age") {
             Some(d) if d > Duration::from_secs(600) => cx.error(
@@ -552,7 +565,7 @@ fn compile_dpop_proofs(
             algorithms = list;
         }
     }
-    crate::auth::dpop::ProofSettings::new(max_age, algorithms)
+    crate::auth::dpop::ProofSettings::new(max_age, algorithms, max_replay_entries)
 }
 
 fn known<'a>(names: impl Iterator<Item = &'a &'a str>) -> String {

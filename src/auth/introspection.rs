@@ -1,0 +1,425 @@
+//! Opaque access tokens: OAuth 2.0 Token Introspection (RFC 7662).
+//!
+//! Only the authorization server can say whether an opaque token is valid. An [`Introspector`]
+//! (one per issuer with `introspection:`, kept across reloads while its settings are unchanged)
+//! asks it, and keeps the answer:
+//! - an active answer for at most `min(exp, now + max_ttl)` (a revocation entry of the gateway
+//!   applies on every request all the same, since the principal is checked against the list);
+//! - an inactive answer for `inactive_ttl`, in a separate map;
+//! - both bounded in entries: when full of live entries, answers are not kept (requests still get
+//!   them), so a flood of distinct tokens cannot grow memory;
+//! - one request in flight per token (the others wait for its answer), and at most
+//!   `max_concurrency` per issuer: past that, and on timeout or error, an uncached token gets
+//!   `503` with `Retry-After`, never `401` (the token may be fine).
+//!
+//! The answer's claims are checked like a JWT's ([`check_claims`]) and become the same
+//! [`super::Principal`], so scopes, revocation and identity headers work unchanged. Neither the
+//! token nor the client secret is ever logged.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use serde_json::{Map, Value};
+
+use super::jwt::TokenFault;
+use crate::snapshot::{Issuer, Secret};
+
+/// `introspection:` of an issuer, compiled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntrospectionSettings {
+    pub endpoint: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub timeout: Duration,
+    pub max_ttl: Duration,
+    pub inactive_ttl: Duration,
+    pub max_concurrency: usize,
+    pub cache_entries: usize,
+    pub max_response_bytes: usize,
+}
+
+/// Why an introspection gave no active token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntrospectionFault {
+    /// `active: false`: the token is not (or no longer) valid.
+    Inactive,
+    /// The endpoint did not answer usably: `timeout`, `status`, `malformed`, `busy`
+    /// (`max_concurrency` reached), `unreachable`, `not_called` (a caller that does not
+    /// introspect, such as `explain`).
+    Unavailable(&'static str),
+}
+
+/// An active token's claims, as the authorization server gave them.
+pub type Claims = Arc<Map<String, Value>>;
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct IntrospectionStats {
+    pub active: AtomicU64,
+    pub inactive: AtomicU64,
+    pub errors: AtomicU64,
+    pub cache_hits: AtomicU64,
+    /// Microseconds spent in calls, and how many calls.
+    pub call_micros: AtomicU64,
+    pub calls: AtomicU64,
+}
+
+type Answer = Result<Claims, IntrospectionFault>;
+
+/// The introspection client and cache of one issuer.
+#[derive(Debug)]
+pub struct Introspector {
+    settings: IntrospectionSettings,
+    http: reqwest::Client,
+    active: DashMap<[u8; 32], (Claims, i64)>,
+    inactive: DashMap<[u8; 32], i64>,
+    in_flight: DashMap<[u8; 32], Arc<tokio::sync::OnceCell<Answer>>>,
+    slots: tokio::sync::Semaphore,
+    pub stats: IntrospectionStats,
+}
+
+/// The SHA-256 of a token: the cache key (the token itself is never kept).
+fn key(token: &str) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    k.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref());
+    k
+}
+
+impl Introspector {
+    pub fn new(settings: IntrospectionSettings) -> Result<Introspector, String> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .no_proxy()
+            // The token travels in the body: never follow a redirect with it.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("introspection client: {e}"))?;
+        Ok(Introspector {
+            slots: tokio::sync::Semaphore::new(settings.max_concurrency),
+            settings,
+            http,
+            active: DashMap::new(),
+            inactive: DashMap::new(),
+            in_flight: DashMap::new(),
+            stats: IntrospectionStats::default(),
+        })
+    }
+
+    pub fn settings(&self) -> &IntrospectionSettings {
+        &self.settings
+    }
+
+    /// The cached answer for `token`, if one is live at `now`.
+    pub fn cached(&self, token: &str, now: i64) -> Option<Answer> {
+        let k = key(token);
+        if let Some(entry) = self.active.get(&k) {
+            if entry.1 > now {
+                self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Some(Ok(Arc::clone(&entry.0)));
+            }
+        }
+        if let Some(until) = self.inactive.get(&k) {
+            if *until > now {
+                self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Some(Err(IntrospectionFault::Inactive));
+            }
+        }
+        None
+    }
+
+    /// The answer for `token`: cached, or asked of the endpoint (once, however many requests
+    /// carry the token at the same time).
+    pub async fn introspect(&self, token: &str, now: impl Fn() -> i64) -> Answer {
+        if let Some(answer) = self.cached(token, now()) {
+            return answer;
+        }
+        let k = key(token);
+        let cell = Arc::clone(
+            self.in_flight
+                .entry(k)
+                .or_insert_with(|| Arc::new(tokio::sync::OnceCell::new()))
+                .value(),
+        );
+        let answer = cell
+            .get_or_init(|| async {
+                let answer = self.call(token).await;
+                self.keep(k, &answer, now());
+                answer
+            })
+            .await
+            .clone();
+        self.in_flight.remove_if(&k, |_, c| Arc::ptr_eq(c, &cell));
+        answer
+    }
+
+    /// One request to the endpoint (RFC 7662 §2.1), within the concurrency limit.
+    async fn call(&self, token: &str) -> Answer {
+        let Ok(_slot) = self.slots.try_acquire() else {
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            return Err(IntrospectionFault::Unavailable("busy"));
+        };
+        let started = std::time::Instant::now();
+        let answer = self.request(token).await;
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.stats.call_micros.fetch_add(micros, Ordering::Relaxed);
+        self.stats.calls.fetch_add(1, Ordering::Relaxed);
+        let counter = match &answer {
+            Ok(_) => &self.stats.active,
+            Err(IntrospectionFault::Inactive) => &self.stats.inactive,
+            Err(IntrospectionFault::Unavailable(why)) => {
+                tracing::warn!(
+                    endpoint = %self.settings.endpoint,
+                    reason = why,
+                    "token introspection failed"
+                );
+                &self.stats.errors
+            }
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        answer
+    }
+
+    async fn request(&self, token: &str) -> Answer {
+        let body = format!("token={}&token_type_hint=access_token", form_encode(token));
+        let sent = self
+            .http
+            .post(&self.settings.endpoint)
+            .basic_auth(
+                form_encode(&self.settings.client_id),
+                Some(form_encode(self.settings.client_secret.expose())),
+            )
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::ACCEPT, "application/json")
+            .body(body)
+            .send()
+            .await;
+        let mut response = match sent {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => return Err(IntrospectionFault::Unavailable("timeout")),
+            Err(_) => return Err(IntrospectionFault::Unavailable("unreachable")),
+        };
+        if !response.status().is_success() {
+            return Err(IntrospectionFault::Unavailable("status"));
+        }
+        let mut bytes = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() + chunk.len() > self.settings.max_response_bytes {
+                        return Err(IntrospectionFault::Unavailable("malformed"));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => return Err(IntrospectionFault::Unavailable("timeout")),
+                Err(_) => return Err(IntrospectionFault::Unavailable("unreachable")),
+            }
+        }
+        let Ok(Value::Object(claims)) = serde_json::from_slice::<Value>(&bytes) else {
+            return Err(IntrospectionFault::Unavailable("malformed"));
+        };
+        // RFC 7662 §2.2: `active` is REQUIRED and boolean; anything but `true` is inactive.
+        match claims.get("active") {
+            Some(Value::Bool(true)) => Ok(Arc::new(claims)),
+            Some(Value::Bool(false)) => Err(IntrospectionFault::Inactive),
+            _ => Err(IntrospectionFault::Unavailable("malformed")),
+        }
+    }
+
+    /// Keep an answer: active until `min(exp, now + max_ttl)`, inactive for `inactive_ttl`;
+    /// errors are not kept (the next request asks again).
+    fn keep(&self, k: [u8; 32], answer: &Answer, now: i64) {
+        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        match answer {
+            Ok(claims) => {
+                let exp = claims
+                    .get("exp")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(i64::MAX);
+                let until = exp.min(now.saturating_add(secs(self.settings.max_ttl)));
+                if until > now && self.room(&self.active.len(), now, true) {
+                    self.active.insert(k, (Arc::clone(claims), until));
+                }
+            }
+            Err(IntrospectionFault::Inactive) => {
+                let until = now.saturating_add(secs(self.settings.inactive_ttl));
+                if until > now && self.room(&self.inactive.len(), now, false) {
+                    self.inactive.insert(k, until);
+                }
+            }
+            Err(IntrospectionFault::Unavailable(_)) => {}
+        }
+    }
+
+    /// Whether a map with `len` entries may take one more, after dropping its expired entries.
+    fn room(&self, len: &usize, now: i64, active: bool) -> bool {
+        if *len < self.settings.cache_entries {
+            return true;
+        }
+        match active {
+            true => self.active.retain(|_, (_, until)| *until > now),
+            false => self.inactive.retain(|_, until| *until > now),
+        }
+        let len = match active {
+            true => self.active.len(),
+            false => self.inactive.len(),
+        };
+        len < self.settings.cache_entries
+    }
+
+    /// Entries kept (active, inactive).
+    pub fn cache_len(&self) -> (usize, usize) {
+        (self.active.len(), self.inactive.len())
+    }
+}
+
+/// `application/x-www-form-urlencoded` (RFC 7662 §2.1; the client credentials in Basic too,
+/// RFC 6749 §2.3.1).
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// An active introspection answer checked like a JWT's claims (RFC 7662 §2.2 and §4): `exp` not
+/// past and `nbf` not ahead (with the issuer's leeway), `iss` (when given) the issuer, `aud` one
+/// of `audiences`, and not a refresh token (`token_type`, or ORY's `token_use`).
+pub fn check_claims(
+    claims: &Map<String, Value>,
+    issuer: &Issuer,
+    audiences: &[String],
+    now: i64,
+) -> Result<(), TokenFault> {
+    let leeway = i64::try_from(issuer.leeway.as_secs()).unwrap_or(i64::MAX);
+    if let Some(exp) = claims.get("exp") {
+        let exp = exp.as_i64().ok_or(TokenFault::MissingExpiry)?;
+        if exp.saturating_add(leeway) <= now {
+            return Err(TokenFault::Expired);
+        }
+    }
+    if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64) {
+        if nbf > now.saturating_add(leeway) {
+            return Err(TokenFault::NotYetValid);
+        }
+    }
+    if let Some(iss) = claims.get("iss") {
+        if iss.as_str() != Some(issuer.issuer.as_str()) {
+            return Err(TokenFault::WrongIssuer);
+        }
+    }
+    let refresh = |name: &str| {
+        claims
+            .get(name)
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.to_ascii_lowercase().contains("refresh"))
+    };
+    if refresh("token_type") || refresh("token_use") {
+        return Err(TokenFault::NotAnAccessToken);
+    }
+    let named = |aud: &str| audiences.iter().any(|a| a == aud);
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => named(a),
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(named),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(TokenFault::WrongAudience);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn issuer() -> Issuer {
+        Issuer {
+            id: Arc::from("corp"),
+            issuer: "https://idp.test".to_owned(),
+            audiences: vec!["orders-api".to_owned()],
+            algorithms: vec![],
+            leeway: Duration::from_secs(30),
+            scope_claims: vec!["scope".to_owned()],
+            token_type: None,
+            dpop: crate::auth::dpop::DpopMode::Allowed,
+            rfc9068: false,
+            max_token_lifetime: Duration::from_secs(86_400),
+            keys: Arc::new(crate::auth::keys::IssuerKeys::fixed(
+                Arc::from("corp"),
+                crate::auth::jwks::KeySet::default(),
+            )),
+            key_source: None,
+            token_format: crate::auth::TokenFormat::Opaque,
+            introspector: None,
+        }
+    }
+
+    fn claims(v: Value) -> Map<String, Value> {
+        let Value::Object(m) = v else { unreachable!() };
+        m
+    }
+
+    const NOW: i64 = 1_900_000_000;
+
+    /// RFC 7662 §4: the resource server checks what a JWT's claims would tell it.
+    #[test]
+    fn an_active_answer_is_checked_like_a_jwt() {
+        let aud = ["orders-api".to_owned()];
+        let ok = json!({ "active": true, "iss": "https://idp.test", "aud": ["x", "orders-api"], "exp": NOW + 60 });
+        assert_eq!(check_claims(&claims(ok), &issuer(), &aud, NOW), Ok(()));
+        for (answer, fault) in [
+            (
+                json!({ "active": true, "aud": "orders-api", "exp": NOW - 31 }),
+                TokenFault::Expired,
+            ),
+            (
+                json!({ "active": true, "aud": "orders-api", "exp": "soon" }),
+                TokenFault::MissingExpiry,
+            ),
+            (
+                json!({ "active": true, "aud": "orders-api", "nbf": NOW + 31 }),
+                TokenFault::NotYetValid,
+            ),
+            (
+                json!({ "active": true, "aud": "orders-api", "iss": "https://other.test" }),
+                TokenFault::WrongIssuer,
+            ),
+            (
+                json!({ "active": true, "aud": "billing-api" }),
+                TokenFault::WrongAudience,
+            ),
+            (json!({ "active": true }), TokenFault::WrongAudience),
+            (
+                json!({ "active": true, "aud": "orders-api", "token_type": "refresh_token" }),
+                TokenFault::NotAnAccessToken,
+            ),
+            (
+                json!({ "active": true, "aud": "orders-api", "token_use": "refresh_token" }),
+                TokenFault::NotAnAccessToken,
+            ),
+        ] {
+            assert_eq!(
+                check_claims(&claims(answer.clone()), &issuer(), &aud, NOW),
+                Err(fault),
+                "{answer}"
+            );
+        }
+    }
+
+    #[test]
+    fn form_encoding_leaves_no_separator_unescaped() {
+        assert_eq!(form_encode("a b&c=d+e/é"), "a%20b%26c%3Dd%2Be%2F%C3%A9");
+    }
+}
