@@ -14,6 +14,10 @@ use prometheus::{
 
 use crate::snapshot::Snapshot;
 
+/// Each introspector's counters as last exported (active, inactive, errors, cache hits, call
+/// microseconds), by issuer id and client.
+type IntrospectionSeen = std::collections::HashMap<(String, usize), [u64; 5]>;
+
 /// Every metric the gateway exports. Cloning shares the same metrics.
 #[derive(Clone)]
 pub struct Metrics {
@@ -37,6 +41,12 @@ pub struct Metrics {
     /// The cache's own counters as last exported (hits, misses, evictions): each scrape adds
     /// what happened since.
     token_cache_seen: std::sync::Arc<[std::sync::atomic::AtomicU64; 3]>,
+    introspection_requests: IntCounterVec,
+    introspection_cache_hits: IntCounterVec,
+    introspection_seconds: prometheus::CounterVec,
+    /// Each introspector's counters as last exported, by issuer and client (a changed client
+    /// starts from 0).
+    introspection_seen: std::sync::Arc<parking_lot::Mutex<IntrospectionSeen>>,
     /// `config_info{sha256}`: the configuration serving now.
     config_info: IntGaugeVec,
     /// When a configuration was last applied (at start, then by each applied reload).
@@ -238,6 +248,24 @@ impl Metrics {
             &["unit"],
         )?;
         registry.register(Box::new(token_cache_size.clone()))?;
+        let introspection_requests = counter(
+            "introspection_requests_total",
+            "Token introspection calls (RFC 7662) by issuer and result: active, inactive, error (timeout, refused, malformed, busy).",
+            &["issuer", "result"],
+        )?;
+        let introspection_cache_hits = counter(
+            "introspection_cache_hits_total",
+            "Opaque tokens answered from the introspection cache (active or inactive), by issuer.",
+            &["issuer"],
+        )?;
+        let introspection_seconds = prometheus::CounterVec::new(
+            Opts::new(
+                "introspection_seconds_total",
+                "Time spent in introspection calls, by issuer (divide by the calls for the mean latency).",
+            ),
+            &["issuer"],
+        )?;
+        registry.register(Box::new(introspection_seconds.clone()))?;
         let log_lines_dropped = prometheus::IntCounter::new(
             "log_lines_dropped_total",
             "Log lines (access log included) dropped because stderr could not keep up and the writer's buffer was full.",
@@ -294,6 +322,10 @@ impl Metrics {
             token_cache_events,
             token_cache_size,
             token_cache_seen: std::sync::Arc::default(),
+            introspection_requests,
+            introspection_cache_hits,
+            introspection_seconds,
+            introspection_seen: std::sync::Arc::default(),
             config_info,
             config_applied_at,
             process,
@@ -377,6 +409,41 @@ impl Metrics {
         self.unknown_kid_refreshes
             .with_label_values(&[issuer])
             .inc();
+    }
+
+    /// Each introspector's counters, added since the last scrape.
+    fn render_introspection(&self, snapshot: &Snapshot) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut seen = self.introspection_seen.lock();
+        for issuer in &snapshot.issuers {
+            let Some(introspector) = &issuer.introspector else {
+                continue;
+            };
+            let stats = &introspector.stats;
+            let now = [
+                stats.active.load(Relaxed),
+                stats.inactive.load(Relaxed),
+                stats.errors.load(Relaxed),
+                stats.cache_hits.load(Relaxed),
+                stats.call_micros.load(Relaxed),
+            ];
+            let id = std::sync::Arc::as_ptr(introspector) as usize;
+            let before = seen
+                .insert((issuer.id.to_string(), id), now)
+                .unwrap_or_default();
+            let delta = |i: usize| now[i].saturating_sub(before[i]);
+            for (i, result) in ["active", "inactive", "error"].into_iter().enumerate() {
+                self.introspection_requests
+                    .with_label_values(&[&issuer.id, result])
+                    .inc_by(delta(i));
+            }
+            self.introspection_cache_hits
+                .with_label_values(&[&issuer.id])
+                .inc_by(delta(3));
+            self.introspection_seconds
+                .with_label_values(&[&issuer.id])
+                .inc_by(delta(4) as f64 / 1e6);
+        }
     }
 
     /// The Prometheus text exposition, with key-set gauges read from `snapshot` at this moment.
@@ -469,6 +536,7 @@ impl Metrics {
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
         }
+        self.render_introspection(snapshot);
         let dropped = crate::telemetry::dropped_lines();
         let before = self
             .log_lines_dropped_seen

@@ -28,6 +28,9 @@ pub struct Stores {
     /// The revocation list every snapshot checks.
     pub revocations: Arc<RevocationList>,
     keys: Mutex<Vec<RemoteKeys>>,
+    /// Introspection clients, by issuer id and settings: a reload that changes neither keeps
+    /// the client, its cache and its counters.
+    introspectors: Mutex<Vec<(Arc<str>, Arc<crate::auth::introspection::Introspector>)>>,
     certificates: Mutex<Vec<ListenerCertificates>>,
     /// Decided by the first snapshot compiled into these stores: the one the process starts
     /// with, whose listeners are bound and whose Redis mirror runs.
@@ -165,6 +168,26 @@ impl std::fmt::Debug for Stores {
 impl Stores {
     pub fn new() -> Arc<Stores> {
         Arc::new(Stores::default())
+    }
+
+    /// The introspection client of issuer `id` with `settings`: the running one when both are
+    /// unchanged, else a new one.
+    pub fn introspector(
+        &self,
+        id: &Arc<str>,
+        settings: crate::auth::introspection::IntrospectionSettings,
+    ) -> Result<Arc<crate::auth::introspection::Introspector>, String> {
+        let mut all = self.introspectors.lock();
+        if let Some((_, known)) = all
+            .iter()
+            .find(|(i, known)| i == id && *known.settings() == settings)
+        {
+            return Ok(Arc::clone(known));
+        }
+        let made = Arc::new(crate::auth::introspection::Introspector::new(settings)?);
+        all.retain(|(i, _)| i != id);
+        all.push((Arc::clone(id), Arc::clone(&made)));
+        Ok(made)
     }
 
     /// The keys of a remote issuer defined by `origin`: the ones already loaded when the origin

@@ -153,7 +153,21 @@ async fn authorise<R: KeyRefresh, O: Observer>(
         .as_deref()
         .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok())
         .unwrap_or_default();
+    // An opaque token: its issuer's authorization server is asked (or its cache) before the
+    // checks, which then read the answer.
+    let credential = crate::auth::bearer::credential(&req.headers, snapshot.limits.max_token_bytes)
+        .ok()
+        .flatten();
+    let introspecting = credential
+        .and_then(|c| crate::auth::introspecting_issuer(c.token, route, snapshot).map(|i| (c, i)));
+    let answer = match introspecting {
+        Some((c, (index, introspector))) => {
+            Some((index, refresh.introspect(introspector, c.token).await))
+        }
+        None => None,
+    };
     let presented = crate::auth::Presented {
+        introspection: answer.as_ref().map(|(i, a)| (*i, a)),
         headers: &req.headers,
         query,
         client_cert,

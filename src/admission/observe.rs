@@ -25,6 +25,9 @@ pub enum Step {
     /// The bearer token: one `Authorization: Bearer` header, within the size limit, and not also
     /// in the query (RFC 6750 §2).
     Bearer,
+    /// An opaque token's introspection answer (RFC 7662): active, and its claims checked like a
+    /// JWT's.
+    Introspection,
     /// The verified-token cache: a hit skips `jws` to `profile` (the route's audiences are still
     /// checked, then revocation and scopes); a miss verifies.
     Cache,
@@ -81,6 +84,7 @@ impl Step {
             Step::Tls => "tls",
             Step::Public => "public",
             Step::Bearer => "bearer",
+            Step::Introspection => "introspection",
             Step::Cache => "cache",
             Step::Jws => "jws",
             Step::Crit => "crit",

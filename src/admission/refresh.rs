@@ -1,10 +1,13 @@
-//! The one thing admission may wait for: refreshing an issuer's keys for an unknown `kid`.
+//! What admission may wait for: refreshing an issuer's keys for an unknown `kid`, and asking an
+//! authorization server about an opaque token (RFC 7662).
 
 use std::future::Future;
 
+use crate::auth::introspection::{IntrospectionFault, Introspector};
 use crate::snapshot::Issuer;
 
-/// Refreshes an issuer's keys when a token names a `kid` they lack.
+/// Refreshes an issuer's keys when a token names a `kid` they lack, and introspects opaque
+/// tokens.
 pub trait KeyRefresh {
     /// Refresh `issuer`'s keys for `kid`; `true` when they changed and the token is worth
     /// checking again.
@@ -13,6 +16,19 @@ pub trait KeyRefresh {
     /// Why a refresh may not have happened, for `explain`.
     fn describe(&self) -> &'static str {
         "no new keys, or the last refresh was too recent"
+    }
+
+    /// The answer for an opaque `token`: its introspector's cache, else its endpoint.
+    fn introspect(
+        &self,
+        introspector: &Introspector,
+        token: &str,
+    ) -> impl Future<Output = Result<crate::auth::introspection::Claims, IntrospectionFault>> + Send
+    {
+        let cached = introspector
+            .cached(token, crate::clock::unix_now())
+            .unwrap_or(Err(IntrospectionFault::Unavailable("not_called")));
+        std::future::ready(cached)
     }
 }
 
@@ -43,5 +59,13 @@ impl<F: Fn(&str) + Sync> KeyRefresh for Refresh<F> {
             (self.on_refresh)(&issuer.id);
         }
         refreshed
+    }
+
+    async fn introspect(
+        &self,
+        introspector: &Introspector,
+        token: &str,
+    ) -> Result<crate::auth::introspection::Claims, IntrospectionFault> {
+        introspector.introspect(token, crate::clock::unix_now).await
     }
 }

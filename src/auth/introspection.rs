@@ -66,7 +66,8 @@ pub struct IntrospectionStats {
     pub calls: AtomicU64,
 }
 
-type Answer = Result<Claims, IntrospectionFault>;
+/// What the authorization server said of a token.
+pub type Answer = Result<Claims, IntrospectionFault>;
 
 /// The introspection client and cache of one issuer.
 #[derive(Debug)]
@@ -89,6 +90,8 @@ fn key(token: &str) -> [u8; 32] {
 
 impl Introspector {
     pub fn new(settings: IntrospectionSettings) -> Result<Introspector, String> {
+        // reqwest needs the process's rustls provider (idempotent), as the key fetcher does.
+        crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
@@ -292,9 +295,10 @@ fn form_encode(text: &str) -> String {
         .collect()
 }
 
-/// An active introspection answer checked like a JWT's claims (RFC 7662 §2.2 and §4): `exp` not
-/// past and `nbf` not ahead (with the issuer's leeway), `iss` (when given) the issuer, `aud` one
-/// of `audiences`, and not a refresh token (`token_type`, or ORY's `token_use`).
+/// An active introspection answer checked like a JWT's claims (RFC 7662 §2.2 and §4): `exp`
+/// present and not past, the lifetime within `revocation.max_token_lifetime` (so revocations
+/// outlive it), `nbf` not ahead (with the issuer's leeway), `iss` (when given) the issuer, `aud`
+/// one of `audiences`, and not a refresh token (`token_type`, or ORY's `token_use`).
 pub fn check_claims(
     claims: &Map<String, Value>,
     issuer: &Issuer,
@@ -302,12 +306,14 @@ pub fn check_claims(
     now: i64,
 ) -> Result<(), TokenFault> {
     let leeway = i64::try_from(issuer.leeway.as_secs()).unwrap_or(i64::MAX);
-    if let Some(exp) = claims.get("exp") {
-        let exp = exp.as_i64().ok_or(TokenFault::MissingExpiry)?;
-        if exp.saturating_add(leeway) <= now {
-            return Err(TokenFault::Expired);
-        }
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .ok_or(TokenFault::MissingExpiry)?;
+    if exp.saturating_add(leeway) <= now {
+        return Err(TokenFault::Expired);
     }
+    super::jwt::check_lifetime(claims, issuer, now)?;
     if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64) {
         if nbf > now.saturating_add(leeway) {
             return Err(TokenFault::NotYetValid);
@@ -377,36 +383,45 @@ mod tests {
     #[test]
     fn an_active_answer_is_checked_like_a_jwt() {
         let aud = ["orders-api".to_owned()];
-        let ok = json!({ "active": true, "iss": "https://idp.test", "aud": ["x", "orders-api"], "exp": NOW + 60 });
+        let ok = json!({
+            "active": true, "iss": "https://idp.test", "aud": ["x", "orders-api"],
+            "exp": NOW + 60, "iat": NOW,
+        });
         assert_eq!(check_claims(&claims(ok), &issuer(), &aud, NOW), Ok(()));
+        let exp = NOW + 60;
         for (answer, fault) in [
             (
-                json!({ "active": true, "aud": "orders-api", "exp": NOW - 31 }),
+                json!({ "aud": "orders-api", "exp": NOW - 31 }),
                 TokenFault::Expired,
             ),
             (
-                json!({ "active": true, "aud": "orders-api", "exp": "soon" }),
+                json!({ "aud": "orders-api", "exp": "soon" }),
                 TokenFault::MissingExpiry,
             ),
+            (json!({ "aud": "orders-api" }), TokenFault::MissingExpiry),
             (
-                json!({ "active": true, "aud": "orders-api", "nbf": NOW + 31 }),
+                json!({ "aud": "orders-api", "exp": exp, "iat": NOW - 90_000 }),
+                TokenFault::LifetimeTooLong,
+            ),
+            (
+                json!({ "aud": "orders-api", "exp": exp, "nbf": NOW + 31 }),
                 TokenFault::NotYetValid,
             ),
             (
-                json!({ "active": true, "aud": "orders-api", "iss": "https://other.test" }),
+                json!({ "aud": "orders-api", "exp": exp, "iss": "https://other.test" }),
                 TokenFault::WrongIssuer,
             ),
             (
-                json!({ "active": true, "aud": "billing-api" }),
+                json!({ "aud": "billing-api", "exp": exp }),
                 TokenFault::WrongAudience,
             ),
-            (json!({ "active": true }), TokenFault::WrongAudience),
+            (json!({ "exp": exp }), TokenFault::WrongAudience),
             (
-                json!({ "active": true, "aud": "orders-api", "token_type": "refresh_token" }),
+                json!({ "aud": "orders-api", "exp": exp, "token_type": "refresh_token" }),
                 TokenFault::NotAnAccessToken,
             ),
             (
-                json!({ "active": true, "aud": "orders-api", "token_use": "refresh_token" }),
+                json!({ "aud": "orders-api", "exp": exp, "token_use": "refresh_token" }),
                 TokenFault::NotAnAccessToken,
             ),
         ] {

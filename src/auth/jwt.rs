@@ -187,6 +187,22 @@ pub struct ParsedToken<'t> {
     pub claims: Map<String, Value>,
 }
 
+/// Whether `token` has the shape of a compact JWS: three base64url parts, the first a JSON
+/// object naming an `alg`. Anything else is an opaque token (`token_format: auto`).
+pub fn looks_like_jws(token: &str) -> bool {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|h| serde_json::from_slice::<Map<String, Value>>(&h).ok())
+        .is_some_and(|h| h.contains_key("alg"))
+}
+
 /// Split a compact JWS into its parts and decode its JSON header and payload.
 pub fn parse(token: &str) -> Result<ParsedToken<'_>, TokenFault> {
     let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenFault::Malformed)?;

@@ -72,6 +72,35 @@ pub struct Presented<'a> {
     pub scheme: &'a str,
     pub authority: &'a str,
     pub path: &'a str,
+    /// For an opaque token: the introspecting issuer (snapshot index) and its answer, asked by
+    /// [`crate::admission::admit`] before this (an async call).
+    pub introspection: Option<(usize, &'a introspection::Answer)>,
+}
+
+/// The issuer that introspects `token` on `route` (snapshot index and client): an opaque token
+/// (not JWS-shaped), or any token when none of the route's issuers takes JWTs.
+pub fn introspecting_issuer<'s>(
+    token: &str,
+    route: &Route,
+    snapshot: &'s Snapshot,
+) -> Option<(usize, &'s introspection::Introspector)> {
+    let RouteAuth::Protected { issuers, .. } = &route.auth else {
+        return None;
+    };
+    // Most routes have no introspecting issuer: nothing to look at then.
+    let introspecting = issuers.iter().find_map(|&i| {
+        let issuer = snapshot.issuers.get(i)?;
+        Some((i, issuer.introspector.as_deref()?))
+    })?;
+    let takes_jwt = |i: &usize| {
+        snapshot.issuers.get(*i).is_some_and(|issuer| {
+            matches!(issuer.token_format, TokenFormat::Jwt | TokenFormat::Auto)
+        })
+    };
+    match jwt::looks_like_jws(token) && issuers.iter().any(takes_jwt) {
+        true => None,
+        false => Some(introspecting),
+    }
 }
 
 /// Decide whether a request may use `route`, each check reported to `obs` as it runs.
@@ -120,7 +149,10 @@ pub fn authenticate<O: Observer>(
         )
     })?;
     let token = credential.token;
-    let (principal, issuer) = verified(token, issuers, audiences, snapshot, now, cache, obs)?;
+    let (principal, issuer) = match presented.introspection {
+        Some((index, answer)) => introspected(index, answer, audiences, snapshot, now, obs)?,
+        None => verified(token, issuers, audiences, snapshot, now, cache, obs)?,
+    };
     let after_verification = |error| Denied {
         error,
         principal: Some(Arc::clone(&principal)),
@@ -228,6 +260,40 @@ fn remember_proof(
             fault,
             algs: Arc::clone(&snapshot.dpop.algs),
         })
+}
+
+/// The principal of an opaque token from its introspection answer, checked like a JWT's
+/// claims ([`introspection::check_claims`]).
+fn introspected<O: Observer>(
+    index: usize,
+    answer: &introspection::Answer,
+    audiences: Option<&[String]>,
+    snapshot: &Snapshot,
+    now: i64,
+    obs: &mut O,
+) -> Result<(Arc<Principal>, Arc<Issuer>), GatewayError> {
+    let issuer = snapshot
+        .issuers
+        .get(index)
+        .ok_or(GatewayError::IntrospectionUnavailable)?;
+    let checked = match answer {
+        Ok(claims) => {
+            introspection::check_claims(claims, issuer, audiences.unwrap_or(&issuer.audiences), now)
+                .map(|()| claims)
+                .map_err(GatewayError::InvalidToken)
+        }
+        Err(introspection::IntrospectionFault::Inactive) => {
+            Err(GatewayError::InvalidToken(TokenFault::Inactive))
+        }
+        Err(introspection::IntrospectionFault::Unavailable(_)) => {
+            Err(GatewayError::IntrospectionUnavailable)
+        }
+    };
+    let claims = seen(obs, Step::Introspection, checked, |_| {
+        format!("issuer \"{}\": active", issuer.id)
+    })?;
+    let principal = Arc::new(Principal::from_claims((**claims).clone(), issuer));
+    Ok((principal, Arc::clone(issuer)))
 }
 
 /// The DPoP proof of this request (one `DPoP` header, RFC 9449 §4.3), checked; replay is

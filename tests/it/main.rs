@@ -18,6 +18,7 @@ mod dpop;
 mod explain;
 mod hardening;
 mod identity_headers;
+mod introspection;
 mod jose_vectors;
 mod kubelet;
 mod log_writer;

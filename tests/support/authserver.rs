@@ -30,9 +30,13 @@ impl AuthServer {
         // Its first line, once it listens; EOF if it failed to start.
         let mut line = String::new();
         let stdout = child.stdout.take().expect("piped stdout");
-        BufReader::new(stdout)
+        let mut stdout = BufReader::new(stdout);
+        stdout
             .read_line(&mut line)
             .expect("the authorization server's first line");
+        // It writes notices later (oidc-provider's `attention`): keep reading, or it dies of
+        // EPIPE on the first one.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         let said: serde_json::Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("the authorization server did not start ({e}): {line:?}"));
         let issuer = said["issuer"].as_str().expect("issuer").to_owned();
@@ -83,6 +87,46 @@ impl AuthServer {
             .as_str()
             .unwrap_or_else(|| panic!("no access token: {answer}"))
             .to_owned()
+    }
+}
+
+impl AuthServer {
+    /// An opaque access token (for the resource `https://opaque-api.test`) for `client`.
+    pub async fn opaque_token(&self, client: &str, secret: &str, scope: &str) -> String {
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/token", self.issuer))
+            .basic_auth(client, Some(secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "grant_type=client_credentials&scope={}&resource={}",
+                url_encode(scope),
+                url_encode("https://opaque-api.test")
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = answer["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access token: {answer}"));
+        assert!(token.split('.').count() < 3, "not opaque: {token}");
+        token.to_owned()
+    }
+
+    /// Revoke `token` (RFC 7009), as `client`.
+    pub async fn revoke(&self, client: &str, secret: &str, token: &str) {
+        let status = reqwest::Client::new()
+            .post(format!("{}/token/revocation", self.issuer))
+            .basic_auth(client, Some(secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={}", url_encode(token)))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200, "revocation refused");
     }
 }
 

@@ -106,8 +106,58 @@ pub(super) fn compile_issuers(
             }
         };
         let id: Arc<str> = Arc::from(f.id.value.as_str());
-        let compiled =
-            compile_key_source(cx, &path, spanned.referenced, f, inputs, &algorithms, &id);
+        let token_format = match f.token_format.as_ref().map(|t| (t, t.value.as_str())) {
+            None | Some((_, "jwt")) => crate::auth::TokenFormat::Jwt,
+            Some((_, "opaque")) => crate::auth::TokenFormat::Opaque,
+            Some((_, "auto")) => crate::auth::TokenFormat::Auto,
+            Some((t, _)) => {
+                cx.error(
+                    t.referenced,
+                    format!("{path}.token_format"),
+                    "takes jwt, opaque or auto",
+                );
+                ok = false;
+                crate::auth::TokenFormat::Jwt
+            }
+        };
+        let introspector = match (&f.introspection, token_format) {
+            (None, crate::auth::TokenFormat::Jwt) => None,
+            (None, _) => {
+                cx.error(
+                    spanned.referenced,
+                    format!("{path}.introspection"),
+                    "opaque tokens are checked by introspection: give introspection.endpoint and the gateway's client credentials",
+                );
+                ok = false;
+                None
+            }
+            (Some(i), crate::auth::TokenFormat::Jwt) => {
+                cx.error(
+                    i.referenced,
+                    format!("{path}.introspection"),
+                    "used only for opaque tokens: set token_format: opaque (or auto, for both)",
+                );
+                ok = false;
+                None
+            }
+            (Some(i), _) => {
+                let compiled = compile_introspection(cx, &path, i, &id, inputs);
+                ok &= compiled.is_some();
+                compiled
+            }
+        };
+        // An issuer of opaque tokens only needs no keys.
+        let opaque_only = token_format == crate::auth::TokenFormat::Opaque
+            && f.jwks_file.is_none()
+            && f.jwks_uri.is_none()
+            && !f.discovery.as_ref().is_some_and(|d| d.value);
+        let compiled = match opaque_only {
+            true => Some(CompiledKeys {
+                keys: Arc::new(IssuerKeys::fixed(Arc::clone(&id), KeySet::default())),
+                source: None,
+            }),
+            false => compile_key_source(cx, &path, spanned.referenced, f, inputs, &algorithms, &id),
+        };
         let CompiledKeys {
             keys,
             source: key_source,
@@ -131,8 +181,8 @@ pub(super) fn compile_issuers(
                     .is_some_and(|t| crate::auth::jwt::check_type(Some(t), Some("at+jwt")).is_ok()),
                 token_type,
                 dpop,
-                token_format: crate::auth::TokenFormat::Jwt,
-                introspector: None,
+                token_format,
+                introspector,
                 // Set once `revocation` is compiled.
                 max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
                 keys,
@@ -141,6 +191,97 @@ pub(super) fn compile_issuers(
         }));
     }
     out
+}
+
+/// `issuers[].introspection`: the endpoint (https, or http on loopback), the gateway's client
+/// credentials and the cache's bounds; the client is kept across reloads while all of it is
+/// unchanged.
+fn compile_introspection(
+    cx: &mut Ctx,
+    path: &str,
+    file: &Spanned<IntrospectionFile>,
+    id: &Arc<str>,
+    inputs: &Inputs<'_>,
+) -> Option<Arc<crate::auth::introspection::Introspector>> {
+    let f = &file.value;
+    let at = format!("{path}.introspection");
+    let mut ok = true;
+    if let Err(e) = crate::auth::fetch::check_key_url(&f.endpoint.value) {
+        cx.error(
+            f.endpoint.referenced,
+            format!("{at}.endpoint"),
+            e.to_string(),
+        );
+        ok = false;
+    }
+    let secret = super::admin::secret_text(
+        cx,
+        inputs,
+        (
+            f.client_secret_file.as_ref(),
+            &format!("{at}.client_secret_file"),
+        ),
+        (
+            f.client_secret_env.as_ref(),
+            &format!("{at}.client_secret_env"),
+        ),
+    );
+    if f.client_secret_file.is_none() && f.client_secret_env.is_none() {
+        cx.error(
+            file.referenced,
+            at.clone(),
+            "the gateway's client secret is required: client_secret_file or client_secret_env",
+        );
+        ok = false;
+    }
+    let duration = |cx: &mut Ctx, t: Option<&Text>, key: &str, default: u64| match t {
+        None => Some(Duration::from_secs(default)),
+        Some(t) => parse_duration(cx, t, &format!("{at}.{key}")),
+    };
+    let timeout = duration(cx, f.timeout.as_ref(), "timeout", 2);
+    let max_ttl = duration(cx, f.max_ttl.as_ref(), "max_ttl", 300);
+    let inactive_ttl = duration(cx, f.inactive_ttl.as_ref(), "inactive_ttl", 10);
+    let count = |cx: &mut Ctx, n: Option<&Spanned<u64>>, key: &str, default: usize| match n {
+        None => Some(default),
+        Some(n) => match usize::try_from(n.value) {
+            Ok(v) if v > 0 => Some(v),
+            _ => {
+                cx.error(
+                    n.referenced,
+                    format!("{at}.{key}"),
+                    "takes a whole number above 0",
+                );
+                None
+            }
+        },
+    };
+    let max_concurrency = count(cx, f.max_concurrency.as_ref(), "max_concurrency", 64);
+    let cache_entries = count(cx, f.cache_entries.as_ref(), "cache_entries", 100_000);
+    let (Some((secret, _, _)), Some(timeout), Some(max_ttl), Some(inactive_ttl)) =
+        (secret, timeout, max_ttl, inactive_ttl)
+    else {
+        return None;
+    };
+    let (Some(max_concurrency), Some(cache_entries), true) = (max_concurrency, cache_entries, ok)
+    else {
+        return None;
+    };
+    let settings = crate::auth::introspection::IntrospectionSettings {
+        endpoint: f.endpoint.value.clone(),
+        client_id: f.client_id.value.clone(),
+        client_secret: crate::snapshot::Secret::new(&secret),
+        timeout,
+        max_ttl,
+        inactive_ttl,
+        max_concurrency,
+        cache_entries,
+        max_response_bytes: 64 * 1024,
+    };
+    inputs
+        .stores
+        .introspector(id, settings)
+        .map_err(|e| cx.error(file.referenced, at, e))
+        .ok()
 }
 
 /// An issuer's compiled key source.

@@ -412,6 +412,29 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
             });
         }
     }
+    // An opaque token names no issuer: it goes to the one introspecting issuer of its route,
+    // never to several (each would learn the token).
+    for (i, route) in routes.iter().enumerate() {
+        let RouteAuth::Protected { issuers: ids, .. } = &route.auth else {
+            continue;
+        };
+        let introspecting: Vec<&str> = ids
+            .iter()
+            .filter_map(|&n| issuers.get(n)?.as_ref())
+            .filter(|issuer| issuer.introspector.is_some())
+            .map(|issuer| &*issuer.id)
+            .collect();
+        if introspecting.len() > 1 {
+            cx.error(
+                route_locations[i],
+                format!("routes[{i}].auth.issuers"),
+                format!(
+                    "opaque tokens name no issuer, and would be sent to the introspection endpoints of {}: name one of them in auth.issuers",
+                    introspecting.join(", ")
+                ),
+            );
+        }
+    }
     strip_names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     strip_names.dedup();
 
@@ -734,6 +757,60 @@ routes:
                 .any(|w| w.contains("forwarding.client_cert_header: every listener speaks TLS")),
             "{warnings:#?}"
         );
+    }
+
+    /// Opaque tokens: `token_format` and `introspection` go together, an opaque-only issuer
+    /// needs no keys, and a route sends opaque tokens to one authorization server only.
+    #[test]
+    fn introspection_settings_are_checked_together() {
+        let machine = machine().var("AS_SECRET", "s3cret");
+        let issuer = |id: &str, rest: &str| {
+            format!(
+                "  - {{ id: {id}, issuer: \"https://{id}.test\", audiences: [orders]{rest} }}\n"
+            )
+        };
+        let introspection = |id: &str| {
+            format!(
+                ", token_format: opaque, introspection: {{ endpoint: \"https://{id}.test/introspect\", client_id: gw, client_secret_env: AS_SECRET }}"
+            )
+        };
+        let gateway = |issuers: String, route_issuers: &str| {
+            format!(
+                "listeners: [{{ name: web, address: \"0.0.0.0:8080\" }}]\nissuers:\n{issuers}upstreams: [{{ id: u, url: \"http://10.0.0.7:8080\" }}]\nroutes:\n  - {{ id: r, match: {{ path_prefix: / }}, upstream: u, auth: {{ issuers: [{route_issuers}] }} }}\n"
+            )
+        };
+        let errors = |yaml: String| -> Vec<String> {
+            match compile_yaml(&yaml, &machine) {
+                Ok(_) => Vec::new(),
+                Err(e) => e.0.iter().map(ToString::to_string).collect(),
+            }
+        };
+        let one = gateway(issuer("a", &introspection("a")), "a");
+        assert_eq!(errors(one), Vec::<String>::new());
+        let no_introspection = gateway(issuer("a", ", token_format: opaque"), "a");
+        assert!(errors(no_introspection)[0]
+            .contains("issuers[0].introspection: opaque tokens are checked by introspection"));
+        let jwt = gateway(
+            issuer(
+                "a",
+                &introspection("a").replace("token_format: opaque", "token_format: jwt"),
+            ),
+            "a",
+        );
+        assert!(errors(jwt)
+            .iter()
+            .any(|e| e.contains("issuers[0].introspection: used only for opaque tokens")));
+        let two = gateway(
+            format!(
+                "{}{}",
+                issuer("a", &introspection("a")),
+                issuer("b", &introspection("b"))
+            ),
+            "a, b",
+        );
+        assert!(errors(two)
+            .iter()
+            .any(|e| e.contains("routes[0].auth.issuers: opaque tokens name no issuer")));
     }
 
     #[test]

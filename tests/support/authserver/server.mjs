@@ -11,12 +11,15 @@
 //                          (the tests talk to it over plain HTTP, as behind a TLS terminator)
 //   dpop / dpop-secret     DPoP-bound tokens (RFC 9449: `cnf.jkt`); the token request carries
 //                          a DPoP proof for POST {issuer}/token
-//   plain / plain-secret   unbound tokens
+//   plain / plain-secret   unbound tokens; for the resource https://opaque-api.test (`resource`
+//                          parameter), opaque tokens (RFC 7662 introspection)
+//   portcullis / portcullis-secret   the gateway's own client, for introspection
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:http';
 import Provider from 'oidc-provider';
 
 const RESOURCE = 'https://orders-api.test';
+const OPAQUE_RESOURCE = 'https://opaque-api.test';
 
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'as-rsa-1', use: 'sig', alg: 'RS256' };
@@ -45,6 +48,13 @@ const clients = [
     response_types: [],
     redirect_uris: [],
   },
+  {
+    client_id: 'portcullis',
+    client_secret: 'portcullis-secret',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+  },
 ];
 
 const server = createServer();
@@ -64,13 +74,20 @@ server.listen(0, '127.0.0.1', () => {
         enabled: true,
         defaultResource: () => RESOURCE,
         useGrantedResource: () => true,
-        getResourceServerInfo: () => ({
-          scope: 'read:orders write:orders',
-          audience: 'orders-api',
-          accessTokenTTL: 600,
-          accessTokenFormat: 'jwt',
-          jwt: { sign: { alg: 'RS256' } },
-        }),
+        getResourceServerInfo: (ctx, resource) => (resource === OPAQUE_RESOURCE
+          ? {
+            scope: 'read:orders write:orders',
+            audience: 'orders-api',
+            accessTokenTTL: 600,
+            accessTokenFormat: 'opaque',
+          }
+          : {
+            scope: 'read:orders write:orders',
+            audience: 'orders-api',
+            accessTokenTTL: 600,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'RS256' } },
+          }),
       },
       mTLS: {
         enabled: true,

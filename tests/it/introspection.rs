@@ -1,0 +1,134 @@
+//! Opaque tokens (RFC 7662 introspection) against a real authorization server (oidc-provider,
+//! tests/support/authserver): active tokens forwarded and cached, a token revoked at the server
+//! (RFC 7009) refused once its cache entry ends, inactive answers cached, and an outage of the
+//! endpoint served from the cache, with `503` for tokens it does not hold.
+
+use crate::support::authserver::AuthServer;
+use crate::support::*;
+use serde_json::Value;
+
+/// The standard configuration with a second issuer, the authorization server, whose opaque
+/// tokens are introspected (its own client credentials in a file), on the `orders-read` route.
+fn gateway(server: &AuthServer, echo: std::net::SocketAddr, dir: &std::path::Path) -> TestGateway {
+    let secret = dir.join("introspection-secret");
+    std::fs::write(&secret, "portcullis-secret\n").unwrap();
+    let issuer = format!(
+        "  - id: as
+    issuer: \"{issuer}\"
+    token_format: opaque
+    audiences: [\"{AUDIENCE}\"]
+    introspection:
+      endpoint: \"{issuer}/token/introspection\"
+      client_id: portcullis
+      client_secret_file: \"{secret}\"
+      max_ttl: 2s
+      inactive_ttl: 60s
+",
+        issuer = server.issuer,
+        secret = secret.display()
+    );
+    let yaml = config(echo, closed_port(), closed_port())
+        .replacen("issuers:\n", &format!("issuers:\n{issuer}"), 1)
+        .replacen("      issuers: [corp]\n", "      issuers: [corp, as]\n", 1);
+    TestGateway::start(&yaml)
+}
+
+async fn status(gw: &TestGateway, token: &str) -> (u16, Option<String>) {
+    let resp = client()
+        .get(gw.url("/orders/1"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (resp.status().as_u16(), retry)
+}
+
+fn counted(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opaque_tokens_are_introspected_cached_revoked_and_survive_an_outage() {
+    let server = AuthServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&server, echo_upstream().await, dir.path());
+    let active = r#"portcullis_introspection_requests_total{issuer="as",result="active"}"#;
+    let inactive = r#"portcullis_introspection_requests_total{issuer="as",result="inactive"}"#;
+
+    // Active: forwarded with the identity the server gave; the second request is a cache hit.
+    let token = server
+        .opaque_token("plain", "plain-secret", "read:orders")
+        .await;
+    let first: Value = client()
+        .get(gw.url("/orders/1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["headers"]["x-auth-client-id"][0], "plain", "{first}");
+    assert_eq!(
+        first["headers"]["x-auth-scopes"][0], "read:orders",
+        "{first}"
+    );
+    assert_eq!(status(&gw, &token).await.0, 200);
+    let metrics = gw.metrics_text().await;
+    assert_eq!(counted(&metrics, active), 1, "{metrics}");
+    let hits = r#"portcullis_introspection_cache_hits_total{issuer="as"}"#;
+    assert!(counted(&metrics, hits) >= 1, "{metrics}");
+    // A JWT of the other issuer on the same route is verified, never sent to the server.
+    let jwt = Issuer::rsa(&claims("read:orders"));
+    assert_eq!(status(&gw, &jwt).await.0, 200);
+    // An under-scoped opaque token: 403, from the server's `scope`.
+    let narrow = server
+        .opaque_token("plain", "plain-secret", "write:orders")
+        .await;
+    assert_eq!(status(&gw, &narrow).await.0, 403);
+
+    // Revoked at the server (RFC 7009): refused once the cache entry (max_ttl 2s) ends.
+    server.revoke("plain", "plain-secret", &token).await;
+    eventually(
+        "the revoked token is refused",
+        std::time::Duration::from_secs(15),
+        || {
+            let (gw, token) = (&gw, &token);
+            async move { status(gw, token).await.0 == 401 }
+        },
+    )
+    .await;
+    // The inactive answer is kept: asking again does not call the server.
+    assert_eq!(status(&gw, &token).await.0, 401);
+    assert_eq!(counted(&gw.metrics_text().await, inactive), 1);
+
+    // An outage: a token answered before is served from the cache; one never seen gets 503 with
+    // Retry-After (it may be fine), not 401.
+    let cached = server
+        .opaque_token("plain", "plain-secret", "read:orders")
+        .await;
+    let unseen = server
+        .opaque_token("plain", "plain-secret", "read:orders")
+        .await;
+    assert_eq!(status(&gw, &cached).await.0, 200);
+    drop(server);
+    assert_eq!(status(&gw, &cached).await.0, 200);
+    assert_eq!(status(&gw, &unseen).await, (503, Some("5".to_owned())));
+    let body: Value = client()
+        .get(gw.url("/orders/1"))
+        .bearer_auth(&unseen)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+}
