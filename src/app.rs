@@ -683,6 +683,7 @@ pub fn explain(args: ExplainArgs<'_>) -> Result<(String, u8), RunError> {
         (None, true) => crate::admission::Transport::Terminated { client_cert: None },
         (None, false) => crate::admission::Transport::Plain,
     };
+    introspect_once(&req, &snapshot)?;
     let mut explanation =
         crate::explain::explain_on(&req, transport, &snapshot, crate::clock::unix_now());
     if let Some(why) = unseen_revocations(&snapshot, &state, file_error) {
@@ -877,6 +878,39 @@ fn fetch_remote_state_once(snapshot: &Snapshot) -> Result<RemoteState, RunError>
         }
     }
     Ok(state)
+}
+
+/// An opaque token: ask its route's introspecting issuer once, as the gateway would (and only
+/// that one: the token goes to no other authorization server); the checks then read the answer
+/// from the introspector's cache. An endpoint that fails leaves nothing there: the check says
+/// unavailable.
+fn introspect_once(
+    req: &pingora::http::RequestHeader,
+    snapshot: &Snapshot,
+) -> Result<(), RunError> {
+    let Ok(routed) = crate::admission::route(req, snapshot, &mut crate::admission::Silent) else {
+        return Ok(());
+    };
+    let route = &snapshot.routes[routed.route];
+    let credential = crate::auth::bearer::credential(&req.headers, snapshot.limits.max_token_bytes);
+    let Some(credential) = credential.ok().flatten() else {
+        return Ok(());
+    };
+    let Some((_, introspector)) =
+        crate::auth::introspecting_issuer(credential.token, route, snapshot)
+    else {
+        return Ok(());
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Server(e.to_string()))?;
+    let answer =
+        runtime.block_on(introspector.introspect(credential.token, crate::clock::unix_now));
+    if let Err(crate::auth::introspection::IntrospectionFault::Unavailable(why)) = answer {
+        tracing::warn!(reason = why, "the introspection endpoint did not answer");
+    }
+    Ok(())
 }
 
 /// Pingora panics when a listener cannot bind; find out first and say which one.

@@ -78,6 +78,9 @@ pub struct Introspector {
     inactive: DashMap<[u8; 32], i64>,
     in_flight: DashMap<[u8; 32], Arc<tokio::sync::OnceCell<Answer>>>,
     slots: tokio::sync::Semaphore,
+    /// When a full map was last swept (active, inactive): at most once a second, so a full map
+    /// of live entries costs one scan a second, not one per answer.
+    swept: [std::sync::atomic::AtomicI64; 2],
     pub stats: IntrospectionStats,
 }
 
@@ -107,6 +110,10 @@ impl Introspector {
             active: DashMap::new(),
             inactive: DashMap::new(),
             in_flight: DashMap::new(),
+            swept: [
+                std::sync::atomic::AtomicI64::new(i64::MIN),
+                std::sync::atomic::AtomicI64::new(i64::MIN),
+            ],
             stats: IntrospectionStats::default(),
         })
     }
@@ -146,26 +153,31 @@ impl Introspector {
                 .or_insert_with(|| Arc::new(tokio::sync::OnceCell::new()))
                 .value(),
         );
-        let answer = cell
-            .get_or_init(|| async {
-                let answer = self.call(token).await;
-                self.keep(k, &answer, now());
-                answer
-            })
-            .await
-            .clone();
-        self.in_flight.remove_if(&k, |_, c| Arc::ptr_eq(c, &cell));
-        answer
+        // Leaves the map with the last request waiting on it, answered or dropped (a client
+        // that went away), so the map holds only calls someone still waits for.
+        let _leave = InFlight {
+            map: &self.in_flight,
+            key: k,
+            cell: &cell,
+        };
+        cell.get_or_init(|| async {
+            let answer = self.call(token).await;
+            self.keep(k, &answer, now());
+            answer
+        })
+        .await
+        .clone()
     }
 
     /// One request to the endpoint (RFC 7662 §2.1), within the concurrency limit.
     async fn call(&self, token: &str) -> Answer {
-        let Ok(_slot) = self.slots.try_acquire() else {
-            self.stats.errors.fetch_add(1, Ordering::Relaxed);
-            return Err(IntrospectionFault::Unavailable("busy"));
-        };
+        // Waits for a slot within the timeout: a burst queues, it is not turned away.
         let started = std::time::Instant::now();
-        let answer = self.request(token).await;
+        let slot = tokio::time::timeout(self.settings.timeout, self.slots.acquire()).await;
+        let answer = match slot {
+            Ok(Ok(_slot)) => self.request(token).await,
+            _ => Err(IntrospectionFault::Unavailable("busy")),
+        };
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.stats.call_micros.fetch_add(micros, Ordering::Relaxed);
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
@@ -208,6 +220,10 @@ impl Introspector {
             Err(_) => return Err(IntrospectionFault::Unavailable("unreachable")),
         };
         if !response.status().is_success() {
+            tracing::warn!(
+                status = response.status().as_u16(),
+                "the introspection endpoint refused the gateway's request (check its client credentials)"
+            );
             return Err(IntrospectionFault::Unavailable("status"));
         }
         let mut bytes = Vec::new();
@@ -260,10 +276,14 @@ impl Introspector {
         }
     }
 
-    /// Whether a map with `len` entries may take one more, after dropping its expired entries.
+    /// Whether a map with `len` entries may take one more, after dropping its expired entries
+    /// (a sweep at most once a second: a full map of live entries takes no more).
     fn room(&self, len: &usize, now: i64, active: bool) -> bool {
         if *len < self.settings.cache_entries {
             return true;
+        }
+        if self.swept[usize::from(!active)].fetch_max(now, Ordering::Relaxed) >= now {
+            return false;
         }
         match active {
             true => self.active.retain(|_, (_, until)| *until > now),
@@ -276,9 +296,32 @@ impl Introspector {
         len < self.settings.cache_entries
     }
 
+    /// Keep `answer` for `token` as if the endpoint had just given it: for benches and tests of
+    /// the cached path.
+    #[doc(hidden)]
+    pub fn remember(&self, token: &str, answer: &Answer, now: i64) {
+        self.keep(key(token), answer, now);
+    }
+
     /// Entries kept (active, inactive).
     pub fn cache_len(&self) -> (usize, usize) {
         (self.active.len(), self.inactive.len())
+    }
+}
+
+/// Removes a call from the in-flight map when the last request waiting on it is done with it.
+struct InFlight<'a> {
+    map: &'a DashMap<[u8; 32], Arc<tokio::sync::OnceCell<Answer>>>,
+    key: [u8; 32],
+    cell: &'a Arc<tokio::sync::OnceCell<Answer>>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        // The map's reference and this request's: nobody else waits.
+        self.map.remove_if(&self.key, |_, c| {
+            Arc::ptr_eq(c, self.cell) && Arc::strong_count(c) <= 2
+        });
     }
 }
 
@@ -330,7 +373,8 @@ pub fn check_claims(
             .and_then(Value::as_str)
             .is_some_and(|t| t.to_ascii_lowercase().contains("refresh"))
     };
-    if refresh("token_type") || refresh("token_use") {
+    // `token_type` (RFC 7662), ORY's `token_use`, Keycloak's `typ`.
+    if refresh("token_type") || refresh("token_use") || refresh("typ") {
         return Err(TokenFault::NotAnAccessToken);
     }
     let named = |aud: &str| audiences.iter().any(|a| a == aud);
@@ -389,6 +433,11 @@ mod tests {
         });
         assert_eq!(check_claims(&claims(ok), &issuer(), &aud, NOW), Ok(()));
         let exp = NOW + 60;
+        let keycloak_refresh = json!({ "aud": "orders-api", "exp": exp, "typ": "Refresh" });
+        assert_eq!(
+            check_claims(&claims(keycloak_refresh), &issuer(), &aud, NOW),
+            Err(TokenFault::NotAnAccessToken)
+        );
         for (answer, fault) in [
             (
                 json!({ "aud": "orders-api", "exp": NOW - 31 }),

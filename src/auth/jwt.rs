@@ -187,8 +187,9 @@ pub struct ParsedToken<'t> {
     pub claims: Map<String, Value>,
 }
 
-/// Whether `token` has the shape of a compact JWS: three base64url parts, the first a JSON
-/// object naming an `alg`. Anything else is an opaque token (`token_format: auto`).
+/// Whether `token` has the shape of a compact JWS: three base64url parts, the first decoding to
+/// a JSON object (`{`). Anything else is an opaque token (`token_format: auto`). Only the path
+/// depends on it: both verify fully.
 pub fn looks_like_jws(token: &str) -> bool {
     let mut parts = token.split('.');
     let (Some(header), Some(_), Some(_), None) =
@@ -196,11 +197,21 @@ pub fn looks_like_jws(token: &str) -> bool {
     else {
         return false;
     };
+    // `{"` encodes to `eyJ`, `{` plus whitespace to `ewo`/`ewk`/`e3`... : decode the start only.
+    let start = header.get(..4).unwrap_or(header);
+    let mut first = [0u8; 3];
     URL_SAFE_NO_PAD
-        .decode(header)
-        .ok()
-        .and_then(|h| serde_json::from_slice::<Map<String, Value>>(&h).ok())
-        .is_some_and(|h| h.contains_key("alg"))
+        .decode_slice(start, &mut first)
+        .is_ok_and(|n| n > 0 && first[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'))
+}
+
+/// The `iss` of a JWS-shaped token's payload, unverified: only to decide where a token may not
+/// be sent.
+pub fn unverified_iss(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let claims: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
 }
 
 /// Split a compact JWS into its parts and decode its JSON header and payload.
@@ -644,6 +655,33 @@ mod tests {
     use super::*;
     use serde_json::json;
     use std::time::Duration;
+
+    /// `token_format: auto`: a compact JWS is a JWT; RFC 6749's opaque example and other
+    /// shapes are introspected.
+    #[test]
+    fn a_jws_shape_is_told_from_an_opaque_token() {
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#);
+        let spaced = URL_SAFE_NO_PAD.encode("\n {\"alg\":\"ES256\"}");
+        assert!(looks_like_jws(&format!("{header}.e30.c2ln")));
+        assert!(looks_like_jws(&format!("{spaced}.e30.c2ln")));
+        for opaque in [
+            "2YotnFZFEjr1zCsicMWpAA",
+            "a.b.c",
+            "ory_at_abc.def",
+            &format!("{header}.e30"),
+            &format!("{header}.e30.c2ln.d"),
+            "",
+        ] {
+            assert!(!looks_like_jws(opaque), "{opaque}");
+        }
+        assert_eq!(
+            unverified_iss(&format!(
+                "{header}.{}.c2ln",
+                URL_SAFE_NO_PAD.encode(r#"{"iss":"https://a"}"#)
+            )),
+            Some("https://a".to_owned())
+        );
+    }
 
     fn issuer() -> Issuer {
         Issuer {

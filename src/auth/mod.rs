@@ -97,10 +97,22 @@ pub fn introspecting_issuer<'s>(
             matches!(issuer.token_format, TokenFormat::Jwt | TokenFormat::Auto)
         })
     };
-    match jwt::looks_like_jws(token) && issuers.iter().any(takes_jwt) {
-        true => None,
-        false => Some(introspecting),
+    if !jwt::looks_like_jws(token) {
+        return Some(introspecting);
     }
+    // A JWS-shaped token: a JWT when the route takes JWTs, and never sent to this server when
+    // its (unverified) `iss` names another configured issuer: it is not that server's token.
+    if issuers.iter().any(takes_jwt) {
+        return None;
+    }
+    let other_issuer = jwt::unverified_iss(token).is_some_and(|iss| {
+        snapshot
+            .issuers
+            .iter()
+            .enumerate()
+            .any(|(i, issuer)| i != introspecting.0 && issuer.issuer == iss)
+    });
+    (!other_issuer).then_some(introspecting)
 }
 
 /// Decide whether a request may use `route`, each check reported to `obs` as it runs.

@@ -9,7 +9,11 @@ use serde_json::Value;
 
 /// The standard configuration with a second issuer, the authorization server, whose opaque
 /// tokens are introspected (its own client credentials in a file), on the `orders-read` route.
-fn gateway(server: &AuthServer, echo: std::net::SocketAddr, dir: &std::path::Path) -> TestGateway {
+fn gateway(
+    server: &AuthServer,
+    echo: std::net::SocketAddr,
+    dir: &std::path::Path,
+) -> (TestGateway, String) {
     let secret = dir.join("introspection-secret");
     std::fs::write(&secret, "portcullis-secret\n").unwrap();
     let issuer = format!(
@@ -30,7 +34,7 @@ fn gateway(server: &AuthServer, echo: std::net::SocketAddr, dir: &std::path::Pat
     let yaml = config(echo, closed_port(), closed_port())
         .replacen("issuers:\n", &format!("issuers:\n{issuer}"), 1)
         .replacen("      issuers: [corp]\n", "      issuers: [corp, as]\n", 1);
-    TestGateway::start(&yaml)
+    (TestGateway::start(&yaml), yaml)
 }
 
 async fn status(gw: &TestGateway, token: &str) -> (u16, Option<String>) {
@@ -47,6 +51,27 @@ async fn status(gw: &TestGateway, token: &str) -> (u16, Option<String>) {
     (resp.status().as_u16(), retry)
 }
 
+/// `portcullis explain` of `GET /orders/1` with `token`, on the running gateway's configuration.
+fn explain_cli(yaml: &str, dir: &tempfile::TempDir, token: &str) -> (Option<i32>, String) {
+    let config = dir.path().join("cli-gateway.yaml");
+    let yaml = yaml.replace("{listen}", "127.0.0.1:8080").replace(
+        "jwks_file: jwks.json",
+        &format!("jwks_file: \"{}\"", fixtures().join("jwks.json").display()),
+    );
+    std::fs::write(&config, yaml).unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, token).unwrap();
+    let out = assert_cmd::Command::cargo_bin("portcullis")
+        .unwrap()
+        .args(["explain", "-c"])
+        .arg(&config)
+        .arg("--url=http://api.example.com/orders/1")
+        .arg(format!("--token=@{}", token_file.display()))
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8(out.stdout).unwrap())
+}
+
 fn counted(metrics: &str, series: &str) -> u64 {
     metrics
         .lines()
@@ -58,7 +83,7 @@ fn counted(metrics: &str, series: &str) -> u64 {
 async fn opaque_tokens_are_introspected_cached_revoked_and_survive_an_outage() {
     let server = AuthServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let gw = gateway(&server, echo_upstream().await, dir.path());
+    let (gw, yaml) = gateway(&server, echo_upstream().await, dir.path());
     let active = r#"portcullis_introspection_requests_total{issuer="as",result="active"}"#;
     let inactive = r#"portcullis_introspection_requests_total{issuer="as",result="inactive"}"#;
 
@@ -108,6 +133,14 @@ async fn opaque_tokens_are_introspected_cached_revoked_and_survive_an_outage() {
     // The inactive answer is kept: asking again does not call the server.
     assert_eq!(status(&gw, &token).await.0, 401);
     assert_eq!(counted(&gw.metrics_text().await, inactive), 1);
+
+    // `portcullis explain` asks the route's introspecting issuer, as the gateway does.
+    let (exit, text) = explain_cli(&yaml, &dir, &narrow);
+    assert_eq!(exit, Some(15), "{text}");
+    assert!(text.contains("pass  introspection"), "{text}");
+    let (exit, text) = explain_cli(&yaml, &dir, &token);
+    assert_eq!(exit, Some(13), "{text}");
+    assert!(text.contains("FAIL  introspection inactive"), "{text}");
 
     // An outage: a token answered before is served from the cache; one never seen gets 503 with
     // Retry-After (it may be fine), not 401.

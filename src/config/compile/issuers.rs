@@ -213,6 +213,13 @@ fn compile_introspection(
             e.to_string(),
         );
         ok = false;
+    } else if f.endpoint.value.contains(['@', '#']) {
+        cx.error(
+            f.endpoint.referenced,
+            format!("{at}.endpoint"),
+            "no credentials or fragment in the URL: the client credentials are client_id and client_secret_*",
+        );
+        ok = false;
     }
     let secret = super::admin::secret_text(
         cx,
