@@ -327,7 +327,7 @@ impl Drop for InFlight<'_> {
 
 /// `application/x-www-form-urlencoded` (RFC 7662 §2.1; the client credentials in Basic too,
 /// RFC 6749 §2.3.1).
-fn form_encode(text: &str) -> String {
+pub fn form_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {

@@ -308,22 +308,7 @@ async fn dpop_bound_tokens_of_a_real_authorization_server() {
         .replacen("issuers:\n", &format!("issuers:\n{issuer}"), 1)
         .replacen("      issuers: [corp]\n", "      issuers: [corp, as]\n", 1);
     let gw = TestGateway::start(&yaml);
-    let readyz = gw.admin_url("/readyz");
-    eventually(
-        "the gateway is ready",
-        std::time::Duration::from_secs(30),
-        || {
-            let readyz = readyz.clone();
-            async move {
-                client()
-                    .get(readyz)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200)
-            }
-        },
-    )
-    .await;
+    gw.wait_ready().await;
     let client_key = DpopClient::new();
     let token_endpoint = format!("{}/token", server.issuer);
     let for_token_endpoint = client_key.proof("POST", &token_endpoint, "", |c| {

@@ -26,9 +26,13 @@ routes:
 fn rewrite(path: &std::path::Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.contains(from));
-    // Write a new file and rename it over the old one, as Kubernetes' symlink swap does atomically.
+    replace_file(path, &text.replace(from, to));
+}
+
+/// Write a new file and rename it over the old one, as Kubernetes' symlink swap does atomically.
+fn replace_file(path: &std::path::Path, text: &str) {
     let tmp = path.with_extension("new");
-    std::fs::write(&tmp, text.replace(from, to)).unwrap();
+    std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, path).unwrap();
 }
 
@@ -137,9 +141,7 @@ async fn a_reload_to_a_decision_service_alone_is_refused_while_proxying() {
         )
         .replace("upstream: gated, ", "")
         .replace("upstream: echo, ", "");
-    let tmp = path.with_extension("new");
-    std::fs::write(&tmp, decision).unwrap();
-    std::fs::rename(&tmp, &path).unwrap();
+    replace_file(&path, &decision);
     match next_reload(&mut gw).await {
         ReloadOutcome::Rejected(errors) => assert_eq!(
             errors.to_string(),

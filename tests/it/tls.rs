@@ -470,22 +470,7 @@ async fn certificate_bound_tokens_of_a_real_authorization_server() {
     )
     .await;
     // Ready once the keys of every issuer are loaded (the server's, by discovery).
-    let readyz = https.gw.admin_url("/readyz");
-    eventually(
-        "the gateway is ready",
-        std::time::Duration::from_secs(30),
-        || {
-            let readyz = readyz.clone();
-            async move {
-                client()
-                    .get(readyz)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200)
-            }
-        },
-    )
-    .await;
+    https.gw.wait_ready().await;
     let (ui, other) = (clients.client("ui"), clients.client("other"));
     let bound = server
         .token("bound", "bound-secret", "read:orders", Some(&ui.cert_pem))

@@ -68,46 +68,35 @@ impl AuthServer {
         client_cert: Option<&str>,
         dpop_proof: Option<&str>,
     ) -> String {
-        let mut req = reqwest::Client::new()
-            .post(format!("{}/token", self.issuer))
-            .basic_auth(client, Some(secret))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!(
-                "grant_type=client_credentials&scope={}",
-                url_encode(scope)
-            ));
+        let mut headers = Vec::new();
         if let Some(pem) = client_cert {
-            req = req.header("x-client-cert", url_encode(pem));
+            headers.push(("x-client-cert", url_encode(pem)));
         }
         if let Some(proof) = dpop_proof {
-            req = req.header("dpop", proof);
+            headers.push(("dpop", proof.to_owned()));
         }
-        let answer: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
-        answer["access_token"]
+        self.post(
+            "/token",
+            client,
+            secret,
+            &format!("grant_type=client_credentials&scope={}", url_encode(scope)),
+            &headers,
+        )
+        .await
+        .1["access_token"]
             .as_str()
-            .unwrap_or_else(|| panic!("no access token: {answer}"))
+            .unwrap_or_else(|| panic!("no access token"))
             .to_owned()
     }
-}
 
-impl AuthServer {
     /// An opaque access token (for the resource `https://opaque-api.test`) for `client`.
     pub async fn opaque_token(&self, client: &str, secret: &str, scope: &str) -> String {
-        let answer: serde_json::Value = reqwest::Client::new()
-            .post(format!("{}/token", self.issuer))
-            .basic_auth(client, Some(secret))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!(
-                "grant_type=client_credentials&scope={}&resource={}",
-                url_encode(scope),
-                url_encode("https://opaque-api.test")
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = format!(
+            "grant_type=client_credentials&scope={}&resource={}",
+            url_encode(scope),
+            url_encode("https://opaque-api.test")
+        );
+        let (_, answer) = self.post("/token", client, secret, &body, &[]).await;
         let token = answer["access_token"]
             .as_str()
             .unwrap_or_else(|| panic!("no access token: {answer}"));
@@ -115,31 +104,43 @@ impl AuthServer {
         token.to_owned()
     }
 
-    /// Revoke `token` (RFC 7009), as `client`.
-    pub async fn revoke(&self, client: &str, secret: &str, token: &str) {
-        let status = reqwest::Client::new()
-            .post(format!("{}/token/revocation", self.issuer))
+    /// A form `body` posted to `path` as `client` (client_secret_basic): the status and the JSON
+    /// answer (`null` when there is none).
+    async fn post(
+        &self,
+        path: &str,
+        client: &str,
+        secret: &str,
+        body: &str,
+        headers: &[(&str, String)],
+    ) -> (u16, serde_json::Value) {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}{path}", self.issuer))
             .basic_auth(client, Some(secret))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("token={}", url_encode(token)))
-            .send()
-            .await
-            .unwrap()
-            .status();
+            .body(body.to_owned());
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or_default())
+    }
+
+    /// Revoke `token` (RFC 7009), as `client`.
+    pub async fn revoke(&self, client: &str, secret: &str, token: &str) {
+        let body = format!("token={}", url_encode(token));
+        let (status, _) = self
+            .post("/token/revocation", client, secret, &body, &[])
+            .await;
         assert_eq!(status, 200, "revocation refused");
     }
 }
 
-/// Percent-encode everything but unreserved characters (RFC 3986 §2.3).
+/// Percent-encode everything but unreserved characters (RFC 3986 §2.3), as the gateway's own
+/// introspection client encodes its form.
 fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    portcullis::auth::introspection::form_encode(text)
 }
 
 impl Drop for AuthServer {

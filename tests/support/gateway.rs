@@ -173,6 +173,26 @@ impl TestGateway {
     }
 
     /// The Prometheus text of the admin listener's `/metrics`.
+    /// Wait (bounded) until `/readyz` says 200: the keys of every issuer loaded.
+    pub async fn wait_ready(&self) {
+        let readyz = self.admin_url("/readyz");
+        super::eventually(
+            "the gateway is ready",
+            std::time::Duration::from_secs(30),
+            || {
+                let readyz = readyz.clone();
+                async move {
+                    client()
+                        .get(readyz)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status() == 200)
+                }
+            },
+        )
+        .await;
+    }
+
     pub async fn metrics_text(&self) -> String {
         let resp = client()
             .get(self.admin_url("/metrics"))
