@@ -29,7 +29,11 @@ use crate::snapshot::{Issuer, Secret};
 /// `introspection:` of an issuer, compiled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IntrospectionSettings {
+    /// The endpoint; empty: taken from the issuer's discovery document
+    /// (`introspection_endpoint`, RFC 8414) on first use.
     pub endpoint: String,
+    /// The issuer (`iss`), whose discovery document names the endpoint when `endpoint` is empty.
+    pub issuer: String,
     pub client_id: String,
     pub client_secret: Secret,
     pub timeout: Duration,
@@ -45,7 +49,8 @@ pub struct IntrospectionSettings {
 pub enum IntrospectionFault {
     /// `active: false`: the token is not (or no longer) valid.
     Inactive,
-    /// The endpoint did not answer usably: `timeout`, `status`, `malformed`, `busy`
+    /// The endpoint did not answer usably: `timeout`, `status`, `malformed`, `busy`,
+    /// `discovery` (the discovery document names no usable endpoint),
     /// (`max_concurrency` reached), `unreachable`, `not_called` (a caller that does not
     /// introspect, such as `explain`).
     Unavailable(&'static str),
@@ -78,6 +83,8 @@ pub struct Introspector {
     inactive: DashMap<[u8; 32], i64>,
     in_flight: DashMap<[u8; 32], Arc<tokio::sync::OnceCell<Answer>>>,
     slots: tokio::sync::Semaphore,
+    /// The endpoint: configured, or found by discovery once (a failed lookup is tried again).
+    endpoint: tokio::sync::OnceCell<String>,
     /// When a full map was last swept (active, inactive): at most once a second, so a full map
     /// of live entries costs one scan a second, not one per answer.
     swept: [std::sync::atomic::AtomicI64; 2],
@@ -103,7 +110,12 @@ impl Introspector {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("introspection client: {e}"))?;
+        let endpoint = match settings.endpoint.is_empty() {
+            true => tokio::sync::OnceCell::new(),
+            false => tokio::sync::OnceCell::new_with(Some(settings.endpoint.clone())),
+        };
         Ok(Introspector {
+            endpoint,
             slots: tokio::sync::Semaphore::new(settings.max_concurrency),
             settings,
             http,
@@ -186,7 +198,7 @@ impl Introspector {
             Err(IntrospectionFault::Inactive) => &self.stats.inactive,
             Err(IntrospectionFault::Unavailable(why)) => {
                 tracing::warn!(
-                    endpoint = %self.settings.endpoint,
+                    issuer = %self.settings.issuer,
                     reason = why,
                     "token introspection failed"
                 );
@@ -197,11 +209,48 @@ impl Introspector {
         answer
     }
 
+    /// The endpoint: configured, or the discovery document's `introspection_endpoint`, for the
+    /// same `issuer` (RFC 8414 §3.3) and under the same rules as a configured one.
+    async fn endpoint(&self) -> Result<&str, IntrospectionFault> {
+        let found = self
+            .endpoint
+            .get_or_try_init(|| async {
+                let url = super::fetch::discovery_url(&self.settings.issuer);
+                let response = self
+                    .http
+                    .get(&url)
+                    .send()
+                    .await
+                    .map_err(|_| IntrospectionFault::Unavailable("discovery"))?;
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|_| IntrospectionFault::Unavailable("discovery"))?;
+                if bytes.len() > self.settings.max_response_bytes {
+                    return Err(IntrospectionFault::Unavailable("discovery"));
+                }
+                let doc: Value = serde_json::from_slice(&bytes)
+                    .map_err(|_| IntrospectionFault::Unavailable("discovery"))?;
+                let endpoint = doc
+                    .get("introspection_endpoint")
+                    .and_then(Value::as_str)
+                    .filter(|_| {
+                        doc.get("issuer").and_then(Value::as_str) == Some(&self.settings.issuer)
+                    })
+                    .filter(|e| super::fetch::check_key_url(e).is_ok() && !e.contains(['@', '#']))
+                    .ok_or(IntrospectionFault::Unavailable("discovery"))?;
+                Ok(endpoint.to_owned())
+            })
+            .await?;
+        Ok(found.as_str())
+    }
+
     async fn request(&self, token: &str) -> Answer {
+        let endpoint = self.endpoint().await?;
         let body = format!("token={}&token_type_hint=access_token", form_encode(token));
         let sent = self
             .http
-            .post(&self.settings.endpoint)
+            .post(endpoint)
             .basic_auth(
                 form_encode(&self.settings.client_id),
                 Some(form_encode(self.settings.client_secret.expose())),

@@ -50,7 +50,9 @@ pub struct GatewayFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntrospectionFile {
-    pub endpoint: Text,
+    /// Required unless the issuer has `discovery: true` (its `introspection_endpoint`).
+    #[serde(default)]
+    pub endpoint: Option<Text>,
     pub client_id: Text,
     #[serde(default)]
     pub client_secret_file: Option<Text>,

@@ -165,3 +165,29 @@ async fn opaque_tokens_are_introspected_cached_revoked_and_survive_an_outage() {
         .unwrap();
     assert_eq!(body["error"], "temporarily_unavailable");
 }
+
+/// Without `endpoint`, an issuer with `discovery: true` is introspected at its discovery
+/// document's `introspection_endpoint` (RFC 8414), found on first use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_introspection_endpoint_can_come_from_discovery() {
+    let server = AuthServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("introspection-secret");
+    std::fs::write(&secret, "portcullis-secret").unwrap();
+    let issuer = format!(
+        "  - {{ id: as, issuer: \"{}\", discovery: true, token_format: opaque, audiences: [\"{AUDIENCE}\"], introspection: {{ client_id: portcullis, client_secret_file: \"{}\" }} }}\n",
+        server.issuer,
+        secret.display()
+    );
+    let yaml = config(echo_upstream().await, closed_port(), closed_port())
+        .replacen("issuers:\n", &format!("issuers:\n{issuer}"), 1)
+        .replacen("      issuers: [corp]\n", "      issuers: [corp, as]\n", 1);
+    let gw = TestGateway::start(&yaml);
+    let token = server
+        .opaque_token("plain", "plain-secret", "read:orders")
+        .await;
+    assert_eq!(status(&gw, &token).await.0, 200);
+    let metrics = gw.metrics_text().await;
+    let active = r#"portcullis_introspection_requests_total{issuer="as",result="active"}"#;
+    assert_eq!(counted(&metrics, active), 1, "{metrics}");
+}

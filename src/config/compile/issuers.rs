@@ -141,16 +141,16 @@ pub(super) fn compile_issuers(
                 None
             }
             (Some(i), _) => {
-                let compiled = compile_introspection(cx, &path, i, &id, inputs);
+                let compiled = compile_introspection(cx, &path, f, i, &id, inputs);
                 ok &= compiled.is_some();
                 compiled
             }
         };
-        // An issuer of opaque tokens only needs no keys.
+        // An issuer of opaque tokens only needs no keys (`discovery` then finds its
+        // introspection endpoint).
         let opaque_only = token_format == crate::auth::TokenFormat::Opaque
             && f.jwks_file.is_none()
-            && f.jwks_uri.is_none()
-            && !f.discovery.as_ref().is_some_and(|d| d.value);
+            && f.jwks_uri.is_none();
         let compiled = match opaque_only {
             true => Some(CompiledKeys {
                 keys: Arc::new(IssuerKeys::fixed(Arc::clone(&id), KeySet::default())),
@@ -199,6 +199,7 @@ pub(super) fn compile_issuers(
 fn compile_introspection(
     cx: &mut Ctx,
     path: &str,
+    issuer: &IssuerFile,
     file: &Spanned<IntrospectionFile>,
     id: &Arc<str>,
     inputs: &Inputs<'_>,
@@ -206,20 +207,39 @@ fn compile_introspection(
     let f = &file.value;
     let at = format!("{path}.introspection");
     let mut ok = true;
-    if let Err(e) = crate::auth::fetch::check_key_url(&f.endpoint.value) {
-        cx.error(
-            f.endpoint.referenced,
-            format!("{at}.endpoint"),
-            e.to_string(),
-        );
-        ok = false;
-    } else if f.endpoint.value.contains(['@', '#']) {
-        cx.error(
-            f.endpoint.referenced,
-            format!("{at}.endpoint"),
-            "no credentials or fragment in the URL: the client credentials are client_id and client_secret_*",
-        );
-        ok = false;
+    let discovery = issuer.discovery.as_ref().is_some_and(|d| d.value);
+    match &f.endpoint {
+        None if discovery => {
+            if let Err(e) = crate::auth::fetch::check_key_url(&issuer.issuer.value) {
+                cx.error(
+                    file.referenced,
+                    format!("{at}.endpoint"),
+                    format!("discovery needs an https issuer: {e}"),
+                );
+                ok = false;
+            }
+        }
+        None => {
+            cx.error(
+                file.referenced,
+                format!("{at}.endpoint"),
+                "required, unless the issuer has discovery: true (its introspection_endpoint)",
+            );
+            ok = false;
+        }
+        Some(endpoint) => {
+            if let Err(e) = crate::auth::fetch::check_key_url(&endpoint.value) {
+                cx.error(endpoint.referenced, format!("{at}.endpoint"), e.to_string());
+                ok = false;
+            } else if endpoint.value.contains(['@', '#']) {
+                cx.error(
+                    endpoint.referenced,
+                    format!("{at}.endpoint"),
+                    "no credentials or fragment in the URL: the client credentials are client_id and client_secret_*",
+                );
+                ok = false;
+            }
+        }
     }
     let secret = super::admin::secret_text(
         cx,
@@ -274,7 +294,12 @@ fn compile_introspection(
         return None;
     };
     let settings = crate::auth::introspection::IntrospectionSettings {
-        endpoint: f.endpoint.value.clone(),
+        endpoint: f
+            .endpoint
+            .as_ref()
+            .map(|e| e.value.clone())
+            .unwrap_or_default(),
+        issuer: issuer.issuer.value.clone(),
         client_id: f.client_id.value.clone(),
         client_secret: crate::snapshot::Secret::new(&secret),
         timeout,
