@@ -166,7 +166,9 @@ async fn authorise<R: KeyRefresh, O: Observer>(
         }
         None => None,
     };
+    let proof_used = std::sync::OnceLock::new();
     let presented = crate::auth::Presented {
+        proof_used: &proof_used,
         introspection: answer.as_ref().map(|(i, a)| (*i, a)),
         headers: &req.headers,
         query,
@@ -188,7 +190,7 @@ async fn authorise<R: KeyRefresh, O: Observer>(
         ..
     }) = &first
     else {
-        return first;
+        return claim_proof(first, proof_used.get().copied(), snapshot, refresh).await;
     };
     let token = crate::auth::bearer::credential(&req.headers, snapshot.limits.max_token_bytes)
         .ok()
@@ -215,7 +217,38 @@ async fn authorise<R: KeyRefresh, O: Observer>(
     if !refreshed {
         return first;
     }
-    authenticate(&presented, route, snapshot, now(), cache, obs)
+    let second = authenticate(&presented, route, snapshot, now(), cache, obs);
+    claim_proof(second, proof_used.get().copied(), snapshot, refresh).await
+}
+
+/// With Redis (`revocation.redis`), a DPoP proof this process accepted is claimed across the
+/// replicas too (`SET NX`): a proof another replica accepted is a replay. When Redis cannot be
+/// asked, this process's own memory stands alone (logged): DPoP keeps working.
+async fn claim_proof<R: KeyRefresh>(
+    authorised: Result<Option<Arc<Principal>>, Denied>,
+    used: Option<crate::auth::dpop::ProofUse>,
+    snapshot: &Snapshot,
+    refresh: &R,
+) -> Result<Option<Arc<Principal>>, Denied> {
+    let (Ok(principal), Some(used), Some(mirror)) =
+        (&authorised, used, &snapshot.revocation_mirror)
+    else {
+        return authorised;
+    };
+    match refresh.claim_proof(mirror, used).await {
+        Ok(true) => authorised,
+        Ok(false) => Err(Denied {
+            error: GatewayError::InvalidDpopProof {
+                fault: crate::auth::dpop::ProofFault::Replayed,
+                algs: Arc::clone(&snapshot.dpop.algs),
+            },
+            principal: principal.clone(),
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "DPoP proof not claimed in Redis: this replica's memory alone guards it");
+            authorised
+        }
+    }
 }
 
 /// [`admit`] without a key refresh, at a fixed time: for `explain`, benches and tests, which run

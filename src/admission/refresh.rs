@@ -18,6 +18,16 @@ pub trait KeyRefresh {
         "no new keys, or the last refresh was too recent"
     }
 
+    /// Claim a DPoP proof across replicas: `Ok(false)` when another one claimed it first. This
+    /// default claims nothing (`explain` and tests must not spend a client's proof).
+    fn claim_proof(
+        &self,
+        _mirror: &crate::revocation::mirror::RedisMirror,
+        _used: crate::auth::dpop::ProofUse,
+    ) -> impl Future<Output = Result<bool, crate::revocation::mirror::RedisWriteError>> + Send {
+        std::future::ready(Ok(true))
+    }
+
     /// The answer for an opaque `token`: its introspector's cache, else its endpoint.
     fn introspect(
         &self,
@@ -67,5 +77,13 @@ impl<F: Fn(&str) + Sync> KeyRefresh for Refresh<F> {
         token: &str,
     ) -> Result<crate::auth::introspection::Claims, IntrospectionFault> {
         introspector.introspect(token, crate::clock::unix_now).await
+    }
+
+    async fn claim_proof(
+        &self,
+        mirror: &crate::revocation::mirror::RedisMirror,
+        used: crate::auth::dpop::ProofUse,
+    ) -> Result<bool, crate::revocation::mirror::RedisWriteError> {
+        mirror.claim_once(&used.id, used.until).await
     }
 }

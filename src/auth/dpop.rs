@@ -109,6 +109,28 @@ pub struct Proof {
     pub iat: i64,
 }
 
+impl Proof {
+    /// What identifies a proof against replay: SHA-256 of its key's thumbprint and its `jti`
+    /// (a thumbprint has no space).
+    pub fn id(&self) -> [u8; 32] {
+        let mut id = ring::digest::Context::new(&ring::digest::SHA256);
+        id.update(self.jkt.as_bytes());
+        id.update(b" ");
+        id.update(self.jti.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(id.finish().as_ref());
+        key
+    }
+}
+
+/// A proof this process accepted, to claim across replicas too (Redis, `SET NX`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProofUse {
+    pub id: [u8; 32],
+    /// When it can no longer pass [`check`] (unix seconds).
+    pub until: i64,
+}
+
 /// The members of a JWK that hold private key material (RFC 7518 §6.2.2, §6.3.2, RFC 8037 §2).
 const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
 
@@ -380,12 +402,7 @@ impl ReplayCache {
     /// Record `proof`, accepted until `expires` (its `iat` + the window): `Err(Replayed)` when the
     /// same key already used this `jti` and it has not expired.
     pub fn first_use(&self, proof: &Proof, expires: i64, now: i64) -> Result<(), ProofFault> {
-        let mut id = ring::digest::Context::new(&ring::digest::SHA256);
-        id.update(proof.jkt.as_bytes());
-        id.update(b" ");
-        id.update(proof.jti.as_bytes());
-        let mut key = [0u8; 32];
-        key.copy_from_slice(id.finish().as_ref());
+        let key = proof.id();
         if self.seen.len() >= self.max_entries {
             use std::sync::atomic::Ordering::Relaxed;
             if self.last_sweep.fetch_max(now, Relaxed) < now {

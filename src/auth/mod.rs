@@ -75,6 +75,9 @@ pub struct Presented<'a> {
     /// For an opaque token: the introspecting issuer (snapshot index) and its answer, asked by
     /// [`crate::admission::admit`] before this (an async call).
     pub introspection: Option<(usize, &'a introspection::Answer)>,
+    /// Set to the DPoP proof this request used, once this process accepted it: admission then
+    /// claims it across replicas (an async call).
+    pub proof_used: &'a std::sync::OnceLock<dpop::ProofUse>,
 }
 
 /// The issuer that introspects `token` on `route` (snapshot index and client): an opaque token
@@ -242,7 +245,9 @@ pub fn authenticate<O: Observer>(
     // A proof is used once (RFC 9449 §11.1): remembered only now, for a request that passed
     // everything else, so refused requests cannot fill the memory of proofs.
     if let Some(proof) = &proof {
-        let recorded = remember_proof(proof, snapshot, &issuer, now);
+        let recorded = remember_proof(proof, snapshot, &issuer, now).map(|used| {
+            let _ = presented.proof_used.set(used);
+        });
         seen(obs, Step::Replay, recorded, |()| {
             "the proof's jti was not seen before from this key".to_owned()
         })
@@ -257,7 +262,7 @@ fn remember_proof(
     snapshot: &Snapshot,
     issuer: &Issuer,
     now: i64,
-) -> Result<(), GatewayError> {
+) -> Result<dpop::ProofUse, GatewayError> {
     let window = snapshot
         .dpop
         .max_age
@@ -268,6 +273,10 @@ fn remember_proof(
     snapshot
         .dpop_replay
         .first_use(proof, expires, now)
+        .map(|()| dpop::ProofUse {
+            id: proof.id(),
+            until: expires,
+        })
         .map_err(|fault| GatewayError::InvalidDpopProof {
             fault,
             algs: Arc::clone(&snapshot.dpop.algs),

@@ -274,6 +274,22 @@ impl RedisMirror {
         }
     }
 
+    /// Claim `id` (a DPoP proof, RFC 9449 §11.1) until `until` (unix seconds), once across every
+    /// replica sharing this Redis: `SET <prefix>:dpop:<hex> 1 NX EXAT until`. `Ok(true)` for the
+    /// first claim, `Ok(false)` when another request claimed it first.
+    pub async fn claim_once(&self, id: &[u8; 32], until: i64) -> Result<bool, RedisWriteError> {
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(format!("{}:dpop:{hex}", self.settings.key_prefix))
+            .arg(1)
+            .arg("NX")
+            .arg("EXAT")
+            .arg(until);
+        let (set,): (Option<String>,) = self.query(&pipe).await?;
+        Ok(set.is_some())
+    }
+
     /// Store an entry in Redis (expiring with it), announce it, and apply it locally. Nothing
     /// changes when Redis cannot be written.
     pub async fn add(&self, r: &Revocation) -> Result<(), RedisWriteError> {

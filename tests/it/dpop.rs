@@ -352,3 +352,55 @@ async fn dpop_bound_tokens_of_a_real_authorization_server() {
         (401, INVALID_TOKEN.to_owned())
     );
 }
+
+/// RFC 9449 §11.1 across replicas: with Redis (`revocation.redis`), a proof accepted by one
+/// gateway is a replay at another (`SET NX`). When Redis is gone, each gateway's own memory
+/// stands alone: a fresh proof still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proof_accepted_by_one_replica_is_a_replay_at_another() {
+    use crate::support::redis::RedisServer;
+    use crate::support::revocations::with_admin;
+    let mut redis = RedisServer::start();
+    let replica = |dir: &std::path::Path, echo: std::net::SocketAddr| {
+        let yaml = with_admin(
+            &config(echo, closed_port(), closed_port()),
+            dir,
+            &format!("redis: {{ url: \"{}\", timeout: 500ms }}", redis.url()),
+        );
+        TestGateway::start(&yaml)
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = replica(dir_a.path(), echo_upstream().await);
+    let b = replica(dir_b.path(), echo_upstream().await);
+    a.wait_ready().await;
+    b.wait_ready().await;
+    let client_key = DpopClient::new();
+    let mut bound = claims("read:orders");
+    bound["cnf"] = json!({ "jkt": client_key.jkt() });
+    let token = Issuer::rsa(&bound);
+    let dpop = format!("DPoP {token}");
+    // The same request URI at both replicas (the proof names the host the client used).
+    let host = "api.example.com";
+    let htu = format!("http://{host}/orders/1");
+    let proof = client_key.proof("GET", &htu, &token, |_| {});
+    let with_host = [("host", host)];
+    assert_eq!(
+        call(&a, "/orders/1", &dpop, Some(&proof), &with_host).await,
+        (200, String::new())
+    );
+    assert_eq!(
+        call(&b, "/orders/1", &dpop, Some(&proof), &with_host).await,
+        (401, CHALLENGE.to_owned())
+    );
+    // Redis gone: a fresh proof is accepted, on this replica's memory alone.
+    redis.kill();
+    let fresh = client_key.proof("GET", &htu, &token, |_| {});
+    assert_eq!(
+        call(&b, "/orders/1", &dpop, Some(&fresh), &with_host).await,
+        (200, String::new())
+    );
+    assert_eq!(
+        call(&b, "/orders/1", &dpop, Some(&fresh), &with_host).await,
+        (401, CHALLENGE.to_owned())
+    );
+}
