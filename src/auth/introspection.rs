@@ -35,13 +35,28 @@ pub struct IntrospectionSettings {
     /// The issuer (`iss`), whose discovery document names the endpoint when `endpoint` is empty.
     pub issuer: String,
     pub client_id: String,
-    pub client_secret: Secret,
+    /// How the gateway authenticates to the endpoint.
+    pub client_auth: ClientAuth,
     pub timeout: Duration,
     pub max_ttl: Duration,
     pub inactive_ttl: Duration,
     pub max_concurrency: usize,
     pub cache_entries: usize,
     pub max_response_bytes: usize,
+}
+
+/// The gateway's client authentication at the introspection endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientAuth {
+    /// `client_secret_basic` (RFC 6749 §2.3.1).
+    SecretBasic(Secret),
+    /// `private_key_jwt` (RFC 7523 §2.2, OpenID Connect Core §9): a short-lived assertion signed
+    /// with this key (PEM, kept as a secret) on each call.
+    PrivateKeyJwt {
+        pem: Secret,
+        algorithm: super::algorithm::Algorithm,
+        key_id: Option<String>,
+    },
 }
 
 /// Why an introspection gave no active token.
@@ -79,6 +94,8 @@ pub type Answer = Result<Claims, IntrospectionFault>;
 pub struct Introspector {
     settings: IntrospectionSettings,
     http: reqwest::Client,
+    /// The signing key of `private_key_jwt`, parsed once.
+    assertion_key: Option<jsonwebtoken::EncodingKey>,
     active: DashMap<[u8; 32], (Claims, i64)>,
     inactive: DashMap<[u8; 32], i64>,
     in_flight: DashMap<[u8; 32], Arc<tokio::sync::OnceCell<Answer>>>,
@@ -110,11 +127,18 @@ impl Introspector {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("introspection client: {e}"))?;
+        let assertion_key = match &settings.client_auth {
+            ClientAuth::SecretBasic(_) => None,
+            ClientAuth::PrivateKeyJwt { pem, algorithm, .. } => {
+                Some(assertion_key(pem.expose().as_bytes(), *algorithm)?)
+            }
+        };
         let endpoint = match settings.endpoint.is_empty() {
             true => tokio::sync::OnceCell::new(),
             false => tokio::sync::OnceCell::new_with(Some(settings.endpoint.clone())),
         };
         Ok(Introspector {
+            assertion_key,
             endpoint,
             slots: tokio::sync::Semaphore::new(settings.max_concurrency),
             settings,
@@ -247,14 +271,36 @@ impl Introspector {
 
     async fn request(&self, token: &str) -> Answer {
         let endpoint = self.endpoint().await?;
-        let body = format!("token={}&token_type_hint=access_token", form_encode(token));
-        let sent = self
-            .http
-            .post(endpoint)
-            .basic_auth(
-                form_encode(&self.settings.client_id),
-                Some(form_encode(self.settings.client_secret.expose())),
-            )
+        let mut body = format!("token={}&token_type_hint=access_token", form_encode(token));
+        let mut request = self.http.post(endpoint);
+        match (&self.settings.client_auth, &self.assertion_key) {
+            (ClientAuth::SecretBasic(secret), _) => {
+                request = request.basic_auth(
+                    form_encode(&self.settings.client_id),
+                    Some(form_encode(secret.expose())),
+                );
+            }
+            (
+                ClientAuth::PrivateKeyJwt {
+                    algorithm, key_id, ..
+                },
+                Some(key),
+            ) => {
+                let assertion = self
+                    .client_assertion(endpoint, *algorithm, key_id.as_deref(), key)
+                    .ok_or(IntrospectionFault::Unavailable("assertion"))?;
+                body.push_str(&format!(
+                    "&client_id={}&client_assertion_type={}&client_assertion={}",
+                    form_encode(&self.settings.client_id),
+                    form_encode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                    assertion
+                ));
+            }
+            (ClientAuth::PrivateKeyJwt { .. }, None) => {
+                return Err(IntrospectionFault::Unavailable("assertion"))
+            }
+        }
+        let sent = request
             .header(
                 http::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
@@ -298,6 +344,28 @@ impl Introspector {
             Some(Value::Bool(false)) => Err(IntrospectionFault::Inactive),
             _ => Err(IntrospectionFault::Unavailable("malformed")),
         }
+    }
+
+    /// A client assertion (RFC 7523 §3): `iss` and `sub` the client, `aud` the endpoint, a
+    /// minute of life, a fresh `jti`.
+    fn client_assertion(
+        &self,
+        endpoint: &str,
+        algorithm: super::algorithm::Algorithm,
+        key_id: Option<&str>,
+        key: &jsonwebtoken::EncodingKey,
+    ) -> Option<String> {
+        let now = crate::clock::unix_now();
+        let mut jti = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut jti).ok()?;
+        let jti: String = jti.iter().map(|b| format!("{b:02x}")).collect();
+        let mut header = jsonwebtoken::Header::new(algorithm.to_jsonwebtoken());
+        header.kid = key_id.map(str::to_owned);
+        let claims = serde_json::json!({
+            "iss": self.settings.client_id, "sub": self.settings.client_id, "aud": endpoint,
+            "jti": jti, "iat": now, "exp": now + 60,
+        });
+        jsonwebtoken::encode(&header, &claims, key).ok()
     }
 
     /// Keep an answer: active until `min(exp, now + max_ttl)`, inactive for `inactive_ttl`;
@@ -372,6 +440,20 @@ impl Drop for InFlight<'_> {
             Arc::ptr_eq(c, self.cell) && Arc::strong_count(c) <= 2
         });
     }
+}
+
+/// The signing key of `private_key_jwt` for `algorithm`, from PEM.
+pub fn assertion_key(
+    pem: &[u8],
+    algorithm: super::algorithm::Algorithm,
+) -> Result<jsonwebtoken::EncodingKey, String> {
+    use super::algorithm::KeyType;
+    let key = match algorithm.key_type() {
+        KeyType::Rsa => jsonwebtoken::EncodingKey::from_rsa_pem(pem),
+        KeyType::EcP256 | KeyType::EcP384 => jsonwebtoken::EncodingKey::from_ec_pem(pem),
+        KeyType::Ed25519 => jsonwebtoken::EncodingKey::from_ed_pem(pem),
+    };
+    key.map_err(|e| format!("not a {} private key in PEM: {e}", algorithm.as_str()))
 }
 
 /// `application/x-www-form-urlencoded` (RFC 7662 §2.1; the client credentials in Basic too,

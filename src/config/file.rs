@@ -58,6 +58,15 @@ pub struct IntrospectionFile {
     pub client_secret_file: Option<Text>,
     #[serde(default)]
     pub client_secret_env: Option<Text>,
+    /// `client_secret_basic` (the default) or `private_key_jwt` (RFC 7523, with `private_key_file`).
+    #[serde(default)]
+    pub auth: Option<Text>,
+    /// PEM private key (RSA or EC P-256) signing the client assertion of `private_key_jwt`.
+    #[serde(default)]
+    pub private_key_file: Option<Text>,
+    /// The `kid` of that key at the authorization server, if it needs one.
+    #[serde(default)]
+    pub key_id: Option<Text>,
     #[serde(default)]
     pub timeout: Option<Text>,
     #[serde(default)]

@@ -191,3 +191,26 @@ async fn the_introspection_endpoint_can_come_from_discovery() {
     let active = r#"portcullis_introspection_requests_total{issuer="as",result="active"}"#;
     assert_eq!(counted(&metrics, active), 1, "{metrics}");
 }
+
+/// `auth: private_key_jwt` (RFC 7523): the gateway authenticates to the introspection endpoint
+/// with a client assertion signed by its private key (tests/fixtures/ec-private.pem, whose
+/// public key the authorization server holds for the client `portcullis-jwt`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_can_authenticate_with_a_signed_client_assertion() {
+    let server = AuthServer::start();
+    let issuer = format!(
+        "  - {{ id: as, issuer: \"{}\", discovery: true, token_format: opaque, audiences: [\"{AUDIENCE}\"], introspection: {{ client_id: portcullis-jwt, auth: private_key_jwt, private_key_file: ec-private.pem, key_id: test-ec-1 }} }}\n",
+        server.issuer
+    );
+    let yaml = config(echo_upstream().await, closed_port(), closed_port())
+        .replacen("issuers:\n", &format!("issuers:\n{issuer}"), 1)
+        .replacen("      issuers: [corp]\n", "      issuers: [corp, as]\n", 1);
+    let gw = TestGateway::start(&yaml);
+    let token = server
+        .opaque_token("plain", "plain-secret", "read:orders")
+        .await;
+    assert_eq!(status(&gw, &token).await.0, 200);
+    let metrics = gw.metrics_text().await;
+    let active = r#"portcullis_introspection_requests_total{issuer="as",result="active"}"#;
+    assert_eq!(counted(&metrics, active), 1, "{metrics}");
+}

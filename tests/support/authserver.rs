@@ -20,8 +20,15 @@ impl AuthServer {
             .status()
             .expect("bash runs tests/support/authserver/setup.sh");
         assert!(setup.success(), "tests/support/authserver/setup.sh failed");
+        // The public key of tests/fixtures/ec-private.pem: the gateway's `private_key_jwt` client.
+        let fixture: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root.join("tests/fixtures/jwks.json")).unwrap(),
+        )
+        .unwrap();
+        let client_jwks = serde_json::json!({ "keys": [fixture["keys"][1]] });
         let mut child = Command::new("node")
             .arg(root.join("target/authserver/server.mjs"))
+            .env("PORTCULLIS_CLIENT_JWKS", client_jwks.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

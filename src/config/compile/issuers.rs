@@ -241,26 +241,8 @@ fn compile_introspection(
             }
         }
     }
-    let secret = super::admin::secret_text(
-        cx,
-        inputs,
-        (
-            f.client_secret_file.as_ref(),
-            &format!("{at}.client_secret_file"),
-        ),
-        (
-            f.client_secret_env.as_ref(),
-            &format!("{at}.client_secret_env"),
-        ),
-    );
-    if f.client_secret_file.is_none() && f.client_secret_env.is_none() {
-        cx.error(
-            file.referenced,
-            at.clone(),
-            "the gateway's client secret is required: client_secret_file or client_secret_env",
-        );
-        ok = false;
-    }
+    let client_auth = compile_client_auth(cx, &at, file, inputs);
+    ok &= client_auth.is_some();
     let duration = |cx: &mut Ctx, t: Option<&Text>, key: &str, default: u64| match t {
         None => Some(Duration::from_secs(default)),
         Some(t) => parse_duration(cx, t, &format!("{at}.{key}")),
@@ -284,8 +266,8 @@ fn compile_introspection(
     };
     let max_concurrency = count(cx, f.max_concurrency.as_ref(), "max_concurrency", 64);
     let cache_entries = count(cx, f.cache_entries.as_ref(), "cache_entries", 100_000);
-    let (Some((secret, _, _)), Some(timeout), Some(max_ttl), Some(inactive_ttl)) =
-        (secret, timeout, max_ttl, inactive_ttl)
+    let (Some(client_auth), Some(timeout), Some(max_ttl), Some(inactive_ttl)) =
+        (client_auth, timeout, max_ttl, inactive_ttl)
     else {
         return None;
     };
@@ -301,7 +283,7 @@ fn compile_introspection(
             .unwrap_or_default(),
         issuer: issuer.issuer.value.clone(),
         client_id: f.client_id.value.clone(),
-        client_secret: crate::snapshot::Secret::new(&secret),
+        client_auth,
         timeout,
         max_ttl,
         inactive_ttl,
@@ -314,6 +296,83 @@ fn compile_introspection(
         .introspector(id, settings)
         .map_err(|e| cx.error(file.referenced, at, e))
         .ok()
+}
+
+/// `introspection.auth`: the client secret (`client_secret_basic`), or the private key that signs
+/// client assertions (`private_key_jwt`, RFC 7523).
+fn compile_client_auth(
+    cx: &mut Ctx,
+    at: &str,
+    file: &Spanned<IntrospectionFile>,
+    inputs: &Inputs<'_>,
+) -> Option<crate::auth::introspection::ClientAuth> {
+    use crate::auth::introspection::ClientAuth;
+    let f = &file.value;
+    match f.auth.as_ref().map(|a| (a, a.value.as_str())) {
+        None | Some((_, "client_secret_basic")) => {
+            if f.client_secret_file.is_none() && f.client_secret_env.is_none() {
+                cx.error(
+                    file.referenced,
+                    at.to_owned(),
+                    "the gateway's client secret is required: client_secret_file or client_secret_env",
+                );
+                return None;
+            }
+            let (secret, _, _) = super::admin::secret_text(
+                cx,
+                inputs,
+                (
+                    f.client_secret_file.as_ref(),
+                    &format!("{at}.client_secret_file"),
+                ),
+                (
+                    f.client_secret_env.as_ref(),
+                    &format!("{at}.client_secret_env"),
+                ),
+            )?;
+            Some(ClientAuth::SecretBasic(crate::snapshot::Secret::new(
+                &secret,
+            )))
+        }
+        Some((_, "private_key_jwt")) => {
+            let Some(key_file) = &f.private_key_file else {
+                cx.error(
+                    file.referenced,
+                    format!("{at}.private_key_file"),
+                    "required with auth: private_key_jwt (a PEM private key, RSA or EC P-256)",
+                );
+                return None;
+            };
+            let path = format!("{at}.private_key_file");
+            let (pem, _, _) =
+                super::admin::secret_text(cx, inputs, (Some(key_file), &path), (None, ""))?;
+            // The algorithm follows the key: RS256 for RSA, ES256 for P-256.
+            let algorithm = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA]
+                .into_iter()
+                .find(|a| crate::auth::introspection::assertion_key(pem.as_bytes(), *a).is_ok());
+            let Some(algorithm) = algorithm else {
+                cx.error(
+                    key_file.referenced,
+                    path,
+                    "not a PEM private key (PKCS#8 or PKCS#1 RSA, SEC1 or PKCS#8 EC P-256, PKCS#8 Ed25519)",
+                );
+                return None;
+            };
+            Some(ClientAuth::PrivateKeyJwt {
+                pem: crate::snapshot::Secret::new(&pem),
+                algorithm,
+                key_id: f.key_id.as_ref().map(|k| k.value.clone()),
+            })
+        }
+        Some((a, _)) => {
+            cx.error(
+                a.referenced,
+                format!("{at}.auth"),
+                "takes client_secret_basic or private_key_jwt",
+            );
+            None
+        }
+    }
 }
 
 /// An issuer's compiled key source.

@@ -14,6 +14,8 @@
 //   plain / plain-secret   unbound tokens; for the resource https://opaque-api.test (`resource`
 //                          parameter), opaque tokens (RFC 7662 introspection)
 //   portcullis / portcullis-secret   the gateway's own client, for introspection
+//   portcullis-jwt         the gateway's client with private_key_jwt (RFC 7523): its public JWKS
+//                          comes in the environment variable PORTCULLIS_CLIENT_JWKS
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:http';
 import Provider from 'oidc-provider';
@@ -56,6 +58,17 @@ const clients = [
     redirect_uris: [],
   },
 ];
+
+if (process.env.PORTCULLIS_CLIENT_JWKS) {
+  clients.push({
+    client_id: 'portcullis-jwt',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'private_key_jwt',
+    jwks: JSON.parse(process.env.PORTCULLIS_CLIENT_JWKS),
+  });
+}
 
 const server = createServer();
 server.listen(0, '127.0.0.1', () => {
