@@ -214,3 +214,61 @@ async fn the_gateway_can_authenticate_with_a_signed_client_assertion() {
     let active = r#"portcullis_introspection_requests_total{issuer="as",result="active"}"#;
     assert_eq!(counted(&metrics, active), 1, "{metrics}");
 }
+
+/// From the real server: an opaque token that expired (three seconds of life) is refused once its
+/// cache entry ends (the entry never outlives `exp`); a DPoP-bound opaque token (the answer
+/// carries `cnf.jkt`) is accepted only with a proof by its key, as a JWT would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_and_dpop_bound_opaque_tokens_are_checked_like_jwts() {
+    let server = AuthServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, _) = gateway(&server, echo_upstream().await, dir.path());
+    let short = server
+        .opaque_token_for(
+            "https://short-api.test",
+            "plain",
+            "plain-secret",
+            "read:orders",
+            None,
+        )
+        .await;
+    assert_eq!(status(&gw, &short).await.0, 200);
+    eventually(
+        "the expired token is refused",
+        std::time::Duration::from_secs(15),
+        || {
+            let (gw, short) = (&gw, &short);
+            async move { status(gw, short).await.0 == 401 }
+        },
+    )
+    .await;
+
+    let client_key = crate::dpop::DpopClient::new();
+    let for_token_endpoint =
+        client_key.proof("POST", &format!("{}/token", server.issuer), "", |c| {
+            c.as_object_mut().unwrap().remove("ath");
+        });
+    let bound = server
+        .opaque_token_for(
+            "https://opaque-api.test",
+            "dpop",
+            "dpop-secret",
+            "read:orders",
+            Some(&for_token_endpoint),
+        )
+        .await;
+    let htu = format!("http://{}/orders/1", gw.addr);
+    let with_proof = client()
+        .get(gw.url("/orders/1"))
+        .header("authorization", format!("DPoP {bound}"))
+        .header("dpop", client_key.proof("GET", &htu, &bound, |_| {}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_proof.status(), 200);
+    assert_eq!(
+        status(&gw, &bound).await.0,
+        401,
+        "a DPoP-bound token as Bearer"
+    );
+}

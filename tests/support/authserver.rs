@@ -98,12 +98,30 @@ impl AuthServer {
 
     /// An opaque access token (for the resource `https://opaque-api.test`) for `client`.
     pub async fn opaque_token(&self, client: &str, secret: &str, scope: &str) -> String {
+        self.opaque_token_for("https://opaque-api.test", client, secret, scope, None)
+            .await
+    }
+
+    /// An opaque access token for `resource` (`https://short-api.test`: three seconds of life),
+    /// DPoP-bound when the request carries `dpop_proof`.
+    pub async fn opaque_token_for(
+        &self,
+        resource: &str,
+        client: &str,
+        secret: &str,
+        scope: &str,
+        dpop_proof: Option<&str>,
+    ) -> String {
         let body = format!(
             "grant_type=client_credentials&scope={}&resource={}",
             url_encode(scope),
-            url_encode("https://opaque-api.test")
+            url_encode(resource)
         );
-        let (_, answer) = self.post("/token", client, secret, &body, &[]).await;
+        let headers: Vec<(&str, String)> = dpop_proof
+            .map(|p| ("dpop", p.to_owned()))
+            .into_iter()
+            .collect();
+        let (_, answer) = self.post("/token", client, secret, &body, &headers).await;
         let token = answer["access_token"]
             .as_str()
             .unwrap_or_else(|| panic!("no access token: {answer}"));

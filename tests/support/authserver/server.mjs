@@ -22,6 +22,8 @@ import Provider from 'oidc-provider';
 
 const RESOURCE = 'https://orders-api.test';
 const OPAQUE_RESOURCE = 'https://opaque-api.test';
+// Opaque tokens that live three seconds (an expiry the tests can wait for).
+const SHORT_RESOURCE = 'https://short-api.test';
 
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'as-rsa-1', use: 'sig', alg: 'RS256' };
@@ -87,11 +89,11 @@ server.listen(0, '127.0.0.1', () => {
         enabled: true,
         defaultResource: () => RESOURCE,
         useGrantedResource: () => true,
-        getResourceServerInfo: (ctx, resource) => (resource === OPAQUE_RESOURCE
+        getResourceServerInfo: (ctx, resource) => ([OPAQUE_RESOURCE, SHORT_RESOURCE].includes(resource)
           ? {
             scope: 'read:orders write:orders',
             audience: 'orders-api',
-            accessTokenTTL: 600,
+            accessTokenTTL: resource === SHORT_RESOURCE ? 3 : 600,
             accessTokenFormat: 'opaque',
           }
           : {
