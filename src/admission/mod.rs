@@ -230,11 +230,19 @@ async fn claim_proof<R: KeyRefresh>(
     snapshot: &Snapshot,
     refresh: &R,
 ) -> Result<Option<Arc<Principal>>, Denied> {
-    let (Ok(principal), Some(used), Some(mirror)) =
-        (&authorised, used, &snapshot.revocation_mirror)
-    else {
+    let (Ok(principal), Some(used), Some(mirror), true) = (
+        &authorised,
+        used,
+        &snapshot.revocation_mirror,
+        snapshot.dpop.share_through_redis,
+    ) else {
         return authorised;
     };
+    // While the mirror knows Redis is down, this replica's memory decides at once (no connect
+    // attempt and timeout per request).
+    if !mirror.status().connected {
+        return authorised;
+    }
     match refresh.claim_proof(mirror, used).await {
         Ok(true) => authorised,
         Ok(false) => Err(Denied {

@@ -358,6 +358,8 @@ pub struct ProofSettings {
     pub algorithms: Vec<Algorithm>,
     /// Proofs remembered at most (read at start).
     pub max_replay_entries: usize,
+    /// Claim accepted proofs in `revocation.redis` too (`dpop_proofs.share_through_redis`).
+    pub share_through_redis: bool,
     /// The same, space-separated: the `algs` of the challenge (RFC 9449 §7.1).
     pub algs: std::sync::Arc<str>,
 }
@@ -368,6 +370,7 @@ impl ProofSettings {
         ProofSettings {
             max_age,
             max_replay_entries,
+            share_through_redis: false,
             algs: std::sync::Arc::from(algs.join(" ")),
             algorithms,
         }

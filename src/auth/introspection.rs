@@ -102,6 +102,8 @@ pub struct Introspector {
     slots: tokio::sync::Semaphore,
     /// The endpoint: configured, or found by discovery once (a failed lookup is tried again).
     endpoint: tokio::sync::OnceCell<String>,
+    /// When a discovery lookup last failed: the next one waits 5 s, not every request's.
+    discovery_failed_at: std::sync::atomic::AtomicI64,
     /// When a full map was last swept (active, inactive): at most once a second, so a full map
     /// of live entries costs one scan a second, not one per answer.
     swept: [std::sync::atomic::AtomicI64; 2],
@@ -140,6 +142,7 @@ impl Introspector {
         Ok(Introspector {
             assertion_key,
             endpoint,
+            discovery_failed_at: std::sync::atomic::AtomicI64::new(i64::MIN),
             slots: tokio::sync::Semaphore::new(settings.max_concurrency),
             settings,
             http,
@@ -211,7 +214,13 @@ impl Introspector {
         let started = std::time::Instant::now();
         let slot = tokio::time::timeout(self.settings.timeout, self.slots.acquire()).await;
         let answer = match slot {
-            Ok(Ok(_slot)) => self.request(token).await,
+            // Bounded as a whole too: a discovery lookup and the call each have the timeout.
+            Ok(Ok(_slot)) => {
+                let twice = self.settings.timeout.saturating_mul(2);
+                tokio::time::timeout(twice, self.request(token))
+                    .await
+                    .unwrap_or(Err(IntrospectionFault::Unavailable("timeout")))
+            }
             _ => Err(IntrospectionFault::Unavailable("busy")),
         };
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -236,25 +245,34 @@ impl Introspector {
     /// The endpoint: configured, or the discovery document's `introspection_endpoint`, for the
     /// same `issuer` (RFC 8414 §3.3) and under the same rules as a configured one.
     async fn endpoint(&self) -> Result<&str, IntrospectionFault> {
+        if let Some(found) = self.endpoint.get() {
+            return Ok(found.as_str());
+        }
+        let now = crate::clock::unix_now();
+        if self.discovery_failed_at.load(Ordering::Relaxed) > now.saturating_sub(5) {
+            return Err(IntrospectionFault::Unavailable("discovery"));
+        }
         let found = self
             .endpoint
             .get_or_try_init(|| async {
+                let failed = || {
+                    self.discovery_failed_at
+                        .store(crate::clock::unix_now(), Ordering::Relaxed);
+                    IntrospectionFault::Unavailable("discovery")
+                };
                 let url = super::fetch::discovery_url(&self.settings.issuer);
-                let response = self
-                    .http
-                    .get(&url)
-                    .send()
-                    .await
-                    .map_err(|_| IntrospectionFault::Unavailable("discovery"))?;
-                let bytes = response
-                    .bytes()
-                    .await
-                    .map_err(|_| IntrospectionFault::Unavailable("discovery"))?;
-                if bytes.len() > self.settings.max_response_bytes {
-                    return Err(IntrospectionFault::Unavailable("discovery"));
+                let mut response = self.http.get(&url).send().await.map_err(|_| failed())?;
+                if !response.status().is_success() {
+                    return Err(failed());
                 }
-                let doc: Value = serde_json::from_slice(&bytes)
-                    .map_err(|_| IntrospectionFault::Unavailable("discovery"))?;
+                let mut bytes = Vec::new();
+                while let Some(chunk) = response.chunk().await.map_err(|_| failed())? {
+                    if bytes.len() + chunk.len() > self.settings.max_response_bytes {
+                        return Err(failed());
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                let doc: Value = serde_json::from_slice(&bytes).map_err(|_| failed())?;
                 let endpoint = doc
                     .get("introspection_endpoint")
                     .and_then(Value::as_str)
@@ -262,7 +280,7 @@ impl Introspector {
                         doc.get("issuer").and_then(Value::as_str) == Some(&self.settings.issuer)
                     })
                     .filter(|e| super::fetch::check_key_url(e).is_ok() && !e.contains(['@', '#']))
-                    .ok_or(IntrospectionFault::Unavailable("discovery"))?;
+                    .ok_or_else(failed)?;
                 Ok(endpoint.to_owned())
             })
             .await?;
@@ -435,9 +453,12 @@ struct InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        // The map's reference and this request's: nobody else waits.
+        // Answered: the answer is in the caches, and the waiters hold their own references, so
+        // the entry goes. Not answered (every waiter went away): it goes with the last one (the
+        // map's reference and this request's); should two leave at once, the next request for
+        // the token answers the entry and removes it.
         self.map.remove_if(&self.key, |_, c| {
-            Arc::ptr_eq(c, self.cell) && Arc::strong_count(c) <= 2
+            Arc::ptr_eq(c, self.cell) && (c.initialized() || Arc::strong_count(c) <= 2)
         });
     }
 }
@@ -504,8 +525,13 @@ pub fn check_claims(
             .and_then(Value::as_str)
             .is_some_and(|t| t.to_ascii_lowercase().contains("refresh"))
     };
-    // `token_type` (RFC 7662), ORY's `token_use`, Keycloak's `typ`.
-    if refresh("token_type") || refresh("token_use") || refresh("typ") {
+    // `token_type` (RFC 7662), ORY's `token_use`, Keycloak's `typ` (`Refresh`, `Offline` for an
+    // offline refresh token, `ID` for an ID token).
+    let keycloak_other = claims
+        .get("typ")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.eq_ignore_ascii_case("offline") || t.eq_ignore_ascii_case("id"));
+    if refresh("token_type") || refresh("token_use") || refresh("typ") || keycloak_other {
         return Err(TokenFault::NotAnAccessToken);
     }
     let named = |aud: &str| audiences.iter().any(|a| a == aud);
@@ -564,11 +590,14 @@ mod tests {
         });
         assert_eq!(check_claims(&claims(ok), &issuer(), &aud, NOW), Ok(()));
         let exp = NOW + 60;
-        let keycloak_refresh = json!({ "aud": "orders-api", "exp": exp, "typ": "Refresh" });
-        assert_eq!(
-            check_claims(&claims(keycloak_refresh), &issuer(), &aud, NOW),
-            Err(TokenFault::NotAnAccessToken)
-        );
+        for typ in ["Refresh", "Offline", "ID"] {
+            let keycloak = json!({ "aud": "orders-api", "exp": exp, "typ": typ });
+            assert_eq!(
+                check_claims(&claims(keycloak), &issuer(), &aud, NOW),
+                Err(TokenFault::NotAnAccessToken),
+                "{typ}"
+            );
+        }
         for (answer, fault) in [
             (
                 json!({ "aud": "orders-api", "exp": NOW - 31 }),

@@ -92,6 +92,10 @@ pub struct DpopProofsFile {
     /// Proofs remembered at most, against replay (read at start).
     #[serde(default)]
     pub max_replay_entries: Option<Spanned<u64>>,
+    /// `true`: every accepted proof is also claimed in `revocation.redis`, so replicas share
+    /// the replay memory.
+    #[serde(default)]
+    pub share_through_redis: Option<Spanned<bool>>,
 }
 
 /// Decision mode: a listener answering an ingress's "may this request pass?" (docs/decision-mode.md).

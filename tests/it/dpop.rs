@@ -353,8 +353,8 @@ async fn dpop_bound_tokens_of_a_real_authorization_server() {
     );
 }
 
-/// RFC 9449 §11.1 across replicas: with Redis (`revocation.redis`), a proof accepted by one
-/// gateway is a replay at another (`SET NX`). When Redis is gone, each gateway's own memory
+/// RFC 9449 §11.1 across replicas: with `dpop_proofs.share_through_redis` (and
+/// `revocation.redis`), a proof accepted by one gateway is a replay at another (`SET NX`). When Redis is gone, each gateway's own memory
 /// stands alone: a fresh proof still works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proof_accepted_by_one_replica_is_a_replay_at_another() {
@@ -367,7 +367,9 @@ async fn a_proof_accepted_by_one_replica_is_a_replay_at_another() {
             dir,
             &format!("redis: {{ url: \"{}\", timeout: 500ms }}", redis.url()),
         );
-        TestGateway::start(&yaml)
+        TestGateway::start(&format!(
+            "{yaml}dpop_proofs: {{ share_through_redis: true }}\n"
+        ))
     };
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = replica(dir_a.path(), echo_upstream().await);

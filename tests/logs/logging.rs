@@ -290,9 +290,14 @@ async fn an_access_line_has_exactly_the_documented_fields() {
 async fn pingora_lines_carry_no_build_machine_paths() {
     let captured = captured();
     let gw = standard_gateway().await;
-    // An upstream that refuses connections: Pingora logs the failure itself.
+    // An upstream that refuses connections: Pingora logs the failure itself (502; on a loaded
+    // machine the connect may time out first, 504: logged by Pingora all the same).
     let resp = client().get(gw.url("/down/x")).send().await.unwrap();
-    assert_eq!(resp.status(), 502);
+    assert!(
+        matches!(resp.status().as_u16(), 502 | 504),
+        "{}",
+        resp.status()
+    );
     drop(gw);
     let text = captured.text();
     let pingora: Vec<&str> = text

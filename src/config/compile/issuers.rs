@@ -346,15 +346,30 @@ fn compile_client_auth(
             let path = format!("{at}.private_key_file");
             let (pem, _, _) =
                 super::admin::secret_text(cx, inputs, (Some(key_file), &path), (None, ""))?;
-            // The algorithm follows the key: RS256 for RSA, ES256 for P-256.
-            let algorithm = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA]
-                .into_iter()
-                .find(|a| crate::auth::introspection::assertion_key(pem.as_bytes(), *a).is_ok());
+            // The algorithm follows the key (RS256 for RSA, ES256 for P-256, ES384 for P-384,
+            // EdDSA for Ed25519): the one a test assertion can really be signed with.
+            let algorithm = [
+                Algorithm::RS256,
+                Algorithm::ES256,
+                Algorithm::ES384,
+                Algorithm::EdDSA,
+            ]
+            .into_iter()
+            .find(|a| {
+                crate::auth::introspection::assertion_key(pem.as_bytes(), *a).is_ok_and(|key| {
+                    jsonwebtoken::encode(
+                        &jsonwebtoken::Header::new(a.to_jsonwebtoken()),
+                        &serde_json::json!({}),
+                        &key,
+                    )
+                    .is_ok()
+                })
+            });
             let Some(algorithm) = algorithm else {
                 cx.error(
                     key_file.referenced,
                     path,
-                    "not a PEM private key (PKCS#8 or PKCS#1 RSA, SEC1 or PKCS#8 EC P-256, PKCS#8 Ed25519)",
+                    "not a usable PEM private key (PKCS#8 or PKCS#1 RSA of 2048 bits or more, PKCS#8 EC P-256 or P-384, PKCS#8 Ed25519)",
                 );
                 return None;
             };

@@ -258,7 +258,8 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
     }
     let limits = compile_limits(&mut cx, file.limits.as_ref());
     let auth_cache = compile_auth_cache(&mut cx, file.auth_cache.as_ref());
-    let dpop = compile_dpop_proofs(&mut cx, file.dpop_proofs.as_ref());
+    let redis_configured = file.revocation.as_ref().is_some_and(|r| r.redis.is_some());
+    let dpop = compile_dpop_proofs(&mut cx, file.dpop_proofs.as_ref(), redis_configured);
     let admin_address = compile_admin(&mut cx, file.admin.as_ref(), &listeners);
     let probes_address =
         compile_probes_address(&mut cx, file.admin.as_ref(), &listeners, admin_address);
@@ -555,6 +556,7 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
 fn compile_dpop_proofs(
     cx: &mut Ctx,
     file: Option<&DpopProofsFile>,
+    redis_configured: bool,
 ) -> crate::auth::dpop::ProofSettings {
     let defaults = crate::auth::dpop::ProofSettings::default();
     let Some(file) = file else {
@@ -588,7 +590,19 @@ fn compile_dpop_proofs(
             algorithms = list;
         }
     }
-    crate::auth::dpop::ProofSettings::new(max_age, algorithms, max_replay_entries)
+    let mut settings =
+        crate::auth::dpop::ProofSettings::new(max_age, algorithms, max_replay_entries);
+    if let Some(share) = &file.share_through_redis {
+        settings.share_through_redis = share.value;
+        if share.value && !redis_configured {
+            cx.error(
+                share.referenced,
+                "dpop_proofs.share_through_redis",
+                "needs revocation.redis: the proofs are claimed there",
+            );
+        }
+    }
+    settings
 }
 
 fn known<'a>(names: impl Iterator<Item = &'a &'a str>) -> String {
