@@ -54,6 +54,9 @@ pub enum GatewayError {
     UpstreamTimeout,
     /// The TLS connection uses an older version than the listener's `min_version`.
     TlsVersionTooOld,
+    /// A CORS preflight the route's policy does not allow (origin, method or headers): `403`
+    /// with no CORS header.
+    CorsRefused,
 }
 
 pub use crate::auth::bearer::RequestFault;
@@ -114,7 +117,9 @@ impl GatewayError {
             | GatewayError::UnsupportedScheme
             | GatewayError::InvalidToken(_)
             | GatewayError::InvalidDpopProof { .. } => 401,
-            GatewayError::InsufficientScope { .. } | GatewayError::TlsVersionTooOld => 403,
+            GatewayError::InsufficientScope { .. }
+            | GatewayError::TlsVersionTooOld
+            | GatewayError::CorsRefused => 403,
             GatewayError::KeysUnavailable | GatewayError::IntrospectionUnavailable => 503,
             GatewayError::UpstreamUnavailable => 502,
             GatewayError::UpstreamTimeout => 504,
@@ -139,6 +144,7 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable => "upstream_unavailable",
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::TlsVersionTooOld => "tls_version_too_old",
+            GatewayError::CorsRefused => "cors_refused",
         }
     }
 
@@ -146,7 +152,7 @@ impl GatewayError {
     /// `reason` label values initialised at 0 for that route): for a protected route the
     /// credential, token, revocation, scope and upstream reasons; for a public one the upstream's.
     pub fn route_reasons(protected: bool) -> Vec<&'static str> {
-        let mut reasons = vec!["upstream_unavailable", "upstream_timeout"];
+        let mut reasons = vec!["upstream_unavailable", "upstream_timeout", "cors_refused"];
         if protected {
             reasons.extend([
                 "missing",
@@ -189,6 +195,7 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable => "bad_gateway",
             GatewayError::UpstreamTimeout => "gateway_timeout",
             GatewayError::TlsVersionTooOld => "tls_version_too_old",
+            GatewayError::CorsRefused => "cors_refused",
         }
     }
 
@@ -215,6 +222,7 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable => "The upstream service is unavailable.",
             GatewayError::UpstreamTimeout => "The upstream service did not answer in time.",
             GatewayError::TlsVersionTooOld => "This endpoint requires a newer TLS version.",
+            GatewayError::CorsRefused => "This origin may not call this API from a browser.",
         }
     }
 

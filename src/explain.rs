@@ -201,9 +201,9 @@ impl Explanation {
             GatewayError::InvalidToken(_) | GatewayError::InvalidDpopProof { .. } => {
                 exit::INVALID_TOKEN
             }
-            GatewayError::InsufficientScope { .. } | GatewayError::TlsVersionTooOld => {
-                exit::FORBIDDEN
-            }
+            GatewayError::InsufficientScope { .. }
+            | GatewayError::TlsVersionTooOld
+            | GatewayError::CorsRefused => exit::FORBIDDEN,
             GatewayError::KeysUnavailable
             | GatewayError::IntrospectionUnavailable
             | GatewayError::UpstreamUnavailable

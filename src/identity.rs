@@ -146,6 +146,7 @@ mod tests {
             method_override: false,
             path_parameters: false,
             script_path_info: false,
+            cors: None,
         };
         let principal = Principal {
             issuer_id: Arc::from("corp"),

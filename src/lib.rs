@@ -16,6 +16,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cors;
 pub mod decision;
 pub mod demo;
 pub mod drain;

@@ -184,6 +184,8 @@ pub struct Route {
     pub path_parameters: bool,
     /// `match.script_path_info: allow`: `/index.php/…` paths are accepted.
     pub script_path_info: bool,
+    /// CORS: the route's own policy, or the gateway-wide one.
+    pub cors: Option<Arc<crate::cors::CorsPolicy>>,
 }
 
 /// What a route demands of the caller.

@@ -44,6 +44,26 @@ pub struct GatewayFile {
     pub decision: Option<Spanned<DecisionFile>>,
     #[serde(default)]
     pub dpop_proofs: Option<DpopProofsFile>,
+    /// CORS for every route that has none of its own.
+    #[serde(default)]
+    pub cors: Option<Spanned<CorsFile>>,
+}
+
+/// CORS (the Fetch standard's protocol): the browser origins allowed to call the API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsFile {
+    pub allowed_origins: Spanned<Vec<Text>>,
+    #[serde(default)]
+    pub allowed_methods: Option<Spanned<Vec<Text>>>,
+    #[serde(default)]
+    pub allowed_headers: Option<Spanned<Vec<Text>>>,
+    #[serde(default)]
+    pub exposed_headers: Option<Spanned<Vec<Text>>>,
+    #[serde(default)]
+    pub allow_credentials: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub max_age: Option<Text>,
 }
 
 /// An issuer's token introspection endpoint (RFC 7662) and the gateway's credentials for it.
@@ -395,6 +415,9 @@ pub struct RouteFile {
     /// `allow`: honour `X-HTTP-Method-Override` on POST, authorised as the overriding method.
     #[serde(default)]
     pub method_override: Option<Text>,
+    /// CORS for this route, in place of the gateway-wide `cors`.
+    #[serde(default)]
+    pub cors: Option<Spanned<CorsFile>>,
 }
 
 #[derive(Debug, Deserialize)]

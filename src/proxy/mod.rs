@@ -13,6 +13,66 @@ pub mod ctx;
 pub mod respond;
 pub mod upstream;
 
+/// The CORS headers of an actual request's answer: its route's policy, for its `Origin`.
+pub fn cors_headers(
+    session: &Session,
+    ctx: &RequestCtx,
+) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    let origin = session.req_header().headers.get(http::header::ORIGIN);
+    match (ctx.route().and_then(|r| r.cors.as_ref()), origin) {
+        (Some(policy), Some(origin)) => policy.actual(origin),
+        _ => Vec::new(),
+    }
+}
+
+/// A CORS preflight for a route with a policy: answered here, without a token, never forwarded
+/// (`true`); any other `OPTIONS` goes the usual way (`false`).
+async fn preflight(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    let req = session.req_header();
+    let requested = req
+        .headers
+        .get(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+        .and_then(|m| m.to_str().ok())
+        .and_then(|m| http::Method::from_bytes(m.as_bytes()).ok());
+    let (Some(method), Some(origin)) = (requested, req.headers.get(http::header::ORIGIN).cloned())
+    else {
+        return Ok(false);
+    };
+    // Routed as the request it announces: host, path, the requested method.
+    let mut announced = req.clone();
+    announced.set_method(method.clone());
+    let snapshot = std::sync::Arc::clone(&ctx.snapshot);
+    let Ok(routed) = admission::route(&announced, &snapshot, &mut admission::Silent) else {
+        return Ok(false);
+    };
+    let Some(policy) = snapshot.routes[routed.route].cors.clone() else {
+        return Ok(false);
+    };
+    let headers = req
+        .headers
+        .get(http::header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
+    ctx.set_routed(routed);
+    match policy.preflight(&origin, method.as_str(), headers.as_deref()) {
+        Some(allowed) => {
+            let mut resp = pingora::http::ResponseHeader::build(204, Some(allowed.len() + 2))?;
+            for (name, value) in allowed {
+                resp.insert_header(name, value)?;
+            }
+            resp.insert_header(crate::request_id::HEADER, ctx.request_id.as_str())?;
+            resp.insert_header(http::header::CONTENT_LENGTH, 0)?;
+            session.write_response_header(Box::new(resp), true).await?;
+        }
+        None => {
+            let error = GatewayError::CorsRefused;
+            respond::reject(session, &error, &ctx.request_id, &[]).await?;
+            ctx.error = Some(error);
+        }
+    }
+    Ok(true)
+}
+
 /// The address of the peer a request came from (the client, or the proxy in front).
 pub fn peer_ip(session: &Session) -> Option<std::net::IpAddr> {
     session
@@ -136,10 +196,15 @@ impl ProxyHttp for Gateway {
         self.close_if_draining(session);
         ctx.request_id = crate::request_id::from_request(&session.req_header().headers);
         ctx.method = session.req_header().method.clone();
+        let req = session.req_header();
+        if crate::cors::is_preflight(&req.method, &req.headers) && preflight(session, ctx).await? {
+            return Ok(true);
+        }
         match self.admit(session, ctx).await {
             Ok(()) => Ok(false),
             Err(error) => {
-                respond::reject(session, &error, &ctx.request_id).await?;
+                let cors = cors_headers(session, ctx);
+                respond::reject(session, &error, &ctx.request_id, &cors).await?;
                 ctx.error = Some(error);
                 Ok(true)
             }
@@ -195,9 +260,22 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         upstream_response: &mut pingora::http::ResponseHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
         upstream::frame_for_http10_client(session, upstream_response);
+        // On a route with a CORS policy the gateway, not the backend, answers for CORS.
+        if ctx.route().is_some_and(|r| r.cors.is_some()) {
+            for name in crate::cors::UPSTREAM_HEADERS {
+                upstream_response.remove_header(&name);
+            }
+            for (name, value) in cors_headers(session, ctx) {
+                if name == http::header::VARY {
+                    upstream_response.append_header(name, value)?;
+                } else {
+                    upstream_response.insert_header(name, value)?;
+                }
+            }
+        }
         Ok(())
     }
 

@@ -13,9 +13,14 @@ pub async fn reject(
     session: &mut Session,
     error: &GatewayError,
     request_id: &str,
+    cors: &[(http::HeaderName, http::HeaderValue)],
 ) -> pingora::Result<()> {
     let rendered = render(error);
     let mut resp = ResponseHeader::build(rendered.status, Some(4))?;
+    // The browser application may read why it was refused (CORS, `crate::cors`).
+    for (name, value) in cors {
+        resp.insert_header(name.clone(), value.clone())?;
+    }
     resp.insert_header(CONTENT_TYPE, "application/json")?;
     resp.insert_header(CONTENT_LENGTH, rendered.body.len())?;
     resp.insert_header(CACHE_CONTROL, "no-store")?;
@@ -85,7 +90,8 @@ pub async fn fail(
     session.set_keepalive(None);
     let error_code = match classify(e) {
         Failure::Gateway(error) => {
-            if let Err(write_err) = reject(session, &error, &ctx.request_id).await {
+            let cors = super::cors_headers(session, ctx);
+            if let Err(write_err) = reject(session, &error, &ctx.request_id, &cors).await {
                 tracing::debug!(error = %write_err, "could not write the error response");
             }
             let status = error.status();

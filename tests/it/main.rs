@@ -12,6 +12,7 @@ mod support;
 mod admin;
 mod cli;
 mod config;
+mod cors;
 mod decision;
 mod demo;
 mod dpop;

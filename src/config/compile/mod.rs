@@ -28,6 +28,7 @@ use crate::source::Source;
 use crate::stores::{StartSettings, Stores};
 
 mod admin;
+mod cors;
 mod decision;
 mod identity;
 mod issuers;
@@ -39,6 +40,7 @@ mod shutdown;
 mod upstreams;
 mod values;
 use admin::*;
+use cors::*;
 use decision::*;
 use identity::*;
 use issuers::*;
@@ -300,9 +302,17 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
             "at least one route is required",
         );
     }
+    let gateway_cors = file
+        .cors
+        .as_ref()
+        .and_then(|c| compile_cors(&mut cx, "cors", c));
     for (i, route) in file.routes.value.iter().enumerate() {
         let path = format!("routes[{i}]");
         let r = &route.value;
+        let cors = match &r.cors {
+            Some(c) => compile_cors(&mut cx, &format!("{path}.cors"), c),
+            None => gateway_cors.clone(),
+        };
         if !seen_ids.insert(r.id.value.as_str()) {
             cx.error(
                 r.id.referenced,
@@ -410,6 +420,7 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
                 method_override,
                 path_parameters,
                 script_path_info,
+                cors,
             });
         }
     }
