@@ -66,6 +66,13 @@ impl CorsPolicy {
         })
     }
 
+    /// Whether answers depend on `Origin` (so caches must keep them apart: `Vary: Origin` on
+    /// every answer of the route, whatever the request's origin): all but `*` without
+    /// credentials.
+    pub fn varies(&self) -> bool {
+        !self.origins.contains(&OriginRule::Any) || self.credentials
+    }
+
     /// `Access-Control-Allow-Origin`: the origin echoed, or `*` for any origin without
     /// credentials.
     fn allow_origin(&self, origin: &HeaderValue) -> HeaderValue {
@@ -154,13 +161,11 @@ pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
             == 1
 }
 
-/// The `Access-Control-*` headers a backend may have set, replaced by the gateway's on a route
-/// with a policy (`Vary` gets `Origin` added, never replaced).
-pub const UPSTREAM_HEADERS: [HeaderName; 3] = [
-    ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_ALLOW_CREDENTIALS,
-    ACCESS_CONTROL_EXPOSE_HEADERS,
-];
+/// Whether a backend's response header is one of CORS' (`Access-Control-*`): replaced by the
+/// gateway's on a route with a policy (`Vary` gets `Origin` added, never replaced).
+pub fn is_cors_header(name: &HeaderName) -> bool {
+    name.as_str().starts_with("access-control-")
+}
 
 #[cfg(test)]
 mod tests {

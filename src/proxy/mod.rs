@@ -13,15 +13,20 @@ pub mod ctx;
 pub mod respond;
 pub mod upstream;
 
-/// The CORS headers of an actual request's answer: its route's policy, for its `Origin`.
+/// The CORS headers of an actual request's answer: its route's policy, for its `Origin`; and
+/// `Vary: Origin` on every answer of a route whose answers depend on it.
 pub fn cors_headers(
     session: &Session,
     ctx: &RequestCtx,
 ) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    let Some(policy) = ctx.route().and_then(|r| r.cors.as_ref()) else {
+        return Vec::new();
+    };
     let origin = session.req_header().headers.get(http::header::ORIGIN);
-    match (ctx.route().and_then(|r| r.cors.as_ref()), origin) {
-        (Some(policy), Some(origin)) => policy.actual(origin),
-        _ => Vec::new(),
+    let headers = origin.map(|o| policy.actual(o)).unwrap_or_default();
+    match headers.is_empty() && policy.varies() {
+        true => vec![(http::header::VARY, http::HeaderValue::from_static("Origin"))],
+        false => headers,
     }
 }
 
@@ -48,11 +53,15 @@ async fn preflight(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
     let Some(policy) = snapshot.routes[routed.route].cors.clone() else {
         return Ok(false);
     };
-    let headers = req
+    // Every `Access-Control-Request-Headers` value; one that is not text allows nothing.
+    let mut requested = Vec::new();
+    for value in req
         .headers
-        .get(http::header::ACCESS_CONTROL_REQUEST_HEADERS)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned);
+        .get_all(http::header::ACCESS_CONTROL_REQUEST_HEADERS)
+    {
+        requested.push(value.to_str().unwrap_or("\u{0}"));
+    }
+    let headers = (!requested.is_empty()).then(|| requested.join(","));
     ctx.set_routed(routed);
     match policy.preflight(&origin, method.as_str(), headers.as_deref()) {
         Some(allowed) => {
@@ -61,12 +70,13 @@ async fn preflight(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
                 resp.insert_header(name, value)?;
             }
             resp.insert_header(crate::request_id::HEADER, ctx.request_id.as_str())?;
-            resp.insert_header(http::header::CONTENT_LENGTH, 0)?;
             session.write_response_header(Box::new(resp), true).await?;
         }
         None => {
             let error = GatewayError::CorsRefused;
-            respond::reject(session, &error, &ctx.request_id, &[]).await?;
+            let vary = [(http::header::VARY, http::HeaderValue::from_static("Origin"))];
+            let vary: &[_] = if policy.varies() { &vary } else { &[] };
+            respond::reject(session, &error, &ctx.request_id, vary).await?;
             ctx.error = Some(error);
         }
     }
@@ -265,7 +275,13 @@ impl ProxyHttp for Gateway {
         upstream::frame_for_http10_client(session, upstream_response);
         // On a route with a CORS policy the gateway, not the backend, answers for CORS.
         if ctx.route().is_some_and(|r| r.cors.is_some()) {
-            for name in crate::cors::UPSTREAM_HEADERS {
+            let backend: Vec<http::HeaderName> = upstream_response
+                .headers
+                .keys()
+                .filter(|n| crate::cors::is_cors_header(n))
+                .cloned()
+                .collect();
+            for name in backend {
                 upstream_response.remove_header(&name);
             }
             for (name, value) in cors_headers(session, ctx) {

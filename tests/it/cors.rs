@@ -143,4 +143,8 @@ async fn answers_to_allowed_origins_carry_cors_headers_refusals_too() {
     .await;
     assert_eq!(status, 401);
     assert_eq!(values[0], None);
+    // Still `Vary: Origin`: a cache must not hand this answer to the allowed application.
+    assert_eq!(values[1].as_deref(), Some("Origin"));
+    let (_, values) = call(&gw, reqwest::Method::GET, &[], &names).await;
+    assert_eq!(values[1].as_deref(), Some("Origin"));
 }
