@@ -593,6 +593,8 @@ pub struct ExplainArgs<'a> {
     pub client_cert: Option<&'a Path>,
     /// A DPoP proof, or `@FILE`: the token goes as `Authorization: DPoP` with it.
     pub dpop_proof: Option<&'a str>,
+    /// The client's address, for rate limits keyed by ip.
+    pub client_ip: Option<std::net::IpAddr>,
     /// A running gateway's admin address, whose revocation list is read.
     pub admin: Option<&'a str>,
     /// The admin token [default: the configuration's `admin.token_file` / `token_env`].
@@ -684,8 +686,12 @@ pub fn explain(args: ExplainArgs<'_>) -> Result<(String, u8), RunError> {
         (None, false) => crate::admission::Transport::Plain,
     };
     introspect_once(&req, &snapshot)?;
+    let connection = crate::admission::Connection {
+        transport,
+        client_ip: args.client_ip,
+    };
     let mut explanation =
-        crate::explain::explain_on(&req, transport, &snapshot, crate::clock::unix_now());
+        crate::explain::explain_on(&req, connection, &snapshot, crate::clock::unix_now());
     if let Some(why) = unseen_revocations(&snapshot, &state, file_error) {
         explanation = explanation.revocation_unknown(why);
     }

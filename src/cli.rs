@@ -77,6 +77,10 @@ pub enum Command {
         /// with this proof in the `DPoP` header.
         #[arg(long)]
         dpop_proof: Option<String>,
+        /// The client's address, for rate limits keyed by ip (explain counts in a table of its
+        /// own, always fresh: it shows which limits apply and to which key).
+        #[arg(long)]
+        client_ip: Option<std::net::IpAddr>,
         /// A running gateway's admin address (host:port or URL): its revocation list (admin API,
         /// file, Redis) is read, so explain sees what that gateway enforces. Without it,
         /// revocations explain cannot see are reported as "unknown", never as a pass.

@@ -344,6 +344,12 @@ fn refusal(error: &GatewayError, request_id: &str) -> Response<Vec<u8>> {
     if let Some(retry) = r.retry_after {
         set(http::header::RETRY_AFTER, retry.to_string());
     }
+    if let Some((ratelimit, policy)) = r.ratelimit {
+        headers.insert(crate::rate_limit::headers::RATELIMIT, ratelimit);
+        if let Some(policy) = policy {
+            headers.insert(crate::rate_limit::headers::RATELIMIT_POLICY, policy);
+        }
+    }
     headers.insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -453,7 +459,11 @@ pub async fn decide<R: KeyRefresh>(
         false => {
             admission::admit(
                 &original,
-                Transport::Plain,
+                admission::Connection {
+                    transport: Transport::Plain,
+                    // The ingress's `X-Forwarded-For`, believed when it is a trusted proxy.
+                    client_ip: snapshot.forwarding.client_ip(&req.headers, peer),
+                },
                 snapshot,
                 now,
                 refresh,

@@ -57,6 +57,8 @@ pub enum GatewayError {
     /// A CORS preflight the route's policy does not allow (origin, method or headers): `403`
     /// with no CORS header.
     CorsRefused,
+    /// A rate limit of the route refused the request (RFC 6585 §4: 429, with `Retry-After`).
+    RateLimited(Arc<crate::rate_limit::Throttled>),
 }
 
 pub use crate::auth::bearer::RequestFault;
@@ -123,6 +125,7 @@ impl GatewayError {
             GatewayError::KeysUnavailable | GatewayError::IntrospectionUnavailable => 503,
             GatewayError::UpstreamUnavailable => 502,
             GatewayError::UpstreamTimeout => 504,
+            GatewayError::RateLimited(_) => 429,
         }
     }
 
@@ -145,6 +148,7 @@ impl GatewayError {
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::TlsVersionTooOld => "tls_version_too_old",
             GatewayError::CorsRefused => "cors_refused",
+            GatewayError::RateLimited(_) => "rate_limited",
         }
     }
 
@@ -152,7 +156,12 @@ impl GatewayError {
     /// `reason` label values initialised at 0 for that route): for a protected route the
     /// credential, token, revocation, scope and upstream reasons; for a public one the upstream's.
     pub fn route_reasons(protected: bool) -> Vec<&'static str> {
-        let mut reasons = vec!["upstream_unavailable", "upstream_timeout", "cors_refused"];
+        let mut reasons = vec![
+            "upstream_unavailable",
+            "upstream_timeout",
+            "cors_refused",
+            "rate_limited",
+        ];
         if protected {
             reasons.extend([
                 "missing",
@@ -196,6 +205,7 @@ impl GatewayError {
             GatewayError::UpstreamTimeout => "gateway_timeout",
             GatewayError::TlsVersionTooOld => "tls_version_too_old",
             GatewayError::CorsRefused => "cors_refused",
+            GatewayError::RateLimited(_) => "rate_limited",
         }
     }
 
@@ -223,6 +233,7 @@ impl GatewayError {
             GatewayError::UpstreamTimeout => "The upstream service did not answer in time.",
             GatewayError::TlsVersionTooOld => "This endpoint requires a newer TLS version.",
             GatewayError::CorsRefused => "This origin may not call this API from a browser.",
+            GatewayError::RateLimited(_) => "Too many requests; retry after the time given.",
         }
     }
 
@@ -269,6 +280,8 @@ pub struct Rendered {
     pub retry_after: Option<u32>,
     /// `Allow` (RFC 9110 §10.2.1), for 405.
     pub allow: Option<Arc<str>>,
+    /// `RateLimit` and `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers), for 429.
+    pub ratelimit: Option<(http::HeaderValue, Option<http::HeaderValue>)>,
     pub body: Bytes,
 }
 
@@ -281,11 +294,17 @@ pub fn render(error: &GatewayError) -> Rendered {
     Rendered {
         status: error.status(),
         www_authenticate: error.www_authenticate(),
-        retry_after: matches!(
-            error,
-            GatewayError::KeysUnavailable | GatewayError::IntrospectionUnavailable
-        )
-        .then_some(KEYS_RETRY_AFTER_SECONDS),
+        retry_after: match error {
+            GatewayError::KeysUnavailable | GatewayError::IntrospectionUnavailable => {
+                Some(KEYS_RETRY_AFTER_SECONDS)
+            }
+            GatewayError::RateLimited(t) => Some(u32::try_from(t.retry_after).unwrap_or(u32::MAX)),
+            _ => None,
+        },
+        ratelimit: match error {
+            GatewayError::RateLimited(t) => t.ratelimit.clone().map(|r| (r, t.policy.clone())),
+            _ => None,
+        },
         allow: match error {
             GatewayError::MethodNotAllowed { allow } => Some(Arc::clone(allow)),
             _ => None,

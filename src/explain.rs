@@ -107,7 +107,7 @@ pub fn explain(req: &RequestHeader, snapshot: &Snapshot, now: i64) -> Explanatio
 /// Explain `req` arriving over `transport`.
 pub fn explain_on(
     req: &RequestHeader,
-    transport: Transport,
+    transport: impl Into<admission::Connection>,
     snapshot: &Snapshot,
     now: i64,
 ) -> Explanation {
@@ -203,7 +203,8 @@ impl Explanation {
             }
             GatewayError::InsufficientScope { .. }
             | GatewayError::TlsVersionTooOld
-            | GatewayError::CorsRefused => exit::FORBIDDEN,
+            | GatewayError::CorsRefused
+            | GatewayError::RateLimited(_) => exit::FORBIDDEN,
             GatewayError::KeysUnavailable
             | GatewayError::IntrospectionUnavailable
             | GatewayError::UpstreamUnavailable

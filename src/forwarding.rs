@@ -33,6 +33,37 @@ impl ForwardingPolicy {
             .is_some_and(|ip| self.trusted_proxies.iter().any(|net| net.contains(&ip)))
     }
 
+    /// The client's address, for limits keyed by `ip`: the peer's; or, when the peer is a
+    /// trusted proxy, the right-most `X-Forwarded-For` address that is not one (what nginx's
+    /// `real_ip_recursive` and Envoy's `xff_num_trusted_hops` arrive at). Only trusted proxies
+    /// wrote the hops read: whatever a client put further left is never reached. A hop that is
+    /// not an address stops the walk at the last one that was.
+    pub fn client_ip(&self, headers: &http::HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
+        let mut client = peer?.to_canonical();
+        if !self.trusts(Some(client)) {
+            return Some(client);
+        }
+        let lines: Vec<&[u8]> = headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        let hops = lines.iter().rev().flat_map(|l| l.rsplit(|&b| b == b','));
+        for hop in hops {
+            let Some(ip) = std::str::from_utf8(hop)
+                .ok()
+                .and_then(|h| h.trim().parse::<IpAddr>().ok())
+            else {
+                break;
+            };
+            client = ip.to_canonical();
+            if !self.trusts(Some(client)) {
+                break;
+            }
+        }
+        Some(client)
+    }
+
     /// Whether a plain-HTTP request came over TLS that a proxy in front terminated: from a
     /// `client_cert_proxies` peer, or from a trusted proxy that says `X-Forwarded-Proto: https`
     /// (exactly once). Decides the scheme a DPoP proof must name.
@@ -414,6 +445,47 @@ mod tests {
         ]);
         strip(&mut r, &ForwardingPolicy::default(), STRICT);
         assert_eq!(names(&r), ["accept", "x-custom"]);
+    }
+
+    #[test]
+    fn the_client_address_is_the_right_most_one_no_trusted_proxy_wrote() {
+        let policy = ForwardingPolicy {
+            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            ..ForwardingPolicy::default()
+        };
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let with = |xff: &[&str]| {
+            let mut h = http::HeaderMap::new();
+            for v in xff {
+                h.append(
+                    "x-forwarded-for",
+                    http::HeaderValue::from_bytes(v.as_bytes()).unwrap(),
+                );
+            }
+            h
+        };
+        // An untrusted peer: its own address, whatever it claims.
+        assert_eq!(
+            policy.client_ip(&with(&["1.1.1.1"]), ip("203.0.113.9")),
+            ip("203.0.113.9")
+        );
+        // Through two trusted proxies; the client's own claim (left) is never reached.
+        let chain = with(&["6.6.6.6, 198.51.100.7, 10.1.1.1"]);
+        assert_eq!(policy.client_ip(&chain, ip("10.2.2.2")), ip("198.51.100.7"));
+        let split = with(&["6.6.6.6", "198.51.100.7", "10.1.1.1"]);
+        assert_eq!(policy.client_ip(&split, ip("10.2.2.2")), ip("198.51.100.7"));
+        // Garbage to the left of the proxy's hop does not matter; none at all: the proxy.
+        let garbage = with(&["\u{ff}nonsense, 198.51.100.7"]);
+        assert_eq!(
+            policy.client_ip(&garbage, ip("10.2.2.2")),
+            ip("198.51.100.7")
+        );
+        assert_eq!(policy.client_ip(&with(&[]), ip("10.2.2.2")), ip("10.2.2.2"));
+        // IPv4-mapped peers count as IPv4.
+        assert_eq!(
+            policy.client_ip(&with(&[]), ip("::ffff:203.0.113.9")),
+            ip("203.0.113.9")
+        );
     }
 
     #[test]

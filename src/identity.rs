@@ -147,6 +147,7 @@ mod tests {
             path_parameters: false,
             script_path_info: false,
             cors: None,
+            rate_limits: Default::default(),
         };
         let principal = Principal {
             issuer_id: Arc::from("corp"),

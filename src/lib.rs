@@ -28,6 +28,7 @@ pub mod jwks_from_pem;
 pub mod metrics;
 pub mod proxy;
 pub mod query;
+pub mod rate_limit;
 pub mod reload;
 pub mod request_id;
 pub mod revocation;

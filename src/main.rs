@@ -39,6 +39,7 @@ fn main() -> ExitCode {
             token,
             client_cert,
             dpop_proof,
+            client_ip,
             admin,
             admin_token_file,
         } => {
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
                 token: token.as_deref(),
                 client_cert: client_cert.as_deref(),
                 dpop_proof: dpop_proof.as_deref(),
+                client_ip,
                 admin: admin.as_deref(),
                 admin_token_file: admin_token_file.as_deref(),
             });

@@ -41,6 +41,10 @@ pub struct Metrics {
     /// The cache's own counters as last exported (hits, misses, evictions): each scrape adds
     /// what happened since.
     token_cache_seen: std::sync::Arc<[std::sync::atomic::AtomicU64; 3]>,
+    rate_limited: IntCounterVec,
+    rate_limit_events: IntCounterVec,
+    /// The limits table's counters as last exported (Redis fallbacks, live keys evicted).
+    rate_limit_seen: std::sync::Arc<[std::sync::atomic::AtomicU64; 2]>,
     introspection_requests: IntCounterVec,
     introspection_cache_hits: IntCounterVec,
     introspection_seconds: prometheus::CounterVec,
@@ -248,6 +252,19 @@ impl Metrics {
             &["unit"],
         )?;
         registry.register(Box::new(token_cache_size.clone()))?;
+        let rate_limited = counter(
+            "rate_limited_total",
+            "Requests refused by a rate limit (429), by route and limit name.",
+            &["route", "limit"],
+        )?;
+        let rate_limit_events = counter(
+            "rate_limit_events_total",
+            "Rate limit checks decided by this replica's table because Redis could not be asked (redis_fallback), and keys dropped from the full table while still limited (evicted_active).",
+            &["event"],
+        )?;
+        for event in ["redis_fallback", "evicted_active"] {
+            rate_limit_events.with_label_values(&[event]);
+        }
         let introspection_requests = counter(
             "introspection_requests_total",
             "Token introspection calls (RFC 7662) by issuer and result: active, inactive, error (timeout, refused, malformed, busy).",
@@ -322,6 +339,9 @@ impl Metrics {
             token_cache_events,
             token_cache_size,
             token_cache_seen: std::sync::Arc::default(),
+            rate_limited,
+            rate_limit_events,
+            rate_limit_seen: std::sync::Arc::default(),
             introspection_requests,
             introspection_cache_hits,
             introspection_seconds,
@@ -403,6 +423,11 @@ impl Metrics {
     pub fn record_key_fetch(&self, issuer: &str, success: bool) {
         let result = if success { "success" } else { "error" };
         self.key_fetches.with_label_values(&[issuer, result]).inc();
+    }
+
+    /// A request a rate limit refused.
+    pub fn record_rate_limited(&self, route: &str, limit: &str) {
+        self.rate_limited.with_label_values(&[route, limit]).inc();
     }
 
     pub fn record_unknown_kid_refresh(&self, issuer: &str) {
@@ -535,6 +560,18 @@ impl Metrics {
                     .with_label_values(&[unit])
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
+        }
+        let store = &snapshot.rate_limiting.store;
+        let counts = [store.fallbacks(), store.local.evicted_active()];
+        for (i, (event, now)) in ["redis_fallback", "evicted_active"]
+            .into_iter()
+            .zip(counts)
+            .enumerate()
+        {
+            let before = self.rate_limit_seen[i].swap(now, std::sync::atomic::Ordering::Relaxed);
+            self.rate_limit_events
+                .with_label_values(&[event])
+                .inc_by(now.saturating_sub(before));
         }
         self.render_introspection(snapshot);
         let dropped = crate::telemetry::dropped_lines();

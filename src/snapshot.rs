@@ -30,6 +30,8 @@ pub struct Snapshot {
     /// Which client headers are stripped and whose forwarding headers are believed.
     pub forwarding: crate::forwarding::ForwardingPolicy,
     pub limits: Limits,
+    /// `rate_limits:`, with the table of the [`crate::stores::Stores`] (kept across reloads).
+    pub rate_limiting: crate::rate_limit::RateLimiting,
     /// The first 16 hex digits of the SHA-256 of the `gateway.yaml` text this snapshot was
     /// compiled from (`portcullis_config_info`): replicas serving the same file show the same.
     pub config_sha256: String,
@@ -186,6 +188,8 @@ pub struct Route {
     pub script_path_info: bool,
     /// CORS: the route's own policy, or the gateway-wide one.
     pub cors: Option<Arc<crate::cors::CorsPolicy>>,
+    /// Rate limits: the route's own, or the gateway-wide default.
+    pub rate_limits: crate::rate_limit::RouteLimits,
 }
 
 /// What a route demands of the caller.

@@ -46,6 +46,8 @@ pub struct Started {
     pub token_cache: Option<Arc<TokenCache>>,
     /// DPoP proofs seen (RFC 9449 §11.1), sized by the first configuration, kept across reloads.
     pub dpop_replay: Arc<crate::auth::dpop::ReplayCache>,
+    /// The rate limits' local table, sized by the first configuration's `rate_limits.max_keys`.
+    pub rate_limits: Arc<crate::rate_limit::LimitStore>,
     pub settings: StartSettings,
 }
 
@@ -66,6 +68,8 @@ pub struct StartSettings {
     pub auth_cache: CacheSettings,
     /// `dpop_proofs.max_replay_entries`.
     pub dpop_replay_entries: usize,
+    /// `rate_limits.max_keys`.
+    pub rate_limit_keys: usize,
 }
 
 impl StartSettings {
@@ -85,6 +89,7 @@ impl StartSettings {
             shutdown_grace: snapshot.shutdown_grace,
             auth_cache: snapshot.auth_cache,
             dpop_replay_entries: snapshot.dpop.max_replay_entries,
+            rate_limit_keys: snapshot.rate_limiting.max_keys,
         }
     }
 
@@ -125,6 +130,10 @@ impl StartSettings {
         differs(
             self.dpop_replay_entries != new.dpop_replay_entries,
             "dpop_proofs.max_replay_entries",
+        );
+        differs(
+            self.rate_limit_keys != new.rate_limit_keys,
+            "rate_limits.max_keys",
         );
         changes
     }
@@ -278,6 +287,7 @@ impl Stores {
             dpop_replay: Arc::new(crate::auth::dpop::ReplayCache::new(
                 settings.dpop_replay_entries,
             )),
+            rate_limits: Arc::new(crate::rate_limit::LimitStore::new(settings.rate_limit_keys)),
             settings,
         })
     }
@@ -403,6 +413,7 @@ mod tests {
             shutdown_grace: Duration::from_secs(grace),
             auth_cache: CacheSettings::default(),
             dpop_replay_entries: 1_000,
+            rate_limit_keys: 1_000,
         }
     }
 

@@ -5,11 +5,13 @@
 //!       │               routes::normalize_path                          (Step::Path)
 //!       │               RouteTable::lookup + ambiguity refusals          (Step::Route)
 //!       ├ TLS version against the listener's min_version                (Step::Tls)
+//!       ├ rate limits keyed by ip / route, before any signature check   (Step::RateLimit)
 //!       ├ auth::authenticate ─ bearer::extract                          (Step::Bearer)
 //!       │                     the verified-token cache                  (Step::Cache)
 //!       │                     on a miss, jwt::verify_for  jws … signature … profile
 //!       │                     revocation list, scopes
-//!       └ unknown kid: KeyRefresh::refresh, then authenticate once more (Step::KeyRefresh)
+//!       ├ unknown kid: KeyRefresh::refresh, then authenticate once more (Step::KeyRefresh)
+//!       └ rate limits keyed by identity (client_id, sub, issuer)        (Step::RateLimit)
 //! ```
 //!
 //! Every caller goes through it: the proxy's `request_filter` (with the live key refresh and
@@ -36,6 +38,7 @@ pub use crate::auth::cache::CacheUse;
 use crate::auth::jwt::unknown_kid_context;
 use crate::auth::{authenticate, Denied, Principal};
 use crate::error::{GatewayError, TokenFault};
+use crate::rate_limit::{self as limits, Checked, RateLimit, Subject};
 use crate::snapshot::Snapshot;
 
 /// What the admission path knows about the connection a request came on.
@@ -56,6 +59,24 @@ pub enum Transport {
     },
 }
 
+/// The connection a request came on: its TLS facts and the client's address (the peer, or
+/// what trusted proxies say: [`crate::forwarding::ForwardingPolicy::client_ip`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connection {
+    pub transport: Transport,
+    pub client_ip: Option<std::net::IpAddr>,
+}
+
+impl From<Transport> for Connection {
+    /// A connection whose client address is unknown (benches, tests, `explain` without one).
+    fn from(transport: Transport) -> Self {
+        Connection {
+            transport,
+            client_ip: None,
+        }
+    }
+}
+
 /// A request that may proceed.
 #[derive(Debug, Clone)]
 pub struct Admitted {
@@ -63,6 +84,8 @@ pub struct Admitted {
     pub routed: Routed,
     /// The verified identity; `None` on public routes.
     pub principal: Option<Arc<Principal>>,
+    /// The `RateLimit` field for the answer, when `rate_limits.headers` asks for it.
+    pub ratelimit: Option<http::HeaderValue>,
 }
 
 /// A request that may not, and how far it got.
@@ -81,13 +104,17 @@ pub struct Refused {
 /// reported to `obs` as it runs.
 pub async fn admit<R: KeyRefresh, O: Observer>(
     req: &RequestHeader,
-    transport: Transport,
+    connection: impl Into<Connection>,
     snapshot: &Snapshot,
     now: impl Fn() -> i64,
     refresh: &R,
     cache: CacheUse,
     obs: &mut O,
 ) -> Result<Admitted, Refused> {
+    let Connection {
+        transport,
+        client_ip,
+    } = connection.into();
     let routed = route(req, snapshot, obs).map_err(|error| Refused {
         error,
         routed: None,
@@ -100,14 +127,163 @@ pub async fn admit<R: KeyRefresh, O: Observer>(
         routed: None,
         principal: None,
     })?;
-    match authorise(req, snapshot, &routed, &transport, now, refresh, cache, obs).await {
-        Ok(principal) => Ok(Admitted { routed, principal }),
-        Err(denied) => Err(Refused {
-            error: denied.error,
+    let route_limits = &snapshot.routes[routed.route].rate_limits;
+    let mut checked = Vec::new();
+    let mut subject = Subject {
+        ip: client_ip,
+        route: &snapshot.routes[routed.route].id,
+        principal: None,
+    };
+    // Floods without a token are cut here, before any signature is checked.
+    if let Err(error) = limit(
+        (routed.route, &route_limits.before_auth),
+        &subject,
+        snapshot,
+        refresh,
+        obs,
+        &mut checked,
+    )
+    .await
+    {
+        return Err(Refused {
+            error,
             routed: Some(routed),
-            principal: denied.principal,
-        }),
+            principal: None,
+        });
     }
+    let principal =
+        match authorise(req, snapshot, &routed, &transport, now, refresh, cache, obs).await {
+            Ok(principal) => principal,
+            Err(denied) => {
+                return Err(Refused {
+                    error: denied.error,
+                    routed: Some(routed),
+                    principal: denied.principal,
+                })
+            }
+        };
+    // Only a verified identity is counted: nobody spends another client's budget.
+    subject.principal = principal.as_deref();
+    if let Err(error) = limit(
+        (routed.route, &route_limits.after_auth),
+        &subject,
+        snapshot,
+        refresh,
+        obs,
+        &mut checked,
+    )
+    .await
+    {
+        return Err(Refused {
+            error,
+            routed: Some(routed),
+            principal,
+        });
+    }
+    let ratelimit = match snapshot.rate_limiting.headers {
+        true => limits::headers::ratelimit(&checked),
+        false => None,
+    };
+    Ok(Admitted {
+        routed,
+        principal,
+        ratelimit,
+    })
+}
+
+/// Check `route_limits` for `subject`: in Redis (`rate_limits.mode: redis`) while it can be
+/// asked, else in this process's table (each fallback counted). Appends the outcomes to
+/// `checked`; a refusal is `429`.
+async fn limit<R: KeyRefresh, O: Observer>(
+    (routed_route, route_limits): (usize, &[Arc<RateLimit>]),
+    subject: &Subject<'_>,
+    snapshot: &Snapshot,
+    refresh: &R,
+    obs: &mut O,
+    checked: &mut Vec<Checked>,
+) -> Result<(), GatewayError> {
+    if route_limits.is_empty() {
+        return Ok(());
+    }
+    let settings = &snapshot.rate_limiting;
+    let mut shared = None;
+    let mut fell_back = false;
+    if let (limits::Mode::Redis, Some(mirror)) =
+        (settings.mode, snapshot.revocation_mirror.as_ref())
+    {
+        // While the mirror knows Redis is down, the local table decides at once (no connect
+        // attempt and timeout per request).
+        fell_back = true;
+        if mirror.status().connected {
+            let keys = limits::redis_keys(&mirror.settings().key_prefix, route_limits, subject);
+            let args = limits::redis::args(route_limits);
+            match refresh.rate_check(mirror, &keys, &args).await {
+                Some(Ok(reply)) => shared = limits::redis::outcomes(route_limits, &reply),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "rate limits checked in this replica's table: Redis failed");
+                }
+                None => fell_back = false,
+            }
+        }
+        fell_back &= shared.is_none();
+    }
+    if fell_back {
+        settings
+            .store
+            .redis_fallbacks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    let in_redis = shared.is_some();
+    let outcomes = shared.unwrap_or_else(|| {
+        let table = &settings.store.local;
+        limits::check_local(table, route_limits, subject, table.now())
+    });
+    let policy = snapshot.routes[routed_route].rate_limits.policy.as_ref();
+    let throttled = limits::throttled(&outcomes, policy);
+    obs.record(
+        Step::RateLimit,
+        throttled.as_ref().map(|_| "rate_limited"),
+        || describe_limits(&outcomes, subject, in_redis, settings.mode),
+    );
+    checked.extend(outcomes);
+    match throttled {
+        Some(t) => Err(GatewayError::RateLimited(Arc::new(t))),
+        None => Ok(()),
+    }
+}
+
+/// What `explain` prints of a limit check.
+fn describe_limits(
+    outcomes: &[Checked],
+    subject: &Subject<'_>,
+    in_redis: bool,
+    mode: limits::Mode,
+) -> String {
+    let table = match (in_redis, mode) {
+        (true, _) => "shared in Redis",
+        (false, limits::Mode::Local) => "this replica's table",
+        (false, limits::Mode::Redis) => "this replica's table (Redis not asked)",
+    };
+    let each: Vec<String> = outcomes
+        .iter()
+        .map(|c| {
+            let l = &c.limit;
+            let verdict = match c.outcome {
+                limits::Outcome::Allowed { remaining, .. } => format!("allowed, {remaining} left"),
+                limits::Outcome::Refused { retry_in } => {
+                    format!("refused, retry in {} s", limits::headers::seconds(retry_in))
+                }
+            };
+            format!(
+                "limit \"{}\" ({}, burst {}, key {}): {verdict}",
+                l.name,
+                l.rate,
+                l.quota.burst,
+                l.describe_key(subject)
+            )
+        })
+        .collect();
+    format!("{}; {table}", each.join("; "))
 }
 
 /// A TLS connection negotiated below the listener's `min_version` is refused (403).
@@ -263,7 +439,7 @@ async fn claim_proof<R: KeyRefresh>(
 /// it outside an async runtime. With [`NoRefresh`] nothing awaits, so one poll completes it.
 pub fn admit_now<O: Observer>(
     req: &RequestHeader,
-    transport: Transport,
+    transport: impl Into<Connection>,
     snapshot: &Snapshot,
     now: i64,
     cache: CacheUse,

@@ -18,6 +18,9 @@ pub enum Step {
     Path,
     /// Route lookup by host, normalised path and method, with the ambiguity refusals.
     Route,
+    /// The route's rate limits: those keyed by `ip` and `route` right after routing, those
+    /// keyed by identity once the token is verified.
+    RateLimit,
     /// The negotiated TLS version against the listener's `min_version` (TLS listeners only).
     Tls,
     /// A public route: no token needed, none used.
@@ -81,6 +84,7 @@ impl Step {
             Step::Target => "target",
             Step::Path => "path",
             Step::Route => "route",
+            Step::RateLimit => "rate_limit",
             Step::Tls => "tls",
             Step::Public => "public",
             Step::Bearer => "bearer",

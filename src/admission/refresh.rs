@@ -28,6 +28,18 @@ pub trait KeyRefresh {
         std::future::ready(Ok(true))
     }
 
+    /// Run the rate limits' check in Redis ([`crate::rate_limit::redis`]); `None` when this
+    /// caller does not ask Redis (`explain`, tests): the local table decides.
+    fn rate_check(
+        &self,
+        _mirror: &crate::revocation::mirror::RedisMirror,
+        _keys: &[String],
+        _args: &[u64],
+    ) -> impl Future<Output = Option<Result<Vec<i64>, crate::revocation::mirror::RedisWriteError>>> + Send
+    {
+        std::future::ready(None)
+    }
+
     /// The answer for an opaque `token`: its introspector's cache, else its endpoint.
     fn introspect(
         &self,
@@ -85,5 +97,18 @@ impl<F: Fn(&str) + Sync> KeyRefresh for Refresh<F> {
         used: crate::auth::dpop::ProofUse,
     ) -> Result<bool, crate::revocation::mirror::RedisWriteError> {
         mirror.claim_once(&used.id, used.until).await
+    }
+
+    async fn rate_check(
+        &self,
+        mirror: &crate::revocation::mirror::RedisMirror,
+        keys: &[String],
+        args: &[u64],
+    ) -> Option<Result<Vec<i64>, crate::revocation::mirror::RedisWriteError>> {
+        Some(
+            mirror
+                .eval(crate::rate_limit::redis::script(), keys, args)
+                .await,
+        )
     }
 }

@@ -47,6 +47,91 @@ pub struct GatewayFile {
     /// CORS for every route that has none of its own.
     #[serde(default)]
     pub cors: Option<Spanned<CorsFile>>,
+    /// Rate limiting: where budgets are kept, and the limits of routes without their own.
+    #[serde(default)]
+    pub rate_limits: Option<Spanned<RateLimitsFile>>,
+}
+
+/// `rate_limits:` (gateway-wide).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsFile {
+    /// `local` (the default) or `redis` (the server of `revocation.redis`).
+    #[serde(default)]
+    pub mode: Option<Text>,
+    /// Keys the local table holds (default 100000); sized at start-up.
+    #[serde(default)]
+    pub max_keys: Option<Spanned<u64>>,
+    /// `RateLimit` / `RateLimit-Policy` on allowed answers too (they are always on a `429`).
+    #[serde(default)]
+    pub headers: Option<Spanned<bool>>,
+    /// The limits of every route without a `rate_limit` of its own: one, or a list.
+    #[serde(default)]
+    pub default: Option<Spanned<OneOrMany<RateLimitFile>>>,
+}
+
+/// One limit: `key`, `rate`, and optionally `burst` and `name`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitFile {
+    /// What requests are counted by: one of `ip`, `route`, `issuer`, `client_id`, `sub`, or a
+    /// list of them.
+    pub key: Spanned<KeyFile>,
+    /// `<n>/s`, `<n>/m` (minute), `<n>/h`, `<n>/d`, or `<n>/<duration>` (`5/10s`).
+    pub rate: Text,
+    /// Requests allowed at once (default: the rate's `n`).
+    #[serde(default)]
+    pub burst: Option<Spanned<u64>>,
+    /// The name in `RateLimit-Policy`, metrics and logs (default: the key parts joined by `_`).
+    #[serde(default)]
+    pub name: Option<Text>,
+}
+
+/// One value or a list of them.
+#[derive(Debug)]
+pub struct OneOrMany<T>(pub Vec<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OneOrManyVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OneOrManyVisitor<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping, or a list of mappings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|t| OneOrMany(vec![t]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::<T>::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(OneOrMany)
+            }
+        }
+        deserializer.deserialize_any(OneOrManyVisitor(std::marker::PhantomData))
+    }
+}
+
+/// A limit's key: one part name, or a list of them.
+#[derive(Debug)]
+pub struct KeyFile(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for KeyFile {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = KeyFile;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key part (ip, route, issuer, client_id, sub), or a list of them")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyFile, E> {
+                Ok(KeyFile(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<KeyFile, A::Error> {
+                Vec::<String>::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(KeyFile)
+            }
+        }
+        deserializer.deserialize_any(KeyVisitor)
+    }
 }
 
 /// CORS (the Fetch standard's protocol): the browser origins allowed to call the API.
@@ -418,6 +503,10 @@ pub struct RouteFile {
     /// CORS for this route, in place of the gateway-wide `cors`.
     #[serde(default)]
     pub cors: Option<Spanned<CorsFile>>,
+    /// This route's rate limits (one, or a list; `[]` for none), in place of
+    /// `rate_limits.default`.
+    #[serde(default)]
+    pub rate_limit: Option<Spanned<OneOrMany<RateLimitFile>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -179,6 +179,9 @@ pub fn record(metrics: &Metrics, session: &Session, e: Option<&Error>, ctx: &mut
             upstream_duration: ctx.upstream_elapsed,
         });
     }
+    if let (Some(GatewayError::RateLimited(t)), Some(route)) = (&ctx.error, ctx.route()) {
+        metrics.record_rate_limited(&route.id, &t.limit);
+    }
     let conn = connection(session);
     // Never log a token, Authorization, Cookie or the raw query: only bounded, verified fields.
     Line {

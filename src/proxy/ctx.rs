@@ -35,6 +35,8 @@ pub struct RequestCtx {
     pub method: http::Method,
     /// Set by the access log; a context dropped without it was cut ([`Drop`]).
     pub logged: bool,
+    /// The `RateLimit` field for the answer (`rate_limits.headers`).
+    pub ratelimit: Option<http::HeaderValue>,
 }
 
 /// Pingora creates the context once a request has been read and runs `logging` when it ends,
@@ -74,6 +76,7 @@ impl RequestCtx {
             upstream_status: None,
             method: http::Method::GET,
             logged: false,
+            ratelimit: None,
         }
     }
 

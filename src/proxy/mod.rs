@@ -146,18 +146,25 @@ impl Gateway {
             on_refresh: |issuer: &str| self.metrics.record_unknown_kid_refresh(issuer),
         };
         let (snapshot, req) = (&ctx.snapshot, session.req_header());
+        let connection = admission::Connection {
+            transport,
+            client_ip: snapshot
+                .forwarding
+                .client_ip(&req.headers, peer_ip(session)),
+        };
         let now = crate::clock::unix_now;
         let verdict = if Traced::enabled() {
             let mut traced = Traced {
                 request_id: &ctx.request_id,
             };
-            admission::admit(req, transport, snapshot, now, &refresh, Fill, &mut traced).await
+            admission::admit(req, connection, snapshot, now, &refresh, Fill, &mut traced).await
         } else {
-            admission::admit(req, transport, snapshot, now, &refresh, Fill, &mut Silent).await
+            admission::admit(req, connection, snapshot, now, &refresh, Fill, &mut Silent).await
         };
         match verdict {
             Ok(admitted) => {
                 ctx.principal = admitted.principal;
+                ctx.ratelimit = admitted.ratelimit;
                 ctx.set_routed(admitted.routed);
                 Ok(())
             }
@@ -273,6 +280,14 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         upstream::frame_for_http10_client(session, upstream_response);
+        // `rate_limits.headers`: the gateway's fields replace any the backend sent.
+        if let Some(ratelimit) = ctx.ratelimit.take() {
+            use crate::rate_limit::headers::{RATELIMIT, RATELIMIT_POLICY};
+            upstream_response.insert_header(RATELIMIT, ratelimit)?;
+            if let Some(policy) = ctx.route().and_then(|r| r.rate_limits.policy.clone()) {
+                upstream_response.insert_header(RATELIMIT_POLICY, policy)?;
+            }
+        }
         // On a route with a CORS policy the gateway, not the backend, answers for CORS.
         if ctx.route().is_some_and(|r| r.cors.is_some()) {
             let backend: Vec<http::HeaderName> = upstream_response

@@ -33,6 +33,12 @@ pub async fn reject(
     if let Some(allow) = rendered.allow {
         resp.insert_header(ALLOW, &*allow)?;
     }
+    if let Some((ratelimit, policy)) = rendered.ratelimit {
+        resp.insert_header(crate::rate_limit::headers::RATELIMIT, ratelimit)?;
+        if let Some(policy) = policy {
+            resp.insert_header(crate::rate_limit::headers::RATELIMIT_POLICY, policy)?;
+        }
+    }
     if let Some(challenge) = rendered.www_authenticate {
         resp.insert_header(WWW_AUTHENTICATE, challenge)?;
     }

@@ -290,6 +290,31 @@ impl RedisMirror {
         Ok(set.is_some())
     }
 
+    /// Run `script` with `keys` and `args` on the command connection (`EVALSHA`, then `EVAL`
+    /// after a `NOSCRIPT`), dropping the connection after a failure: the rate limits' check.
+    pub async fn eval(
+        &self,
+        script: &redis::Script,
+        keys: &[String],
+        args: &[u64],
+    ) -> Result<Vec<i64>, RedisWriteError> {
+        let mut c = self.command_connection().await?;
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        match invocation.invoke_async(&mut c).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                *self.connection.lock() = None;
+                Err(self.unavailable(e))
+            }
+        }
+    }
+
     /// Store an entry in Redis (expiring with it), announce it, and apply it locally. Nothing
     /// changes when Redis cannot be written.
     pub async fn add(&self, r: &Revocation) -> Result<(), RedisWriteError> {

@@ -34,6 +34,7 @@ mod identity;
 mod issuers;
 mod lints;
 mod listeners;
+mod rate_limits;
 mod revocation;
 mod routes;
 mod shutdown;
@@ -46,6 +47,7 @@ use identity::*;
 use issuers::*;
 use lints::*;
 use listeners::*;
+use rate_limits::*;
 use revocation::*;
 use routes::*;
 use shutdown::*;
@@ -262,6 +264,7 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
     let auth_cache = compile_auth_cache(&mut cx, file.auth_cache.as_ref());
     let redis_configured = file.revocation.as_ref().is_some_and(|r| r.redis.is_some());
     let dpop = compile_dpop_proofs(&mut cx, file.dpop_proofs.as_ref(), redis_configured);
+    let rate_limits = compile_rate_limits(&mut cx, file.rate_limits.as_ref(), redis_configured);
     let admin_address = compile_admin(&mut cx, file.admin.as_ref(), &listeners);
     let probes_address =
         compile_probes_address(&mut cx, file.admin.as_ref(), &listeners, admin_address);
@@ -370,6 +373,22 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
             r.auth.as_ref(),
             &issuer_ids,
         );
+        let public = matches!(auth, Some(RouteAuth::Public));
+        // A route's own limits replace the default; a public route skips the default's limits
+        // keyed by identity (it has no token to count by).
+        let route_limits = match &r.rate_limit {
+            Some(list) => compile_limit_list(
+                &mut cx,
+                &format!("{path}.rate_limit"),
+                list,
+                &r.id.value,
+                public.then_some(()),
+            ),
+            None => (rate_limits.default.iter())
+                .filter(|l| !(public && l.after_auth()))
+                .cloned()
+                .collect(),
+        };
         let mut headers = gateway_headers.clone();
         if let Some(extra) = &r.identity {
             for (name, source) in
@@ -421,6 +440,7 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
                 path_parameters,
                 script_path_info,
                 cors,
+                rate_limits: crate::rate_limit::RouteLimits::new(&route_limits),
             });
         }
     }
@@ -529,6 +549,13 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
         kept_claims,
         token_cache: None,
         limits,
+        // The table is set below, from what the process started with.
+        rate_limiting: crate::rate_limit::RateLimiting {
+            mode: rate_limits.mode,
+            headers: rate_limits.headers,
+            max_keys: rate_limits.max_keys,
+            store: Arc::new(crate::rate_limit::LimitStore::new(0)),
+        },
         meters: Vec::new(),
         decision_meters: Vec::new(),
         watched_files: std::mem::take(&mut cx.watched),
@@ -549,6 +576,10 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
         decision_meters,
         revocation_mirror: started.mirror.clone(),
         dpop_replay: Arc::clone(&started.dpop_replay),
+        rate_limiting: crate::rate_limit::RateLimiting {
+            store: Arc::clone(&started.rate_limits),
+            ..snapshot.rate_limiting.clone()
+        },
         token_cache: started
             .token_cache
             .clone()
