@@ -543,3 +543,74 @@ fn upstream_tls_settings_are_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn rate_limits_compile_per_route_and_refuse_what_cannot_work_with_their_location() {
+    let yaml = format!(
+        "{GOOD}rate_limits:\n  max_keys: 5000\n  default:\n    - {{ key: ip, rate: 100/s, burst: 200 }}\n    - {{ key: [client_id, route], rate: 5/10s }}\n"
+    );
+    let s = load_str(&yaml, &crate::support::fixtures())
+        .unwrap()
+        .snapshot;
+    let names = |i: usize| {
+        let l = &s.routes[i].rate_limits;
+        let names = |v: &[std::sync::Arc<portcullis::rate_limit::RateLimit>]| {
+            v.iter().map(|l| l.name.to_string()).collect::<Vec<_>>()
+        };
+        (names(&l.before_auth), names(&l.after_auth))
+    };
+    // The protected route: the ip limit before authentication, the identity one after; the
+    // public one has no identity to count by.
+    assert_eq!(
+        names(0),
+        (vec!["ip".to_owned()], vec!["route_client_id".to_owned()])
+    );
+    assert_eq!(names(1), (vec!["ip".to_owned()], vec![]));
+    let limit = &s.routes[0].rate_limits.after_auth[0];
+    assert_eq!(
+        (limit.quota.interval, limit.quota.burst),
+        (2_000_000_000, 5)
+    );
+    assert_eq!(
+        s.routes[0].rate_limits.policy.as_ref().unwrap(),
+        "\"ip\";q=200;w=2, \"route_client_id\";q=5;w=10"
+    );
+    assert_eq!(s.rate_limiting.max_keys, 5000);
+
+    let bad = GOOD
+        .replace(
+            "    upstream: orders\n    auth: public",
+            "    upstream: orders\n    auth: public\n    rate_limit: { key: sub, rate: 1/s }",
+        )
+        .replace(
+            "    match: { path_prefix: /orders/ }\n    upstream: orders\n",
+            "    match: { path_prefix: /orders/ }\n    upstream: orders\n    rate_limit:\n      - { key: [ip, tenant], rate: 1/s }\n      - { key: ip, rate: often }\n      - { key: ip, rate: 1/s, burst: 0 }\n      - { key: client_id, rate: 1/s }\n      - { key: client_id, rate: 2/s }\n",
+        );
+    let bad = format!("{bad}rate_limits: {{ mode: redis }}\n");
+    let errors = load_str(&bad, &crate::support::fixtures()).unwrap_err().0;
+    let mut found: Vec<(u64, &str)> = errors
+        .iter()
+        .map(|e| (e.line.unwrap(), e.path.as_str()))
+        .collect();
+    found.sort();
+    let expect = [
+        (18, "routes[0].rate_limit[0].key"),
+        (19, "routes[0].rate_limit[1].rate"),
+        (20, "routes[0].rate_limit[2].burst"),
+        (22, "routes[0].rate_limit[4].name"),
+        (27, "routes[1].rate_limit.key"),
+        (28, "rate_limits.mode"),
+    ];
+    assert_eq!(found, expect, "{errors:#?}");
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    let text = text.join("\n");
+    for message in [
+        "\"tenant\" is not a key part (known: ip, route, issuer, client_id, sub)",
+        "\"often\" is not a rate",
+        "two limits named \"client_id\"",
+        "a public route has no token to count by",
+        "revocation.redis, which is not configured",
+    ] {
+        assert!(text.contains(message), "{message}\n{text}");
+    }
+}

@@ -473,3 +473,45 @@ fn a_state_file_that_is_not_here_makes_the_revocation_check_unknown() {
     );
     assert_eq!(status, Some(1));
 }
+
+#[test]
+fn explain_shows_which_rate_limits_apply_and_to_which_key() {
+    portcullis::install_crypto_provider();
+    let yaml = format!(
+        "{}rate_limits: {{ default: [ {{ key: ip, rate: 100/s, burst: 200 }}, {{ name: per-client, key: [client_id, route], rate: 20/m }} ] }}\n",
+        config(closed_port(), closed_port(), closed_port()).replace("{listen}", "127.0.0.1:8080")
+    );
+    let snapshot = portcullis::config::load_str(&yaml, &fixtures())
+        .unwrap()
+        .snapshot;
+    let mut c = claims("read:orders");
+    c["client_id"] = json!("billing");
+    let req = request(
+        &Method::GET,
+        "http://api.example.com/orders/7",
+        Some(&Issuer::rsa(&c)),
+    )
+    .unwrap();
+    let connection = portcullis::admission::Connection {
+        transport: portcullis::admission::Transport::Plain,
+        client_ip: Some("203.0.113.9".parse().unwrap()),
+    };
+    let e = portcullis::explain::explain_on(&req, connection, &snapshot, now());
+    let limits: Vec<&str> = e
+        .checks
+        .iter()
+        .filter(|c| c.name() == "rate_limit")
+        .map(|c| c.detail.as_str())
+        .collect();
+    // Before authentication the address, after it the client: both in the proxy's order.
+    assert_eq!(
+        limits,
+        [
+            "limit \"ip\" (100/s, burst 200, key ip=203.0.113.9): allowed, 199 left; this replica's table",
+            "limit \"per-client\" (20/m, burst 20, key route=orders-read,client_id=billing): allowed, 19 left; this replica's table",
+        ]
+    );
+    let names: Vec<&str> = e.checks.iter().map(|c| c.name()).collect();
+    let at = |n: &str| names.iter().position(|x| *x == n).unwrap();
+    assert!(at("rate_limit") < at("bearer") && names.last() == Some(&"rate_limit"));
+}

@@ -24,6 +24,7 @@ mod jose_vectors;
 mod kubelet;
 mod log_writer;
 mod path_normalisation;
+mod rate_limits;
 mod rejections;
 mod reload;
 mod remote_keys;
