@@ -68,4 +68,4 @@ bench-load: deps
 	@bash benches/load/run.sh
 
 bench: deps
-	$(CARGO) bench --locked --bench request_path --bench revocation --bench verify --bench token_cache_memory
+	$(CARGO) bench --locked --bench request_path --bench revocation --bench verify --bench token_cache_memory --bench rate_limit

@@ -194,13 +194,13 @@ pub async fn admit<R: KeyRefresh, O: Observer>(
 /// Check `route_limits` for `subject`: in Redis (`rate_limits.mode: redis`) while it can be
 /// asked, else in this process's table (each fallback counted). Appends the outcomes to
 /// `checked`; a refusal is `429`.
-async fn limit<R: KeyRefresh, O: Observer>(
-    (routed_route, route_limits): (usize, &[Arc<RateLimit>]),
+async fn limit<'a, R: KeyRefresh, O: Observer>(
+    (routed_route, route_limits): (usize, &'a [Arc<RateLimit>]),
     subject: &Subject<'_>,
     snapshot: &Snapshot,
     refresh: &R,
     obs: &mut O,
-    checked: &mut Vec<Checked>,
+    checked: &mut Vec<Checked<'a>>,
 ) -> Result<(), GatewayError> {
     if route_limits.is_empty() {
         return Ok(());
@@ -234,18 +234,22 @@ async fn limit<R: KeyRefresh, O: Observer>(
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     let in_redis = shared.is_some();
-    let outcomes = shared.unwrap_or_else(|| {
-        let table = &settings.store.local;
-        limits::check_local(table, route_limits, subject, table.now())
-    });
+    let start = checked.len();
+    match shared {
+        Some(outcomes) => checked.extend(outcomes),
+        None => {
+            let table = &settings.store.local;
+            limits::check_local(table, route_limits, subject, table.now(), checked);
+        }
+    }
+    let outcomes = &checked[start..];
     let policy = snapshot.routes[routed_route].rate_limits.policy.as_ref();
-    let throttled = limits::throttled(&outcomes, policy);
+    let throttled = limits::throttled(outcomes, policy);
     obs.record(
         Step::RateLimit,
         throttled.as_ref().map(|_| "rate_limited"),
-        || describe_limits(&outcomes, subject, in_redis, settings.mode),
+        || describe_limits(outcomes, subject, in_redis, settings.mode),
     );
-    checked.extend(outcomes);
     match throttled {
         Some(t) => Err(GatewayError::RateLimited(Arc::new(t))),
         None => Ok(()),

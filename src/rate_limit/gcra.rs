@@ -72,9 +72,13 @@ struct Slot {
     tat: AtomicU64,
 }
 
+/// One bucket: two whole cache lines, fetched together.
+#[repr(align(128))]
+struct Bucket([Slot; WAYS]);
+
 /// The local store of TATs: a fixed table sized at start-up.
 pub struct LocalLimiter {
-    slots: Box<[Slot]>,
+    buckets: Box<[Bucket]>,
     /// Buckets - 1 (a power of two).
     mask: u64,
     /// Keyed with a random key per process, so nobody can aim many keys at one bucket.
@@ -86,7 +90,7 @@ pub struct LocalLimiter {
 impl std::fmt::Debug for LocalLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalLimiter")
-            .field("slots", &self.slots.len())
+            .field("slots", &self.slots())
             .finish_non_exhaustive()
     }
 }
@@ -97,14 +101,16 @@ impl LocalLimiter {
     pub fn new(max_keys: usize) -> Self {
         let wanted = max_keys.saturating_add(max_keys / 4).div_ceil(WAYS).max(1);
         let buckets = wanted.checked_next_power_of_two().unwrap_or(1 << 40);
-        let slots = (0..buckets * WAYS)
-            .map(|_| Slot {
-                key: AtomicU64::new(0),
-                tat: AtomicU64::new(0),
+        let buckets_list = (0..buckets)
+            .map(|_| {
+                Bucket(std::array::from_fn(|_| Slot {
+                    key: AtomicU64::new(0),
+                    tat: AtomicU64::new(0),
+                }))
             })
             .collect();
         LocalLimiter {
-            slots,
+            buckets: buckets_list,
             mask: buckets as u64 - 1,
             hasher: std::hash::RandomState::new(),
             epoch: Instant::now(),
@@ -114,12 +120,12 @@ impl LocalLimiter {
 
     /// Keys the table holds at most.
     pub fn slots(&self) -> usize {
-        self.slots.len()
+        self.buckets.len() * WAYS
     }
 
     /// The table's size in bytes (all of it allocated at start-up).
     pub fn bytes(&self) -> usize {
-        self.slots.len() * std::mem::size_of::<Slot>()
+        self.buckets.len() * std::mem::size_of::<Bucket>()
     }
 
     /// Keys dropped while their TAT was still ahead (their debt forgiven), since start-up.
@@ -139,8 +145,8 @@ impl LocalLimiter {
 
     fn bucket(&self, key: u64) -> &[Slot] {
         // The high bits pick the bucket; the whole hash is the fingerprint.
-        let index = ((key >> 20) & self.mask) as usize * WAYS;
-        self.slots.get(index..index + WAYS).unwrap_or(&[])
+        let index = ((key >> 20) & self.mask) as usize;
+        self.buckets.get(index).map(|b| &b.0[..]).unwrap_or(&[])
     }
 
     /// Check (and, when allowed, count) one request of `key` at `now`.

@@ -85,16 +85,17 @@ mod tests {
     #[test]
     fn ratelimit_items_name_their_policy_with_remaining_and_reset() {
         let l = limit("ip", 100, 200);
+        let sub = limit("sub", 1, 1);
         let checked = [
             Checked {
-                limit: Arc::clone(&l),
+                limit: &l,
                 outcome: Outcome::Allowed {
                     remaining: 150,
                     full_in: SECOND / 2,
                 },
             },
             Checked {
-                limit: limit("sub", 1, 1),
+                limit: &sub,
                 outcome: Outcome::Refused {
                     retry_in: 3 * SECOND + 1,
                 },

@@ -245,9 +245,9 @@ impl KeyOf<'_> {
 }
 
 /// One limit's outcome for a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checked {
-    pub limit: Arc<RateLimit>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked<'a> {
+    pub limit: &'a RateLimit,
     pub outcome: Outcome,
 }
 
@@ -261,25 +261,22 @@ pub struct Throttled {
     pub policy: Option<http::HeaderValue>,
 }
 
-/// Check `limits` in this process's table at `now` (nanoseconds of its clock): every limit in
-/// turn; when one refuses, the requests the earlier ones counted are given back.
-pub fn check_local(
+/// Check `limits` in this process's table at `now` (nanoseconds of its clock), appending each
+/// outcome to `out`: every limit in turn; when one refuses, the requests the earlier ones
+/// counted are given back.
+pub fn check_local<'a>(
     store: &LocalLimiter,
-    limits: &[Arc<RateLimit>],
+    limits: &'a [Arc<RateLimit>],
     subject: &Subject,
     now: u64,
-) -> Vec<Checked> {
-    let mut checked = Vec::with_capacity(limits.len());
-    for limit in limits {
+    out: &mut Vec<Checked<'a>>,
+) {
+    for (i, limit) in limits.iter().enumerate() {
         let key = store.key(&KeyOf { limit, subject });
         let outcome = store.check(key, limit.quota, now);
-        let refused = matches!(outcome, Outcome::Refused { .. });
-        checked.push(Checked {
-            limit: Arc::clone(limit),
-            outcome,
-        });
-        if refused {
-            for earlier in &limits[..checked.len() - 1] {
+        out.push(Checked { limit, outcome });
+        if let Outcome::Refused { .. } = outcome {
+            for earlier in &limits[..i] {
                 let key = store.key(&KeyOf {
                     limit: earlier,
                     subject,
@@ -289,7 +286,6 @@ pub fn check_local(
             break;
         }
     }
-    checked
 }
 
 /// The Redis keys of `limits` for `subject`: `<prefix>:rl:<hex>`, the hex the first 16 bytes
@@ -357,15 +353,31 @@ mod tests {
         let narrow = limit("narrow", &[KeyPart::Ip], 1);
         let limits = [wide, narrow];
         let a = subject("192.0.2.1");
-        let first = check_local(&store, &limits, &a, 1);
-        assert!(throttled(&first, None).is_none());
-        let second = check_local(&store, &limits, &a, 1);
-        let t = throttled(&second, None).unwrap();
-        assert_eq!((&*t.limit, t.retry_after), ("narrow", 1));
-        // The refused request was given back to "wide": 9 left, not 8, for another address.
-        let b = check_local(&store, &limits, &subject("192.0.2.2"), 1);
+        let check = |s: &Subject| {
+            let mut out = Vec::new();
+            check_local(&store, &limits, s, 1, &mut out);
+            out.into_iter()
+                .map(|c| (c.limit.name.to_string(), c.outcome))
+                .collect::<Vec<_>>()
+        };
+        let first = check(&a);
+        assert!(first
+            .iter()
+            .all(|(_, o)| matches!(o, Outcome::Allowed { .. })));
+        let second = check(&a);
         assert_eq!(
-            b[0].outcome,
+            second[1],
+            (
+                "narrow".to_owned(),
+                Outcome::Refused {
+                    retry_in: 1_000_000_000 - 1
+                }
+            )
+        );
+        // The refused request was given back to "wide": 9 left, not 8, for another address.
+        let b = check(&subject("192.0.2.2"));
+        assert_eq!(
+            b[0].1,
             Outcome::Allowed {
                 remaining: 8,
                 full_in: 2_000_000_000

@@ -53,7 +53,7 @@ pub fn args(limits: &[Arc<RateLimit>]) -> Vec<u64> {
 }
 
 /// The outcomes of a script's `reply` for `limits`; `None` for a reply of another shape.
-pub fn outcomes(limits: &[Arc<RateLimit>], reply: &[i64]) -> Option<Vec<Checked>> {
+pub fn outcomes<'a>(limits: &'a [Arc<RateLimit>], reply: &[i64]) -> Option<Vec<Checked<'a>>> {
     let (&refused, rest) = reply.split_first()?;
     let (&now, tats) = rest.split_first()?;
     if tats.len() != limits.len() {
@@ -76,10 +76,7 @@ pub fn outcomes(limits: &[Arc<RateLimit>], reply: &[i64]) -> Option<Vec<Checked>
             Some(r) if r != 0 => continue,
             _ => super::gcra::allowed(new, now, quota),
         };
-        checked.push(Checked {
-            limit: Arc::clone(limit),
-            outcome,
-        });
+        checked.push(Checked { limit, outcome });
     }
     Some(checked)
 }
