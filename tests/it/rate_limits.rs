@@ -54,11 +54,9 @@ async fn as_client(gw: &TestGateway, client_id: &str) -> Answer {
     get(gw, "/orders/1", &[("authorization", &bearer)]).await
 }
 
-fn gateway(limits: &str) -> impl std::future::Future<Output = TestGateway> + '_ {
-    async move {
-        let yaml = config(echo_upstream().await, closed_port(), closed_port());
-        TestGateway::start(&format!("{yaml}{limits}"))
-    }
+async fn gateway(limits: &str) -> TestGateway {
+    let yaml = config(echo_upstream().await, closed_port(), closed_port());
+    TestGateway::start(&format!("{yaml}{limits}"))
 }
 
 #[tokio::test]
