@@ -43,17 +43,10 @@ impl ForwardingPolicy {
         if !self.trusts(Some(client)) {
             return Some(client);
         }
-        let lines: Vec<&[u8]> = headers
-            .get_all(X_FORWARDED_FOR)
-            .iter()
-            .map(|v| v.as_bytes())
-            .collect();
-        let hops = lines.iter().rev().flat_map(|l| l.rsplit(|&b| b == b','));
+        let lines = headers.get_all(X_FORWARDED_FOR).iter().rev();
+        let hops = lines.flat_map(|l| l.as_bytes().rsplit(|&b| b == b','));
         for hop in hops {
-            let Some(ip) = std::str::from_utf8(hop)
-                .ok()
-                .and_then(|h| h.trim().parse::<IpAddr>().ok())
-            else {
+            let Some(ip) = std::str::from_utf8(hop).ok().and_then(hop_address) else {
                 break;
             };
             client = ip.to_canonical();
@@ -106,6 +99,15 @@ impl ForwardingPolicy {
         }
         xfcc_hash(value.to_str().ok()?)
     }
+}
+
+/// An `X-Forwarded-For` hop: an address, or an address with a port (`192.0.2.1:443`,
+/// `[2001:db8::1]:443`) as some load balancers write it.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
 }
 
 /// The `Hash` (hex SHA-256 of the DER certificate) of an `X-Forwarded-Client-Cert` value with
@@ -481,6 +483,14 @@ mod tests {
             ip("198.51.100.7")
         );
         assert_eq!(policy.client_ip(&with(&[]), ip("10.2.2.2")), ip("10.2.2.2"));
+        // Hops with ports, as some load balancers write them.
+        let ported = with(&["198.51.100.7:5123, 10.1.1.1:443"]);
+        assert_eq!(
+            policy.client_ip(&ported, ip("10.2.2.2")),
+            ip("198.51.100.7")
+        );
+        let v6 = with(&["[2001:db8::7]:5123"]);
+        assert_eq!(policy.client_ip(&v6, ip("10.2.2.2")), ip("2001:db8::7"));
         // IPv4-mapped peers count as IPv4.
         assert_eq!(
             policy.client_ip(&with(&[]), ip("::ffff:203.0.113.9")),

@@ -213,14 +213,18 @@ async fn limit<'a, R: KeyRefresh, O: Observer>(
     {
         // While the mirror knows Redis is down, the local table decides at once (no connect
         // attempt and timeout per request).
+        // After a failed call, for a short pause, too.
         fell_back = true;
-        if mirror.status().connected {
+        let store = &settings.store;
+        if mirror.status().connected && !store.redis_paused(store.local.now()) {
             let keys = limits::redis_keys(&mirror.settings().key_prefix, route_limits, subject);
             let args = limits::redis::args(route_limits);
             match refresh.rate_check(mirror, &keys, &args).await {
                 Some(Ok(reply)) => shared = limits::redis::outcomes(route_limits, &reply),
                 Some(Err(e)) => {
-                    tracing::warn!(error = %e, "rate limits checked in this replica's table: Redis failed");
+                    if store.pause_redis(store.local.now()) {
+                        tracing::warn!(error = %e, "rate limits checked in each replica's own table for 2 s: Redis failed");
+                    }
                 }
                 None => fell_back = false,
             }

@@ -368,10 +368,12 @@ mod tests {
             burst: 1000,
         };
         let key = table.key("shared");
+        let start = std::sync::Arc::new(std::sync::Barrier::new(4));
         let threads: Vec<_> = (0..4)
             .map(|_| {
-                let table = std::sync::Arc::clone(&table);
+                let (table, start) = (std::sync::Arc::clone(&table), std::sync::Arc::clone(&start));
                 std::thread::spawn(move || {
+                    start.wait();
                     (0..500)
                         .filter(|_| allowed_now(table.check(key, quota, SECOND)))
                         .count()

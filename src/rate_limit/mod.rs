@@ -6,10 +6,12 @@
 //! request, within the limit's budget (a default limit's budget is shared by every route that
 //! uses it, unless `route` is one of its key parts). Every limit must allow a request.
 //!
-//! [`crate::admission::admit`] checks the limits keyed by the connection alone (`ip`, `route`)
-//! right after routing, before any signature is checked, so a flood without tokens costs no
-//! crypto; the limits keyed by identity (`client_id`, `sub`, `issuer`) once the token is
-//! verified, so nobody can spend another client's budget.
+//! [`crate::admission::admit`] checks the limits keyed by the client address (`ip`, alone or
+//! with `route`) right after routing, before any signature is checked, so a flood without
+//! tokens costs no crypto; every other limit once the token is verified: those keyed by
+//! identity (`client_id`, `sub`, `issuer`), so nobody can spend another client's budget, and
+//! those keyed by `route` alone, so requests that never reach the backend do not use up its
+//! budget.
 
 pub mod gcra;
 pub mod headers;
@@ -27,7 +29,9 @@ use crate::auth::Principal;
 /// What a limit counts requests by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum KeyPart {
-    /// The client address: the peer, or what trusted proxies say it is (`X-Forwarded-For`).
+    /// The client address: the peer, or what trusted proxies say it is (`X-Forwarded-For`);
+    /// an IPv6 address by its /64 (one subscriber's network: a client has a whole /64 to pick
+    /// addresses from).
     Ip,
     /// The route's id.
     Route,
@@ -74,7 +78,7 @@ pub struct RateLimit {
     /// The policy's name in `RateLimit-Policy`, metrics and logs (`name`, or the key parts
     /// joined with `_`).
     pub name: Arc<str>,
-    /// Whose budget: `default` for a gateway-wide limit, else the route's id.
+    /// Whose budget: `default` for a gateway-wide limit, else `route:<id>`.
     pub budget: Arc<str>,
     /// Sorted, without repeats.
     pub key: Vec<KeyPart>,
@@ -84,9 +88,23 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// Checked after authentication (its key names the token's identity).
+    /// Checked after authentication: keyed by the token's identity, or not by the address
+    /// (a `route` budget counts only requests that may reach the backend).
     pub fn after_auth(&self) -> bool {
+        !self.key.contains(&KeyPart::Ip) || self.key.iter().any(|p| p.is_identity())
+    }
+
+    /// Keyed by the token's identity: nothing to count by on a public route.
+    pub fn needs_identity(&self) -> bool {
         self.key.iter().any(|p| p.is_identity())
+    }
+
+    /// `client_id` and `sub` are unique only within their issuer: a key naming either also
+    /// counts by issuer, so another issuer's token with the same value spends nothing here.
+    fn by_issuer(&self) -> bool {
+        self.key.contains(&KeyPart::Issuer)
+            || self.key.contains(&KeyPart::ClientId)
+            || self.key.contains(&KeyPart::Sub)
     }
 
     /// The key's parts and values for a request, as `explain` shows them.
@@ -144,12 +162,19 @@ pub struct RateLimiting {
     pub store: Arc<LimitStore>,
 }
 
+/// How long checks stay in the local table after a Redis call failed, before Redis is asked
+/// again: a Redis that fails every command (out of memory, read-only after a failover) costs a
+/// timeout and a log line per pause, not per request.
+pub const REDIS_PAUSE: u64 = 2_000_000_000;
+
 /// The runtime side: the local table and the count of checks Redis could not take.
 #[derive(Debug)]
 pub struct LimitStore {
     pub local: LocalLimiter,
     /// Checks that fell back to the local table because Redis could not be asked.
     pub redis_fallbacks: AtomicU64,
+    /// Until when (the local table's clock) Redis is not asked, after a failed call.
+    redis_paused_until: AtomicU64,
 }
 
 impl LimitStore {
@@ -157,11 +182,25 @@ impl LimitStore {
         LimitStore {
             local: LocalLimiter::new(max_keys),
             redis_fallbacks: AtomicU64::new(0),
+            redis_paused_until: AtomicU64::new(0),
         }
     }
 
     pub fn fallbacks(&self) -> u64 {
         self.redis_fallbacks.load(Relaxed)
+    }
+
+    /// Whether Redis is not to be asked at `now`.
+    pub fn redis_paused(&self, now: u64) -> bool {
+        self.redis_paused_until.load(Relaxed) > now
+    }
+
+    /// Stop asking Redis for [`REDIS_PAUSE`] from `now`; `true` for the call that started the
+    /// pause (the one that logs it).
+    pub fn pause_redis(&self, now: u64) -> bool {
+        self.redis_paused_until
+            .swap(now.saturating_add(REDIS_PAUSE), Relaxed)
+            <= now
     }
 }
 
@@ -183,13 +222,24 @@ impl Subject<'_> {
         match part {
             KeyPart::Ip => self
                 .ip
-                .map(|ip| Value::Ip(ip.to_canonical()))
+                .map(|ip| Value::Ip(network(ip)))
                 .unwrap_or(Value::None),
             KeyPart::Route => Value::Text(self.route),
             KeyPart::Issuer => text(self.principal.map(|p| &*p.issuer_id)),
             KeyPart::ClientId => text(self.principal.and_then(|p| p.client_id.as_deref())),
             KeyPart::Sub => text(self.principal.and_then(|p| p.subject.as_deref())),
         }
+    }
+}
+
+/// An address as limits count it: IPv4 (IPv4-mapped IPv6 included) whole, IPv6 by its /64.
+fn network(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
     }
 }
 
@@ -220,25 +270,39 @@ impl Hash for KeyOf<'_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.limit.budget.hash(state);
         self.limit.name.hash(state);
-        for &part in &self.limit.key {
-            self.subject.value(part).hash(state);
+        for value in self.values() {
+            value.hash(state);
         }
     }
 }
 
 impl KeyOf<'_> {
+    /// The values counted by: the key's parts, and the issuer when they name `client_id` or
+    /// `sub` without it.
+    fn values(&self) -> impl Iterator<Item = Value<'_>> {
+        let issuer = (self.limit.by_issuer() && !self.limit.key.contains(&KeyPart::Issuer))
+            .then(|| self.subject.value(KeyPart::Issuer));
+        let parts = self.limit.key.iter().map(|&p| self.subject.value(p));
+        parts.chain(issuer)
+    }
+
     /// The same key as bytes that mean the same on every replica (for Redis): each field
-    /// length-prefixed.
+    /// tagged and length-prefixed (a missing value is never the text `-`).
     fn bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
-        let mut field = |bytes: &[u8]| {
+        let mut field = |tag: u8, bytes: &[u8]| {
+            out.push(tag);
             out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
             out.extend_from_slice(bytes);
         };
-        field(self.limit.budget.as_bytes());
-        field(self.limit.name.as_bytes());
-        for &part in &self.limit.key {
-            field(self.subject.value(part).to_string().as_bytes());
+        field(0, self.limit.budget.as_bytes());
+        field(0, self.limit.name.as_bytes());
+        for value in self.values() {
+            match value {
+                Value::None => field(1, b""),
+                Value::Ip(ip) => field(2, ip.to_string().as_bytes()),
+                Value::Text(t) => field(3, t.as_bytes()),
+            }
         }
         out
     }
@@ -370,7 +434,7 @@ mod tests {
             (
                 "narrow".to_owned(),
                 Outcome::Refused {
-                    retry_in: 1_000_000_000 - 1
+                    retry_in: 1_000_000_000
                 }
             )
         );
@@ -383,6 +447,58 @@ mod tests {
                 full_in: 2_000_000_000
             }
         );
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64_and_client_ids_by_issuer() {
+        let store = LocalLimiter::new(64);
+        let l = limit("ip", &[KeyPart::Ip], 1);
+        let key = |s: &Subject| {
+            store.key(&KeyOf {
+                limit: &l,
+                subject: s,
+            })
+        };
+        assert_eq!(
+            key(&subject("2001:db8:1:2:aaaa::1")),
+            key(&subject("2001:db8:1:2:ffff:1:2:3"))
+        );
+        assert_ne!(
+            key(&subject("2001:db8:1:2::1")),
+            key(&subject("2001:db8:1:3::1"))
+        );
+        let by_client = limit("client_id", &[KeyPart::ClientId], 1);
+        let principal = |issuer: &str, client: Option<&str>| crate::auth::Principal {
+            issuer_id: Arc::from(issuer),
+            subject: None,
+            client_id: client.map(str::to_owned),
+            jti: None,
+            iat: None,
+            scopes: Default::default(),
+            claims: Default::default(),
+        };
+        let (a, b) = (
+            principal("corp", Some("app")),
+            principal("partner", Some("app")),
+        );
+        let (none, dash) = (principal("corp", None), principal("corp", Some("-")));
+        let with = |p: &crate::auth::Principal| {
+            let s = Subject {
+                ip: None,
+                route: "r",
+                principal: Some(p),
+            };
+            let k = KeyOf {
+                limit: &by_client,
+                subject: &s,
+            };
+            (store.key(&k), k.bytes())
+        };
+        // Another issuer's token naming the same client spends nothing of this one's budget;
+        // a token without the claim is not the client named "-".
+        assert_ne!(with(&a), with(&b));
+        assert_ne!(with(&none), with(&dash));
+        assert_eq!(with(&a), with(&principal("corp", Some("app"))));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! The script is GCRA over every limit of the check at once: it reads each key's TAT, and
 //! stores the new TATs (each expiring when its key has its whole burst again) only when every
-//! limit allows the request, so a refused request costs no limit anything.
+//! limit allows the request, so a refused request costs no limit anything. Writing after `TIME`
+//! needs effects replication: the default from Redis 5, asked for on 3.2 and 4.
 
 use std::sync::{Arc, LazyLock};
 
@@ -13,6 +14,7 @@ use super::{Checked, Outcome, Quota, RateLimit};
 /// Returns the 1-based index of the first refusing limit (0: allowed), Redis's time, then for
 /// each key its new TAT when allowed or, when refused, the TAT that would have been.
 const SCRIPT: &str = r"
+if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local refused = 0

@@ -381,11 +381,11 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
                 &mut cx,
                 &format!("{path}.rate_limit"),
                 list,
-                &r.id.value,
+                &format!("route:{}", r.id.value),
                 public.then_some(()),
             ),
             None => (rate_limits.default.iter())
-                .filter(|l| !(public && l.after_auth()))
+                .filter(|l| !(public && l.needs_identity()))
                 .cloned()
                 .collect(),
         };

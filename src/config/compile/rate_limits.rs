@@ -7,6 +7,9 @@ use crate::rate_limit::{KeyPart, Mode, Quota, RateLimit};
 /// Keys the local table holds when `rate_limits.max_keys` is not set.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
 const NANOS: u64 = 1_000_000_000;
+const MAX_BURST: u64 = 1_000_000;
+/// A year, in nanoseconds.
+const MAX_CAPACITY: u64 = 366 * 86_400 * NANOS;
 
 /// `rate_limits:` compiled: mode, table size, headers, and the default limits.
 pub(super) struct GatewayLimits {
@@ -81,7 +84,7 @@ pub(super) fn compile_limit_list(
         let Some(limit) = compile_limit(cx, &at, l, budget) else {
             continue;
         };
-        if public.is_some() && limit.after_auth() {
+        if public.is_some() && limit.needs_identity() {
             cx.error(
                 l.key.referenced,
                 format!("{at}.key"),
@@ -150,8 +153,18 @@ fn compile_limit(cx: &mut Ctx, at: &str, l: &RateLimitFile, budget: &str) -> Opt
         }
     };
     let burst = match &l.burst {
-        None => count,
-        Some(b) if (1..=1_000_000).contains(&b.value) => b.value,
+        None if count <= MAX_BURST => count,
+        None => {
+            cx.error(
+                l.rate.referenced,
+                format!("{at}.burst"),
+                format!(
+                    "the default burst is the rate's {count}: at most {MAX_BURST}, give a burst"
+                ),
+            );
+            return None;
+        }
+        Some(b) if (1..=MAX_BURST).contains(&b.value) => b.value,
         Some(b) => {
             cx.error(
                 b.referenced,
@@ -161,6 +174,16 @@ fn compile_limit(cx: &mut Ctx, at: &str, l: &RateLimitFile, budget: &str) -> Opt
             return None;
         }
     };
+    // How far ahead a key's time may run: bounded, so no arithmetic saturates (and Redis's
+    // Lua numbers stay exact).
+    if (period / count).saturating_mul(burst) > MAX_CAPACITY {
+        cx.error(
+            l.rate.referenced,
+            format!("{at}.rate"),
+            "the burst takes more than a year to come back at this rate",
+        );
+        return None;
+    }
     let name = match &l.name {
         Some(n) => {
             let valid = (1..=64).contains(&n.value.len())
@@ -189,7 +212,7 @@ fn compile_limit(cx: &mut Ctx, at: &str, l: &RateLimitFile, budget: &str) -> Opt
         key,
         quota: Quota {
             interval,
-            burst: u32::try_from(burst).ok()?,
+            burst: u32::try_from(burst).unwrap_or(u32::MAX),
         },
         rate: l.rate.value.clone(),
     })
