@@ -297,6 +297,8 @@ pub struct Decision {
     method: Option<Method>,
     response: Response<Vec<u8>>,
     reason: &'static str,
+    /// The rate limit that refused it, for `portcullis_rate_limited_total`.
+    limit: Option<Arc<str>>,
     route: Option<usize>,
     path: String,
     principal: Option<Arc<crate::auth::Principal>>,
@@ -413,6 +415,7 @@ fn declined(request_id: String, reason: &'static str, status: StatusCode) -> Dec
         request_id,
         method: None,
         reason,
+        limit: None,
         route: None,
         path: String::new(),
         principal: None,
@@ -488,6 +491,7 @@ pub async fn decide<R: KeyRefresh>(
                     request_id,
                     method: Some(original.method.clone()),
                     reason,
+                    limit: None,
                     route: Some(admitted.routed.route),
                     path: admitted.routed.path,
                     principal: admitted.principal,
@@ -528,6 +532,7 @@ pub async fn decide<R: KeyRefresh>(
                 request_id,
                 method: Some(original.method.clone()),
                 reason: "ok",
+                limit: None,
                 route: Some(admitted.routed.route),
                 path: admitted.routed.path.clone(),
                 principal: admitted.principal,
@@ -549,6 +554,10 @@ pub async fn decide<R: KeyRefresh>(
                 method: Some(original.method.clone()),
                 response,
                 reason: error.reason(),
+                limit: match &error {
+                    GatewayError::RateLimited(t) => Some(Arc::clone(&t.limit)),
+                    _ => None,
+                },
                 route: refused.routed.as_ref().map(|r| r.route),
                 path: refused.routed.map(|r| r.path).unwrap_or_default(),
                 principal: refused.principal,
@@ -568,6 +577,7 @@ impl ServeHttp for DecisionApp {
             &snapshot,
             started,
             &crate::proxy::access_log::Decided {
+                limit: decision.limit.as_deref(),
                 request_id: &decision.request_id,
                 method: decision
                     .method

@@ -241,6 +241,8 @@ pub struct Decided<'a> {
     /// The routed path; empty before routing (the decision request's own path is logged).
     pub path: &'a str,
     pub principal: Option<&'a crate::auth::Principal>,
+    /// The rate limit that refused it, if one did.
+    pub limit: Option<&'a str>,
 }
 
 /// Record one decision: the same line and metrics as a proxied request, with `mode: decision`
@@ -252,6 +254,9 @@ pub fn record_decision(
     started: std::time::Instant,
     d: &Decided<'_>,
 ) {
+    if let (Some(limit), Some(route)) = (d.limit, d.route) {
+        metrics.record_rate_limited(&snapshot.routes[route].id, limit);
+    }
     if let Some(meters) = snapshot.decision_meters(d.route) {
         metrics.record_request(&RequestRecord {
             meters,

@@ -574,3 +574,39 @@ async fn the_dpop_scheme_is_refused_in_decision_mode() {
         "Bearer realm=\"portcullis\""
     );
 }
+
+/// Traefik's `forwardAuth` passes a refusal on as it is: a decision past a rate limit is the
+/// proxy's `429` with `Retry-After` and the RateLimit fields, each client address (the ingress's
+/// `X-Forwarded-For`, believed from a trusted proxy) counted apart.
+#[tokio::test]
+async fn rate_limits_apply_to_decisions_per_client_address() {
+    let yaml = config(echo_upstream().await, closed_port(), closed_port());
+    let gw = TestGateway::start(&format!(
+        "{yaml}\ndecision: {{ address: \"{{decision}}\", protocol: traefik, trusted_proxies: [\"127.0.0.1\"] }}\nforwarding: {{ trusted_proxies: [127.0.0.1/32] }}\nrate_limits: {{ default: {{ key: ip, rate: 1/m, burst: 1 }} }}\n"
+    ));
+    let decision = gw.decision.unwrap();
+    let ask = |client_ip: &'static str| {
+        client()
+            .get(format!("http://{decision}/"))
+            .header("x-forwarded-method", "GET")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "api.example.com")
+            .header("x-forwarded-uri", "/public/x")
+            .header("x-forwarded-for", client_ip)
+            .send()
+    };
+    assert_eq!(ask("198.51.100.1").await.unwrap().status(), 200);
+    let refused = ask("198.51.100.1").await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "60");
+    assert_eq!(refused.headers()["ratelimit"], "\"ip\";r=0;t=60");
+    assert_eq!(refused.headers()["ratelimit-policy"], "\"ip\";q=1;w=60");
+    assert_eq!(ask("198.51.100.2").await.unwrap().status(), 200);
+    let metrics = gw.metrics_text().await;
+    for line in [
+        r#"portcullis_rate_limited_total{limit="ip",route="public"} 1"#,
+        r#"portcullis_rejections_total{mode="decision",reason="rate_limited",route="public"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line}\n{metrics}");
+    }
+}

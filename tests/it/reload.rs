@@ -222,3 +222,44 @@ async fn remote_keys_carry_over_a_reload_without_refetching() {
         "unchanged key source: nothing refetched"
     );
 }
+
+#[tokio::test]
+async fn rate_limit_budgets_carry_over_a_reload_and_new_limits_apply_at_once() {
+    let echo = echo_upstream().await;
+    let gated = gated_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    let limits = "rate_limits: { default: { key: ip, rate: 1/h, burst: 2 } }\n";
+    std::fs::write(&path, format!("{}{limits}", config(echo, gated.addr, ""))).unwrap();
+    let mut gw = TestGateway::start_reloading(&path);
+    let status = |gw: &TestGateway| {
+        let url = gw.url("/api/x");
+        async move { client().get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(&gw).await, 200);
+    assert_eq!(status(&gw).await, 200);
+    assert_eq!(status(&gw).await, 429);
+    // A reload that touches neither the limit nor the table: the budget spent stays spent.
+    rewrite(&path, "/api }", "/api, methods: [GET] }");
+    assert_eq!(
+        next_reload(&mut gw).await,
+        ReloadOutcome::Applied {
+            restart_needed: vec![]
+        }
+    );
+    assert_eq!(status(&gw).await, 429);
+    // A larger burst applies at once, to the same budget; a new table size needs a restart.
+    rewrite(
+        &path,
+        "rate: 1/h, burst: 2 }",
+        "rate: 1/h, burst: 3 }, max_keys: 2000",
+    );
+    assert_eq!(
+        next_reload(&mut gw).await,
+        ReloadOutcome::Applied {
+            restart_needed: vec!["rate_limits.max_keys".into()]
+        }
+    );
+    assert_eq!(status(&gw).await, 200);
+    assert_eq!(status(&gw).await, 429);
+}
