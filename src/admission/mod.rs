@@ -128,60 +128,36 @@ pub async fn admit<R: KeyRefresh, O: Observer>(
         principal: None,
     })?;
     let route_limits = &snapshot.routes[routed.route].rate_limits;
-    let mut checked = Vec::new();
+    let mut limiter = Limiter {
+        snapshot,
+        route: routed.route,
+        refresh,
+        checked: Vec::new(),
+    };
     let mut subject = Subject {
         ip: client_ip,
         route: &snapshot.routes[routed.route].id,
         principal: None,
     };
     // Floods without a token are cut here, before any signature is checked.
-    if let Err(error) = limit(
-        (routed.route, &route_limits.before_auth),
-        &subject,
-        snapshot,
-        refresh,
-        obs,
-        &mut checked,
-    )
-    .await
+    if let Err(error) = limiter
+        .check(&route_limits.before_auth, &subject, obs)
+        .await
     {
-        return Err(Refused {
-            error,
-            routed: Some(routed),
-            principal: None,
-        });
+        return Err(Refused::routed(error, routed, None));
     }
     let principal =
         match authorise(req, snapshot, &routed, &transport, now, refresh, cache, obs).await {
             Ok(principal) => principal,
-            Err(denied) => {
-                return Err(Refused {
-                    error: denied.error,
-                    routed: Some(routed),
-                    principal: denied.principal,
-                })
-            }
+            Err(denied) => return Err(Refused::routed(denied.error, routed, denied.principal)),
         };
     // Only a verified identity is counted: nobody spends another client's budget.
     subject.principal = principal.as_deref();
-    if let Err(error) = limit(
-        (routed.route, &route_limits.after_auth),
-        &subject,
-        snapshot,
-        refresh,
-        obs,
-        &mut checked,
-    )
-    .await
-    {
-        return Err(Refused {
-            error,
-            routed: Some(routed),
-            principal,
-        });
+    if let Err(error) = limiter.check(&route_limits.after_auth, &subject, obs).await {
+        return Err(Refused::routed(error, routed, principal));
     }
     let ratelimit = match snapshot.rate_limiting.headers {
-        true => limits::headers::ratelimit(&checked),
+        true => limits::headers::ratelimit(&limiter.checked),
         false => None,
     };
     Ok(Admitted {
@@ -191,72 +167,92 @@ pub async fn admit<R: KeyRefresh, O: Observer>(
     })
 }
 
-/// Check `route_limits` for `subject`: in Redis (`rate_limits.mode: redis`) while it can be
-/// asked, else in this process's table (each fallback counted). Appends the outcomes to
-/// `checked`; a refusal is `429`.
-async fn limit<'a, R: KeyRefresh, O: Observer>(
-    (routed_route, route_limits): (usize, &'a [Arc<RateLimit>]),
-    subject: &Subject<'_>,
-    snapshot: &Snapshot,
-    refresh: &R,
-    obs: &mut O,
-    checked: &mut Vec<Checked<'a>>,
-) -> Result<(), GatewayError> {
-    if route_limits.is_empty() {
-        return Ok(());
+impl Refused {
+    /// Refused once routed to `routed`.
+    fn routed(error: GatewayError, routed: Routed, principal: Option<Arc<Principal>>) -> Self {
+        Refused {
+            error,
+            routed: Some(routed),
+            principal,
+        }
     }
-    let settings = &snapshot.rate_limiting;
-    let mut shared = None;
-    let mut fell_back = false;
-    if let (limits::Mode::Redis, Some(mirror)) =
-        (settings.mode, snapshot.revocation_mirror.as_ref())
-    {
-        // While the mirror knows Redis is down, the local table decides at once (no connect
-        // attempt and timeout per request).
-        // After a failed call, for a short pause, too.
-        fell_back = true;
-        let store = &settings.store;
-        if mirror.status().connected && !store.redis_paused(store.local.now()) {
-            let keys = limits::redis_keys(&mirror.settings().key_prefix, route_limits, subject);
-            let args = limits::redis::args(route_limits);
-            match refresh.rate_check(mirror, &keys, &args).await {
-                Some(Ok(reply)) => shared = limits::redis::outcomes(route_limits, &reply),
-                Some(Err(e)) => {
-                    if store.pause_redis(store.local.now()) {
-                        tracing::warn!(error = %e, "rate limits checked in each replica's own table for 2 s: Redis failed");
+}
+
+/// A route's rate limits for one request, and what they answered so far.
+struct Limiter<'s, 'r, R> {
+    snapshot: &'s Snapshot,
+    route: usize,
+    refresh: &'r R,
+    checked: Vec<Checked<'s>>,
+}
+
+impl<'s, R: KeyRefresh> Limiter<'s, '_, R> {
+    /// Check `route_limits` for `subject`: in Redis (`rate_limits.mode: redis`) while it can be
+    /// asked, else in this process's table (each fallback counted). Appends the outcomes to
+    /// `checked`; a refusal is `429`.
+    async fn check<O: Observer>(
+        &mut self,
+        route_limits: &'s [Arc<RateLimit>],
+        subject: &Subject<'_>,
+        obs: &mut O,
+    ) -> Result<(), GatewayError> {
+        let (snapshot, refresh, routed_route, checked) =
+            (self.snapshot, self.refresh, self.route, &mut self.checked);
+        if route_limits.is_empty() {
+            return Ok(());
+        }
+        let settings = &snapshot.rate_limiting;
+        let mut shared = None;
+        let mut fell_back = false;
+        if let (limits::Mode::Redis, Some(mirror)) =
+            (settings.mode, snapshot.revocation_mirror.as_ref())
+        {
+            // While the mirror knows Redis is down, and for a short pause after a failed call,
+            // the local table decides at once (no connect attempt and timeout per request).
+            fell_back = true;
+            let store = &settings.store;
+            if mirror.status().connected && !store.redis_paused(store.local.now()) {
+                let keys = limits::redis_keys(&mirror.settings().key_prefix, route_limits, subject);
+                let args = limits::redis::args(route_limits);
+                match refresh.rate_check(mirror, &keys, &args).await {
+                    Some(Ok(reply)) => shared = limits::redis::outcomes(route_limits, &reply),
+                    Some(Err(e)) => {
+                        if store.pause_redis(store.local.now()) {
+                            tracing::warn!(error = %e, "rate limits checked in each replica's own table for 2 s: Redis failed");
+                        }
                     }
+                    None => fell_back = false,
                 }
-                None => fell_back = false,
+            }
+            fell_back &= shared.is_none();
+        }
+        if fell_back {
+            settings
+                .store
+                .redis_fallbacks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let in_redis = shared.is_some();
+        let start = checked.len();
+        match shared {
+            Some(outcomes) => checked.extend(outcomes),
+            None => {
+                let table = &settings.store.local;
+                limits::check_local(table, route_limits, subject, table.now(), checked);
             }
         }
-        fell_back &= shared.is_none();
-    }
-    if fell_back {
-        settings
-            .store
-            .redis_fallbacks
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-    let in_redis = shared.is_some();
-    let start = checked.len();
-    match shared {
-        Some(outcomes) => checked.extend(outcomes),
-        None => {
-            let table = &settings.store.local;
-            limits::check_local(table, route_limits, subject, table.now(), checked);
+        let outcomes = &checked[start..];
+        let policy = snapshot.routes[routed_route].rate_limits.policy.as_ref();
+        let throttled = limits::throttled(outcomes, policy);
+        obs.record(
+            Step::RateLimit,
+            throttled.as_ref().map(|_| "rate_limited"),
+            || describe_limits(outcomes, subject, in_redis, settings.mode),
+        );
+        match throttled {
+            Some(t) => Err(GatewayError::RateLimited(Arc::new(t))),
+            None => Ok(()),
         }
-    }
-    let outcomes = &checked[start..];
-    let policy = snapshot.routes[routed_route].rate_limits.policy.as_ref();
-    let throttled = limits::throttled(outcomes, policy);
-    obs.record(
-        Step::RateLimit,
-        throttled.as_ref().map(|_| "rate_limited"),
-        || describe_limits(outcomes, subject, in_redis, settings.mode),
-    );
-    match throttled {
-        Some(t) => Err(GatewayError::RateLimited(Arc::new(t))),
-        None => Ok(()),
     }
 }
 
