@@ -43,6 +43,13 @@ async fn preflight(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
     else {
         return Ok(false);
     };
+    // A connection below the listener's TLS min_version gets admission's 403, no CORS answer.
+    if below_min_tls(session) {
+        let error = GatewayError::TlsVersionTooOld;
+        respond::reject(session, &error, &ctx.request_id, &[]).await?;
+        ctx.error = Some(error);
+        return Ok(true);
+    }
     // Routed as the request it announces: host, path, the requested method.
     let mut announced = req.clone();
     announced.set_method(method.clone());
@@ -81,6 +88,15 @@ async fn preflight(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
         }
     }
     Ok(true)
+}
+
+/// Whether the request came over TLS negotiated below its listener's `min_version`.
+fn below_min_tls(session: &Session) -> bool {
+    session
+        .digest()
+        .and_then(|d| d.ssl_digest.as_ref())
+        .and_then(|ssl| ssl.extension.get::<crate::tls::TlsConnection>())
+        .is_some_and(|c| c.below_min_version)
 }
 
 /// The address of the peer a request came from (the client, or the proxy in front).

@@ -691,7 +691,14 @@ async fn an_https_upstream_requiring_a_client_certificate_gets_the_configured_on
 
 #[tokio::test]
 async fn min_version_1_3_refuses_tls_1_2_clients() {
-    let https = Https::start(echo_upstream().await, "      min_version: \"1.3\"\n", None).await;
+    // With CORS: a preflight below the minimum version is refused too, not answered.
+    let https = Https::start_with(
+        echo_upstream().await,
+        "      min_version: \"1.3\"\n",
+        None,
+        |yaml| format!("{yaml}\ncors: {{ allowed_origins: [\"https://app.test\"] }}\n"),
+    )
+    .await;
     let gw = &https.gw;
     let ca = &https.ca;
     static TLS12_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
@@ -722,7 +729,16 @@ async fn min_version_1_3_refuses_tls_1_2_clients() {
                 Err(_) => None,
                 Ok(stream) => {
                     let mut conn = http1(stream).await;
-                    Some(get_status(&mut conn, "api.test", "/orders/1", &read_token()).await)
+                    let preflight = http::Request::options("/orders/1")
+                        .header("host", "api.test")
+                        .header("origin", "https://app.test")
+                        .header("access-control-request-method", "GET")
+                        .body(http_body_util::Empty::new())
+                        .unwrap();
+                    let preflight = conn.send_request(preflight).await.unwrap();
+                    let preflight = preflight.status().as_u16();
+                    let get = get_status(&mut conn, "api.test", "/orders/1", &read_token()).await;
+                    Some((preflight, get))
                 }
             }
         }
@@ -731,8 +747,8 @@ async fn min_version_1_3_refuses_tls_1_2_clients() {
     assert_eq!(request(&TLS12_ONLY, false).await, None);
     // rustls offers its TLS 1.3 suites even when limited to 1.2, so its handshake completes
     // and the request is refused.
-    assert_eq!(request(&TLS12_ONLY, true).await, Some(403));
-    assert_eq!(request(&TLS13_ONLY, true).await, Some(200));
+    assert_eq!(request(&TLS12_ONLY, true).await, Some((403, 403)));
+    assert_eq!(request(&TLS13_ONLY, true).await, Some((204, 200)));
 }
 
 /// An upstream that accepts any WebSocket upgrade and then echoes bytes.

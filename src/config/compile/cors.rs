@@ -66,6 +66,18 @@ pub(super) fn compile_cors(
             None => out.extend(default.iter().map(|s| (*s).to_owned())),
             Some(list) => {
                 for h in &list.value {
+                    if h.value == "*" && key == "allowed_headers" {
+                        if credentials {
+                            cx.error(
+                                h.referenced,
+                                format!("{path}.{key}"),
+                                "with allow_credentials browsers read \"*\" as a literal header name: list the headers",
+                            );
+                            good = false;
+                        }
+                        out.push("*".to_owned());
+                        continue;
+                    }
                     match HeaderName::from_bytes(h.value.as_bytes()) {
                         Ok(name) => out.push(name.as_str().to_owned()),
                         Err(_) => {
@@ -133,31 +145,59 @@ fn origin_rule(text: &str) -> Result<OriginRule, String> {
                 .to_owned(),
         );
     }
+    if !text.is_ascii() {
+        return Err(format!(
+            "\"{text}\": browsers send an international host name in its ASCII form: write it as xn--…"
+        ));
+    }
     let lower = text.to_ascii_lowercase();
     let bad = || {
         format!("\"{text}\" is not an origin: scheme://host[:port], no path (a leading *. for every subdomain)")
     };
     let (scheme, rest) = lower.split_once("://").ok_or_else(bad)?;
-    if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains(['/', '?', '#', '@'])
-    {
+    if !matches!(scheme, "http" | "https") || rest.is_empty() {
         return Err(bad());
     }
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty() => {
-            (h, format!(":{p}"))
+    // `[v6]` or a name, then `:port` or nothing.
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(v6) => {
+            let (address, after) = v6.split_once(']').ok_or_else(bad)?;
+            address.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+            (&rest[..address.len() + 2], after)
         }
-        Some(_) => return Err(bad()),
-        None => (rest, String::new()),
+        None => match rest.split_once(':') {
+            Some((h, p)) => (h, &rest[h.len()..][..p.len() + 1]),
+            None => (rest, ""),
+        },
+    };
+    let port = match port.strip_prefix(':') {
+        None if port.is_empty() => String::new(),
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+            // Browsers leave the scheme's default port out of `Origin`.
+            match (scheme, p.parse::<u16>()) {
+                ("https", Ok(443)) | ("http", Ok(80)) => String::new(),
+                (_, Ok(n)) if n > 0 => format!(":{n}"),
+                _ => return Err(bad()),
+            }
+        }
+        _ => return Err(bad()),
+    };
+    let name_ok = |h: &str| {
+        !h.is_empty()
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
     };
     match host.strip_prefix("*.") {
-        Some(suffix) if !suffix.is_empty() && !suffix.contains('*') => Ok(OriginRule::Subdomains {
+        Some(suffix) if name_ok(suffix) => Ok(OriginRule::Subdomains {
             scheme: scheme.to_owned(),
             suffix: format!(".{suffix}"),
             port,
         }),
         Some(_) => Err(bad()),
-        None if host.contains('*') || host.is_empty() => Err(bad()),
-        None => Ok(OriginRule::Exact(lower)),
+        None if host.starts_with('[') || name_ok(host) => {
+            Ok(OriginRule::Exact(format!("{scheme}://{host}{port}")))
+        }
+        None => Err(bad()),
     }
 }
 
@@ -217,5 +257,75 @@ mod tests {
         }
         // `*` without credentials is allowed.
         assert!(compile("{ allowed_origins: [\"*\"] }").0.is_some());
+    }
+
+    /// An origin is written as browsers send it: no default port, an IPv6 host in brackets,
+    /// an international name in its ASCII form (a rule that could never match is refused).
+    #[test]
+    fn origins_are_kept_in_the_form_browsers_send() {
+        assert_eq!(
+            origin_rule("HTTPS://App.Example.com:443"),
+            Ok(OriginRule::Exact("https://app.example.com".into()))
+        );
+        assert_eq!(
+            origin_rule("http://localhost:80"),
+            Ok(OriginRule::Exact("http://localhost".into()))
+        );
+        assert_eq!(
+            origin_rule("https://[::1]:8443"),
+            Ok(OriginRule::Exact("https://[::1]:8443".into()))
+        );
+        assert_eq!(
+            origin_rule("https://[2001:db8::1]"),
+            Ok(OriginRule::Exact("https://[2001:db8::1]".into()))
+        );
+        assert_eq!(
+            origin_rule("https://*.tenant.example:443"),
+            Ok(OriginRule::Subdomains {
+                scheme: "https".into(),
+                suffix: ".tenant.example".into(),
+                port: String::new()
+            })
+        );
+        for bad in [
+            "https://bücher.example",
+            "https://[::1",
+            "https://[not-v6]",
+            "https://app.example.com:0",
+            "https://app.example.com:99999",
+            "https://app.example.com:",
+            "https://a b.example",
+            "https://user@app.example.com",
+            "https://app.example.com:443/x",
+        ] {
+            assert!(origin_rule(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// `allowed_headers: ["*"]` is the Fetch standard's wildcard, which browsers honour only
+    /// without credentials (and never for `Authorization`).
+    #[test]
+    fn a_header_wildcard_needs_no_credentials() {
+        let (policy, errors) =
+            compile("{ allowed_origins: [\"https://a.example\"], allowed_headers: [\"*\"] }");
+        assert!(errors.is_empty(), "{errors:?}");
+        let policy = policy.unwrap();
+        let origin = HeaderValue::from_static("https://a.example");
+        assert!(policy
+            .preflight(&origin, "GET", Some("x-anything, content-type"))
+            .is_some());
+        assert!(policy
+            .preflight(&origin, "GET", Some("authorization"))
+            .is_none());
+        let (policy, _) = compile(
+            "{ allowed_origins: [\"https://a.example\"], allowed_headers: [\"*\", authorization] }",
+        );
+        assert!(policy
+            .unwrap()
+            .preflight(&origin, "GET", Some("authorization, x-y"))
+            .is_some());
+        let (policy, errors) = compile("{ allowed_origins: [\"https://a.example\"], allowed_headers: [\"*\"], allow_credentials: true }");
+        assert!(policy.is_none());
+        assert!(errors.iter().any(|e| e.contains("literal")), "{errors:?}");
     }
 }
