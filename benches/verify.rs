@@ -186,6 +186,7 @@ fn bench(c: &mut Criterion) {
         now,
         max_age: std::time::Duration::from_secs(60),
         leeway: std::time::Duration::from_secs(5),
+        hosts: &[],
     };
     assert!(portcullis::auth::dpop::check(&proof, &expected).is_ok());
     c.bench_function("dpop/proof_es256", |b| {

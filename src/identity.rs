@@ -148,6 +148,7 @@ mod tests {
             script_path_info: false,
             cors: None,
             rate_limits: Default::default(),
+            any_host: true,
         };
         let principal = Principal {
             issuer_id: Arc::from("corp"),

@@ -190,6 +190,8 @@ pub struct Route {
     pub cors: Option<Arc<crate::cors::CorsPolicy>>,
     /// Rate limits: the route's own, or the gateway-wide default.
     pub rate_limits: crate::rate_limit::RouteLimits,
+    /// No `match.host`: the route takes whatever host the client sends.
+    pub any_host: bool,
 }
 
 /// What a route demands of the caller.

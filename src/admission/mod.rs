@@ -363,6 +363,10 @@ async fn authorise<R: KeyRefresh, O: Observer>(
         scheme,
         authority,
         path: &routed.path,
+        dpop_hosts: match route.any_host {
+            true => &snapshot.dpop.hosts,
+            false => &[],
+        },
     };
     let first = authenticate(&presented, route, snapshot, now(), cache, obs);
     let Err(Denied {

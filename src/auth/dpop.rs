@@ -98,6 +98,9 @@ pub struct Expected<'a> {
     /// How far in the past (`max_age`) and the future (`leeway`) `iat` may be.
     pub max_age: Duration,
     pub leeway: Duration,
+    /// `dpop_proofs.hosts` on a route without `match.host` (whose host is whatever the client
+    /// sent): the `htu` host must be one of them. Empty: no such check.
+    pub hosts: &'a [String],
 }
 
 /// A proof that passed every check of [`check`] but replay.
@@ -307,6 +310,16 @@ fn htu_matches(htu: &str, expected: &Expected<'_>) -> bool {
     if authority != expected_authority {
         return false;
     }
+    // A proof made for another server that accepts the same tokens names that server's host;
+    // the client may send that host here too, but it is not one of this gateway's.
+    if !expected.hosts.is_empty()
+        && !expected
+            .hosts
+            .iter()
+            .any(|h| h.strip_suffix(default_suffix.as_str()).unwrap_or(h) == authority)
+    {
+        return false;
+    }
     let path = match uri.path() {
         "" => "/",
         p => p,
@@ -360,6 +373,9 @@ pub struct ProofSettings {
     pub max_replay_entries: usize,
     /// Claim accepted proofs in `revocation.redis` too (`dpop_proofs.share_through_redis`).
     pub share_through_redis: bool,
+    /// `dpop_proofs.hosts`, lower case: the hosts a proof may name on a route without
+    /// `match.host`.
+    pub hosts: Vec<String>,
     /// The same, space-separated: the `algs` of the challenge (RFC 9449 §7.1).
     pub algs: std::sync::Arc<str>,
 }
@@ -371,6 +387,7 @@ impl ProofSettings {
             max_age,
             max_replay_entries,
             share_through_redis: false,
+            hosts: Vec::new(),
             algs: std::sync::Arc::from(algs.join(" ")),
             algorithms,
         }
@@ -514,6 +531,7 @@ mod tests {
             now: NOW,
             max_age: Duration::from_secs(60),
             leeway: Duration::from_secs(5),
+            hosts: &[],
         }
     }
 
@@ -549,6 +567,35 @@ mod tests {
             ..expected()
         };
         assert!(check(&client.proof(|_, _| {}), &with_port).is_ok());
+    }
+
+    /// With `dpop_proofs.hosts` (a route without `match.host`), a proof made for another server
+    /// is refused even when the client sends that server's host.
+    #[test]
+    fn on_a_hostless_route_htu_must_name_one_of_the_gateways_hosts() {
+        let client = Client::new();
+        let hosts = [
+            "api.example.com:443".to_owned(),
+            "api.example.org".to_owned(),
+        ];
+        let ours = Expected {
+            hosts: &hosts,
+            ..expected()
+        };
+        assert!(check(&client.proof(|_, _| {}), &ours).is_ok());
+        let elsewhere = Expected {
+            authority: "other-rs.example",
+            hosts: &hosts,
+            ..expected()
+        };
+        let proof = client.proof(|_, c| c["htu"] = json!("https://other-rs.example/orders/7"));
+        assert_eq!(check(&proof, &elsewhere).unwrap_err(), ProofFault::Uri);
+        // The same without the list: the check cannot tell this gateway from the other.
+        let unlisted = Expected {
+            hosts: &[],
+            ..elsewhere
+        };
+        assert!(check(&proof, &unlisted).is_ok());
     }
 
     /// Each check failing alone, with its own fault.

@@ -72,6 +72,9 @@ pub struct Presented<'a> {
     pub scheme: &'a str,
     pub authority: &'a str,
     pub path: &'a str,
+    /// The hosts a DPoP proof may name (`dpop_proofs.hosts`, on a route without `match.host`);
+    /// empty: any.
+    pub dpop_hosts: &'a [String],
     /// For an opaque token: the introspecting issuer (snapshot index) and its answer, asked by
     /// [`crate::admission::admit`] before this (an async call).
     pub introspection: Option<(usize, &'a introspection::Answer)>,
@@ -348,6 +351,7 @@ fn dpop_proof(
         now,
         max_age: snapshot.dpop.max_age,
         leeway: issuer.leeway,
+        hosts: presented.dpop_hosts,
     };
     dpop::check(value, &expected).map_err(refused)
 }

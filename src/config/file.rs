@@ -201,6 +201,10 @@ pub struct DpopProofsFile {
     /// the replay memory.
     #[serde(default)]
     pub share_through_redis: Option<Spanned<bool>>,
+    /// The hosts (`host[:port]`) clients reach this gateway by: on a route without
+    /// `match.host`, a proof's `htu` must name one of them.
+    #[serde(default)]
+    pub hosts: Option<Spanned<Vec<Text>>>,
 }
 
 /// Decision mode: a listener answering an ingress's "may this request pass?" (docs/decision-mode.md).

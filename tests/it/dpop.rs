@@ -406,3 +406,54 @@ async fn a_proof_accepted_by_one_replica_is_a_replay_at_another() {
         (401, CHALLENGE.to_owned())
     );
 }
+
+/// RFC 9449 §4.3 step 9 on a route without `match.host`: the host is whatever the client sends,
+/// so a proof captured from another server that accepts the same tokens would name a host the
+/// client can send here too. With `dpop_proofs.hosts`, only this gateway's hosts pass.
+#[tokio::test]
+async fn on_a_hostless_route_a_proof_must_name_one_of_the_gateways_hosts() {
+    let yaml = config(echo_upstream().await, closed_port(), closed_port());
+    let gw = TestGateway::start(&format!(
+        "{yaml}dpop_proofs: {{ hosts: [\"api.example.com\", \"localhost:8080\"] }}\n"
+    ));
+    let client_key = DpopClient::new();
+    let mut bound = claims("read:orders");
+    bound["cnf"] = json!({ "jkt": client_key.jkt() });
+    let token = Issuer::rsa(&bound);
+    let dpop = format!("DPoP {token}");
+    let (ours, theirs) = (
+        "http://api.example.com/orders/1",
+        "http://other-rs.example/orders/1",
+    );
+    let proof = |htu: &str| client_key.proof("GET", htu, &token, |_| {});
+    let host = |h: &'static str| [("host", h)];
+    assert_eq!(
+        call(
+            &gw,
+            "/orders/1",
+            &dpop,
+            Some(&proof(ours)),
+            &host("api.example.com")
+        )
+        .await,
+        (200, String::new())
+    );
+    assert_eq!(
+        call(
+            &gw,
+            "/orders/1",
+            &dpop,
+            Some(&proof(theirs)),
+            &host("other-rs.example")
+        )
+        .await,
+        (401, CHALLENGE.to_owned())
+    );
+    let metrics = gw.metrics_text().await;
+    assert!(
+        metrics.contains(
+            r#"portcullis_rejections_total{mode="proxy",reason="dpop_proof_htu",route="orders-read"} 1"#
+        ),
+        "{metrics}"
+    );
+}

@@ -441,6 +441,7 @@ pub fn compile_with(file: GatewayFile, inputs: Inputs<'_>) -> Result<Compiled, C
                 script_path_info,
                 cors,
                 rate_limits: crate::rate_limit::RouteLimits::new(&route_limits),
+                any_host: r.matcher.value.host.is_none(),
             });
         }
     }
@@ -634,6 +635,22 @@ fn compile_dpop_proofs(
     }
     let mut settings =
         crate::auth::dpop::ProofSettings::new(max_age, algorithms, max_replay_entries);
+    if let Some(list) = &file.hosts {
+        for h in &list.value {
+            let lower = h.value.trim_end_matches('.').to_ascii_lowercase();
+            let ok = lower.parse::<http::uri::Authority>().is_ok_and(|a| {
+                !a.as_str().contains('@') && !a.host().is_empty() && a.as_str() == lower
+            });
+            match ok {
+                true => settings.hosts.push(lower),
+                false => cx.error(
+                    h.referenced,
+                    "dpop_proofs.hosts",
+                    format!("\"{}\" is not a host[:port]", h.value),
+                ),
+            }
+        }
+    }
     if let Some(share) = &file.share_through_redis {
         settings.share_through_redis = share.value;
         if share.value && !redis_configured {
