@@ -59,9 +59,9 @@ impl CorsPolicy {
                 .and_then(|host| host.strip_suffix(suffix.as_str()))
                 .is_some_and(|label| {
                     !label.is_empty()
-                        && label
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                        && label.bytes().all(|b| {
+                            b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'
+                        })
                 }),
         })
     }

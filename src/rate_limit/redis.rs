@@ -46,11 +46,17 @@ pub fn script() -> &'static ::redis::Script {
     &LUA
 }
 
-/// The script's arguments for `limits`: interval (µs, at least 1) and burst of each.
+/// A limit's interval in whole microseconds, rounded up: Redis's limit is never looser than
+/// the local one.
+fn interval_micros(quota: Quota) -> u64 {
+    quota.interval.div_ceil(1000).max(1)
+}
+
+/// The script's arguments for `limits`: interval (µs) and burst of each.
 pub fn args(limits: &[Arc<RateLimit>]) -> Vec<u64> {
     limits
         .iter()
-        .flat_map(|l| [(l.quota.interval / 1000).max(1), u64::from(l.quota.burst)])
+        .flat_map(|l| [interval_micros(l.quota), u64::from(l.quota.burst)])
         .collect()
 }
 
@@ -66,7 +72,7 @@ pub fn outcomes<'a>(limits: &'a [Arc<RateLimit>], reply: &[i64]) -> Option<Vec<C
     let mut checked = Vec::with_capacity(limits.len());
     for (i, (limit, &tat)) in limits.iter().zip(tats).enumerate() {
         let quota = Quota {
-            interval: (limit.quota.interval / 1000).max(1) * 1000,
+            interval: interval_micros(limit.quota) * 1000,
             burst: limit.quota.burst,
         };
         let new = micros(tat);

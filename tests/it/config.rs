@@ -614,3 +614,31 @@ fn rate_limits_compile_per_route_and_refuse_what_cannot_work_with_their_location
         assert!(text.contains(message), "{message}\n{text}");
     }
 }
+
+#[test]
+fn dpop_hosts_are_host_names_in_the_form_a_proof_is_compared_in() {
+    let with = |hosts: &str| format!("{GOOD}dpop_proofs: {{ hosts: {hosts} }}\n");
+    let ok = load_str(
+        &with("[API.Example.com., \"api.example.com:8443\"]"),
+        &crate::support::fixtures(),
+    )
+    .unwrap();
+    assert_eq!(
+        ok.snapshot.dpop.hosts,
+        ["api.example.com", "api.example.com:8443"]
+    );
+    for bad in [
+        "[\"*.example.com\"]",
+        "[\"api.example.com:0443\"]",
+        "[\"api.example.com:99999\"]",
+        "[\"[::1]\"]",
+        "[\"user@api.example.com\"]",
+        "[]",
+    ] {
+        let errors = load_str(&with(bad), &crate::support::fixtures())
+            .unwrap_err()
+            .0;
+        assert_eq!(errors.len(), 1, "{bad}: {errors:#?}");
+        assert_eq!(errors[0].path, "dpop_proofs.hosts", "{bad}");
+    }
+}

@@ -66,7 +66,7 @@ pub(super) fn compile_cors(
             None => out.extend(default.iter().map(|s| (*s).to_owned())),
             Some(list) => {
                 for h in &list.value {
-                    if h.value == "*" && key == "allowed_headers" {
+                    if h.value == "*" {
                         if credentials {
                             cx.error(
                                 h.referenced,
@@ -159,11 +159,13 @@ fn origin_rule(text: &str) -> Result<OriginRule, String> {
         return Err(bad());
     }
     // `[v6]` or a name, then `:port` or nothing.
+    let v6_host;
     let (host, port) = match rest.strip_prefix('[') {
         Some(v6) => {
             let (address, after) = v6.split_once(']').ok_or_else(bad)?;
-            address.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
-            (&rest[..address.len() + 2], after)
+            let address = address.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+            v6_host = format!("[{}]", whatwg_ipv6(address));
+            (v6_host.as_str(), after)
         }
         None => match rest.split_once(':') {
             Some((h, p)) => (h, &rest[h.len()..][..p.len() + 1]),
@@ -183,22 +185,71 @@ fn origin_rule(text: &str) -> Result<OriginRule, String> {
         _ => return Err(bad()),
     };
     let name_ok = |h: &str| {
-        !h.is_empty()
-            && h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        h.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+    };
+    // A host whose last label is a number is an IPv4 address to a browser, which writes it
+    // in dotted decimal (`127.1` and `0x7f.0.0.1` are `127.0.0.1`): only that form can match.
+    let numeric = |h: &str| {
+        h.rsplit('.')
+            .next()
+            .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()) || last.starts_with("0x"))
     };
     match host.strip_prefix("*.") {
-        Some(suffix) if name_ok(suffix) => Ok(OriginRule::Subdomains {
+        Some(suffix) if name_ok(suffix) && !numeric(suffix) => Ok(OriginRule::Subdomains {
             scheme: scheme.to_owned(),
             suffix: format!(".{suffix}"),
             port,
         }),
         Some(_) => Err(bad()),
-        None if host.starts_with('[') || name_ok(host) => {
-            Ok(OriginRule::Exact(format!("{scheme}://{host}{port}")))
-        }
+        None if host.starts_with('[') => Ok(OriginRule::Exact(format!("{scheme}://{host}{port}"))),
+        None if numeric(host) => match host.parse::<std::net::Ipv4Addr>() {
+            Ok(ip) if ip.to_string() == host => {
+                Ok(OriginRule::Exact(format!("{scheme}://{host}{port}")))
+            }
+            _ => Err(format!(
+                "\"{text}\": browsers write an IPv4 host in dotted decimal (127.0.0.1): use that form"
+            )),
+        },
+        None if name_ok(host) => Ok(OriginRule::Exact(format!("{scheme}://{host}{port}"))),
         None => Err(bad()),
     }
+}
+
+/// An IPv6 address as the URL standard serialises a host (and browsers write `Origin`): eight
+/// lower-case hex pieces without leading zeros, the first longest run of two or more zero pieces
+/// as `::`, never an embedded IPv4 form.
+fn whatwg_ipv6(address: std::net::Ipv6Addr) -> String {
+    let pieces = address.segments();
+    let (mut best, mut run) = ((0, 0), (0, 0));
+    for (i, &p) in pieces.iter().enumerate() {
+        if p == 0 {
+            run = if run.1 == 0 {
+                (i, 1)
+            } else {
+                (run.0, run.1 + 1)
+            };
+            if run.1 > best.1 {
+                best = run;
+            }
+        } else {
+            run = (0, 0);
+        }
+    }
+    let hex = |ps: &[u16]| ps.iter().map(|p| format!("{p:x}")).collect::<Vec<_>>();
+    if best.1 < 2 {
+        return hex(&pieces).join(":");
+    }
+    let (start, end) = (best.0, best.0 + best.1);
+    format!(
+        "{}::{}",
+        hex(&pieces[..start]).join(":"),
+        hex(&pieces[end..]).join(":")
+    )
 }
 
 #[cfg(test)]
@@ -279,6 +330,28 @@ mod tests {
             origin_rule("https://[2001:db8::1]"),
             Ok(OriginRule::Exact("https://[2001:db8::1]".into()))
         );
+        // IPv6 as browsers serialise it (the URL standard's host serialiser).
+        for (written, sent) in [
+            ("https://[2001:0DB8:0:0::1]", "https://[2001:db8::1]"),
+            ("https://[0:0:0:0:0:0:0:1]", "https://[::1]"),
+            ("http://[::ffff:1.2.3.4]", "http://[::ffff:102:304]"),
+            ("https://[1:0:0:2:0:0:0:3]", "https://[1:0:0:2::3]"),
+            ("https://[1:0:2:3:4:5:6:7]", "https://[1:0:2:3:4:5:6:7]"),
+        ] {
+            assert_eq!(
+                origin_rule(written),
+                Ok(OriginRule::Exact(sent.into())),
+                "{written}"
+            );
+        }
+        assert_eq!(
+            origin_rule("http://127.0.0.1:8080"),
+            Ok(OriginRule::Exact("http://127.0.0.1:8080".into()))
+        );
+        assert_eq!(
+            origin_rule("https://a_b.example.com"),
+            Ok(OriginRule::Exact("https://a_b.example.com".into()))
+        );
         assert_eq!(
             origin_rule("https://*.tenant.example:443"),
             Ok(OriginRule::Subdomains {
@@ -297,6 +370,12 @@ mod tests {
             "https://a b.example",
             "https://user@app.example.com",
             "https://app.example.com:443/x",
+            "http://127.1",
+            "http://0x7f.0.0.1",
+            "http://010.0.0.1",
+            "http://2130706433",
+            "https://*.0.1",
+            "https://a..example",
         ] {
             assert!(origin_rule(bad).is_err(), "{bad}");
         }

@@ -636,17 +636,29 @@ fn compile_dpop_proofs(
     let mut settings =
         crate::auth::dpop::ProofSettings::new(max_age, algorithms, max_replay_entries);
     if let Some(list) = &file.hosts {
+        if list.value.is_empty() {
+            cx.error(
+                list.referenced,
+                "dpop_proofs.hosts",
+                "list at least one host, or leave hosts out",
+            );
+        }
         for h in &list.value {
-            let lower = h.value.trim_end_matches('.').to_ascii_lowercase();
-            let ok = lower.parse::<http::uri::Authority>().is_ok_and(|a| {
-                !a.as_str().contains('@') && !a.host().is_empty() && a.as_str() == lower
+            // As a `Host` header is read: lower case, no trailing dot; a port without leading
+            // zeros (a proof's `htu` port is compared as a number).
+            let host = crate::target::canonical_host(h.value.as_bytes()).ok();
+            let canonical = host.as_ref().and_then(|host| {
+                let port = host.authority().get(host.name().len() + 1..);
+                let port_ok = port
+                    .is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0 && n.to_string() == p));
+                (port_ok && !host.name().starts_with('[')).then(|| host.authority().to_owned())
             });
-            match ok {
-                true => settings.hosts.push(lower),
-                false => cx.error(
+            match canonical {
+                Some(authority) => settings.hosts.push(authority),
+                None => cx.error(
                     h.referenced,
                     "dpop_proofs.hosts",
-                    format!("\"{}\" is not a host[:port]", h.value),
+                    format!("\"{}\" is not a host name with an optional port", h.value),
                 ),
             }
         }
