@@ -436,6 +436,38 @@ impl Metrics {
             .inc();
     }
 
+    /// Drop the series of routes the serving configuration no longer has (a reload removed or
+    /// renamed them): they could never change again, and would stay on dashboards and in
+    /// alerts' sums forever. A request still finishing on the old configuration counts into
+    /// handles it already holds, which are simply no longer exported.
+    fn prune_routes(&self, snapshot: &Snapshot) {
+        use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
+        let current: std::collections::HashSet<&str> = (snapshot.routes.iter())
+            .map(|r| &*r.id)
+            .chain(["-"])
+            .collect();
+        fn prune<B: MetricVecBuilder>(
+            vec: &MetricVec<B>,
+            current: &std::collections::HashSet<&str>,
+        ) {
+            for family in vec.collect() {
+                for metric in family.get_metric() {
+                    let labels: std::collections::HashMap<&str, &str> = (metric.get_label().iter())
+                        .map(|l| (l.name(), l.value()))
+                        .collect();
+                    if labels.get("route").is_some_and(|r| !current.contains(r)) {
+                        let _ = vec.remove(&labels);
+                    }
+                }
+            }
+        }
+        prune(&self.requests, &current);
+        prune(&self.rejections, &current);
+        prune(&self.request_duration, &current);
+        prune(&self.upstream_duration, &current);
+        prune(&self.rate_limited, &current);
+    }
+
     /// Each introspector's counters, added since the last scrape.
     fn render_introspection(&self, snapshot: &Snapshot) {
         use std::sync::atomic::Ordering::Relaxed;
@@ -473,6 +505,7 @@ impl Metrics {
 
     /// The Prometheus text exposition, with key-set gauges read from `snapshot` at this moment.
     pub fn render(&self, snapshot: &Snapshot) -> String {
+        self.prune_routes(snapshot);
         self.config_info.reset();
         self.config_info
             .with_label_values(&[&snapshot.config_sha256])

@@ -263,3 +263,40 @@ async fn rate_limit_budgets_carry_over_a_reload_and_new_limits_apply_at_once() {
     assert_eq!(status(&gw).await, 200);
     assert_eq!(status(&gw).await, 429);
 }
+
+#[tokio::test]
+async fn a_route_removed_by_a_reload_leaves_the_metrics() {
+    let echo = echo_upstream().await;
+    let gated = gated_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    let old =
+        "  - { id: retired, match: { path_prefix: /retired }, upstream: echo, auth: public }\n";
+    std::fs::write(&path, config(echo, gated.addr, old)).unwrap();
+    let mut gw = TestGateway::start_reloading(&path);
+    let get = |path: &str| client().get(gw.url(path)).send();
+    assert_eq!(get("/retired/x").await.unwrap().status(), 200);
+    assert_eq!(get("/api/x").await.unwrap().status(), 200);
+    let series = |metrics: &str, route: &str| {
+        metrics
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains(&format!("route=\"{route}\"")))
+            .count()
+    };
+    let before = gw.metrics_text().await;
+    assert!(series(&before, "retired") > 0, "{before}");
+    rewrite(&path, old, "");
+    assert_eq!(
+        next_reload(&mut gw).await,
+        ReloadOutcome::Applied {
+            restart_needed: vec![]
+        }
+    );
+    let after = gw.metrics_text().await;
+    assert_eq!(series(&after, "retired"), 0, "{after}");
+    // The routes still served keep their series and counts.
+    assert!(
+        after.contains(r#"portcullis_requests_total{method="GET",mode="proxy",route="api",status_class="2xx"} 1"#),
+        "{after}"
+    );
+}
