@@ -15,6 +15,9 @@
 #   decision mode (wrk): the subrequest nginx's auth_request sends (deploy/nginx), steady token,
 #     against the decision listener of the cache-on portcullis: no upstream, so compare its
 #     CPU per request with the proxied steady token's;
+#   rate limits (wrk): a third portcullis, cache on, with two local limits on the route (by
+#     ip, before authentication; by client_id, after) too generous ever to refuse: what
+#     checking them costs, beside the steady token's row;
 # then once: unique tokens (every request a token never seen, pre-minted, cache on).
 # Prints the means of req/s, p50, p99, the proxy's CPU µs per request (from /proc), failed requests, and the
 # ratio to bare Pingora on the same protocol; then the RSS growth of the unique-token run per
@@ -83,8 +86,9 @@ wait_port "$backend"
 
 # portcullis' configuration: the demo issuer, one protected route, a plain and a TLS listener,
 # the cache on or off.
-gateway_config() { # port tls_port admin cache [decision_port]
-  cat >"$work/gateway-$4.yaml" <<EOF
+gateway_config() { # port tls_port admin cache [decision_port] [limits]
+  local file="$work/gateway-$4${6:+-limits}.yaml"
+  cat >"$file" <<EOF
 listeners:
   - { name: http, address: "127.0.0.1:$1" }
   - name: https
@@ -106,7 +110,15 @@ routes:
     upstream: backend
     auth: { scopes: { all_of: ["read:orders"] } }
 EOF
-  echo "$work/gateway-$4.yaml"
+  if [ -n "${6:-}" ]; then
+    cat >>"$file" <<EOF
+rate_limits:
+  default:
+    - { key: ip, rate: 1000000/s, burst: 1000000 }
+    - { key: client_id, rate: 1000000/s, burst: 1000000 }
+EOF
+  fi
+  echo "$file"
 }
 
 config=$(gateway_config 1 2 3 true)
@@ -218,11 +230,12 @@ pids+=($bare_pid)
 
 # portcullis with the cache on serves the steady, HTTPS, HTTP/2 and (last) unique-token loads;
 # a second one has the cache off. Only the one under load uses CPU.
-start_portcullis() { # cache [decision]: sets port, tls_port, admin, decision, pid
+start_portcullis() { # cache [decision] [limits]: sets port, tls_port, admin, decision, pid
   port=$(free_port) tls_port=$(free_port) admin=$(free_port) decision=${2:+$(free_port)}
   local config
-  config=$(gateway_config "$port" "$tls_port" "$admin" "$1" "$decision")
-  taskset -c 1 "$bin/portcullis" --log-format json run -c "$config" 2>"$work/portcullis-$1.log" &
+  config=$(gateway_config "$port" "$tls_port" "$admin" "$1" "$decision" "${3:-}")
+  taskset -c 1 "$bin/portcullis" --log-format json run -c "$config" \
+    2>"$work/portcullis-$1${3:+-limits}.log" &
   pid=$!
   pids+=($pid)
   wait_port "$port"
@@ -230,6 +243,8 @@ start_portcullis() { # cache [decision]: sets port, tls_port, admin, decision, p
 }
 start_portcullis false
 off_port=$port off_pid=$pid
+start_portcullis true "" limits
+limits_port=$port limits_pid=$pid
 start_portcullis true decision
 on_port=$port on_tls=$tls_port on_admin=$admin on_pid=$pid on_decision=$decision
 wait_port "$on_decision"
@@ -257,6 +272,8 @@ for round in $(seq 1 "$ROUNDS"); do
     "https://127.0.0.1:$on_tls/orders/42"
   run "portcullis, decision (nginx auth subrequest), steady token" $on_pid \
     "portcullis, steady token (cache hits)" decision "http://127.0.0.1:$on_decision/_portcullis"
+  run "portcullis, steady token, rate limits (ip + client_id)" $limits_pid \
+    "portcullis, steady token (cache hits)" wrk "http://127.0.0.1:$limits_port/orders/42"
 done
 
 # Once: each token is new only once.

@@ -410,6 +410,23 @@ mod tests {
         }
     }
 
+    /// A failed Redis call pauses Redis for [`REDIS_PAUSE`]: the call that starts the pause is
+    /// the one that logs; Redis is asked again once it is over.
+    #[test]
+    fn a_failed_redis_call_pauses_redis_once_for_its_length() {
+        let store = LimitStore::new(1_000);
+        let t = 10_000_000_000;
+        assert!(!store.redis_paused(t));
+        assert!(store.pause_redis(t));
+        assert!(
+            !store.pause_redis(t + 1),
+            "a second failure in the pause logs nothing"
+        );
+        assert!(store.redis_paused(t + REDIS_PAUSE - 1));
+        assert!(!store.redis_paused(t + 1 + REDIS_PAUSE));
+        assert!(store.pause_redis(t + 1 + REDIS_PAUSE));
+    }
+
     #[test]
     fn every_limit_must_allow_and_a_refusal_gives_the_others_back() {
         let store = LocalLimiter::new(64);

@@ -80,7 +80,9 @@ async fn a_limit_refuses_past_its_burst_and_allows_again_after_its_interval() {
     // Allowed fields are not sent unless `rate_limits.headers` asks for them.
     assert_eq!(as_client(&gw, "other").await.ratelimit, None);
     // After the Retry-After it gave: one request (one per second), not the whole burst. Any
-    // delay under a second more gives the same answers.
+    // delay under a second more gives the same answers. The wait is the interval under test,
+    // not a synchronisation (the gateway's clock is real time; the exact arithmetic is in the
+    // unit tests of rate_limit::gcra, on an injected clock).
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(as_client(&gw, "cli").await.status, 200);
     assert_eq!(as_client(&gw, "cli").await.status, 429);

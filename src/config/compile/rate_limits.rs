@@ -50,11 +50,11 @@ pub(super) fn compile_rate_limits(
     }
     if let Some(n) = &f.max_keys {
         match usize::try_from(n.value) {
-            Ok(n) if (1_000..=100_000_000).contains(&n) => out.max_keys = n,
+            Ok(n) if (1_000..=10_000_000).contains(&n) => out.max_keys = n,
             _ => cx.error(
                 n.referenced,
                 "rate_limits.max_keys",
-                "between 1000 and 100000000 (each key takes about 32 bytes, allocated at start-up)",
+                "between 1000 and 10000000 (1,000,000 keys take 34 MB, allocated at start-up)",
             ),
         }
     }
